@@ -1,0 +1,301 @@
+// Package config is the single source of truth for the environment of the
+// six functions: the variable names, their defaults and the rules a value
+// must obey. The CDK app validates its context with the same rules (so a bad
+// value fails `cdk synth`), and every function validates its environment
+// again at start, so a hand-edited console value cannot ship either.
+//
+// This package must stay plain Go: Lambda binaries import it and must never
+// link the CDK.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Model-call variables (DESIGN §3). CDK context keys use the same names.
+const (
+	ModelID         = "ANTHROPIC_MODEL_ID"
+	UseOpusModel    = "USE_OPUS_MODEL"
+	SecretName      = "ANTHROPIC_SECRET_NAME"
+	UseAnthropicAPI = "USE_ANTHROPIC_API"
+	AIProvider      = "AI_PROVIDER"
+	MaxTokens       = "MAX_TOKENS"
+	Temperature     = "TEMPERATURE"
+	TopP            = "TOP_P"
+	TopK            = "TOP_K"
+)
+
+// Runtime variables the code needs beyond §3.
+const (
+	ConnectionsTable     = "CONNECTIONS_TABLE"
+	ConversationsTable   = "CONVERSATIONS_TABLE"
+	MessagesTable        = "MESSAGES_TABLE"
+	PromptsTable         = "PROMPTS_TABLE"
+	UsageTable           = "USAGE_TABLE"
+	DailyTokenLimit      = "DAILY_TOKEN_LIMIT"
+	JWTIssuer            = "JWT_ISSUER"
+	JWTAudience          = "JWT_AUDIENCE"
+	JWKSURL              = "JWKS_URL"
+	ConnectionTTLSeconds = "CONNECTION_TTL_SECONDS"
+	SecretTTLSeconds     = "SECRET_TTL_SECONDS"
+	// Overrides for local runs and tests; unset in AWS.
+	AnthropicBaseURL    = "ANTHROPIC_BASE_URL"
+	ConnectionsEndpoint = "CONNECTIONS_ENDPOINT"
+)
+
+// Providers accepted by AI_PROVIDER.
+const (
+	ProviderAnthropicAPI = "anthropic_api"
+	ProviderBedrock      = "bedrock"
+)
+
+// DefaultModelID is the model the service ships with.
+const DefaultModelID = "claude-opus-4-5-20251101"
+
+// RetiredModelIDs are ids Anthropic has retired; shipping one fails every
+// request, so both synth and start-up refuse them.
+var RetiredModelIDs = []string{
+	"claude-3-opus-20240229",
+	"claude-3-sonnet-20240229",
+	"claude-2.1",
+	"claude-2.0",
+	"claude-instant-1.2",
+}
+
+// ModelDefaults are the values of DESIGN §3. TOP_P is absent on purpose:
+// it is optional and excludes TEMPERATURE.
+func ModelDefaults() map[string]string {
+	return map[string]string{
+		ModelID:         DefaultModelID,
+		UseOpusModel:    "true",
+		SecretName:      "buddy-v1",
+		UseAnthropicAPI: "true",
+		AIProvider:      ProviderAnthropicAPI,
+		MaxTokens:       "4096",
+		Temperature:     "0.3",
+		TopK:            "40",
+	}
+}
+
+// ModelKeys lists the model-call variables in a stable order.
+var ModelKeys = []string{ModelID, UseOpusModel, SecretName, UseAnthropicAPI, AIProvider, MaxTokens, Temperature, TopP, TopK}
+
+// Error names the offending variable so an operator can fix it directly.
+type Error struct {
+	Key string
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Key + ": " + e.Msg }
+
+// Model is the validated model-call configuration.
+type Model struct {
+	Provider        string
+	ModelID         string
+	UseOpusModel    bool
+	SecretName      string
+	UseAnthropicAPI bool
+	MaxTokens       int64
+	Temperature     *float64 // nil: not sent
+	TopP            *float64 // nil: not sent
+	TopK            int64    // 0: not sent
+}
+
+// ParseModel validates the model-call variables read through get (os.Getenv,
+// or a CDK context lookup). Empty means unset. All problems are reported,
+// each naming its key.
+func ParseModel(get func(string) string) (Model, error) {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, a...)})
+	}
+	m := Model{
+		Provider:   strings.TrimSpace(get(AIProvider)),
+		ModelID:    strings.TrimSpace(get(ModelID)),
+		SecretName: strings.TrimSpace(get(SecretName)),
+	}
+	switch m.Provider {
+	case ProviderAnthropicAPI, ProviderBedrock:
+	case "":
+		bad(AIProvider, "is required (%q or %q)", ProviderAnthropicAPI, ProviderBedrock)
+	default:
+		bad(AIProvider, "%q is not a provider; use %q or %q", m.Provider, ProviderAnthropicAPI, ProviderBedrock)
+	}
+	switch {
+	case m.ModelID == "":
+		bad(ModelID, "is required")
+	case slices.Contains(RetiredModelIDs, m.ModelID):
+		bad(ModelID, "%q is retired and no longer served; use %q", m.ModelID, DefaultModelID)
+	case strings.ContainsAny(m.ModelID, " \t\n\"'"):
+		bad(ModelID, "%q is not a model id", m.ModelID)
+	}
+	if m.Provider == ProviderAnthropicAPI && m.SecretName == "" {
+		bad(SecretName, "is required when %s=%s", AIProvider, ProviderAnthropicAPI)
+	}
+	parseBool := func(key string, dst *bool) {
+		v := strings.TrimSpace(get(key))
+		if v == "" {
+			return
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad(key, "%q is not true or false", v)
+			return
+		}
+		*dst = b
+	}
+	parseBool(UseOpusModel, &m.UseOpusModel)
+	parseBool(UseAnthropicAPI, &m.UseAnthropicAPI)
+	if m.UseAnthropicAPI && m.Provider == ProviderBedrock {
+		bad(UseAnthropicAPI, "is true but %s=%s; set it to false for Bedrock", AIProvider, ProviderBedrock)
+	}
+
+	if v := strings.TrimSpace(get(MaxTokens)); v == "" {
+		bad(MaxTokens, "is required")
+	} else if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 1 || n > 128000 {
+		bad(MaxTokens, "%q must be a whole number from 1 to 128000", v)
+	} else {
+		m.MaxTokens = n
+	}
+	parseUnit := func(key string) *float64 {
+		v := strings.TrimSpace(get(key))
+		if v == "" {
+			return nil
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || f < 0 || f > 1 {
+			bad(key, "%q must be a number from 0 to 1", v)
+			return nil
+		}
+		return &f
+	}
+	m.Temperature = parseUnit(Temperature)
+	m.TopP = parseUnit(TopP)
+	if get(Temperature) != "" && get(TopP) != "" {
+		bad(TopP, "cannot be set together with %s: Claude 4.5 models reject both; set one", Temperature)
+	}
+	if v := strings.TrimSpace(get(TopK)); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 0 || n > 500 {
+			bad(TopK, "%q must be a whole number from 0 to 500 (0 leaves it unset)", v)
+		} else {
+			m.TopK = n
+		}
+	}
+	return m, errors.Join(errs...)
+}
+
+// Tables holds the DynamoDB table names.
+type Tables struct {
+	Connections, Conversations, Messages, Prompts, Usage string
+}
+
+// Runtime is everything a function reads from its environment.
+type Runtime struct {
+	Model  Model
+	Tables Tables
+	// DailyTokenLimit is the per-user input+output token budget per UTC day;
+	// 0 means no limit.
+	DailyTokenLimit int64
+	JWTIssuer       string
+	JWTAudience     string
+	JWKSURL         string
+	ConnectionTTL   time.Duration
+	SecretTTL       time.Duration
+	// AnthropicBaseURL and ConnectionsEndpoint are empty in AWS.
+	AnthropicBaseURL    string
+	ConnectionsEndpoint string
+}
+
+// Runtime defaults for the non-model variables.
+const (
+	DefaultConnectionTTL = 2 * time.Hour // API Gateway's maximum connection age
+	DefaultSecretTTL     = 5 * time.Minute
+)
+
+// Load reads and validates the whole runtime configuration from the process
+// environment.
+func Load() (Runtime, error) { return ParseRuntime(os.Getenv) }
+
+// ParseRuntime validates the whole runtime configuration read through get.
+func ParseRuntime(get func(string) string) (Runtime, error) {
+	m, err := ParseModel(get)
+	errs := []error{err}
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, a...)})
+	}
+	r := Runtime{
+		Model: m,
+		Tables: Tables{
+			Connections:   get(ConnectionsTable),
+			Conversations: get(ConversationsTable),
+			Messages:      get(MessagesTable),
+			Prompts:       get(PromptsTable),
+			Usage:         get(UsageTable),
+		},
+		JWTIssuer:           strings.TrimSpace(get(JWTIssuer)),
+		JWTAudience:         strings.TrimSpace(get(JWTAudience)),
+		JWKSURL:             strings.TrimSpace(get(JWKSURL)),
+		ConnectionTTL:       DefaultConnectionTTL,
+		SecretTTL:           DefaultSecretTTL,
+		AnthropicBaseURL:    strings.TrimSpace(get(AnthropicBaseURL)),
+		ConnectionsEndpoint: strings.TrimSpace(get(ConnectionsEndpoint)),
+	}
+	if v := strings.TrimSpace(get(DailyTokenLimit)); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			bad(DailyTokenLimit, "%q must be a whole number >= 0 (0 means no limit)", v)
+		}
+		r.DailyTokenLimit = n
+	}
+	seconds := func(key string, dst *time.Duration, max time.Duration) {
+		v := strings.TrimSpace(get(key))
+		if v == "" {
+			return
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || time.Duration(n)*time.Second > max {
+			bad(key, "%q must be a whole number of seconds from 1 to %d", v, int64(max/time.Second))
+			return
+		}
+		*dst = time.Duration(n) * time.Second
+	}
+	seconds(ConnectionTTLSeconds, &r.ConnectionTTL, 24*time.Hour)
+	seconds(SecretTTLSeconds, &r.SecretTTL, 24*time.Hour)
+	for _, u := range []struct{ key, val string }{
+		{JWTIssuer, r.JWTIssuer}, {JWKSURL, r.JWKSURL},
+		{AnthropicBaseURL, r.AnthropicBaseURL}, {ConnectionsEndpoint, r.ConnectionsEndpoint},
+	} {
+		if u.val == "" {
+			continue
+		}
+		if p, err := url.Parse(u.val); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			bad(u.key, "%q is not an http(s) URL", u.val)
+		}
+	}
+	if r.JWKSURL == "" && r.JWTIssuer != "" {
+		// OIDC issuers, Cognito included, publish their keys here.
+		r.JWKSURL = strings.TrimSuffix(r.JWTIssuer, "/") + "/.well-known/jwks.json"
+	}
+	return r, errors.Join(errs...)
+}
+
+// Require reports the keys among names whose value is empty: each function
+// needs a different subset (the connect function needs the issuer, the usage
+// function does not need the prompts table).
+func Require(get func(string) string, names ...string) error {
+	var errs []error
+	for _, n := range names {
+		if strings.TrimSpace(get(n)) == "" {
+			errs = append(errs, &Error{Key: n, Msg: "is required"})
+		}
+	}
+	return errors.Join(errs...)
+}

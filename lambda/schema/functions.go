@@ -1,0 +1,59 @@
+package schema
+
+// Function describes one of the six Lambda functions: its deployed name, the
+// directory of its main package under lambda/cmd, and the tables it uses.
+type Function struct {
+	Name   string
+	Dir    string
+	Tables []Table
+}
+
+// Route keys of the WebSocket API.
+const (
+	RouteConnect     = "$connect"
+	RouteDisconnect  = "$disconnect"
+	RouteDefault     = "$default"
+	RouteSendMessage = "sendMessage"
+	RoutePing        = "ping"
+)
+
+var (
+	WebSocketConnect    = Function{Name: "p2-two-websocket-connect-two", Dir: "websocket-connect", Tables: []Table{Connections}}
+	WebSocketDisconnect = Function{Name: "p2-two-websocket-disconnect-two", Dir: "websocket-disconnect", Tables: []Table{Connections}}
+	WebSocketMessage    = Function{Name: "p2-two-websocket-message-two", Dir: "websocket-message", Tables: All}
+	ConversationAPI     = Function{Name: "p2-two-conversation-api-two", Dir: "conversation-api", Tables: []Table{Conversations, Messages}}
+	PromptCRUD          = Function{Name: "p2-two-prompt-crud-two", Dir: "prompt-crud", Tables: []Table{Prompts}}
+	UsageHandler        = Function{Name: "p2-two-usage-handler-two", Dir: "usage-handler", Tables: []Table{Usage}}
+)
+
+// Functions lists the six functions in a stable order.
+var Functions = []Function{WebSocketConnect, WebSocketDisconnect, WebSocketMessage, ConversationAPI, PromptCRUD, UsageHandler}
+
+// HTTPRoutes maps each HTTP API route key to the function serving it.
+var HTTPRoutes = []struct {
+	RouteKey string
+	Function Function
+}{
+	{"GET /conversations", ConversationAPI},
+	{"GET /conversations/{id}", ConversationAPI},
+	{"PATCH /conversations/{id}", ConversationAPI},
+	{"DELETE /conversations/{id}", ConversationAPI},
+	{"GET /prompts", PromptCRUD},
+	{"POST /prompts", PromptCRUD},
+	{"GET /prompts/{id}", PromptCRUD},
+	{"PUT /prompts/{id}", PromptCRUD},
+	{"DELETE /prompts/{id}", PromptCRUD},
+	{"GET /usage", UsageHandler},
+}
+
+// WebSocketRoutes maps each WebSocket route key to the function serving it.
+var WebSocketRoutes = []struct {
+	RouteKey string
+	Function Function
+}{
+	{RouteConnect, WebSocketConnect},
+	{RouteDisconnect, WebSocketDisconnect},
+	{RouteSendMessage, WebSocketMessage},
+	{RoutePing, WebSocketMessage},
+	{RouteDefault, WebSocketMessage},
+}

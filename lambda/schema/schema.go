@@ -1,0 +1,104 @@
+// Package schema describes the DynamoDB tables: keys, indexes and the expiry
+// attribute. The CDK app declares the tables from these definitions and the
+// local dev server creates them from the same ones, so the runtime, the stack
+// and the dev store can never disagree. Plain Go: no CDK, no AWS SDK.
+//
+// The data model needs no transactions: every write is a single-item put or
+// update, ownership is part of the key (userId is the partition key of every
+// user-owned item), and multi-item deletes are ordered so that a crash leaves
+// only unreachable items behind.
+package schema
+
+import "github.com/p2/buddy/lambda/config"
+
+// KeyType is a DynamoDB scalar attribute type.
+type KeyType string
+
+const (
+	String KeyType = "S"
+	Number KeyType = "N"
+)
+
+// Key is one key attribute.
+type Key struct {
+	Name string
+	Type KeyType
+}
+
+// Index is a global secondary index projecting all attributes.
+type Index struct {
+	Name         string
+	PartitionKey Key
+	SortKey      *Key
+}
+
+// Table is one table definition.
+type Table struct {
+	// ID is the construct id in the stack and the suffix of the local name.
+	ID string
+	// EnvVar carries the deployed table name to the functions.
+	EnvVar       string
+	PartitionKey Key
+	SortKey      *Key
+	Indexes      []Index
+	// TTLAttribute, when set, holds an epoch-seconds expiry.
+	TTLAttribute string
+}
+
+// Attribute names shared by store code and table definitions.
+const (
+	AttrConnectionID   = "connectionId"
+	AttrUserID         = "userId"
+	AttrConversationID = "conversationId"
+	AttrMessageID      = "messageId"
+	AttrPromptID       = "promptId"
+	AttrUpdatedAt      = "updatedAt"
+	AttrExpiresAt      = "expiresAt"
+	// AttrUsageKey is "<YYYY-MM-DD>#<model>" for a usage row, and
+	// "<YYYY-MM-DD>#" for the user's daily quota counter.
+	AttrUsageKey = "day"
+)
+
+// IndexConversationsByUpdated lists a user's conversations newest first.
+const IndexConversationsByUpdated = "byUpdatedAt"
+
+var (
+	Connections = Table{
+		ID:           "Connections",
+		EnvVar:       config.ConnectionsTable,
+		PartitionKey: Key{AttrConnectionID, String},
+		TTLAttribute: AttrExpiresAt,
+	}
+	Conversations = Table{
+		ID:           "Conversations",
+		EnvVar:       config.ConversationsTable,
+		PartitionKey: Key{AttrUserID, String},
+		SortKey:      &Key{AttrConversationID, String},
+		Indexes: []Index{{
+			Name:         IndexConversationsByUpdated,
+			PartitionKey: Key{AttrUserID, String},
+			SortKey:      &Key{AttrUpdatedAt, String},
+		}},
+	}
+	Messages = Table{
+		ID:           "Messages",
+		EnvVar:       config.MessagesTable,
+		PartitionKey: Key{AttrConversationID, String},
+		SortKey:      &Key{AttrMessageID, String},
+	}
+	Prompts = Table{
+		ID:           "Prompts",
+		EnvVar:       config.PromptsTable,
+		PartitionKey: Key{AttrUserID, String},
+		SortKey:      &Key{AttrPromptID, String},
+	}
+	Usage = Table{
+		ID:           "Usage",
+		EnvVar:       config.UsageTable,
+		PartitionKey: Key{AttrUserID, String},
+		SortKey:      &Key{AttrUsageKey, String},
+	}
+)
+
+// All lists every table in a stable order.
+var All = []Table{Connections, Conversations, Messages, Prompts, Usage}

@@ -1,0 +1,142 @@
+// Package store keeps connections, conversations, messages, saved prompts and
+// token usage. Store is implemented twice: Dynamo (the product, DynamoDB via
+// aws-sdk-go-v2) and Memory (for fuzzing and fast handler tests). One
+// conformance suite runs against both, so they cannot drift apart.
+//
+// Ownership is enforced here, not in callers: every user-owned item is keyed
+// by userId, so another user's id is simply not found.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound: the item does not exist, has expired, or belongs to
+	// someone else (indistinguishable on purpose).
+	ErrNotFound = errors.New("store: not found")
+	// ErrQuotaExceeded: the user's daily token counter has reached the limit.
+	ErrQuotaExceeded = errors.New("store: daily token quota exceeded")
+	// ErrBadCursor: a pagination cursor that this store did not issue.
+	ErrBadCursor = errors.New("store: invalid cursor")
+	// ErrExists: a create whose id is already taken.
+	ErrExists = errors.New("store: already exists")
+)
+
+// Roles of a message.
+const (
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+)
+
+type Connection struct {
+	ConnectionID string
+	UserID       string
+	ConnectedAt  time.Time
+	ExpiresAt    time.Time
+}
+
+type Conversation struct {
+	UserID         string
+	ConversationID string
+	Title          string
+	// PromptID is the saved prompt last applied; replies without a promptId
+	// keep using it.
+	PromptID  string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Usage counts tokens as the Messages API reports them.
+type Usage struct {
+	InputTokens              int64 `json:"inputTokens"`
+	OutputTokens             int64 `json:"outputTokens"`
+	CacheReadInputTokens     int64 `json:"cacheReadInputTokens"`
+	CacheCreationInputTokens int64 `json:"cacheCreationInputTokens"`
+}
+
+// Total is what the daily quota counts: every token billed.
+func (u Usage) Total() int64 {
+	return u.InputTokens + u.OutputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens
+}
+
+type Message struct {
+	ConversationID string
+	MessageID      string // time-ordered: sorting by id is sorting by time
+	UserID         string
+	Role           string
+	Text           string
+	CreatedAt      time.Time
+	RequestID      string
+	// Assistant messages only.
+	Model      string
+	StopReason string
+	Incomplete bool // the reply was cut short (client gone, upstream error)
+	Usage      Usage
+}
+
+type Prompt struct {
+	UserID    string
+	PromptID  string
+	Name      string
+	Text      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// UsageRow is one day's usage of one model.
+type UsageRow struct {
+	Day   string // YYYY-MM-DD, UTC
+	Model string
+	Usage
+}
+
+// Page is one page of a listing; Next is empty on the last page.
+type Page[T any] struct {
+	Items []T
+	Next  string
+}
+
+type Store interface {
+	PutConnection(ctx context.Context, c Connection) error
+	// GetConnection answers ErrNotFound for an expired connection too:
+	// DynamoDB's TTL deletes lazily.
+	GetConnection(ctx context.Context, connectionID string) (Connection, error)
+	DeleteConnection(ctx context.Context, connectionID string) error
+
+	// CreateConversation answers ErrExists when the id is taken.
+	CreateConversation(ctx context.Context, c Conversation) error
+	GetConversation(ctx context.Context, userID, conversationID string) (Conversation, error)
+	// ListConversations pages newest-updated first; limit is clamped to 1..100.
+	ListConversations(ctx context.Context, userID string, limit int, cursor string) (Page[Conversation], error)
+	RenameConversation(ctx context.Context, userID, conversationID, title string, at time.Time) (Conversation, error)
+	// TouchConversation records activity (and the prompt in use, when not
+	// empty); ErrNotFound when the conversation is gone.
+	TouchConversation(ctx context.Context, userID, conversationID, promptID string, at time.Time) error
+	// DeleteConversation removes the conversation, then its messages.
+	DeleteConversation(ctx context.Context, userID, conversationID string) error
+
+	PutMessage(ctx context.Context, m Message) error
+	// ListMessages returns a conversation's messages oldest first. Callers
+	// check ownership with GetConversation first.
+	ListMessages(ctx context.Context, conversationID string) ([]Message, error)
+
+	CreatePrompt(ctx context.Context, p Prompt) error
+	GetPrompt(ctx context.Context, userID, promptID string) (Prompt, error)
+	// ListPrompts returns the user's prompts oldest first.
+	ListPrompts(ctx context.Context, userID string) ([]Prompt, error)
+	// UpdatePrompt replaces name and text; ErrNotFound when absent.
+	UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error)
+	DeletePrompt(ctx context.Context, userID, promptID string) error
+
+	// ReserveQuota atomically admits one request when the user's counter for
+	// day is below limit (limit 0: always). Concurrent requests admitted
+	// together can overshoot by their own replies, never more.
+	ReserveQuota(ctx context.Context, userID, day string, limit int64) error
+	// AddUsage adds to the (day, model) row and to the day's quota counter.
+	AddUsage(ctx context.Context, userID, day, model string, u Usage) error
+	// ListUsage returns rows with from <= day <= to, by day then model.
+	ListUsage(ctx context.Context, userID, from, to string) ([]UsageRow, error)
+}

@@ -1,0 +1,69 @@
+// Package wsapi is the WebSocket wire protocol of DESIGN §4: parsing client
+// frames, building server frames, and posting them to a connection through
+// the API Gateway @connections endpoint.
+package wsapi
+
+import "errors"
+
+// MaxMessageBytes is API Gateway's WebSocket message limit (128 KB).
+const MaxMessageBytes = 128 * 1024
+
+// MaxFrameBytes is API Gateway's WebSocket frame limit (32 KB); no server
+// frame may exceed it.
+const MaxFrameBytes = 32 * 1024
+
+// Client actions.
+const (
+	ActionSendMessage = "sendMessage"
+	ActionPing        = "ping"
+)
+
+// Server frame types.
+const (
+	TypeStart = "start"
+	TypeDelta = "delta"
+	TypeEnd   = "end"
+	TypeError = "error"
+	TypePong  = "pong"
+)
+
+// Error codes of the `error` frame.
+const (
+	CodeBadRequest    = "bad_request"
+	CodeUnauthorized  = "unauthorized"
+	CodeForbidden     = "forbidden"
+	CodeNotFound      = "not_found"
+	CodeTooLarge      = "too_large"
+	CodeQuotaExceeded = "quota_exceeded"
+	CodeRateLimited   = "rate_limited"
+	CodeUpstreamError = "upstream_error"
+	CodeInternal      = "internal"
+)
+
+// ErrGone is returned by a Poster when the connection no longer exists
+// (API Gateway's 410 GoneException).
+var ErrGone = errors.New("wsapi: connection gone")
+
+// Usage is the `usage` object of the `end` frame.
+type Usage struct {
+	InputTokens              int64 `json:"inputTokens"`
+	OutputTokens             int64 `json:"outputTokens"`
+	CacheReadInputTokens     int64 `json:"cacheReadInputTokens"`
+	CacheCreationInputTokens int64 `json:"cacheCreationInputTokens"`
+}
+
+// Frame is every server → client frame; omitempty keeps each type to its
+// own fields. Seq is a pointer because delta 0 must be sent.
+type Frame struct {
+	Type           string `json:"type"`
+	RequestID      string `json:"requestId,omitempty"`
+	ConversationID string `json:"conversationId,omitempty"`
+	MessageID      string `json:"messageId,omitempty"`
+	Model          string `json:"model,omitempty"`
+	Seq            *int   `json:"seq,omitempty"`
+	Text           string `json:"text,omitempty"`
+	StopReason     string `json:"stopReason,omitempty"`
+	Usage          *Usage `json:"usage,omitempty"`
+	Code           string `json:"code,omitempty"`
+	Message        string `json:"message,omitempty"`
+}
