@@ -57,3 +57,12 @@ var WebSocketRoutes = []struct {
 	{RoutePing, WebSocketMessage},
 	{RouteDefault, WebSocketMessage},
 }
+
+// Metrics the runtime reports through CloudWatch Embedded Metric Format in
+// its summary log line, and the stack alarms on. No dimensions: one stage
+// per account and region.
+const (
+	MetricNamespace     = "Buddy"
+	MetricModelRequests = "ModelRequests"
+	MetricModelErrors   = "ModelErrors"
+)

@@ -1,0 +1,239 @@
+// Package chat is the message path of the websocket-message function: it
+// accepts a sendMessage frame (quick, inside API Gateway's 29 s integration
+// timeout) and then runs the reply as a separate Job that streams Claude's
+// answer to the connection through @connections posts.
+//
+// Why a Job: API Gateway stops waiting for a WebSocket integration after
+// 29 s, and a long Opus reply takes longer. Accept stores the user's message
+// and hands a Job to a Dispatcher; in AWS the function invokes itself
+// asynchronously with it (InvocationType Event, no retries), so the reply is
+// bounded by the function timeout, not by API Gateway. Locally and in tests
+// the same Job runs in a goroutine or inline.
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/p2/buddy/lambda/claude"
+	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/wsapi"
+)
+
+// JobKind marks an event as a reply job, so the function can tell it from
+// an API Gateway event.
+const JobKind = "buddy.reply"
+
+// Job is one reply to stream. It travels as the async invocation payload
+// (limit 256 KB), so it carries ids and the system prompt, not history.
+type Job struct {
+	Kind               string    `json:"kind"`
+	Endpoint           string    `json:"endpoint"` // @connections endpoint
+	ConnectionID       string    `json:"connectionId"`
+	RequestID          string    `json:"requestId"`
+	UserID             string    `json:"userId"`
+	ConversationID     string    `json:"conversationId"`
+	UserMessageID      string    `json:"userMessageId"`
+	AssistantMessageID string    `json:"assistantMessageId"`
+	System             string    `json:"system,omitempty"`
+	AcceptedAt         time.Time `json:"acceptedAt"`
+}
+
+// Dispatcher starts a Job elsewhere (another invocation, a goroutine).
+type Dispatcher interface {
+	Dispatch(ctx context.Context, job Job) error
+}
+
+// PosterFor returns the Poster for an @connections endpoint.
+type PosterFor func(endpoint string) wsapi.Poster
+
+// Service holds the dependencies of the message path.
+type Service struct {
+	Store    store.Store
+	Model    claude.Streamer
+	Posters  PosterFor
+	Dispatch Dispatcher
+	Config   config.Runtime
+	Log      *slog.Logger
+	// Window is the delta coalescing window (DefaultWindow when zero).
+	Window time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// History limits: the newest turns that fit are sent to the model.
+const (
+	maxHistoryTurns = 100
+	maxHistoryBytes = 400_000
+	maxTitleRunes   = 60
+)
+
+// Reject is an answer to the client that ends a request early.
+type Reject struct {
+	Code    string
+	Message string
+	Err     error // internal cause, for the log only
+}
+
+func (r *Reject) Error() string {
+	if r.Err != nil {
+		return r.Code + ": " + r.Message + ": " + r.Err.Error()
+	}
+	return r.Code + ": " + r.Message
+}
+
+func reject(code, msg string, err error) *Reject { return &Reject{Code: code, Message: msg, Err: err} }
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Day is the UTC day of t as the usage table keys it.
+func Day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+
+// Accept validates a sendMessage for user and prepares its Job. Nothing is
+// stored unless the request is valid, the ids are the user's own and the
+// quota admits it; then the user's message is stored before Accept returns,
+// so it is never lost whatever happens to the reply.
+func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint string, f wsapi.ClientFrame) (Job, *Reject) {
+	now := s.now()
+	var conv store.Conversation
+	isNew := f.ConversationID == ""
+	if !isNew {
+		c, err := s.getConversation(ctx, userID, f.ConversationID)
+		if err != nil {
+			return Job{}, err
+		}
+		conv = c
+	}
+	promptID := f.PromptID
+	if promptID == "" {
+		promptID = conv.PromptID
+	}
+	var system string
+	if promptID != "" {
+		p, err := s.Store.GetPrompt(ctx, userID, promptID)
+		switch {
+		case err == nil:
+			system = p.Text
+		case errors.Is(err, store.ErrNotFound) && f.PromptID != "":
+			return Job{}, reject(wsapi.CodeNotFound, "prompt not found", nil)
+		case errors.Is(err, store.ErrNotFound):
+			// The conversation's prompt was deleted since: carry on without.
+			promptID = ""
+		default:
+			return Job{}, reject(wsapi.CodeInternal, "could not load the prompt", err)
+		}
+	}
+	if err := s.Store.ReserveQuota(ctx, userID, Day(now), s.Config.DailyTokenLimit); err != nil {
+		if errors.Is(err, store.ErrQuotaExceeded) {
+			return Job{}, reject(wsapi.CodeQuotaExceeded,
+				fmt.Sprintf("daily token limit of %d reached; it resets at 00:00 UTC", s.Config.DailyTokenLimit), nil)
+		}
+		return Job{}, reject(wsapi.CodeInternal, "could not check the quota", err)
+	}
+	if isNew {
+		conv = store.Conversation{
+			UserID:         userID,
+			ConversationID: ids.New(),
+			Title:          Title(f.Text),
+			PromptID:       promptID,
+			CreatedAt:      now,
+			UpdatedAt:      now,
+		}
+		if err := s.Store.CreateConversation(ctx, conv); err != nil {
+			return Job{}, reject(wsapi.CodeInternal, "could not create the conversation", err)
+		}
+	}
+	userMsgID := ids.New()
+	assistantMsgID := ids.New() // made after the user's, so it sorts after it
+	if err := s.Store.PutMessage(ctx, store.Message{
+		ConversationID: conv.ConversationID,
+		MessageID:      userMsgID,
+		UserID:         userID,
+		Role:           store.RoleUser,
+		Text:           f.Text,
+		CreatedAt:      now,
+		RequestID:      f.RequestID,
+	}); err != nil {
+		return Job{}, reject(wsapi.CodeInternal, "could not store the message", err)
+	}
+	if !isNew {
+		if err := s.Store.TouchConversation(ctx, userID, conv.ConversationID, promptID, now); err != nil {
+			return Job{}, reject(wsapi.CodeInternal, "could not update the conversation", err)
+		}
+	}
+	return Job{
+		Kind:               JobKind,
+		Endpoint:           endpoint,
+		ConnectionID:       connectionID,
+		RequestID:          f.RequestID,
+		UserID:             userID,
+		ConversationID:     conv.ConversationID,
+		UserMessageID:      userMsgID,
+		AssistantMessageID: assistantMsgID,
+		System:             system,
+		AcceptedAt:         now,
+	}, nil
+}
+
+func (s *Service) getConversation(ctx context.Context, userID, id string) (store.Conversation, *Reject) {
+	if !ids.Valid(id) {
+		// Junk is indistinguishable from an unknown id, by design.
+		return store.Conversation{}, reject(wsapi.CodeNotFound, "conversation not found", nil)
+	}
+	c, err := s.Store.GetConversation(ctx, userID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return c, reject(wsapi.CodeNotFound, "conversation not found", nil)
+	}
+	if err != nil {
+		return c, reject(wsapi.CodeInternal, "could not load the conversation", err)
+	}
+	return c, nil
+}
+
+// Title derives a conversation title from its first message.
+func Title(text string) string {
+	t := strings.Join(strings.Fields(text), " ")
+	if utf8.RuneCountInString(t) <= maxTitleRunes {
+		return t
+	}
+	r := []rune(t)[:maxTitleRunes-1]
+	return strings.TrimSpace(string(r)) + "…"
+}
+
+// history turns stored messages into model turns: newest first until the
+// limits, then back in order. Empty (failed) assistant turns are skipped.
+func history(msgs []store.Message) []claude.Turn {
+	var turns []claude.Turn
+	size := 0
+	for i := len(msgs) - 1; i >= 0 && len(turns) < maxHistoryTurns; i-- {
+		m := msgs[i]
+		if m.Text == "" {
+			continue
+		}
+		size += len(m.Text)
+		if size > maxHistoryBytes && len(turns) > 0 {
+			break
+		}
+		turns = append(turns, claude.Turn{Role: m.Role, Text: m.Text})
+	}
+	// The Messages API wants the first turn to be the user's.
+	for len(turns) > 0 && turns[len(turns)-1].Role != store.RoleUser {
+		turns = turns[:len(turns)-1]
+	}
+	for i, j := 0, len(turns)-1; i < j; i, j = i+1, j-1 {
+		turns[i], turns[j] = turns[j], turns[i]
+	}
+	return turns
+}

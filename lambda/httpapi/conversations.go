@@ -1,0 +1,208 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/store"
+)
+
+// MaxTitleRunes bounds a conversation title.
+const MaxTitleRunes = 200
+
+// ConversationJSON is a conversation on the wire. `id` and
+// `conversationId` carry the same value: `id` for REST clients, the other
+// under the name the WebSocket protocol uses.
+type ConversationJSON struct {
+	ID             string        `json:"id"`
+	ConversationID string        `json:"conversationId"`
+	Title          string        `json:"title"`
+	PromptID       string        `json:"promptId,omitempty"`
+	CreatedAt      time.Time     `json:"createdAt"`
+	UpdatedAt      time.Time     `json:"updatedAt"`
+	Messages       []MessageJSON `json:"messages,omitempty"`
+}
+
+// MessageJSON is a stored message on the wire.
+type MessageJSON struct {
+	ID         string       `json:"id"`
+	MessageID  string       `json:"messageId"`
+	Role       string       `json:"role"`
+	Text       string       `json:"text"`
+	CreatedAt  time.Time    `json:"createdAt"`
+	RequestID  string       `json:"requestId,omitempty"`
+	Model      string       `json:"model,omitempty"`
+	StopReason string       `json:"stopReason,omitempty"`
+	Incomplete bool         `json:"incomplete,omitempty"`
+	Usage      *store.Usage `json:"usage,omitempty"`
+}
+
+func conversationJSON(c store.Conversation) ConversationJSON {
+	return ConversationJSON{
+		ID: c.ConversationID, ConversationID: c.ConversationID, Title: c.Title, PromptID: c.PromptID,
+		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+	}
+}
+
+func messageJSON(m store.Message) MessageJSON {
+	j := MessageJSON{
+		ID: m.MessageID, MessageID: m.MessageID, Role: m.Role, Text: m.Text, CreatedAt: m.CreatedAt.UTC(),
+		RequestID: m.RequestID, Model: m.Model, StopReason: m.StopReason, Incomplete: m.Incomplete,
+	}
+	if m.Role == store.RoleAssistant {
+		u := m.Usage
+		j.Usage = &u
+	}
+	return j
+}
+
+// Conversations serves GET/PATCH/DELETE /conversations[/{id}].
+type Conversations struct {
+	Store store.Store
+	Now   func() time.Time
+}
+
+// Routes returns the route table.
+func (c *Conversations) Routes() map[string]HandlerFunc {
+	return map[string]HandlerFunc{
+		"GET /conversations":         c.list,
+		"GET /conversations/{id}":    c.get,
+		"PATCH /conversations/{id}":  c.rename,
+		"DELETE /conversations/{id}": c.delete,
+	}
+}
+
+func (c *Conversations) list(ctx context.Context, r *Request) (Response, *Error) {
+	limit := 0
+	if v := r.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "limit must be a whole number from 1 to 100")
+		}
+		limit = n
+	}
+	page, err := c.Store.ListConversations(ctx, r.User, limit, r.Query("cursor"))
+	if errors.Is(err, store.ErrBadCursor) {
+		return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "cursor is not valid; start again without it")
+	}
+	if err != nil {
+		return Response{}, Internal(err)
+	}
+	out := make([]ConversationJSON, 0, len(page.Items))
+	for _, it := range page.Items {
+		out = append(out, conversationJSON(it))
+	}
+	body := map[string]any{"conversations": out}
+	if page.Next != "" {
+		body["nextCursor"] = page.Next
+	}
+	return Response{Status: http.StatusOK, Body: body}, nil
+}
+
+func (c *Conversations) load(ctx context.Context, r *Request) (store.Conversation, *Error) {
+	id := r.Param("id")
+	if !ids.Valid(id) {
+		return store.Conversation{}, NotFound("conversation")
+	}
+	conv, err := c.Store.GetConversation(ctx, r.User, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return conv, NotFound("conversation")
+	}
+	if err != nil {
+		return conv, Internal(err)
+	}
+	return conv, nil
+}
+
+func (c *Conversations) get(ctx context.Context, r *Request) (Response, *Error) {
+	conv, apiErr := c.load(ctx, r)
+	if apiErr != nil {
+		return Response{}, apiErr
+	}
+	msgs, err := c.Store.ListMessages(ctx, conv.ConversationID)
+	if err != nil {
+		return Response{}, Internal(err)
+	}
+	out := conversationJSON(conv)
+	out.Messages = make([]MessageJSON, 0, len(msgs))
+	for _, m := range msgs {
+		out.Messages = append(out.Messages, messageJSON(m))
+	}
+	return Response{Status: http.StatusOK, Body: fullConversation(out)}, nil
+}
+
+// fullConversation keeps `messages` in the body even when empty.
+func fullConversation(c ConversationJSON) any {
+	type alias ConversationJSON
+	return struct {
+		alias
+		Messages []MessageJSON `json:"messages"`
+	}{alias(c), c.Messages}
+}
+
+func (c *Conversations) rename(ctx context.Context, r *Request) (Response, *Error) {
+	if !ids.Valid(r.Param("id")) {
+		return Response{}, NotFound("conversation")
+	}
+	var in struct {
+		Title *string `json:"title"`
+	}
+	if e := r.Decode(&in); e != nil {
+		return Response{}, e
+	}
+	if in.Title == nil {
+		return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "title is required")
+	}
+	title := strings.TrimSpace(*in.Title)
+	if e := checkText("title", title, MaxTitleRunes); e != nil {
+		return Response{}, e
+	}
+	conv, err := c.Store.RenameConversation(ctx, r.User, r.Param("id"), title, now(c.Now))
+	if errors.Is(err, store.ErrNotFound) {
+		return Response{}, NotFound("conversation")
+	}
+	if err != nil {
+		return Response{}, Internal(err)
+	}
+	return Response{Status: http.StatusOK, Body: conversationJSON(conv)}, nil
+}
+
+func (c *Conversations) delete(ctx context.Context, r *Request) (Response, *Error) {
+	if !ids.Valid(r.Param("id")) {
+		return Response{}, NotFound("conversation")
+	}
+	err := c.Store.DeleteConversation(ctx, r.User, r.Param("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return Response{}, NotFound("conversation")
+	}
+	if err != nil {
+		return Response{}, Internal(err)
+	}
+	return Response{Status: http.StatusNoContent}, nil
+}
+
+// checkText validates a required single-line-or-not text field.
+func checkText(field, v string, maxRunes int) *Error {
+	switch {
+	case v == "":
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "%s must not be empty", field)
+	case !utf8.ValidString(v):
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "%s must be valid UTF-8", field)
+	case utf8.RuneCountInString(v) > maxRunes:
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "%s must be at most %d characters", field, maxRunes)
+	}
+	return nil
+}
+
+func now(f func() time.Time) time.Time {
+	if f != nil {
+		return f()
+	}
+	return time.Now()
+}

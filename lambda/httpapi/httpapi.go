@@ -1,0 +1,198 @@
+// Package httpapi serves the HTTP API of DESIGN §5: conversations, saved
+// prompts and usage. API Gateway's JWT authorizer has verified the token in
+// AWS (the local dev server does the same with the same verifier); the user
+// is the `sub` claim it passes along. A user only ever sees their own data:
+// every lookup is keyed by that user, so another user's id is a 404.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/p2/buddy/lambda/obs"
+)
+
+// MaxBodyBytes bounds request bodies (the largest valid one is a prompt).
+const MaxBodyBytes = 128 * 1024
+
+// Error codes, shared with the WebSocket protocol where they overlap.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeUnauthorized = "unauthorized"
+	CodeNotFound     = "not_found"
+	CodeTooLarge     = "too_large"
+	CodeInternal     = "internal"
+	CodeMethod       = "method_not_allowed"
+)
+
+// Request is what a route handler gets: the caller and the parsed request.
+type Request struct {
+	User  string
+	Event events.APIGatewayV2HTTPRequest
+	Body  []byte
+}
+
+// Param is a path parameter.
+func (r *Request) Param(name string) string { return r.Event.PathParameters[name] }
+
+// Query is a query string parameter.
+func (r *Request) Query(name string) string { return r.Event.QueryStringParameters[name] }
+
+// Decode reads the JSON body strictly into v: unknown fields and trailing
+// data are errors, so a typo in a field name is reported, not ignored.
+func (r *Request) Decode(v any) *Error {
+	if len(bytes.TrimSpace(r.Body)) == 0 {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "a JSON body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "invalid JSON body: %s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "invalid JSON body: unexpected data after the object")
+	}
+	return nil
+}
+
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be a %s", te.Field, te.Type.Kind())
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	}
+	return err.Error() // e.g. `json: unknown field "x"`
+}
+
+// Error is an API error answer.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Err     error // internal cause, logged, never sent
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf makes an Error answer.
+func Errorf(status int, code, format string, a ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}
+}
+
+// Internal hides err from the client and keeps it for the log.
+func Internal(err error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
+}
+
+// NotFound is the answer for unknown and foreign ids alike.
+func NotFound(what string) *Error {
+	return Errorf(http.StatusNotFound, CodeNotFound, "%s not found", what)
+}
+
+// Response is a successful answer: a status and a JSON body (nil: none).
+type Response struct {
+	Status int
+	Body   any
+}
+
+// HandlerFunc serves one route.
+type HandlerFunc func(ctx context.Context, r *Request) (Response, *Error)
+
+// Router serves one function's routes, keyed by API Gateway route key
+// ("GET /prompts/{id}").
+type Router struct {
+	Function string
+	Routes   map[string]HandlerFunc
+	Log      *slog.Logger
+}
+
+// Handle is the Lambda handler.
+func (rt *Router) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	sum := &obs.Summary{Function: rt.Function, Route: ev.RouteKey, RequestID: ev.RequestContext.RequestID, Start: time.Now()}
+	if lc, ok := lambdacontext.FromContext(ctx); ok && sum.RequestID == "" {
+		sum.RequestID = lc.AwsRequestID
+	}
+	defer sum.Log(ctx, rt.Log)
+
+	resp, apiErr := rt.serve(ctx, ev, sum)
+	if apiErr != nil {
+		sum.Status, sum.Code, sum.Err = apiErr.Status, apiErr.Code, apiErr.Err
+		sum.Outcome = obs.OutcomeRejected
+		if apiErr.Status >= 500 {
+			sum.Outcome = obs.OutcomeServerError
+		}
+		return encode(apiErr.Status, map[string]any{"error": map[string]string{"code": apiErr.Code, "message": apiErr.Message}}), nil
+	}
+	sum.Status, sum.Outcome = resp.Status, obs.OutcomeOK
+	return encode(resp.Status, resp.Body), nil
+}
+
+func (rt *Router) serve(ctx context.Context, ev events.APIGatewayV2HTTPRequest, sum *obs.Summary) (resp Response, apiErr *Error) {
+	defer func() {
+		// A bug in one request must answer 500, not kill the sandbox.
+		if p := recover(); p != nil {
+			apiErr = Internal(fmt.Errorf("panic: %v", p))
+		}
+	}()
+	user := subject(ev)
+	if user == "" {
+		return Response{}, Errorf(http.StatusUnauthorized, CodeUnauthorized, "a valid bearer token is required")
+	}
+	sum.User = user
+	h, ok := rt.Routes[ev.RouteKey]
+	if !ok {
+		return Response{}, Errorf(http.StatusNotFound, CodeNotFound, "no route %s", ev.RouteKey)
+	}
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		b, err := base64.StdEncoding.DecodeString(ev.Body)
+		if err != nil {
+			return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "body is not valid base64")
+		}
+		body = b
+	}
+	if len(body) > MaxBodyBytes {
+		return Response{}, Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "body exceeds %d bytes", MaxBodyBytes)
+	}
+	return h(ctx, &Request{User: user, Event: ev, Body: body})
+}
+
+// subject is the sub claim from API Gateway's JWT authorizer.
+func subject(ev events.APIGatewayV2HTTPRequest) string {
+	a := ev.RequestContext.Authorizer
+	if a == nil || a.JWT == nil {
+		return ""
+	}
+	return a.JWT.Claims["sub"]
+}
+
+func encode(status int, body any) events.APIGatewayV2HTTPResponse {
+	resp := events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{}}
+	if body == nil {
+		return resp
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+		resp.StatusCode = http.StatusInternalServerError
+	}
+	resp.Headers["Content-Type"] = "application/json"
+	resp.Body = string(b)
+	return resp
+}

@@ -1,0 +1,165 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/store"
+)
+
+// Prompt limits.
+const (
+	MaxPromptNameRunes = 100
+	MaxPromptTextRunes = 20_000
+	MaxPromptsPerUser  = 200
+)
+
+// PromptJSON is a saved prompt on the wire (`id` and `promptId` alike).
+type PromptJSON struct {
+	ID        string    `json:"id"`
+	PromptID  string    `json:"promptId"`
+	Name      string    `json:"name"`
+	Text      string    `json:"text"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+func promptJSON(p store.Prompt) PromptJSON {
+	return PromptJSON{ID: p.PromptID, PromptID: p.PromptID, Name: p.Name, Text: p.Text, CreatedAt: p.CreatedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC()}
+}
+
+// Prompts serves /prompts: saved system prompts.
+type Prompts struct {
+	Store store.Store
+	Now   func() time.Time
+}
+
+// Routes returns the route table.
+func (p *Prompts) Routes() map[string]HandlerFunc {
+	return map[string]HandlerFunc{
+		"GET /prompts":         p.list,
+		"POST /prompts":        p.create,
+		"GET /prompts/{id}":    p.get,
+		"PUT /prompts/{id}":    p.update,
+		"DELETE /prompts/{id}": p.delete,
+	}
+}
+
+type promptInput struct {
+	Name *string `json:"name"`
+	Text *string `json:"text"`
+}
+
+func (in promptInput) validate() (name, text string, e *Error) {
+	if in.Name == nil {
+		return "", "", Errorf(http.StatusBadRequest, CodeBadRequest, "name is required")
+	}
+	if in.Text == nil {
+		return "", "", Errorf(http.StatusBadRequest, CodeBadRequest, "text is required")
+	}
+	name = strings.TrimSpace(*in.Name)
+	if e := checkText("name", name, MaxPromptNameRunes); e != nil {
+		return "", "", e
+	}
+	if strings.ContainsAny(name, "\r\n") {
+		return "", "", Errorf(http.StatusBadRequest, CodeBadRequest, "name must be a single line")
+	}
+	text = strings.TrimSpace(*in.Text)
+	if e := checkText("text", text, MaxPromptTextRunes); e != nil {
+		return "", "", e
+	}
+	return name, text, nil
+}
+
+func (p *Prompts) list(ctx context.Context, r *Request) (Response, *Error) {
+	ps, err := p.Store.ListPrompts(ctx, r.User)
+	if err != nil {
+		return Response{}, Internal(err)
+	}
+	out := make([]PromptJSON, 0, len(ps))
+	for _, it := range ps {
+		out = append(out, promptJSON(it))
+	}
+	return Response{Status: http.StatusOK, Body: map[string]any{"prompts": out}}, nil
+}
+
+func (p *Prompts) create(ctx context.Context, r *Request) (Response, *Error) {
+	var in promptInput
+	if e := r.Decode(&in); e != nil {
+		return Response{}, e
+	}
+	name, text, e := in.validate()
+	if e != nil {
+		return Response{}, e
+	}
+	existing, err := p.Store.ListPrompts(ctx, r.User)
+	if err != nil {
+		return Response{}, Internal(err)
+	}
+	if len(existing) >= MaxPromptsPerUser {
+		return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "at most %d saved prompts; delete one first", MaxPromptsPerUser)
+	}
+	t := now(p.Now)
+	pr := store.Prompt{UserID: r.User, PromptID: ids.New(), Name: name, Text: text, CreatedAt: t, UpdatedAt: t}
+	if err := p.Store.CreatePrompt(ctx, pr); err != nil {
+		return Response{}, Internal(err)
+	}
+	return Response{Status: http.StatusCreated, Body: promptJSON(pr)}, nil
+}
+
+func (p *Prompts) get(ctx context.Context, r *Request) (Response, *Error) {
+	id := r.Param("id")
+	if !ids.Valid(id) {
+		return Response{}, NotFound("prompt")
+	}
+	pr, err := p.Store.GetPrompt(ctx, r.User, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Response{}, NotFound("prompt")
+	}
+	if err != nil {
+		return Response{}, Internal(err)
+	}
+	return Response{Status: http.StatusOK, Body: promptJSON(pr)}, nil
+}
+
+func (p *Prompts) update(ctx context.Context, r *Request) (Response, *Error) {
+	id := r.Param("id")
+	if !ids.Valid(id) {
+		return Response{}, NotFound("prompt")
+	}
+	var in promptInput
+	if e := r.Decode(&in); e != nil {
+		return Response{}, e
+	}
+	name, text, e := in.validate()
+	if e != nil {
+		return Response{}, e
+	}
+	pr, err := p.Store.UpdatePrompt(ctx, store.Prompt{UserID: r.User, PromptID: id, Name: name, Text: text, UpdatedAt: now(p.Now)})
+	if errors.Is(err, store.ErrNotFound) {
+		return Response{}, NotFound("prompt")
+	}
+	if err != nil {
+		return Response{}, Internal(err)
+	}
+	return Response{Status: http.StatusOK, Body: promptJSON(pr)}, nil
+}
+
+func (p *Prompts) delete(ctx context.Context, r *Request) (Response, *Error) {
+	id := r.Param("id")
+	if !ids.Valid(id) {
+		return Response{}, NotFound("prompt")
+	}
+	err := p.Store.DeletePrompt(ctx, r.User, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Response{}, NotFound("prompt")
+	}
+	if err != nil {
+		return Response{}, Internal(err)
+	}
+	return Response{Status: http.StatusNoContent}, nil
+}

@@ -1,0 +1,133 @@
+// Package obs writes Buddy's logs: structured JSON through log/slog and one
+// summary line per request. The summary line of a model call doubles as a
+// CloudWatch Embedded Metric Format record, so the stack can alarm on the
+// model error rate without a metrics API call in the hot path.
+//
+// What never goes into a log: the API key, a JWT, message or prompt text.
+// Summary has no field that could hold them.
+package obs
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/p2/buddy/lambda/schema"
+)
+
+// NewLogger returns a JSON logger; AWS_LAMBDA_LOG_LEVEL (set by Lambda's
+// advanced logging controls) picks the level.
+func NewLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	switch strings.ToUpper(os.Getenv("AWS_LAMBDA_LOG_LEVEL")) {
+	case "DEBUG", "TRACE":
+		level = slog.LevelDebug
+	case "WARN":
+		level = slog.LevelWarn
+	case "ERROR", "FATAL":
+		level = slog.LevelError
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Outcomes of a request.
+const (
+	OutcomeOK          = "ok"
+	OutcomeRejected    = "rejected"     // bad input, not found, quota: the client's doing
+	OutcomeClientGone  = "client_gone"  // 410 mid-reply
+	OutcomeModelError  = "model_error"  // upstream failure
+	OutcomeServerError = "server_error" // our failure
+)
+
+// Summary is the one line logged per request.
+type Summary struct {
+	Function        string
+	Route           string
+	RequestID       string // Lambda / API Gateway request id
+	ClientRequestID string // requestId of the client frame
+	ConnectionID    string
+	User            string // the sub claim, never the token
+	Start           time.Time
+	Outcome         string
+	Code            string // error code answered, if any
+	Status          int    // HTTP status, if any
+	Err             error  // internal detail for operators; never includes secrets
+	// Model calls only.
+	ModelCall    bool
+	Model        string
+	TTFT         time.Duration
+	InputTokens  int64
+	OutputTokens int64
+	CacheRead    int64
+	CacheWrite   int64
+	StopReason   string
+	Deltas       int // delta frames posted
+}
+
+// Log writes the summary line.
+func (s *Summary) Log(ctx context.Context, l *slog.Logger) {
+	attrs := []slog.Attr{
+		slog.String("function", s.Function),
+		slog.String("route", s.Route),
+		slog.String("requestId", s.RequestID),
+		slog.Int64("latencyMs", time.Since(s.Start).Milliseconds()),
+		slog.String("outcome", s.Outcome),
+	}
+	opt := func(k, v string) {
+		if v != "" {
+			attrs = append(attrs, slog.String(k, v))
+		}
+	}
+	opt("clientRequestId", s.ClientRequestID)
+	opt("connectionId", s.ConnectionID)
+	opt("user", s.User)
+	opt("code", s.Code)
+	if s.Status != 0 {
+		attrs = append(attrs, slog.Int("status", s.Status))
+	}
+	if s.Err != nil {
+		attrs = append(attrs, slog.String("error", s.Err.Error()))
+	}
+	level := slog.LevelInfo
+	if s.Outcome == OutcomeServerError || s.Outcome == OutcomeModelError {
+		level = slog.LevelError
+	}
+	if s.ModelCall {
+		modelErr := 0
+		if s.Outcome == OutcomeModelError {
+			modelErr = 1
+		}
+		attrs = append(attrs,
+			slog.String("model", s.Model),
+			slog.Float64("ttftMs", float64(s.TTFT.Microseconds())/1000),
+			slog.Int64("inputTokens", s.InputTokens),
+			slog.Int64("outputTokens", s.OutputTokens),
+			slog.Int64("cacheReadInputTokens", s.CacheRead),
+			slog.Int64("cacheCreationInputTokens", s.CacheWrite),
+			slog.String("stopReason", s.StopReason),
+			slog.Int("deltas", s.Deltas),
+			slog.Int(schema.MetricModelRequests, 1),
+			slog.Int(schema.MetricModelErrors, modelErr),
+			slog.Any("_aws", emf(time.Now())),
+		)
+	}
+	l.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// emf declares the two metric fields of the line to CloudWatch.
+func emf(now time.Time) map[string]any {
+	return map[string]any{
+		"Timestamp": now.UnixMilli(),
+		"CloudWatchMetrics": []map[string]any{{
+			"Namespace":  schema.MetricNamespace,
+			"Dimensions": [][]string{{}},
+			"Metrics": []map[string]string{
+				{"Name": schema.MetricModelRequests, "Unit": "Count"},
+				{"Name": schema.MetricModelErrors, "Unit": "Count"},
+			},
+		}},
+	}
+}
