@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sync"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -63,7 +62,7 @@ type Deps struct {
 
 	opts    Options
 	aws     aws.Config
-	posters *posterCache
+	posters *wsapi.Connections
 }
 
 // New validates cfg for fn and builds what fn needs.
@@ -85,7 +84,7 @@ func New(ctx context.Context, fn schema.Function, cfg config.Runtime, opts Optio
 	if d.Store == nil {
 		d.Store = store.NewDynamo(dynamodb.NewFromConfig(d.aws), cfg.Tables)
 	}
-	d.posters = newPosterCache(d.aws)
+	d.posters = wsapi.NewConnections(d.aws)
 	return d, nil
 }
 
@@ -148,7 +147,9 @@ func logConfigErrors(log *slog.Logger, function string, err error) {
 }
 
 // Posters returns the @connections poster for an endpoint.
-func (d *Deps) Posters() chat.PosterFor { return d.posters.get }
+func (d *Deps) Posters() chat.PosterFor {
+	return func(endpoint string) wsapi.Poster { return d.posters.Poster(endpoint) }
+}
 
 // Model builds the model client of the configured provider.
 func (d *Deps) Model(ctx context.Context) (claude.Streamer, error) {
@@ -246,26 +247,4 @@ func (d *Deps) Router() (*httpapi.Router, error) {
 		return nil, fmt.Errorf("%s has no HTTP routes", d.Function)
 	}
 	return rt, nil
-}
-
-// posterCache keeps one @connections client per endpoint.
-type posterCache struct {
-	aws aws.Config
-	mu  sync.Mutex
-	m   map[string]wsapi.Poster
-}
-
-func newPosterCache(c aws.Config) *posterCache {
-	return &posterCache{aws: c, m: map[string]wsapi.Poster{}}
-}
-
-func (p *posterCache) get(endpoint string) wsapi.Poster {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if ps, ok := p.m[endpoint]; ok {
-		return ps
-	}
-	ps := wsapi.NewConnectionsPoster(p.aws, endpoint)
-	p.m[endpoint] = ps
-	return ps
 }

@@ -60,6 +60,19 @@ type Streamer interface {
 	Stream(ctx context.Context, req Request, h Handler) (Result, error)
 }
 
+// KeySource supplies the Anthropic API key. Key may be called for every
+// request, so an implementation caches; Invalidate is called after the API
+// answered 401, so that the next Key fetches the current value (the key was
+// rotated) instead of serving the cached one.
+type KeySource interface {
+	Key(ctx context.Context) (string, error)
+	Invalidate()
+}
+
+// ErrIdleTimeout is wrapped by the KindUpstream error of a stream that went
+// silent for longer than the idle timeout and was cancelled.
+var ErrIdleTimeout = errors.New("model timed out")
+
 // Kind classifies a failed call for the client.
 type Kind string
 

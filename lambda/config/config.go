@@ -160,8 +160,8 @@ func ParseModel(get func(string) string) (Model, error) {
 
 	if v := strings.TrimSpace(get(MaxTokens)); v == "" {
 		bad(MaxTokens, "is required")
-	} else if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 1 || n > 128000 {
-		bad(MaxTokens, "%q must be a whole number from 1 to 128000", v)
+	} else if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 1 || n > 64000 {
+		bad(MaxTokens, "%q must be a whole number from 1 to 64000 (the most Claude 4.5 models write)", v)
 	} else {
 		m.MaxTokens = n
 	}

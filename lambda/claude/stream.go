@@ -1,0 +1,367 @@
+package claude
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/anthropics/anthropic-sdk-go/option"
+)
+
+// Defaults of the tuning options shared by both providers.
+const (
+	// DefaultMaxRetries is the SDK's own default: 429, 529 and 5xx answered
+	// before the stream starts are retried this many times.
+	DefaultMaxRetries = 2
+	// DefaultIdleTimeout ends a stream that sent nothing, not even a ping,
+	// for this long. The API pings every few seconds while the model thinks,
+	// so a minute of silence is a dead connection, not a slow model.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultMaxRetryWait bounds how long a call sleeps before a retry. The
+	// SDK sleeps for whatever retry-after asks, uncapped; a reply job that
+	// sleeps for minutes only burns Lambda time while the user waits, so a
+	// longer request makes the call fail at once as rate limited.
+	DefaultMaxRetryWait = 10 * time.Second
+)
+
+// tuning holds the options both providers share.
+type tuning struct {
+	httpClient   *http.Client
+	maxRetries   int
+	idleTimeout  time.Duration
+	maxRetryWait time.Duration
+}
+
+func (t tuning) withDefaults() tuning {
+	switch {
+	case t.maxRetries == 0:
+		t.maxRetries = DefaultMaxRetries
+	case t.maxRetries < 0:
+		t.maxRetries = 0
+	}
+	if t.idleTimeout <= 0 {
+		t.idleTimeout = DefaultIdleTimeout
+	}
+	if t.maxRetryWait <= 0 {
+		t.maxRetryWait = DefaultMaxRetryWait
+	}
+	// The idle watchdog stays armed while the SDK sleeps between attempts
+	// (it cannot tell a retried error response from a final one), so a wait
+	// as long as the idle timeout would be reported as a timeout.
+	if t.maxRetryWait >= t.idleTimeout {
+		t.maxRetryWait = t.idleTimeout / 2
+	}
+	return t
+}
+
+// streamer is the one implementation of Stream behind both providers; they
+// differ only in the client options (endpoint, authentication), in the
+// model id and in whether an API key is sent per call.
+type streamer struct {
+	client anthropic.Client
+	// keys is nil for Bedrock, which signs requests with AWS credentials.
+	keys    KeySource
+	modelID func(string) string
+	idle    time.Duration
+}
+
+// newStreamer builds the SDK client. provider options come last so that our
+// middleware runs outermost and sees Anthropic-shaped requests and SSE
+// responses on both providers.
+func newStreamer(t tuning, keys KeySource, modelID func(string) string, provider ...option.RequestOption) *streamer {
+	t = t.withDefaults()
+	opts := []option.RequestOption{
+		// Credentials, base URL and profiles come from our configuration
+		// only; the SDK would otherwise read ANTHROPIC_API_KEY, config files
+		// under $HOME and more.
+		option.WithoutEnvironmentDefaults(),
+		option.WithMaxRetries(t.maxRetries),
+		option.WithMiddleware(watchMiddleware(t.maxRetryWait)),
+	}
+	if t.httpClient != nil {
+		opts = append(opts, option.WithHTTPClient(t.httpClient))
+	}
+	opts = append(opts, provider...)
+	return &streamer{
+		client:  anthropic.NewClient(opts...),
+		keys:    keys,
+		modelID: modelID,
+		idle:    t.idleTimeout,
+	}
+}
+
+// stream runs one model call. A 401 before the stream (the key was rotated
+// since we cached it) refreshes the key and tries exactly once more.
+func (s *streamer) stream(ctx context.Context, req Request, h Handler) (Result, error) {
+	params, err := newParams(req)
+	if err != nil {
+		return Result{}, &Error{Kind: KindBadRequest, Err: err}
+	}
+	if s.modelID != nil {
+		params.Model = anthropic.Model(s.modelID(req.Model))
+	}
+	var res Result
+	for attempt := 1; ; attempt++ {
+		var opts []option.RequestOption
+		if s.keys != nil {
+			key, err := s.keys.Key(ctx)
+			if err != nil {
+				return res, &Error{Kind: KindUpstream, Err: fmt.Errorf("API key: %w", err)}
+			}
+			opts = append(opts, option.WithAPIKey(key))
+		}
+		err := s.once(ctx, params, h, &res, opts...)
+		var e *Error
+		if attempt == 1 && s.keys != nil && errors.As(err, &e) && e.Status == http.StatusUnauthorized && !e.Started {
+			s.keys.Invalidate()
+			continue
+		}
+		return res, err
+	}
+}
+
+// once makes one call (the SDK's retries included) and feeds h.
+func (s *streamer) once(ctx context.Context, params anthropic.MessageNewParams, h Handler, res *Result, opts ...option.RequestOption) error {
+	callCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	wd := &watchdog{idle: s.idle, timer: time.AfterFunc(s.idle, func() { cancel(ErrIdleTimeout) })}
+	defer wd.timer.Stop()
+
+	stream := s.client.Messages.NewStreaming(context.WithValue(callCtx, watchdogKey{}, wd), params, opts...)
+	defer stream.Close()
+
+	var started, textSent, stopped bool
+	for stream.Next() {
+		if callCtx.Err() != nil {
+			// Events already buffered must not reach h once the caller
+			// gave up or the watchdog fired.
+			break
+		}
+		// Time spent in h is ours, not upstream silence.
+		wd.timer.Stop()
+		ev := stream.Current()
+		var herr error
+		switch ev.Type {
+		case "message_start":
+			u := ev.Message.Usage
+			res.Model = string(ev.Message.Model)
+			res.Usage = Usage{
+				InputTokens:              u.InputTokens,
+				OutputTokens:             u.OutputTokens,
+				CacheReadInputTokens:     u.CacheReadInputTokens,
+				CacheCreationInputTokens: u.CacheCreationInputTokens,
+			}
+			if !started {
+				started = true
+				herr = h.OnStart(res.Model)
+			}
+		case "content_block_delta":
+			if ev.Delta.Type == "text_delta" && ev.Delta.Text != "" {
+				textSent = true
+				herr = h.OnText(ev.Delta.Text)
+			}
+		case "message_delta":
+			if ev.Delta.StopReason != "" {
+				res.StopReason = string(ev.Delta.StopReason)
+			}
+			// Counts in message_delta are cumulative; input and cache
+			// counts appear there only in newer API versions.
+			u := ev.Usage
+			res.Usage.OutputTokens = u.OutputTokens
+			if u.JSON.InputTokens.Valid() && u.InputTokens > 0 {
+				res.Usage.InputTokens = u.InputTokens
+			}
+			if u.JSON.CacheReadInputTokens.Valid() && u.CacheReadInputTokens > 0 {
+				res.Usage.CacheReadInputTokens = u.CacheReadInputTokens
+			}
+			if u.JSON.CacheCreationInputTokens.Valid() && u.CacheCreationInputTokens > 0 {
+				res.Usage.CacheCreationInputTokens = u.CacheCreationInputTokens
+			}
+		case "message_stop":
+			stopped = true
+		}
+		if herr != nil {
+			// Cancel before returning so that the deferred Close tears the
+			// connection down instead of reading on: every further token
+			// would be paid for and thrown away.
+			cancel(herr)
+			return fmt.Errorf("claude: stream handler: %w", herr)
+		}
+		wd.kick()
+	}
+	err := stream.Err()
+	if err == nil && callCtx.Err() != nil {
+		err = context.Cause(callCtx)
+	}
+	if err == nil && !stopped {
+		// A connection cut between events ends the body cleanly; without
+		// message_stop the reply is incomplete and must not pass as whole.
+		err = io.ErrUnexpectedEOF
+		if !started {
+			err = errors.New("stream ended before message_start")
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	return classify(ctx, callCtx, err, textSent)
+}
+
+// classify turns a failed call into an *Error. parent is the caller's
+// context, call the context of the call (cancelled by the watchdog).
+func classify(parent, call context.Context, err error, textSent bool) error {
+	if parent.Err() != nil {
+		// The caller gave up (client gone, invocation deadline): say why
+		// with the cause, not with the SDK's bare "context canceled".
+		return &Error{Kind: KindUpstream, Started: textSent, Err: context.Cause(parent)}
+	}
+	if errors.Is(context.Cause(call), ErrIdleTimeout) {
+		return &Error{Kind: KindUpstream, Started: textSent, Err: ErrIdleTimeout}
+	}
+	var apiErr *anthropic.Error
+	if !errors.As(err, &apiErr) {
+		return &Error{Kind: KindUpstream, Started: textSent, Err: err}
+	}
+	if apiErr.StatusCode < 400 {
+		// An error event after the 200: the status says nothing, the type
+		// does. Bedrock reports its exceptions under their AWS names.
+		kind := KindUpstream
+		switch strings.ToLower(string(apiErr.Type())) {
+		case "overloaded_error", "rate_limit_error", "throttlingexception":
+			kind = KindRateLimited
+		}
+		return &Error{Kind: kind, Started: textSent, Err: apiErr}
+	}
+	return &Error{Kind: kindOfStatus(apiErr.StatusCode), Status: apiErr.StatusCode, Err: apiErr}
+}
+
+// kindOfStatus classifies an error status answered before the stream, after
+// the SDK's retries.
+func kindOfStatus(status int) Kind {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return KindBadRequest
+	case http.StatusTooManyRequests, 529:
+		return KindRateLimited
+	default:
+		// 401/403/404 are our configuration's fault, 5xx the upstream's:
+		// either way the user's request was fine.
+		return KindUpstream
+	}
+}
+
+// newParams translates a Request. Absent sampling fields stay absent, so the
+// model's defaults apply.
+func newParams(req Request) (anthropic.MessageNewParams, error) {
+	if req.Temperature != nil && req.TopP != nil {
+		return anthropic.MessageNewParams{}, errors.New("temperature and top_p cannot both be set: Claude 4.5 models reject the pair; set one")
+	}
+	p := anthropic.MessageNewParams{
+		Model:     anthropic.Model(req.Model),
+		MaxTokens: req.MaxTokens,
+		Messages:  make([]anthropic.MessageParam, 0, len(req.Turns)),
+	}
+	if req.System != "" {
+		p.System = []anthropic.TextBlockParam{{Text: req.System}}
+	}
+	if req.Temperature != nil {
+		p.Temperature = anthropic.Float(*req.Temperature)
+	}
+	if req.TopP != nil {
+		p.TopP = anthropic.Float(*req.TopP)
+	}
+	if req.TopK > 0 {
+		p.TopK = anthropic.Int(req.TopK)
+	}
+	for i, t := range req.Turns {
+		block := anthropic.NewTextBlock(t.Text)
+		switch t.Role {
+		case "user":
+			p.Messages = append(p.Messages, anthropic.NewUserMessage(block))
+		case "assistant":
+			p.Messages = append(p.Messages, anthropic.NewAssistantMessage(block))
+		default:
+			return anthropic.MessageNewParams{}, fmt.Errorf("turn %d: role %q is neither user nor assistant", i, t.Role)
+		}
+	}
+	return p, nil
+}
+
+// watchdog cancels a call that has been silent for idle. It is armed while
+// we wait on the network: from the start of each attempt, and reset by
+// every read of the response body, pings included.
+type watchdog struct {
+	idle  time.Duration
+	timer *time.Timer
+}
+
+func (w *watchdog) kick() { w.timer.Reset(w.idle) }
+
+type watchdogKey struct{}
+
+// watchMiddleware runs around every attempt the SDK makes. It keeps the
+// call's watchdog fed and caps the SDK's retry waits at maxWait.
+func watchMiddleware(maxWait time.Duration) option.Middleware {
+	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		wd, _ := req.Context().Value(watchdogKey{}).(*watchdog)
+		if wd != nil {
+			wd.kick()
+		}
+		res, err := next(req)
+		if err != nil || res == nil {
+			return res, err
+		}
+		if res.StatusCode >= 400 {
+			if wait, ok := retryAfter(res.Header); ok && wait > maxWait {
+				// The SDK honours this header over the status: the call
+				// ends now with this response instead of sleeping.
+				res.Header.Set("x-should-retry", "false")
+			}
+		}
+		if wd != nil && res.Body != nil {
+			wd.kick()
+			res.Body = &activityBody{ReadCloser: res.Body, wd: wd}
+		}
+		return res, nil
+	}
+}
+
+// retryAfter is the wait the SDK derives from a response's headers, read
+// the same way: retry-after-ms first, then retry-after in seconds or as an
+// HTTP date.
+func retryAfter(h http.Header) (time.Duration, bool) {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil {
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	if v := h.Get("retry-after"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil {
+			return time.Duration(s * float64(time.Second)), true
+		}
+		if t, err := time.Parse(time.RFC1123, v); err == nil {
+			return time.Until(t), true
+		}
+	}
+	return 0, false
+}
+
+// activityBody feeds the watchdog whenever bytes arrive.
+type activityBody struct {
+	io.ReadCloser
+	wd *watchdog
+}
+
+func (b *activityBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.wd.kick()
+	}
+	return n, err
+}

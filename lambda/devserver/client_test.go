@@ -1,0 +1,339 @@
+package devserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/p2/buddy/lambda/wsapi"
+)
+
+// The end-to-end tests share one dev server (one dynalite), started on
+// first use; each test uses its own users, so they cannot see each other's
+// data.
+var (
+	sharedOnce sync.Once
+	shared     *Server
+	sharedErr  error
+	sharedDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		if err := shared.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "devserver: close:", err)
+			code = 1
+		}
+	}
+	if sharedDir != "" {
+		os.RemoveAll(sharedDir)
+	}
+	os.Exit(code)
+}
+
+func sharedServer(t *testing.T) *Server {
+	t.Helper()
+	sharedOnce.Do(func() {
+		sharedDir, sharedErr = os.MkdirTemp("", "buddy-devserver-")
+		if sharedErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		shared, sharedErr = Start(ctx, Config{StateDir: sharedDir})
+	})
+	if sharedErr != nil {
+		t.Fatalf("start the dev server: %v", sharedErr)
+	}
+	return shared
+}
+
+// user is one person using the API: a token from POST /dev/token and, once
+// connected, a socket.
+type user struct {
+	t     *testing.T
+	srv   *Server
+	sub   string
+	token string
+	ws    *websocket.Conn
+}
+
+// testCtx bounds every wait of a test.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newUser gets a token for a fresh user name through the dev token
+// endpoint.
+func newUser(t *testing.T, srv *Server, name string) *user {
+	t.Helper()
+	sub := fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
+	resp, err := http.Post(srv.HTTPURL+"/dev/token", "application/json", strings.NewReader(`{"sub":"`+sub+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token     string `json:"token"`
+		ExpiresIn int    `json:"expiresIn"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 || out.Token == "" || out.ExpiresIn <= 0 {
+		t.Fatalf("POST /dev/token: status %d, %+v, %v", resp.StatusCode, out, err)
+	}
+	return &user{t: t, srv: srv, sub: sub, token: out.Token}
+}
+
+func (u *user) connect(ctx context.Context) {
+	u.t.Helper()
+	c, resp, err := websocket.Dial(ctx, u.srv.WebSocketURL+"?token="+u.token, nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		u.t.Fatalf("%s: connect: status %d: %v", u.sub, status, err)
+	}
+	c.SetReadLimit(wsapi.MaxMessageBytes)
+	u.ws = c
+	u.t.Cleanup(func() { _ = c.CloseNow() })
+}
+
+func (u *user) sendRaw(ctx context.Context, b []byte) {
+	u.t.Helper()
+	if err := u.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		u.t.Fatalf("%s: write: %v", u.sub, err)
+	}
+}
+
+func (u *user) send(ctx context.Context, v any) {
+	u.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	u.sendRaw(ctx, b)
+}
+
+// frame is a server frame with the raw bytes kept for messages.
+type frame struct {
+	wsapi.Frame
+	raw []byte
+}
+
+func (u *user) read(ctx context.Context) frame {
+	u.t.Helper()
+	typ, b, err := u.ws.Read(ctx)
+	if err != nil {
+		u.t.Fatalf("%s: read: %v", u.sub, err)
+	}
+	if typ != websocket.MessageText {
+		u.t.Fatalf("%s: got a %v message", u.sub, typ)
+	}
+	if len(b) > wsapi.MaxFrameBytes {
+		u.t.Errorf("%s: a server frame of %d bytes exceeds 32 KB", u.sub, len(b))
+	}
+	var f frame
+	if err := json.Unmarshal(b, &f.Frame); err != nil {
+		u.t.Fatalf("%s: frame %q: %v", u.sub, b, err)
+	}
+	f.raw = b
+	return f
+}
+
+// sendMessage is a sendMessage frame.
+type sendMessage struct {
+	Action         string `json:"action"`
+	RequestID      string `json:"requestId"`
+	ConversationID string `json:"conversationId,omitempty"`
+	PromptID       string `json:"promptId,omitempty"`
+	Text           string `json:"text"`
+}
+
+// reply is what came back for one request.
+type reply struct {
+	start  wsapi.Frame
+	deltas []wsapi.Frame
+	end    wsapi.Frame
+	err    *wsapi.Frame
+}
+
+func (r reply) text() string {
+	var b strings.Builder
+	for _, d := range r.deltas {
+		b.WriteString(d.Text)
+	}
+	return b.String()
+}
+
+// chat sends text and collects the reply's frames until end or error,
+// checking the order the protocol promises: start, deltas with seq
+// 0..n-1 in arrival order, end.
+func (u *user) chat(ctx context.Context, m sendMessage) reply {
+	u.t.Helper()
+	m.Action = "sendMessage"
+	u.send(ctx, m)
+	return u.collect(ctx, m.RequestID)
+}
+
+func (u *user) collect(ctx context.Context, requestID string) reply {
+	u.t.Helper()
+	var r reply
+	for {
+		f := u.read(ctx)
+		if f.RequestID != requestID {
+			u.t.Fatalf("%s: frame for another request: %s", u.sub, f.raw)
+		}
+		switch f.Type {
+		case wsapi.TypeStart:
+			if r.start.Type != "" || len(r.deltas) > 0 {
+				u.t.Fatalf("%s: start out of place: %s", u.sub, f.raw)
+			}
+			r.start = f.Frame
+		case wsapi.TypeDelta:
+			if r.start.Type == "" {
+				u.t.Fatalf("%s: delta before start: %s", u.sub, f.raw)
+			}
+			if f.Seq == nil || *f.Seq != len(r.deltas) {
+				u.t.Fatalf("%s: delta %d has seq %v: lost, duplicated or out of order", u.sub, len(r.deltas), f.Seq)
+			}
+			r.deltas = append(r.deltas, f.Frame)
+		case wsapi.TypeEnd:
+			if r.start.Type == "" {
+				u.t.Fatalf("%s: end before start: %s", u.sub, f.raw)
+			}
+			r.end = f.Frame
+			return r
+		case wsapi.TypeError:
+			e := f.Frame
+			r.err = &e
+			return r
+		default:
+			u.t.Fatalf("%s: unexpected frame %s", u.sub, f.raw)
+		}
+	}
+}
+
+// ping checks that the socket still answers.
+func (u *user) ping(ctx context.Context) {
+	u.t.Helper()
+	u.sendRaw(ctx, []byte(`{"action":"ping"}`))
+	if f := u.read(ctx); f.Type != wsapi.TypePong {
+		u.t.Fatalf("%s: ping answered %s", u.sub, f.raw)
+	}
+}
+
+// api calls the HTTP API as u and decodes a JSON answer into out (when
+// not nil); it returns the status.
+func (u *user) api(ctx context.Context, method, path string, body, out any) int {
+	u.t.Helper()
+	return callAPI(ctx, u.t, u.srv, "Bearer "+u.token, method, path, body, out)
+}
+
+func callAPI(ctx context.Context, t *testing.T, srv *Server, authorization, method, path string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, srv.HTTPURL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: status %d, body %q: %v", method, path, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// Wire shapes of the HTTP API answers the tests read.
+type (
+	apiMessage struct {
+		ID         string `json:"id"`
+		Role       string `json:"role"`
+		Text       string `json:"text"`
+		Model      string `json:"model"`
+		Incomplete bool   `json:"incomplete"`
+		RequestID  string `json:"requestId"`
+	}
+	apiConversation struct {
+		ID       string       `json:"id"`
+		Title    string       `json:"title"`
+		PromptID string       `json:"promptId"`
+		Messages []apiMessage `json:"messages"`
+	}
+	apiPrompt struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+		Text string `json:"text"`
+	}
+	apiUsage struct {
+		Days []struct {
+			Day          string `json:"day"`
+			Model        string `json:"model"`
+			InputTokens  int64  `json:"inputTokens"`
+			OutputTokens int64  `json:"outputTokens"`
+		} `json:"days"`
+		Totals struct {
+			InputTokens  int64 `json:"inputTokens"`
+			OutputTokens int64 `json:"outputTokens"`
+		} `json:"totals"`
+	}
+)
+
+func (u *user) conversation(ctx context.Context, id string) apiConversation {
+	u.t.Helper()
+	var c apiConversation
+	if st := u.api(ctx, http.MethodGet, "/conversations/"+id, nil, &c); st != http.StatusOK {
+		u.t.Fatalf("%s: GET /conversations/%s: %d", u.sub, id, st)
+	}
+	return c
+}
+
+// eventually polls check until it returns "" (done) or ctx ends; the last
+// complaint is the failure. For effects that happen after the client was
+// answered (a reply stored after its socket closed).
+func eventually(ctx context.Context, t *testing.T, check func() string) {
+	t.Helper()
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("gave up waiting: %s", msg)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

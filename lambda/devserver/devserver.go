@@ -1,0 +1,482 @@
+// Package devserver runs the whole Buddy backend on one machine (`make dev`,
+// DESIGN §6): the six functions' real handler code behind local stand-ins
+// for API Gateway's WebSocket API (with its @connections endpoint) and HTTP
+// API (with its JWT authorizer), a real DynamoDB-protocol store (dynalite)
+// persisted in a state folder, and Claude or an offline stand-in that
+// speaks the Messages streaming protocol. It also serves a small chat page.
+//
+// It is a library so that tests and benchmarks start it in-process on free
+// ports:
+//
+//	srv, err := devserver.Start(ctx, devserver.Config{StateDir: t.TempDir()})
+//	defer srv.Close()
+//	token, _ := srv.Token("alice")
+//	conn, _, _ := websocket.Dial(ctx, srv.WebSocketURL+"?token="+token, nil)
+//
+// What it mirrors of API Gateway, and why each piece matters, is in
+// docs/dev.md.
+package devserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/p2/buddy/lambda/app"
+	"github.com/p2/buddy/lambda/auth"
+	"github.com/p2/buddy/lambda/chat"
+	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/local/dynalite"
+	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/wsapi"
+)
+
+// Defaults of Config.
+const (
+	DefaultStage    = "dev"
+	DefaultAudience = "buddy-dev"
+	// TablePrefix names the local tables ("buddy-dev-Conversations").
+	TablePrefix = "buddy-dev-"
+)
+
+// API Gateway's quotas (REFERENCE.md): the dev server enforces the same.
+const (
+	IntegrationTimeout = 29 * time.Second
+	IdleTimeout        = 10 * time.Minute
+	MaxConnectionAge   = 2 * time.Hour
+	// httpAPIIntegrationTimeout is the HTTP API's maximum (30 s).
+	httpAPIIntegrationTimeout = 30 * time.Second
+)
+
+// Function timeouts as the stack sets them: the message function runs the
+// reply job, which may stream for minutes; the others answer at once.
+const (
+	messageFunctionTimeout = 5 * time.Minute
+	otherFunctionTimeout   = 30 * time.Second
+)
+
+// Config says how to run the dev server. Only StateDir is required.
+type Config struct {
+	// HTTPAddr and WSAddr are the listen addresses of the HTTP API and
+	// the WebSocket API; "127.0.0.1:0" (the default) picks a free port.
+	HTTPAddr, WSAddr string
+	// Stage is the WebSocket API's stage, the first path segment of its
+	// URL and of the @connections endpoint (default "dev").
+	Stage string
+	// StateDir keeps what survives a restart: the dynalite data
+	// (StateDir/dynamodb) and the token signing key (StateDir/jwt-key.pem).
+	StateDir string
+	// DynaliteOutput receives dynalite's own output; nil discards it.
+	DynaliteOutput io.Writer
+	// AnthropicAPIKey, when set, sends replies to Claude through the
+	// normal code path; empty uses the offline stand-in. It is only ever
+	// held in memory.
+	AnthropicAPIKey string
+	// Getenv overrides the model settings (ANTHROPIC_MODEL_ID, MAX_TOKENS,
+	// TEMPERATURE, TOP_P, TOP_K, USE_OPUS_MODEL) and DAILY_TOKEN_LIMIT,
+	// validated by the same rules as in AWS; nil keeps the defaults.
+	Getenv func(string) string
+	// Log receives the functions' summary lines and the server's own
+	// messages; nil discards them.
+	Log *slog.Logger
+	// Limits for tests; zero means API Gateway's value.
+	IntegrationTimeout, IdleTimeout, MaxConnectionAge time.Duration
+}
+
+// Server is a running dev server. Its URLs are final once Start returns.
+type Server struct {
+	// WebSocketURL is the WebSocket API (ws://127.0.0.1:<port>/<stage>);
+	// connect with ?token=<JWT>.
+	WebSocketURL string
+	// ConnectionsURL is the @connections endpoint the handlers post to
+	// (http://127.0.0.1:<port>/<stage>).
+	ConnectionsURL string
+	// HTTPURL is the HTTP API (and the chat page, the token endpoint and
+	// the JWKS) without a trailing slash.
+	HTTPURL string
+	// PageURL is the chat page.
+	PageURL string
+	// Model is the model id requests are made with; the stand-in reports
+	// "standin/<Model>".
+	Model string
+	// StandIn is the offline model, nil when AnthropicAPIKey was set.
+	StandIn *StandIn
+	// Store is the store the handlers share (for tests that check what was
+	// written).
+	Store store.Store
+	// DynamoEndpoint is dynalite's URL.
+	DynamoEndpoint string
+
+	log      *slog.Logger
+	issuer   *auth.LocalIssuer
+	iv       *invoker
+	ws       *wsGateway
+	api      *httpGateway
+	httpSrv  *http.Server
+	wsSrv    *http.Server
+	db       *dynalite.Local
+	closed   chan struct{}
+	closeErr error
+}
+
+// Start runs the dev server until Close. ctx bounds the start only.
+func Start(ctx context.Context, cfg Config) (s *Server, err error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("devserver: a state directory is required")
+	}
+	cfg = withDefaults(cfg)
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("devserver: state directory: %w", err)
+	}
+	s = &Server{log: cfg.Log, closed: make(chan struct{})}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: HTTP API listener: %w", err)
+	}
+	cleanup = append(cleanup, func() { httpLn.Close() })
+	wsLn, err := net.Listen("tcp", cfg.WSAddr)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: WebSocket API listener: %w", err)
+	}
+	cleanup = append(cleanup, func() { wsLn.Close() })
+	s.HTTPURL = "http://" + httpLn.Addr().String()
+	s.PageURL = s.HTTPURL + "/"
+	s.WebSocketURL = "ws://" + wsLn.Addr().String() + "/" + cfg.Stage
+	s.ConnectionsURL = "http://" + wsLn.Addr().String() + "/" + cfg.Stage
+
+	db, err := dynalite.StartWithTables(ctx, dynalite.Options{
+		Dir:    filepath.Join(cfg.StateDir, "dynamodb"),
+		Stdout: cfg.DynaliteOutput,
+	}, TablePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: store: %w", err)
+	}
+	cleanup = append(cleanup, func() { _ = db.Stop() })
+	s.db, s.DynamoEndpoint = db, db.Endpoint()
+	s.Store = store.NewDynamo(db.Client, db.Tables)
+
+	key, err := auth.LoadOrCreateKey(filepath.Join(cfg.StateDir, "jwt-key.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("devserver: signing key: %w", err)
+	}
+	// The issuer is this server's URL, so config derives the JWKS URL
+	// <issuer>/.well-known/jwks.json exactly as it does for Cognito.
+	s.issuer, err = auth.NewLocalIssuer(s.HTTPURL, DefaultAudience, key)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: token issuer: %w", err)
+	}
+
+	m, err := startModel(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, m.close)
+	s.StandIn = m.standIn
+
+	rt, err := runtimeConfig(cfg, s, db.Tables, m.baseURL)
+	if err != nil {
+		return nil, err
+	}
+	s.Model = rt.Model.ModelID
+
+	s.iv = newInvoker(cfg.Log)
+	cleanup = append(cleanup, func() { _ = s.iv.close(time.Second) })
+	fns, err := s.functions(ctx, cfg, rt, m.keys)
+	if err != nil {
+		return nil, err
+	}
+	s.ws = &wsGateway{
+		stage:  cfg.Stage,
+		apiID:  newAPIID(),
+		iv:     s.iv,
+		routes: map[string]*function{},
+		limits: wsLimits{
+			maxMessage:  wsapi.MaxMessageBytes,
+			maxFrame:    wsapi.MaxFrameBytes,
+			idle:        cfg.IdleTimeout,
+			maxAge:      cfg.MaxConnectionAge,
+			integration: cfg.IntegrationTimeout,
+		},
+		log:   cfg.Log,
+		conns: map[string]*wsConn{},
+	}
+	for _, r := range schema.WebSocketRoutes {
+		s.ws.routes[r.RouteKey] = fns.byName[r.Function.Name]
+	}
+	s.api = &httpGateway{
+		apiID:       newAPIID(),
+		iv:          s.iv,
+		verifier:    fns.verifier,
+		integration: min(cfg.IntegrationTimeout, httpAPIIntegrationTimeout),
+		log:         cfg.Log,
+	}
+	for _, r := range schema.HTTPRoutes {
+		route, err := newHTTPRoute(r.RouteKey, fns.byName[r.Function.Name])
+		if err != nil {
+			return nil, fmt.Errorf("devserver: %w", err)
+		}
+		s.api.routes = append(s.api.routes, route)
+	}
+
+	mux := http.NewServeMux()
+	(&devRoutes{issuer: s.issuer, info: s.pageConfig}).register(mux)
+	mux.Handle("/", s.api)
+	errLog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.wsSrv = &http.Server{Handler: s.ws.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	go func() { _ = s.httpSrv.Serve(httpLn) }()
+	go func() { _ = s.wsSrv.Serve(wsLn) }()
+	return s, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:0"
+	}
+	if cfg.WSAddr == "" {
+		cfg.WSAddr = "127.0.0.1:0"
+	}
+	if cfg.Stage == "" {
+		cfg.Stage = DefaultStage
+	}
+	if cfg.Getenv == nil {
+		cfg.Getenv = func(string) string { return "" }
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IntegrationTimeout <= 0 {
+		cfg.IntegrationTimeout = IntegrationTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = IdleTimeout
+	}
+	if cfg.MaxConnectionAge <= 0 {
+		cfg.MaxConnectionAge = MaxConnectionAge
+	}
+	return cfg
+}
+
+// overridable are the variables a developer may set for a local run; the
+// provider, the secret and the endpoints are the dev server's own.
+var overridable = []string{
+	config.ModelID, config.UseOpusModel, config.MaxTokens, config.Temperature,
+	config.TopP, config.TopK, config.DailyTokenLimit,
+}
+
+// runtimeConfig builds the environment the functions would have in AWS and
+// validates it with the same rules.
+func runtimeConfig(cfg Config, s *Server, tables config.Tables, modelURL string) (config.Runtime, error) {
+	env := config.ModelDefaults()
+	for _, k := range overridable {
+		if v := cfg.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	if cfg.Getenv(config.TopP) != "" && cfg.Getenv(config.Temperature) == "" {
+		// Setting TOP_P asks for it instead of the default temperature.
+		delete(env, config.Temperature)
+	}
+	env[config.ConnectionsTable] = tables.Connections
+	env[config.ConversationsTable] = tables.Conversations
+	env[config.MessagesTable] = tables.Messages
+	env[config.PromptsTable] = tables.Prompts
+	env[config.UsageTable] = tables.Usage
+	env[config.JWTIssuer] = s.issuer.Issuer()
+	env[config.JWTAudience] = s.issuer.Audience()
+	env[config.ConnectionsEndpoint] = s.ConnectionsURL
+	env[config.AnthropicBaseURL] = modelURL
+	get := func(k string) string { return env[k] }
+	rt, err := config.ParseRuntime(get)
+	for _, fn := range schema.Functions {
+		err = errors.Join(err, config.Require(get, app.Required(fn)...))
+	}
+	if err != nil {
+		return rt, fmt.Errorf("devserver: configuration: %w", err)
+	}
+	return rt, nil
+}
+
+// builtFunctions are the six functions wired to the gateways.
+type builtFunctions struct {
+	byName   map[string]*function
+	verifier auth.Verifier
+}
+
+// functions builds each function from its own app.Deps, as its main does
+// in AWS, all sharing one store. The reply job reaches the message function
+// as an Event invocation through the invoker, like Lambda's async invoke.
+func (s *Server) functions(ctx context.Context, cfg Config, rt config.Runtime, keys staticKey) (builtFunctions, error) {
+	awsCfg := aws.Config{
+		Region: "us-east-1",
+		// The @connections client signs its posts; the gateway accepts any
+		// signature, so no real credentials are needed or read.
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+	}
+	out := builtFunctions{byName: map[string]*function{}}
+	var message *function
+	for _, fn := range schema.Functions {
+		opts := app.Options{AWS: &awsCfg, Store: s.Store, Log: cfg.Log}
+		if keys != "" {
+			opts.Keys = keys
+		}
+		if fn.Name == schema.WebSocketMessage.Name {
+			opts.Dispatcher = dispatcher(func(job chat.Job) error {
+				return s.iv.dispatchJSON(message, job)
+			})
+		}
+		d, err := app.New(ctx, fn, rt, opts)
+		if err != nil {
+			return out, fmt.Errorf("devserver: %s: %w", fn.Name, err)
+		}
+		f := &function{name: fn.Name, timeout: otherFunctionTimeout}
+		switch fn.Name {
+		case schema.WebSocketConnect.Name, schema.WebSocketDisconnect.Name, schema.WebSocketMessage.Name:
+			w, err := d.WebSocket(ctx)
+			if err != nil {
+				return out, fmt.Errorf("devserver: %s: %w", fn.Name, err)
+			}
+			switch fn.Name {
+			case schema.WebSocketConnect.Name:
+				f.handler = typed(w.Connect)
+				out.verifier = w.Verifier
+			case schema.WebSocketDisconnect.Name:
+				f.handler = typed(w.Disconnect)
+			default:
+				// The entry point its main hands to lambda.Start: API
+				// Gateway events and reply jobs alike.
+				f.handler = typed(w.Message)
+				f.timeout = messageFunctionTimeout
+				message = f
+			}
+		default:
+			r, err := d.Router()
+			if err != nil {
+				return out, fmt.Errorf("devserver: %s: %w", fn.Name, err)
+			}
+			f.handler = typed(r.Handle)
+		}
+		out.byName[fn.Name] = f
+	}
+	if out.verifier == nil {
+		return out, errors.New("devserver: the connect function has no verifier")
+	}
+	return out, nil
+}
+
+// dispatcher adapts a function to chat.Dispatcher.
+type dispatcher func(chat.Job) error
+
+func (d dispatcher) Dispatch(_ context.Context, job chat.Job) error { return d(job) }
+
+func (s *Server) pageConfig() PageConfig {
+	model := s.Model
+	if s.StandIn != nil {
+		model = StandInModelPrefix + model
+	}
+	return PageConfig{WebSocketURL: s.WebSocketURL, HTTPURL: s.HTTPURL, StandIn: s.StandIn != nil, Model: model}
+}
+
+// Token signs a token for sub, as POST /dev/token does.
+func (s *Server) Token(sub string) (string, error) { return s.issuer.Sign(sub, TokenTTL) }
+
+// Issuer is the local token issuer (for tests that need odd tokens).
+func (s *Server) Issuer() *auth.LocalIssuer { return s.issuer }
+
+// Stats are the gateways' counters since Start.
+type Stats struct {
+	OpenConnections int
+	// Connects counts upgrades, RefusedConnects $connect answers that
+	// were not 2xx; Disconnects counts $disconnect invocations.
+	Connects, RefusedConnects, Disconnects int64
+	// Messages counts client messages routed.
+	Messages int64
+	// Posts counts @connections posts delivered; GonePosts those answered
+	// 410, TooLargePosts those answered 413; FragmentedPosts delivered
+	// posts over 32 KB that had to be split into several frames.
+	Posts, GonePosts, TooLargePosts, FragmentedPosts int64
+	// HTTPRequests counts HTTP API requests, HTTPUnauthorized those the
+	// JWT authorizer refused.
+	HTTPRequests, HTTPUnauthorized int64
+	// FunctionErrors and IntegrationTimeouts count failed integrations.
+	FunctionErrors, IntegrationTimeouts int64
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	g := s.ws
+	g.mu.Lock()
+	open := 0
+	for _, c := range g.conns {
+		if c.state == stateOpen {
+			open++
+		}
+	}
+	g.mu.Unlock()
+	return Stats{
+		OpenConnections:     open,
+		Connects:            g.stats.connects.Load(),
+		RefusedConnects:     g.stats.refused.Load(),
+		Disconnects:         g.stats.disconnects.Load(),
+		Messages:            g.stats.messages.Load(),
+		Posts:               g.stats.posts.Load(),
+		GonePosts:           g.stats.gone.Load(),
+		TooLargePosts:       g.stats.tooLarge.Load(),
+		FragmentedPosts:     g.stats.fragment.Load(),
+		HTTPRequests:        s.api.requests.Load(),
+		HTTPUnauthorized:    s.api.unauthorized.Load(),
+		FunctionErrors:      g.stats.functionErrors.Load() + s.api.functionErrors.Load(),
+		IntegrationTimeouts: g.stats.timeouts.Load() + s.api.timeouts.Load(),
+	}
+}
+
+// shutdownGrace bounds each step of Close.
+const shutdownGrace = 10 * time.Second
+
+// Close stops everything Start started, in the order that lets running
+// replies finish cleanly: no new HTTP requests, every socket closed with
+// 1001 (each fires $disconnect, and a reply still streaming sees 410 and
+// stores what it has), running invocations drained, then the @connections
+// endpoint, the model stand-in and dynalite.
+func (s *Server) Close() error {
+	select {
+	case <-s.closed:
+		return s.closeErr
+	default:
+	}
+	defer close(s.closed)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	errs := []error{
+		s.httpSrv.Shutdown(ctx),
+		s.ws.close(shutdownGrace),
+		s.iv.close(shutdownGrace),
+		s.wsSrv.Shutdown(ctx),
+	}
+	if s.StandIn != nil {
+		errs = append(errs, s.StandIn.close())
+	}
+	errs = append(errs, s.db.Stop())
+	s.closeErr = errors.Join(errs...)
+	return s.closeErr
+}

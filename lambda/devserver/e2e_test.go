@@ -1,0 +1,522 @@
+package devserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/p2/buddy/lambda/auth"
+	"github.com/p2/buddy/lambda/wsapi"
+)
+
+func TestChatStreamsAndStoresTheReply(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := testCtx(t)
+	alice := newUser(t, srv, "alice")
+	alice.connect(ctx)
+
+	first := alice.chat(ctx, sendMessage{RequestID: "r1", Text: "[[tokens=60]] Hello there"})
+	if first.err != nil {
+		t.Fatalf("error frame: %+v", *first.err)
+	}
+	conv := first.start.ConversationID
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"start names the conversation", conv != ""},
+		{"start names the assistant message", first.start.MessageID != ""},
+		{"start reports the stand-in model", strings.HasPrefix(first.start.Model, StandInModelPrefix)},
+		{"deltas arrived", len(first.deltas) > 0},
+		{"end closes the same message", first.end.MessageID == first.start.MessageID && first.end.ConversationID == conv},
+		{"end reports the output tokens", first.end.Usage != nil && first.end.Usage.OutputTokens > 0},
+		{"end reports the stop reason", first.end.StopReason == "end_turn"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s: start %+v end %+v", c.name, first.start, first.end)
+		}
+	}
+
+	stored := alice.conversation(ctx, conv)
+	if len(stored.Messages) != 2 || stored.Messages[0].Role != "user" || stored.Messages[1].Role != "assistant" {
+		t.Fatalf("stored messages: %+v", stored.Messages)
+	}
+	if got, want := stored.Messages[1].Text, first.text(); got != want {
+		t.Errorf("stored reply differs from the concatenated deltas:\nstored %q\ndeltas %q", got, want)
+	}
+	if stored.Messages[1].Model != first.start.Model || stored.Messages[1].Incomplete {
+		t.Errorf("stored reply: %+v", stored.Messages[1])
+	}
+	if stored.Messages[0].Text != "[[tokens=60]] Hello there" {
+		t.Errorf("stored user message %q", stored.Messages[0].Text)
+	}
+
+	// A follow-up in the same conversation carries the history upstream.
+	second := alice.chat(ctx, sendMessage{RequestID: "r2", ConversationID: conv, Text: "[[tokens=5]] And again"})
+	if second.err != nil || second.start.ConversationID != conv {
+		t.Fatalf("follow-up: %+v", second)
+	}
+	if got := len(alice.conversation(ctx, conv).Messages); got != 4 {
+		t.Errorf("after a follow-up the conversation has %d messages, want 4", got)
+	}
+	var turns int
+	for _, r := range srv.StandIn.Requests() {
+		if n := len(r.Messages); n > 0 && strings.Contains(r.Messages[n-1].Content.Text(), "And again") {
+			turns = n
+		}
+	}
+	if turns != 3 {
+		t.Errorf("the follow-up sent %d turns upstream, want 3 (user, assistant, user)", turns)
+	}
+
+	var list struct {
+		Conversations []apiConversation `json:"conversations"`
+	}
+	if st := alice.api(ctx, http.MethodGet, "/conversations", nil, &list); st != 200 || len(list.Conversations) != 1 || list.Conversations[0].ID != conv {
+		t.Errorf("GET /conversations: %d %+v", st, list)
+	}
+
+	var usage apiUsage
+	if st := alice.api(ctx, http.MethodGet, "/usage", nil, &usage); st != 200 {
+		t.Fatalf("GET /usage: %d", st)
+	}
+	wantOut := first.end.Usage.OutputTokens + second.end.Usage.OutputTokens
+	if usage.Totals.OutputTokens != wantOut || usage.Totals.InputTokens == 0 {
+		t.Errorf("usage totals %+v, want %d output tokens", usage.Totals, wantOut)
+	}
+	if len(usage.Days) != 1 || usage.Days[0].Model != first.start.Model || usage.Days[0].Day != time.Now().UTC().Format(time.DateOnly) {
+		t.Errorf("usage rows %+v, want one row for today and %s", usage.Days, first.start.Model)
+	}
+	alice.ping(ctx)
+}
+
+func TestSavedPromptsAndAReplyUsingOne(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := testCtx(t)
+	bob := newUser(t, srv, "bob")
+	bob.connect(ctx)
+
+	var p apiPrompt
+	if st := bob.api(ctx, http.MethodPost, "/prompts", map[string]string{"name": "Pirate", "text": "Answer like a pirate."}, &p); st != http.StatusCreated || p.ID == "" {
+		t.Fatalf("POST /prompts: %d %+v", st, p)
+	}
+	var got apiPrompt
+	steps := []struct {
+		name       string
+		method     string
+		path       string
+		body       any
+		wantStatus int
+	}{
+		{"the prompt can be read back", http.MethodGet, "/prompts/" + p.ID, nil, http.StatusOK},
+		{"the prompt can be changed", http.MethodPut, "/prompts/" + p.ID, map[string]string{"name": "Pirate", "text": "Answer like a pirate, briefly."}, http.StatusOK},
+		{"the change is kept", http.MethodGet, "/prompts/" + p.ID, nil, http.StatusOK},
+	}
+	for _, s := range steps {
+		if st := bob.api(ctx, s.method, s.path, s.body, &got); st != s.wantStatus {
+			t.Errorf("%s: %s %s answered %d, want %d", s.name, s.method, s.path, st, s.wantStatus)
+		}
+	}
+	if got.Text != "Answer like a pirate, briefly." {
+		t.Errorf("prompt after PUT: %+v", got)
+	}
+	var list struct {
+		Prompts []apiPrompt `json:"prompts"`
+	}
+	if st := bob.api(ctx, http.MethodGet, "/prompts", nil, &list); st != 200 || len(list.Prompts) != 1 {
+		t.Errorf("GET /prompts: %d %+v", st, list)
+	}
+
+	marker := fmt.Sprintf("prompted-%d", time.Now().UnixNano())
+	r := bob.chat(ctx, sendMessage{RequestID: "p1", PromptID: p.ID, Text: "[[tokens=5]] " + marker})
+	if r.err != nil {
+		t.Fatalf("reply with a saved prompt: %+v", *r.err)
+	}
+	system := ""
+	for _, req := range srv.StandIn.Requests() {
+		if n := len(req.Messages); n > 0 && strings.Contains(req.Messages[n-1].Content.Text(), marker) {
+			system = req.System.Text()
+		}
+	}
+	if system != "Answer like a pirate, briefly." {
+		t.Errorf("the model received the system prompt %q, want the saved one", system)
+	}
+	if c := bob.conversation(ctx, r.start.ConversationID); c.PromptID != p.ID {
+		t.Errorf("the conversation records prompt %q, want %q", c.PromptID, p.ID)
+	}
+
+	if st := bob.api(ctx, http.MethodDelete, "/prompts/"+p.ID, nil, nil); st != http.StatusNoContent {
+		t.Errorf("DELETE /prompts/{id}: %d", st)
+	}
+	if st := bob.api(ctx, http.MethodGet, "/prompts/"+p.ID, nil, nil); st != http.StatusNotFound {
+		t.Errorf("GET a deleted prompt: %d, want 404", st)
+	}
+	r = bob.chat(ctx, sendMessage{RequestID: "p2", PromptID: p.ID, Text: "hi"})
+	if r.err == nil || r.err.Code != wsapi.CodeNotFound {
+		t.Errorf("sendMessage with a deleted prompt: %+v, want not_found", r)
+	}
+}
+
+func TestUsersSeeOnlyTheirOwnData(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := testCtx(t)
+	carol := newUser(t, srv, "carol")
+	carol.connect(ctx)
+	var p apiPrompt
+	if st := carol.api(ctx, http.MethodPost, "/prompts", map[string]string{"name": "Mine", "text": "private"}, &p); st != http.StatusCreated {
+		t.Fatalf("POST /prompts: %d", st)
+	}
+	r := carol.chat(ctx, sendMessage{RequestID: "c1", Text: "[[tokens=5]] secret"})
+	if r.err != nil {
+		t.Fatal(*r.err)
+	}
+	conv := r.start.ConversationID
+
+	dave := newUser(t, srv, "dave")
+	dave.connect(ctx)
+	requests := []struct {
+		name, method, path string
+		body               any
+		want               int
+	}{
+		{"another user's conversation is not found", http.MethodGet, "/conversations/" + conv, nil, 404},
+		{"another user's conversation cannot be renamed", http.MethodPatch, "/conversations/" + conv, map[string]string{"title": "mine now"}, 404},
+		{"another user's conversation cannot be deleted", http.MethodDelete, "/conversations/" + conv, nil, 404},
+		{"another user's prompt is not found", http.MethodGet, "/prompts/" + p.ID, nil, 404},
+		{"another user's prompt cannot be changed", http.MethodPut, "/prompts/" + p.ID, map[string]string{"name": "x", "text": "y"}, 404},
+		{"another user's prompt cannot be deleted", http.MethodDelete, "/prompts/" + p.ID, nil, 404},
+	}
+	for _, rq := range requests {
+		if st := dave.api(ctx, rq.method, rq.path, rq.body, nil); st != rq.want {
+			t.Errorf("%s: %s %s answered %d, want %d", rq.name, rq.method, rq.path, st, rq.want)
+		}
+	}
+	var convs struct {
+		Conversations []apiConversation `json:"conversations"`
+	}
+	var prompts struct {
+		Prompts []apiPrompt `json:"prompts"`
+	}
+	var usage apiUsage
+	dave.api(ctx, http.MethodGet, "/conversations", nil, &convs)
+	dave.api(ctx, http.MethodGet, "/prompts", nil, &prompts)
+	dave.api(ctx, http.MethodGet, "/usage", nil, &usage)
+	if len(convs.Conversations) != 0 || len(prompts.Prompts) != 0 || len(usage.Days) != 0 || usage.Totals.OutputTokens != 0 {
+		t.Errorf("a new user's lists are not empty: %+v %+v %+v", convs, prompts, usage)
+	}
+
+	frames := []struct {
+		name string
+		msg  sendMessage
+	}{
+		{"replying in another user's conversation is not found", sendMessage{RequestID: "d1", ConversationID: conv, Text: "hi"}},
+		{"using another user's prompt is not found", sendMessage{RequestID: "d2", PromptID: p.ID, Text: "hi"}},
+	}
+	for _, f := range frames {
+		r := dave.chat(ctx, f.msg)
+		if r.err == nil || r.err.Code != wsapi.CodeNotFound || r.err.RequestID != f.msg.RequestID {
+			t.Errorf("%s: %+v", f.name, r)
+		}
+	}
+	if c := carol.conversation(ctx, conv); len(c.Messages) != 2 {
+		t.Errorf("the owner's conversation changed: %+v", c.Messages)
+	}
+	if st := carol.api(ctx, http.MethodGet, "/prompts/"+p.ID, nil, nil); st != 200 {
+		t.Errorf("the owner's prompt: %d", st)
+	}
+}
+
+func TestBadFramesAnswerAnErrorAndKeepTheSocket(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := testCtx(t)
+	erin := newUser(t, srv, "erin")
+	erin.connect(ctx)
+	long := strings.Repeat("a", wsapi.MaxTextBytes+1)
+	tests := []struct {
+		name      string
+		frame     string
+		code      string
+		requestID string
+	}{
+		{"invalid JSON", `{"action":`, wsapi.CodeBadRequest, ""},
+		{"plain text", `hello`, wsapi.CodeBadRequest, ""},
+		{"unknown action", `{"action":"dance","requestId":"b1"}`, wsapi.CodeBadRequest, "b1"},
+		{"missing text", `{"action":"sendMessage","requestId":"b2"}`, wsapi.CodeBadRequest, "b2"},
+		{"missing requestId", `{"action":"sendMessage","text":"hi"}`, wsapi.CodeBadRequest, ""},
+		{"unknown field", `{"action":"sendMessage","requestId":"b3","text":"hi","extra":1}`, wsapi.CodeBadRequest, "b3"},
+		{"text over the limit", `{"action":"sendMessage","requestId":"b4","text":"` + long + `"}`, wsapi.CodeTooLarge, "b4"},
+		{"unknown conversation", `{"action":"sendMessage","requestId":"b5","conversationId":"nope","text":"hi"}`, wsapi.CodeNotFound, "b5"},
+	}
+	for _, tt := range tests {
+		// A frame over 32 KB would close the socket (1009), as in AWS:
+		// send large messages in frames a browser-independent client
+		// may use.
+		w, err := erin.ws.Writer(ctx, websocket.MessageText)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for b := []byte(tt.frame); len(b) > 0; {
+			n := min(len(b), wsapi.MaxFrameBytes)
+			if _, err := w.Write(b[:n]); err != nil {
+				t.Fatal(err)
+			}
+			b = b[n:]
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f := erin.read(ctx)
+		if f.Type != wsapi.TypeError || f.Code != tt.code || f.RequestID != tt.requestID || f.Message == "" {
+			t.Errorf("%s: answered %s, want an error %s for %q", tt.name, f.raw, tt.code, tt.requestID)
+		}
+		erin.ping(ctx)
+	}
+	if st := srv.Stats(); st.IntegrationTimeouts != 0 {
+		t.Errorf("integration timeouts: %+v", st)
+	}
+}
+
+func TestOversizeMessageClosesTheSocketLikeAPIGateway(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := testCtx(t)
+	frank := newUser(t, srv, "frank")
+	frank.connect(ctx)
+	frank.sendRaw(ctx, []byte(`{"action":"sendMessage","requestId":"x","text":"`+strings.Repeat("a", 40*1024)+`"}`))
+	_, _, err := frank.ws.Read(ctx)
+	if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+		t.Errorf("a 40 KB frame: close status %v (%v), want 1009", got, err)
+	}
+}
+
+func TestTokensAreVerifiedOnConnectAndOnTheHTTPAPI(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := testCtx(t)
+	other, err := auth.NewLocalIssuer(srv.Issuer().Issuer(), srv.Issuer().Audience(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(li *auth.LocalIssuer, c jwt.RegisteredClaims) string {
+		s, err := li.SignClaims(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	now := time.Now()
+	claims := func(mut func(*jwt.RegisteredClaims)) jwt.RegisteredClaims {
+		c := jwt.RegisteredClaims{
+			Issuer: srv.Issuer().Issuer(), Subject: "mallory", Audience: jwt.ClaimStrings{srv.Issuer().Audience()},
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+		}
+		mut(&c)
+		return c
+	}
+	valid, _ := srv.Token("mallory")
+	tests := []struct {
+		name  string
+		token string
+		ok    bool
+	}{
+		{"a token from /dev/token is accepted", valid, true},
+		{"no token is refused", "", false},
+		{"garbage is refused", "not-a-jwt", false},
+		{"an expired token is refused", sign(srv.Issuer(), claims(func(c *jwt.RegisteredClaims) {
+			c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour))
+		})), false},
+		{"another audience is refused", sign(srv.Issuer(), claims(func(c *jwt.RegisteredClaims) { c.Audience = jwt.ClaimStrings{"someone-else"} })), false},
+		{"another issuer is refused", sign(srv.Issuer(), claims(func(c *jwt.RegisteredClaims) { c.Issuer = "https://evil.example" })), false},
+		{"a token signed by another key is refused", sign(other, claims(func(*jwt.RegisteredClaims) {})), false},
+	}
+	for _, tt := range tests {
+		c, resp, err := websocket.Dial(ctx, srv.WebSocketURL+"?token="+tt.token, nil)
+		if tt.ok {
+			if err != nil {
+				t.Errorf("%s: connect failed: %v", tt.name, err)
+			} else {
+				c.Close(websocket.StatusNormalClosure, "")
+			}
+		} else if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			if c != nil {
+				c.CloseNow()
+			}
+			t.Errorf("%s: connect answered %v (%v), want 401", tt.name, resp, err)
+		}
+		var body map[string]any
+		authz := ""
+		if tt.token != "" {
+			authz = "Bearer " + tt.token
+		}
+		st := callAPI(ctx, t, srv, authz, http.MethodGet, "/conversations", nil, &body)
+		switch {
+		case tt.ok && st != http.StatusOK:
+			t.Errorf("%s: GET /conversations answered %d", tt.name, st)
+		case !tt.ok && (st != http.StatusUnauthorized || body["message"] != "Unauthorized"):
+			t.Errorf("%s: GET /conversations answered %d %v, want 401 Unauthorized", tt.name, st, body)
+		}
+	}
+}
+
+func TestSocketClosedMidReplyStoresWhatWasProducedAndStopsTheModel(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := testCtx(t)
+	gina := newUser(t, srv, "gina")
+	gina.connect(ctx)
+	goneBefore := srv.StandIn.ClientGone()
+
+	gina.send(ctx, sendMessage{Action: "sendMessage", RequestID: "m1", Text: "[[tokens=2000]] [[rate=200]] tell me a long story"})
+	start := gina.read(ctx)
+	if start.Type != wsapi.TypeStart {
+		t.Fatalf("first frame %s", start.raw)
+	}
+	var received strings.Builder
+	for range 2 {
+		f := gina.read(ctx)
+		if f.Type != wsapi.TypeDelta {
+			t.Fatalf("frame %s, want a delta", f.raw)
+		}
+		received.WriteString(f.Text)
+	}
+	if err := gina.ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next post answers 410, the job cancels the upstream request.
+	if err := srv.StandIn.WaitClientGone(ctx, goneBefore+1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(ctx, t, func() string {
+		c := gina.conversation(ctx, start.ConversationID)
+		if len(c.Messages) != 2 {
+			return fmt.Sprintf("%d messages stored", len(c.Messages))
+		}
+		if u := c.Messages[0]; u.Role != "user" || !strings.Contains(u.Text, "long story") {
+			return fmt.Sprintf("user message %+v", u)
+		}
+		a := c.Messages[1]
+		switch {
+		case a.Role != "assistant" || a.ID != start.MessageID:
+			return fmt.Sprintf("assistant message %+v", a)
+		case !a.Incomplete:
+			return "the cut reply is not marked incomplete"
+		case !strings.HasPrefix(a.Text, received.String()):
+			return fmt.Sprintf("stored %q does not start with what the client saw %q", a.Text, received.String())
+		case len(strings.Fields(a.Text)) >= 2000:
+			return "the whole reply was produced: the upstream stream did not stop"
+		}
+		return ""
+	})
+	if st := srv.Stats(); st.GonePosts == 0 {
+		t.Errorf("no @connections post answered 410: %+v", st)
+	}
+}
+
+func TestFiftyUsersStreamAtOnce(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := testCtx(t)
+	const users = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, users)
+	for i := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- streamOnce(ctx, srv, i)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// streamOnce is one user's whole exchange in the concurrency test. It
+// reports errors instead of failing, since it runs off the test goroutine.
+func streamOnce(ctx context.Context, srv *Server, i int) error {
+	sub := fmt.Sprintf("crowd-%d-%d", i, time.Now().UnixNano())
+	token, err := srv.Token(sub)
+	if err != nil {
+		return err
+	}
+	c, _, err := websocket.Dial(ctx, srv.WebSocketURL+"?token="+token, nil)
+	if err != nil {
+		return fmt.Errorf("%s: connect: %w", sub, err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(wsapi.MaxMessageBytes)
+	requestID := fmt.Sprintf("req-%d", i)
+	msg := fmt.Sprintf(`{"action":"sendMessage","requestId":%q,"text":"[[tokens=300]] [[rate=600]] user %d"}`, requestID, i)
+	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		return err
+	}
+	var text strings.Builder
+	var conv string
+	seq := 0
+	for done := false; !done; {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: read after %d deltas: %w", sub, seq, err)
+		}
+		var f wsapi.Frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			return err
+		}
+		if f.RequestID != requestID {
+			return fmt.Errorf("%s: frame of another request: %s", sub, b)
+		}
+		switch f.Type {
+		case wsapi.TypeStart:
+			if conv != "" {
+				return fmt.Errorf("%s: duplicated start", sub)
+			}
+			conv = f.ConversationID
+		case wsapi.TypeDelta:
+			if conv == "" || f.Seq == nil || *f.Seq != seq {
+				return fmt.Errorf("%s: delta %d arrived with seq %v (start seen: %v)", sub, seq, f.Seq, conv != "")
+			}
+			seq++
+			text.WriteString(f.Text)
+		case wsapi.TypeEnd:
+			done = true
+		default:
+			return fmt.Errorf("%s: unexpected frame %s", sub, b)
+		}
+	}
+	if seq == 0 {
+		return fmt.Errorf("%s: no deltas", sub)
+	}
+	var stored apiConversation
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.HTTPURL+"/conversations/"+conv, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&stored); err != nil || resp.StatusCode != 200 {
+		return fmt.Errorf("%s: GET conversation: %d %v", sub, resp.StatusCode, err)
+	}
+	if len(stored.Messages) != 2 || stored.Messages[1].Text != text.String() {
+		return fmt.Errorf("%s: stored reply differs from the %d deltas", sub, seq)
+	}
+	// The reply's frames were all posted before end: the next frame must
+	// be the answer to a ping, not a late duplicate.
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"action":"ping"}`)); err != nil {
+		return err
+	}
+	if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), `"pong"`) {
+		return fmt.Errorf("%s: after end came %s (%v), want pong", sub, b, err)
+	}
+	return nil
+}

@@ -1,0 +1,506 @@
+// Buddy chat page: plain JavaScript, no build step. It speaks the same
+// protocols to the local dev server and to a deployed stack: the WebSocket
+// API (DESIGN §4) for chatting and the HTTP API (§5) for history, prompts
+// and usage.
+"use strict";
+
+// API Gateway closes the socket (1009) on a frame over 32 KB, and a browser
+// sends each message as one frame.
+const MAX_FRAME_BYTES = 32 * 1024;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  mode: "dev",        // "dev": tokens from /dev/token; "remote": pasted token
+  sub: "",
+  token: "",
+  wsUrl: "",
+  httpUrl: "",
+  devConfig: null,
+  ws: null,
+  opening: null,      // promise of the socket being opened
+  conversationId: "",
+  prompts: [],
+  replies: new Map(), // requestId -> reply view
+};
+
+// ---------- settings ----------
+
+function loadSettings() {
+  try {
+    const s = JSON.parse(localStorage.getItem("buddy.settings") || "{}");
+    Object.assign(state, {
+      mode: s.mode || "dev", sub: s.sub || "", wsUrl: s.wsUrl || "", httpUrl: s.httpUrl || "",
+    });
+  } catch (_) { /* a corrupt entry is the same as none */ }
+  // Tokens live only as long as the tab.
+  state.token = sessionStorage.getItem("buddy.token") || "";
+}
+
+function saveSettings() {
+  localStorage.setItem("buddy.settings", JSON.stringify({
+    mode: state.mode, sub: state.sub, wsUrl: state.wsUrl, httpUrl: state.httpUrl,
+  }));
+  sessionStorage.setItem("buddy.token", state.token);
+}
+
+// ---------- small helpers ----------
+
+function newId() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return Date.now().toString(36) + Math.random().toString(36).slice(2);
+}
+
+function setStatus(text, open) {
+  const el = $("status");
+  el.textContent = text;
+  el.dataset.state = open ? "open" : "closed";
+}
+
+function showError(text) {
+  const el = $("error");
+  el.textContent = text || "";
+  el.hidden = !text;
+}
+
+function fmtInt(n) { return Number(n || 0).toLocaleString(); }
+
+function subOf(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part)).sub || "";
+  } catch (_) {
+    return "";
+  }
+}
+
+// ---------- HTTP API ----------
+
+async function fetchToken(sub) {
+  const res = await fetch(state.httpUrl + "/dev/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ sub }),
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error((body.error && body.error.message) || body.message || "could not get a token");
+  return body.token;
+}
+
+async function api(method, path, body, retried) {
+  if (!state.token) throw new Error("sign in first");
+  const init = { method, headers: { Authorization: "Bearer " + state.token } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(state.httpUrl + path, init);
+  if (res.status === 401 && state.mode === "dev" && state.sub && !retried) {
+    // Dev tokens expire and the signing key may be new: get a fresh one.
+    state.token = await fetchToken(state.sub);
+    saveSettings();
+    return api(method, path, body, true);
+  }
+  if (res.status === 204) return null;
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    throw new Error((data.error && data.error.message) || data.message || res.status + " " + res.statusText);
+  }
+  return data;
+}
+
+// ---------- WebSocket ----------
+
+function connect(retried) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) return Promise.resolve();
+  if (state.opening) return state.opening;
+  state.opening = new Promise((resolve, reject) => {
+    const url = state.wsUrl + (state.wsUrl.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(state.token);
+    const ws = new WebSocket(url);
+    let opened = false;
+    setStatus("Connecting…", false);
+    ws.onopen = () => {
+      opened = true;
+      state.ws = ws;
+      state.opening = null;
+      setStatus("Connected as " + (state.sub || subOf(state.token) || "?"), true);
+      resolve();
+    };
+    ws.onmessage = (ev) => {
+      let f;
+      try { f = JSON.parse(ev.data); } catch (_) { return; }
+      onFrame(f);
+    };
+    ws.onclose = async (ev) => {
+      if (state.ws === ws) state.ws = null;
+      for (const view of state.replies.values()) {
+        if (view.li.dataset.state === "streaming") failReply(view, "connection closed (" + ev.code + ")");
+      }
+      if (opened) {
+        setStatus("Disconnected (" + ev.code + "); sending reconnects", false);
+        return;
+      }
+      state.opening = null;
+      // A refused upgrade shows up as a close before open: most often an
+      // expired token, which dev mode can replace once.
+      if (state.mode === "dev" && state.sub && !retried) {
+        try {
+          state.token = await fetchToken(state.sub);
+          saveSettings();
+          await connect(true);
+          resolve();
+          return;
+        } catch (e) { /* fall through to the failure */ }
+      }
+      setStatus("Not connected", false);
+      reject(new Error("could not connect to " + state.wsUrl));
+    };
+  });
+  return state.opening;
+}
+
+function disconnect() {
+  if (state.ws) state.ws.close(1000, "bye");
+  state.ws = null;
+  state.opening = null;
+}
+
+function onFrame(f) {
+  const view = f.requestId ? state.replies.get(f.requestId) : null;
+  switch (f.type) {
+    case "start":
+      if (!view) return;
+      view.conversationId = f.conversationId;
+      view.model = f.model || "";
+      if (!state.conversationId && view.sentIn === "") state.conversationId = f.conversationId;
+      view.who.textContent = "Buddy · " + view.model;
+      view.li.dataset.model = view.model;
+      return;
+    case "delta":
+      if (!view) return;
+      // Deltas are applied strictly in seq order; an early one waits.
+      view.pending.set(f.seq, f.text || "");
+      while (view.pending.has(view.next)) {
+        view.text.textContent += view.pending.get(view.next);
+        view.pending.delete(view.next);
+        view.next++;
+      }
+      scrollDown();
+      return;
+    case "end": {
+      if (!view) return;
+      view.li.dataset.state = "done";
+      view.li.removeAttribute("aria-busy");
+      const u = f.usage || {};
+      let meta = fmtInt(u.inputTokens) + " tokens in · " + fmtInt(u.outputTokens) + " out";
+      if (f.stopReason && f.stopReason !== "end_turn") meta += " · stopped: " + f.stopReason;
+      view.meta.textContent = meta;
+      state.replies.delete(f.requestId);
+      refreshConversations();
+      refreshUsage();
+      return;
+    }
+    case "error":
+      if (view) {
+        failReply(view, f.message || f.code);
+        state.replies.delete(f.requestId);
+      } else {
+        showError(f.message || f.code);
+      }
+      if (f.code === "unauthorized") disconnect();
+      return;
+    case "pong":
+      return;
+    default:
+      // API Gateway's own answers ("Internal server error", timeouts)
+      // carry only a message.
+      if (f.message) showError(f.message);
+  }
+}
+
+function failReply(view, message) {
+  view.li.dataset.state = "error";
+  view.li.removeAttribute("aria-busy");
+  view.meta.textContent = "Error: " + message;
+}
+
+// ---------- rendering ----------
+
+function scrollDown() {
+  const list = $("messages");
+  list.scrollTop = list.scrollHeight;
+}
+
+function addMessage(role, text, meta) {
+  const li = document.createElement("li");
+  li.className = "msg " + role;
+  const who = document.createElement("p");
+  who.className = "who";
+  who.textContent = role === "user" ? "You" : "Buddy";
+  const body = document.createElement("p");
+  body.className = "text";
+  body.textContent = text;
+  const small = document.createElement("small");
+  small.className = "meta";
+  small.textContent = meta || "";
+  li.append(who, body, small);
+  $("messages").append(li);
+  scrollDown();
+  return { li, who, text: body, meta: small };
+}
+
+function renderConversation(conv) {
+  $("messages").replaceChildren();
+  $("chat-title").textContent = conv ? conv.title || "Untitled" : "New conversation";
+  if (!conv) return;
+  for (const m of conv.messages || []) {
+    let meta = "";
+    if (m.role === "assistant") {
+      const u = m.usage || {};
+      meta = (m.model ? m.model + " · " : "") + fmtInt(u.inputTokens) + " tokens in · " + fmtInt(u.outputTokens) + " out";
+      if (m.incomplete) meta += " · incomplete";
+    }
+    const v = addMessage(m.role, m.text, meta);
+    v.li.dataset.state = "done";
+    if (m.model) {
+      v.who.textContent = "Buddy · " + m.model;
+      v.li.dataset.model = m.model;
+    }
+  }
+}
+
+async function refreshConversations() {
+  if (!state.token) return;
+  try {
+    const data = await api("GET", "/conversations");
+    const list = $("conversations");
+    list.replaceChildren();
+    for (const c of data.conversations || []) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.dataset.id = c.id;
+      if (c.id === state.conversationId) b.setAttribute("aria-current", "true");
+      const title = document.createElement("span");
+      title.textContent = c.title || "Untitled";
+      const when = document.createElement("small");
+      when.textContent = new Date(c.updatedAt).toLocaleString();
+      b.append(title, when);
+      b.addEventListener("click", () => openConversation(c.id));
+      li.append(b);
+      list.append(li);
+    }
+    $("no-conversations").hidden = list.children.length > 0;
+  } catch (e) {
+    showError("Conversations: " + e.message);
+  }
+}
+
+async function openConversation(id) {
+  try {
+    const conv = await api("GET", "/conversations/" + encodeURIComponent(id));
+    state.conversationId = conv.id;
+    renderConversation(conv);
+    if (conv.promptId && state.prompts.some((p) => p.id === conv.promptId)) {
+      $("prompt-select").value = conv.promptId;
+      $("prompt-delete").disabled = false;
+    }
+    for (const b of $("conversations").querySelectorAll("button")) {
+      b.setAttribute("aria-current", b.dataset.id === id ? "true" : "false");
+    }
+    showError("");
+    $("message").focus();
+  } catch (e) {
+    showError("Could not open the conversation: " + e.message);
+  }
+}
+
+async function refreshPrompts(selectId) {
+  if (!state.token) return;
+  try {
+    const data = await api("GET", "/prompts");
+    state.prompts = data.prompts || [];
+    const sel = $("prompt-select");
+    const keep = selectId !== undefined ? selectId : sel.value;
+    sel.replaceChildren(new Option("None", ""));
+    for (const p of state.prompts) sel.append(new Option(p.name, p.id));
+    sel.value = state.prompts.some((p) => p.id === keep) ? keep : "";
+    $("prompt-delete").disabled = !sel.value;
+  } catch (e) {
+    showError("Prompts: " + e.message);
+  }
+}
+
+async function refreshUsage() {
+  if (!state.token) return;
+  try {
+    const u = await api("GET", "/usage");
+    const t = u.totals || {};
+    let text = fmtInt(t.inputTokens) + " tokens in · " + fmtInt(t.outputTokens) + " out";
+    const cached = (t.cacheReadInputTokens || 0) + (t.cacheCreationInputTokens || 0);
+    if (cached) text += " · " + fmtInt(cached) + " cache";
+    text += t.costUsd === null || t.costUsd === undefined
+      ? " · cost not priced for this model"
+      : " · ≈ $" + Number(t.costUsd).toFixed(4);
+    $("usage").textContent = text;
+  } catch (e) {
+    $("usage").textContent = "unavailable: " + e.message;
+  }
+}
+
+async function afterSignIn() {
+  saveSettings();
+  showError("");
+  state.conversationId = "";
+  renderConversation(null);
+  try {
+    await connect();
+  } catch (e) {
+    showError(e.message);
+  }
+  await Promise.all([refreshConversations(), refreshPrompts(), refreshUsage()]);
+}
+
+// ---------- sending ----------
+
+async function send(text) {
+  const requestId = newId();
+  const frame = { action: "sendMessage", requestId, text };
+  if (state.conversationId) frame.conversationId = state.conversationId;
+  const promptId = $("prompt-select").value;
+  if (promptId) frame.promptId = promptId;
+  const data = JSON.stringify(frame);
+  if (new TextEncoder().encode(data).length > MAX_FRAME_BYTES) {
+    showError("That message is too long: a WebSocket frame carries at most 32 KB.");
+    return false;
+  }
+  await connect();
+  showError("");
+  addMessage("user", text);
+  const view = addMessage("assistant", "");
+  view.li.dataset.state = "streaming";
+  view.li.setAttribute("aria-busy", "true");
+  Object.assign(view, { next: 0, pending: new Map(), sentIn: state.conversationId, model: "" });
+  state.replies.set(requestId, view);
+  state.ws.send(data);
+  return true;
+}
+
+// ---------- wiring ----------
+
+function bind() {
+  $("user-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const sub = $("user-name").value.trim();
+    if (!sub) return;
+    disconnect();
+    try {
+      if (state.devConfig) {
+        state.wsUrl = state.devConfig.webSocketUrl;
+        state.httpUrl = state.devConfig.httpUrl;
+      }
+      state.mode = "dev";
+      state.sub = sub;
+      state.token = await fetchToken(sub);
+    } catch (err) {
+      showError("Sign-in failed: " + err.message);
+      return;
+    }
+    await afterSignIn();
+  });
+
+  $("remote-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    disconnect();
+    state.mode = "remote";
+    state.wsUrl = $("ws-url").value.trim();
+    state.httpUrl = $("http-url").value.trim().replace(/\/+$/, "");
+    state.token = $("token").value.trim();
+    state.sub = subOf(state.token);
+    $("user-name").value = state.sub;
+    await afterSignIn();
+  });
+
+  $("composer").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const box = $("message");
+    const text = box.value.trim();
+    if (!text) return;
+    if (!state.token) {
+      showError("Sign in first.");
+      $("user-name").focus();
+      return;
+    }
+    try {
+      if (await send(text)) box.value = "";
+    } catch (err) {
+      showError(err.message);
+    }
+  });
+
+  $("message").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+
+  $("new-chat").addEventListener("click", () => {
+    state.conversationId = "";
+    renderConversation(null);
+    for (const b of $("conversations").querySelectorAll("button")) b.setAttribute("aria-current", "false");
+    $("message").focus();
+  });
+
+  $("prompt-select").addEventListener("change", () => {
+    $("prompt-delete").disabled = !$("prompt-select").value;
+  });
+
+  $("prompt-delete").addEventListener("click", async () => {
+    const sel = $("prompt-select");
+    const p = state.prompts.find((x) => x.id === sel.value);
+    if (!p || !window.confirm("Delete the prompt “" + p.name + "”?")) return;
+    try {
+      await api("DELETE", "/prompts/" + encodeURIComponent(p.id));
+      await refreshPrompts("");
+    } catch (err) {
+      showError("Could not delete the prompt: " + err.message);
+    }
+  });
+
+  $("prompt-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const p = await api("POST", "/prompts", { name: $("prompt-name").value, text: $("prompt-text").value });
+      $("prompt-form").reset();
+      await refreshPrompts(p.id);
+    } catch (err) {
+      showError("Could not save the prompt: " + err.message);
+    }
+  });
+}
+
+async function init() {
+  loadSettings();
+  bind();
+  try {
+    // Present only when the dev server serves this page.
+    const res = await fetch("dev/config");
+    if (res.ok) state.devConfig = await res.json();
+  } catch (_) { /* served elsewhere */ }
+  if (state.devConfig) {
+    $("standin").hidden = !state.devConfig.standIn;
+    if (state.mode === "dev") {
+      state.wsUrl = state.devConfig.webSocketUrl;
+      state.httpUrl = state.devConfig.httpUrl;
+    }
+  } else {
+    $("remote").open = true;
+  }
+  $("user-name").value = state.sub;
+  $("ws-url").value = state.mode === "remote" ? state.wsUrl : "";
+  $("http-url").value = state.mode === "remote" ? state.httpUrl : "";
+  if (state.token && state.wsUrl && state.httpUrl) await afterSignIn();
+}
+
+init();

@@ -1,0 +1,21 @@
+//go:build unix && !linux
+
+package dynalite
+
+import (
+	"os"
+	"syscall"
+)
+
+// sysProcAttr puts dynalite in its own process group so Stop kills all of
+// it. Only Linux has a parent-death signal: elsewhere a test binary killed
+// before Stop leaves the server running.
+func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
+
+// killGroup kills the whole group; a group that is already gone is fine.
+func killGroup(p *os.Process) error {
+	if err := syscall.Kill(-p.Pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
+		return err
+	}
+	return nil
+}

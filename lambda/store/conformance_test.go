@@ -1,0 +1,624 @@
+package store_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/store"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+
+// env is what one conformance row gets: a store, its clock and helpers
+// that fail the test on unexpected errors.
+type env struct {
+	*testing.T
+	s     store.Store
+	clock *clock
+	ctx   context.Context
+}
+
+func (e *env) user() string { return "user-" + ids.New() }
+
+func (e *env) must(err error) {
+	e.Helper()
+	if err != nil {
+		e.Fatal(err)
+	}
+}
+
+func (e *env) wantErr(what string, err, want error) {
+	e.Helper()
+	if !errors.Is(err, want) {
+		e.Errorf("%s: err = %v, want %v", what, err, want)
+	}
+}
+
+// conv creates a conversation updated at t.
+func (e *env) conv(user string, at time.Time) store.Conversation {
+	e.Helper()
+	c := store.Conversation{UserID: user, ConversationID: ids.New(), Title: "t " + at.Format(time.TimeOnly), CreatedAt: at, UpdatedAt: at}
+	e.must(e.s.CreateConversation(e.ctx, c))
+	return c
+}
+
+// convs creates n conversations updated one minute apart, oldest first.
+func (e *env) convs(user string, n int) []store.Conversation {
+	e.Helper()
+	out := make([]store.Conversation, n)
+	for i := range out {
+		out[i] = e.conv(user, t0.Add(time.Duration(i)*time.Minute))
+	}
+	return out
+}
+
+func (e *env) msg(conversationID, user, text string) store.Message {
+	e.Helper()
+	m := store.Message{ConversationID: conversationID, MessageID: ids.New(), UserID: user, Role: store.RoleUser, Text: text, CreatedAt: t0}
+	e.must(e.s.PutMessage(e.ctx, m))
+	return m
+}
+
+// allPages follows cursors to the end, failing on a repeated item.
+func (e *env) allPages(user string, limit int) (items []store.Conversation, pages []int) {
+	e.Helper()
+	seen := map[string]bool{}
+	cur := ""
+	for {
+		p, err := e.s.ListConversations(e.ctx, user, limit, cur)
+		e.must(err)
+		for _, c := range p.Items {
+			if seen[c.ConversationID] {
+				e.Fatalf("conversation %s listed twice", c.ConversationID)
+			}
+			seen[c.ConversationID] = true
+		}
+		items = append(items, p.Items...)
+		pages = append(pages, len(p.Items))
+		if p.Next == "" {
+			return items, pages
+		}
+		if len(pages) > 1000 {
+			e.Fatal("cursors never end")
+		}
+		cur = p.Next
+	}
+}
+
+func convIDs(cs []store.Conversation) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.ConversationID
+	}
+	return out
+}
+
+func msgIDs(ms []store.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.MessageID
+	}
+	return out
+}
+
+func reversed(cs []store.Conversation) []store.Conversation {
+	out := make([]store.Conversation, len(cs))
+	for i, c := range cs {
+		out[len(cs)-1-i] = c
+	}
+	return out
+}
+
+func equal(e *env, what string, got, want any) {
+	e.Helper()
+	if !reflect.DeepEqual(got, want) {
+		e.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
+var conformance = []struct {
+	name string
+	run  func(e *env)
+}{
+	// Connections.
+	{"connection reads back until it expires, expiry in whole seconds", func(e *env) {
+		c := store.Connection{ConnectionID: "conn-" + ids.New(), UserID: e.user(), ConnectedAt: t0, ExpiresAt: t0.Add(2 * time.Hour)}
+		e.must(e.s.PutConnection(e.ctx, c))
+		want := c
+		want.ExpiresAt = c.ExpiresAt.Truncate(time.Second)
+		for _, tc := range []struct {
+			at   time.Time
+			want error
+		}{
+			{t0, nil},
+			{want.ExpiresAt.Add(-time.Second), nil},
+			{want.ExpiresAt, store.ErrNotFound},
+			{want.ExpiresAt.Add(time.Hour), store.ErrNotFound},
+		} {
+			e.clock.Set(tc.at)
+			got, err := e.s.GetConnection(e.ctx, c.ConnectionID)
+			e.wantErr(fmt.Sprintf("get at %v", tc.at), err, tc.want)
+			if err == nil {
+				equal(e, "connection", got, want)
+			}
+		}
+	}},
+	{"deleted connection is gone and deleting again is fine", func(e *env) {
+		e.clock.Set(t0)
+		c := store.Connection{ConnectionID: "conn-" + ids.New(), UserID: e.user(), ConnectedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		e.must(e.s.PutConnection(e.ctx, c))
+		e.must(e.s.DeleteConnection(e.ctx, c.ConnectionID))
+		_, err := e.s.GetConnection(e.ctx, c.ConnectionID)
+		e.wantErr("get deleted", err, store.ErrNotFound)
+		e.must(e.s.DeleteConnection(e.ctx, c.ConnectionID))
+		_, err = e.s.GetConnection(e.ctx, "conn-"+ids.New())
+		e.wantErr("get unknown", err, store.ErrNotFound)
+	}},
+	{"connection without expiry is refused", func(e *env) {
+		err := e.s.PutConnection(e.ctx, store.Connection{ConnectionID: "conn-" + ids.New(), UserID: e.user(), ConnectedAt: t0})
+		e.wantErr("put", err, store.ErrInvalid)
+	}},
+
+	// Conversations.
+	{"created conversation reads back in UTC", func(e *env) {
+		at := t0.In(time.FixedZone("CEST", 2*3600))
+		c := store.Conversation{UserID: e.user(), ConversationID: ids.New(), Title: "Plans", PromptID: ids.New(), CreatedAt: at, UpdatedAt: at.Add(time.Nanosecond)}
+		e.must(e.s.CreateConversation(e.ctx, c))
+		got, err := e.s.GetConversation(e.ctx, c.UserID, c.ConversationID)
+		e.must(err)
+		want := c
+		want.CreatedAt, want.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+		equal(e, "conversation", got, want)
+	}},
+	{"taken conversation id answers ErrExists and keeps the first", func(e *env) {
+		c := e.conv(e.user(), t0)
+		dup := c
+		dup.Title = "other"
+		e.wantErr("create again", e.s.CreateConversation(e.ctx, dup), store.ErrExists)
+		got, err := e.s.GetConversation(e.ctx, c.UserID, c.ConversationID)
+		e.must(err)
+		equal(e, "conversation", got, c)
+	}},
+	{"another user's conversation is not found by any call", func(e *env) {
+		owner, other := e.user(), e.user()
+		c := e.conv(owner, t0)
+		m := e.msg(c.ConversationID, owner, "mine")
+		_, err := e.s.GetConversation(e.ctx, other, c.ConversationID)
+		e.wantErr("get", err, store.ErrNotFound)
+		_, err = e.s.RenameConversation(e.ctx, other, c.ConversationID, "x", t0.Add(time.Hour))
+		e.wantErr("rename", err, store.ErrNotFound)
+		e.wantErr("touch", e.s.TouchConversation(e.ctx, other, c.ConversationID, "", t0.Add(time.Hour)), store.ErrNotFound)
+		e.wantErr("delete", e.s.DeleteConversation(e.ctx, other, c.ConversationID), store.ErrNotFound)
+		p, err := e.s.ListConversations(e.ctx, other, 0, "")
+		e.must(err)
+		equal(e, "other's list", len(p.Items), 0)
+
+		got, err := e.s.GetConversation(e.ctx, owner, c.ConversationID)
+		e.must(err)
+		equal(e, "owner's conversation", got, c)
+		msgs, err := e.s.ListMessages(e.ctx, c.ConversationID)
+		e.must(err)
+		equal(e, "owner's messages", msgIDs(msgs), []string{m.MessageID})
+	}},
+	{"conversations list newest-updated first", func(e *env) {
+		user := e.user()
+		cs := e.convs(user, 3)
+		// Updated order differs from creation (and id) order.
+		e.must(e.s.TouchConversation(e.ctx, user, cs[0].ConversationID, "", t0.Add(time.Hour)))
+		p, err := e.s.ListConversations(e.ctx, user, 0, "")
+		e.must(err)
+		equal(e, "order", convIDs(p.Items), []string{cs[0].ConversationID, cs[2].ConversationID, cs[1].ConversationID})
+		equal(e, "next", p.Next, "")
+	}},
+	{"pages cover every conversation once and the last has no cursor", func(e *env) {
+		for _, tc := range []struct {
+			n, limit int
+			pages    []int
+		}{
+			{5, 2, []int{2, 2, 1}},
+			{4, 2, []int{2, 2}}, // ends exactly: no cursor to an empty page
+			{1, 1, []int{1}},
+		} {
+			user := e.user()
+			cs := e.convs(user, tc.n)
+			items, pages := e.allPages(user, tc.limit)
+			equal(e, fmt.Sprintf("%d by %d: ids", tc.n, tc.limit), convIDs(items), convIDs(reversed(cs)))
+			equal(e, fmt.Sprintf("%d by %d: page sizes", tc.n, tc.limit), pages, tc.pages)
+		}
+		p, err := e.s.ListConversations(e.ctx, e.user(), 10, "")
+		e.must(err)
+		equal(e, "empty list", p, store.Page[store.Conversation]{})
+	}},
+	{"page size defaults to 20 and is clamped to 1..100", func(e *env) {
+		user := e.user()
+		var wg sync.WaitGroup
+		errs := make(chan error, 101)
+		for i := range 101 {
+			wg.Go(func() {
+				at := t0.Add(time.Duration(i) * time.Second)
+				errs <- e.s.CreateConversation(e.ctx, store.Conversation{UserID: user, ConversationID: ids.New(), CreatedAt: at, UpdatedAt: at})
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			e.must(err)
+		}
+		for _, tc := range []struct {
+			limit, want int
+		}{{0, 20}, {-7, 20}, {1, 1}, {100, 100}, {1000, 100}} {
+			p, err := e.s.ListConversations(e.ctx, user, tc.limit, "")
+			e.must(err)
+			if len(p.Items) != tc.want || p.Next == "" {
+				e.Errorf("limit %d: %d items, next %q; want %d and a cursor", tc.limit, len(p.Items), p.Next, tc.want)
+			}
+		}
+	}},
+	{"conversations updated at the same instant page without repeats or gaps", func(e *env) {
+		user := e.user()
+		want := map[string]bool{}
+		for range 7 {
+			want[e.conv(user, t0).ConversationID] = true
+		}
+		items, _ := e.allPages(user, 2)
+		got := map[string]bool{}
+		for _, c := range items {
+			got[c.ConversationID] = true
+		}
+		equal(e, "listed", got, want)
+	}},
+	{"touching between pages neither repeats nor skips", func(e *env) {
+		user := e.user()
+		cs := e.convs(user, 4)
+		p1, err := e.s.ListConversations(e.ctx, user, 2, "")
+		e.must(err)
+		equal(e, "page 1", convIDs(p1.Items), []string{cs[3].ConversationID, cs[2].ConversationID})
+		// The cursor's own conversation moves away: its old position still counts.
+		e.must(e.s.TouchConversation(e.ctx, user, cs[2].ConversationID, "", t0.Add(time.Hour)))
+		p2, err := e.s.ListConversations(e.ctx, user, 2, p1.Next)
+		e.must(err)
+		equal(e, "page 2", convIDs(p2.Items), []string{cs[1].ConversationID, cs[0].ConversationID})
+		equal(e, "next", p2.Next, "")
+	}},
+	{"junk cursors answer ErrBadCursor", func(e *env) {
+		user := e.user()
+		e.convs(user, 3)
+		p, err := e.s.ListConversations(e.ctx, user, 1, "")
+		e.must(err)
+		b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+		for _, junk := range []string{
+			"!!!",
+			"bm90IGpzb24",
+			b64("{}"),
+			b64(`{"u":"` + user + `","c":"x","t":"yesterday"}`),
+			b64(`{"u":"` + user + `","c":"","t":"2026-03-01T12:00:00.000000000Z"}`),
+			b64(`{"u":"` + user + `","c":"x","t":"2026-03-01T12:00:00.000000000Z","x":1}`),
+			p.Next[:len(p.Next)-3],
+			p.Next + "A",
+		} {
+			_, err := e.s.ListConversations(e.ctx, user, 1, junk)
+			e.wantErr(fmt.Sprintf("cursor %q", junk), err, store.ErrBadCursor)
+		}
+	}},
+	{"another user's cursor answers ErrBadCursor", func(e *env) {
+		owner := e.user()
+		e.convs(owner, 3)
+		p, err := e.s.ListConversations(e.ctx, owner, 1, "")
+		e.must(err)
+		_, err = e.s.ListConversations(e.ctx, e.user(), 1, p.Next)
+		e.wantErr("foreign cursor", err, store.ErrBadCursor)
+	}},
+	{"rename sets title and updatedAt and returns the conversation", func(e *env) {
+		c := e.conv(e.user(), t0)
+		for _, title := range []string{"New title", ""} {
+			at := t0.Add(time.Hour)
+			got, err := e.s.RenameConversation(e.ctx, c.UserID, c.ConversationID, title, at)
+			e.must(err)
+			want := c
+			want.Title, want.UpdatedAt = title, at
+			equal(e, "renamed", got, want)
+			read, err := e.s.GetConversation(e.ctx, c.UserID, c.ConversationID)
+			e.must(err)
+			equal(e, "read back", read, want)
+		}
+		_, err := e.s.RenameConversation(e.ctx, c.UserID, ids.New(), "x", t0)
+		e.wantErr("rename unknown", err, store.ErrNotFound)
+	}},
+	{"touch moves updatedAt and sets the prompt only when given", func(e *env) {
+		c := e.conv(e.user(), t0)
+		e.must(e.s.TouchConversation(e.ctx, c.UserID, c.ConversationID, "prompt-1", t0.Add(time.Minute)))
+		e.must(e.s.TouchConversation(e.ctx, c.UserID, c.ConversationID, "", t0.Add(2*time.Minute)))
+		got, err := e.s.GetConversation(e.ctx, c.UserID, c.ConversationID)
+		e.must(err)
+		want := c
+		want.PromptID, want.UpdatedAt = "prompt-1", t0.Add(2*time.Minute)
+		equal(e, "touched", got, want)
+		e.wantErr("touch unknown", e.s.TouchConversation(e.ctx, c.UserID, ids.New(), "", t0), store.ErrNotFound)
+	}},
+	{"delete removes the conversation and all its messages, only once", func(e *env) {
+		user := e.user()
+		c, keep := e.conv(user, t0), e.conv(user, t0)
+		for i := range 30 { // more than one 25-item batch
+			e.msg(c.ConversationID, user, fmt.Sprint("m", i))
+		}
+		kept := e.msg(keep.ConversationID, user, "stays")
+		e.must(e.s.DeleteConversation(e.ctx, user, c.ConversationID))
+		_, err := e.s.GetConversation(e.ctx, user, c.ConversationID)
+		e.wantErr("get deleted", err, store.ErrNotFound)
+		msgs, err := e.s.ListMessages(e.ctx, c.ConversationID)
+		e.must(err)
+		equal(e, "messages left", len(msgs), 0)
+		e.wantErr("delete again", e.s.DeleteConversation(e.ctx, user, c.ConversationID), store.ErrNotFound)
+		msgs, err = e.s.ListMessages(e.ctx, keep.ConversationID)
+		e.must(err)
+		equal(e, "other conversation's messages", msgIDs(msgs), []string{kept.MessageID})
+	}},
+
+	// Messages.
+	{"messages list oldest first whatever the write order", func(e *env) {
+		user := e.user()
+		c := e.conv(user, t0)
+		want := make([]store.Message, 5)
+		for i := range want {
+			want[i] = store.Message{ConversationID: c.ConversationID, MessageID: ids.New(), UserID: user, Role: store.RoleUser,
+				Text: fmt.Sprint("question ", i), CreatedAt: t0.Add(time.Duration(i) * time.Second), RequestID: fmt.Sprint("req-", i)}
+		}
+		want[4] = store.Message{ConversationID: c.ConversationID, MessageID: want[4].MessageID, UserID: user, Role: store.RoleAssistant,
+			Text: "answer", CreatedAt: t0, RequestID: "req-4", Model: "claude-opus-4-5-20251101", StopReason: "max_tokens", Incomplete: true,
+			Usage: store.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 30, CacheCreationInputTokens: 40}}
+		for _, i := range rand.Perm(len(want)) {
+			e.must(e.s.PutMessage(e.ctx, want[i]))
+		}
+		got, err := e.s.ListMessages(e.ctx, c.ConversationID)
+		e.must(err)
+		equal(e, "messages", got, want)
+	}},
+	{"messages beyond one 1 MB query page are all listed", func(e *env) {
+		user := e.user()
+		c := e.conv(user, t0)
+		big := strings.Repeat("x", 380_000)
+		var want []string
+		for range 3 {
+			want = append(want, e.msg(c.ConversationID, user, big).MessageID)
+		}
+		got, err := e.s.ListMessages(e.ctx, c.ConversationID)
+		e.must(err)
+		equal(e, "ids", msgIDs(got), want)
+		e.must(e.s.DeleteConversation(e.ctx, user, c.ConversationID))
+		got, err = e.s.ListMessages(e.ctx, c.ConversationID)
+		e.must(err)
+		equal(e, "after delete", len(got), 0)
+	}},
+	{"a conversation without messages lists none", func(e *env) {
+		got, err := e.s.ListMessages(e.ctx, ids.New())
+		e.must(err)
+		equal(e, "messages", len(got), 0)
+	}},
+
+	// Prompts.
+	{"prompt lifecycle", func(e *env) {
+		user := e.user()
+		ps := make([]store.Prompt, 3)
+		for i := range ps {
+			ps[i] = store.Prompt{UserID: user, PromptID: ids.New(), Name: fmt.Sprint("p", i), Text: "Be brief.", CreatedAt: t0, UpdatedAt: t0}
+		}
+		for _, i := range []int{2, 0, 1} {
+			e.must(e.s.CreatePrompt(e.ctx, ps[i]))
+		}
+		got, err := e.s.GetPrompt(e.ctx, user, ps[1].PromptID)
+		e.must(err)
+		equal(e, "get", got, ps[1])
+		list, err := e.s.ListPrompts(e.ctx, user)
+		e.must(err)
+		equal(e, "list oldest first", list, ps)
+
+		upd := store.Prompt{UserID: user, PromptID: ps[1].PromptID, Name: "renamed", Text: "Be thorough.", UpdatedAt: t0.Add(time.Hour)}
+		got, err = e.s.UpdatePrompt(e.ctx, upd)
+		e.must(err)
+		want := upd
+		want.CreatedAt = ps[1].CreatedAt
+		equal(e, "updated", got, want)
+		got, err = e.s.GetPrompt(e.ctx, user, ps[1].PromptID)
+		e.must(err)
+		equal(e, "read back", got, want)
+
+		e.must(e.s.DeletePrompt(e.ctx, user, ps[1].PromptID))
+		_, err = e.s.GetPrompt(e.ctx, user, ps[1].PromptID)
+		e.wantErr("get deleted", err, store.ErrNotFound)
+		e.wantErr("delete again", e.s.DeletePrompt(e.ctx, user, ps[1].PromptID), store.ErrNotFound)
+		_, err = e.s.UpdatePrompt(e.ctx, upd)
+		e.wantErr("update deleted", err, store.ErrNotFound)
+		list, err = e.s.ListPrompts(e.ctx, user)
+		e.must(err)
+		equal(e, "list after delete", list, []store.Prompt{ps[0], ps[2]})
+	}},
+	{"taken prompt id answers ErrExists", func(e *env) {
+		p := store.Prompt{UserID: e.user(), PromptID: ids.New(), Name: "a", Text: "x", CreatedAt: t0, UpdatedAt: t0}
+		e.must(e.s.CreatePrompt(e.ctx, p))
+		e.wantErr("create again", e.s.CreatePrompt(e.ctx, p), store.ErrExists)
+	}},
+	{"another user's prompt is not found by any call", func(e *env) {
+		owner, other := e.user(), e.user()
+		p := store.Prompt{UserID: owner, PromptID: ids.New(), Name: "a", Text: "x", CreatedAt: t0, UpdatedAt: t0}
+		e.must(e.s.CreatePrompt(e.ctx, p))
+		_, err := e.s.GetPrompt(e.ctx, other, p.PromptID)
+		e.wantErr("get", err, store.ErrNotFound)
+		_, err = e.s.UpdatePrompt(e.ctx, store.Prompt{UserID: other, PromptID: p.PromptID, Name: "mine", UpdatedAt: t0})
+		e.wantErr("update", err, store.ErrNotFound)
+		e.wantErr("delete", e.s.DeletePrompt(e.ctx, other, p.PromptID), store.ErrNotFound)
+		list, err := e.s.ListPrompts(e.ctx, other)
+		e.must(err)
+		equal(e, "other's list", len(list), 0)
+		got, err := e.s.GetPrompt(e.ctx, owner, p.PromptID)
+		e.must(err)
+		equal(e, "owner's prompt", got, p)
+	}},
+
+	// Quota and usage.
+	{"quota admits until the day's tokens reach the limit", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		steps := []struct {
+			add  int64 // tokens added before reserving
+			want error
+		}{
+			{0, nil},
+			{60, nil},
+			{39, nil}, // 99 < 100
+			{1, store.ErrQuotaExceeded},
+			{0, store.ErrQuotaExceeded},
+		}
+		for i, st := range steps {
+			if st.add > 0 {
+				e.must(e.s.AddUsage(e.ctx, user, day, "m", store.Usage{InputTokens: st.add}))
+			}
+			e.wantErr(fmt.Sprint("step ", i), e.s.ReserveQuota(e.ctx, user, day, 100), st.want)
+		}
+		e.must(e.s.ReserveQuota(e.ctx, user, "2026-03-02", 100))
+		e.must(e.s.ReserveQuota(e.ctx, e.user(), day, 100))
+		e.must(e.s.ReserveQuota(e.ctx, user, day, 0))
+	}},
+	{"limit 0 never blocks", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		e.must(e.s.AddUsage(e.ctx, user, day, "m", store.Usage{OutputTokens: 1 << 40}))
+		for range 3 {
+			e.must(e.s.ReserveQuota(e.ctx, user, day, 0))
+		}
+	}},
+	{"concurrent usage adds up exactly", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		const workers, each = 12, 5
+		u := store.Usage{InputTokens: 1, OutputTokens: 2, CacheReadInputTokens: 3, CacheCreationInputTokens: 4}
+		var wg sync.WaitGroup
+		errs := make(chan error, workers*each*2)
+		for range workers {
+			wg.Go(func() {
+				for range each {
+					errs <- e.s.ReserveQuota(e.ctx, user, day, 1_000_000)
+					errs <- e.s.AddUsage(e.ctx, user, day, "m", u)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			e.must(err)
+		}
+		const n = workers * each
+		rows, err := e.s.ListUsage(e.ctx, user, day, day)
+		e.must(err)
+		equal(e, "rows", rows, []store.UsageRow{{Day: day, Model: "m", Usage: store.Usage{InputTokens: n, OutputTokens: 2 * n, CacheReadInputTokens: 3 * n, CacheCreationInputTokens: 4 * n}}})
+		total := int64(n) * u.Total()
+		e.wantErr("reserve at the exact total", e.s.ReserveQuota(e.ctx, user, day, total), store.ErrQuotaExceeded)
+		e.must(e.s.ReserveQuota(e.ctx, user, day, total+1))
+	}},
+	{"usage lists rows by day then model within the range", func(e *env) {
+		user := e.user()
+		for _, r := range []struct {
+			day, model string
+			in         int64
+		}{
+			{"2026-02-28", "a", 1}, {"2026-03-01", "b", 2}, {"2026-03-01", "a", 3},
+			{"2026-03-02", "a", 4}, {"2026-03-01", "a", 5}, {"2026-03-03", "a", 6},
+		} {
+			e.must(e.s.AddUsage(e.ctx, user, r.day, r.model, store.Usage{InputTokens: r.in}))
+		}
+		e.must(e.s.AddUsage(e.ctx, e.user(), "2026-03-01", "a", store.Usage{InputTokens: 100}))
+		e.must(e.s.ReserveQuota(e.ctx, user, "2026-03-02", 10))
+		rows, err := e.s.ListUsage(e.ctx, user, "2026-03-01", "2026-03-02")
+		e.must(err)
+		equal(e, "rows", rows, []store.UsageRow{
+			{Day: "2026-03-01", Model: "a", Usage: store.Usage{InputTokens: 8}},
+			{Day: "2026-03-01", Model: "b", Usage: store.Usage{InputTokens: 2}},
+			{Day: "2026-03-02", Model: "a", Usage: store.Usage{InputTokens: 4}},
+		})
+		rows, err = e.s.ListUsage(e.ctx, user, "2026-03-02", "2026-03-01")
+		e.must(err)
+		equal(e, "from after to", len(rows), 0)
+	}},
+	{"malformed days and usage are refused", func(e *env) {
+		user := e.user()
+		for _, tc := range []struct {
+			name string
+			err  error
+		}{
+			{"reserve 2026-3-1", e.s.ReserveQuota(e.ctx, user, "2026-3-1", 10)},
+			{"reserve empty day", e.s.ReserveQuota(e.ctx, user, "", 0)},
+			{"add to February 30", e.s.AddUsage(e.ctx, user, "2026-02-30", "m", store.Usage{})},
+			{"add without a model", e.s.AddUsage(e.ctx, user, "2026-03-01", "", store.Usage{InputTokens: 1})},
+			{"add negative tokens", e.s.AddUsage(e.ctx, user, "2026-03-01", "m", store.Usage{OutputTokens: -1})},
+			{"list from junk", func() error { _, err := e.s.ListUsage(e.ctx, user, "yesterday", "2026-03-01"); return err }()},
+			{"list to with time", func() error { _, err := e.s.ListUsage(e.ctx, user, "2026-03-01", "2026-03-01T00:00"); return err }()},
+		} {
+			e.wantErr(tc.name, tc.err, store.ErrInvalid)
+		}
+	}},
+
+	// Input rules shared by both stores.
+	{"empty or oversized ids are refused on write and not found on read", func(e *env) {
+		long := strings.Repeat("é", 600) // 1200 bytes
+		user := e.user()
+		for _, tc := range []struct {
+			name string
+			err  error
+			want error
+		}{
+			{"create with empty id", e.s.CreateConversation(e.ctx, store.Conversation{UserID: user, CreatedAt: t0, UpdatedAt: t0}), store.ErrInvalid},
+			{"create with long id", e.s.CreateConversation(e.ctx, store.Conversation{UserID: user, ConversationID: long, CreatedAt: t0, UpdatedAt: t0}), store.ErrInvalid},
+			{"message without user", e.s.PutMessage(e.ctx, store.Message{ConversationID: ids.New(), MessageID: ids.New(), Role: store.RoleUser}), store.ErrInvalid},
+			{"message with unknown role", e.s.PutMessage(e.ctx, store.Message{ConversationID: ids.New(), MessageID: ids.New(), UserID: user, Role: "system"}), store.ErrInvalid},
+			{"prompt with empty id", e.s.CreatePrompt(e.ctx, store.Prompt{UserID: user}), store.ErrInvalid},
+			{"get with long id", func() error { _, err := e.s.GetConversation(e.ctx, user, long); return err }(), store.ErrNotFound},
+			{"get with empty user", func() error { _, err := e.s.GetPrompt(e.ctx, "", ids.New()); return err }(), store.ErrNotFound},
+			{"get connection with empty id", func() error { _, err := e.s.GetConnection(e.ctx, ""); return err }(), store.ErrNotFound},
+			{"delete with empty id", e.s.DeleteConversation(e.ctx, user, ""), store.ErrNotFound},
+			{"delete connection with long id", e.s.DeleteConnection(e.ctx, long), nil},
+		} {
+			e.wantErr(tc.name, tc.err, tc.want)
+		}
+	}},
+	{"text over the size limit is refused", func(e *env) {
+		user := e.user()
+		c := e.conv(user, t0)
+		huge := strings.Repeat("x", 400_000)
+		e.wantErr("message", e.s.PutMessage(e.ctx, store.Message{ConversationID: c.ConversationID, MessageID: ids.New(), UserID: user, Role: store.RoleUser, Text: huge, CreatedAt: t0}), store.ErrInvalid)
+		_, err := e.s.RenameConversation(e.ctx, user, c.ConversationID, huge[:2000], t0)
+		e.wantErr("title", err, store.ErrInvalid)
+	}},
+	{"invalid UTF-8 comes back as DynamoDB stores it", func(e *env) {
+		user := e.user()
+		c := store.Conversation{UserID: user, ConversationID: ids.New(), Title: "caf\xe9 \xff\xfe!", CreatedAt: t0, UpdatedAt: t0}
+		e.must(e.s.CreateConversation(e.ctx, c))
+		got, err := e.s.GetConversation(e.ctx, user, c.ConversationID)
+		e.must(err)
+		equal(e, "title", got.Title, "caf\uFFFD \uFFFD\uFFFD!")
+	}},
+	{"a done context fails the call", func(e *env) {
+		ctx, cancel := context.WithCancel(e.ctx)
+		cancel()
+		_, err := e.s.GetConversation(ctx, e.user(), ids.New())
+		e.wantErr("get", err, context.Canceled)
+	}},
+}
+
+func TestConformance(t *testing.T) {
+	for _, im := range impls {
+		t.Run(im.name, func(t *testing.T) {
+			for _, row := range conformance {
+				t.Run(row.name, func(t *testing.T) {
+					t.Parallel()
+					clk := &clock{t: t0}
+					row.run(&env{T: t, s: im.open(t, clk.Now), clock: clk, ctx: t.Context()})
+				})
+			}
+		})
+	}
+}

@@ -1,0 +1,718 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/schema"
+)
+
+// DynamoAPI is the part of *dynamodb.Client the store uses, so a wrapped
+// client (fault injection, metrics) fits as well as the real one.
+type DynamoAPI interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+}
+
+var _ DynamoAPI = (*dynamodb.Client)(nil)
+
+// Dynamo is the Store on DynamoDB. Every write is a single-item put or
+// update, conditional where existence matters, or a batch of deletes that
+// can be repeated; there are no transactions (dynalite, the local
+// stand-in, has none, and the data model needs none).
+//
+// Layout choices a reader of the tables needs:
+//   - Times are fixed-width UTC strings (timeLayout), so string order is
+//     time order for the byUpdatedAt index; expiresAt alone is epoch
+//     seconds, the format TTL reads. TTL deletes late, so reads check it.
+//   - Empty strings and zero counters are not stored.
+//   - A usage row is keyed "<day>#<model>" and holds the four token
+//     counters; "<day>#" is the quota counter with tokens (the day's
+//     total) and requests (admissions). Day and model are read back from
+//     the key, so no other copy of them can disagree.
+//   - A ListConversations cursor is base64url JSON of the index key of the
+//     page's last item; it is checked against the caller before use.
+type Dynamo struct {
+	api    DynamoAPI
+	tables config.Tables
+	// Now is the clock for expiry checks; time.Now when nil.
+	Now func() time.Time
+	// pause waits between BatchWriteItem retries; tests skip the wait.
+	pause func(ctx context.Context, d time.Duration) error
+}
+
+var _ Store = (*Dynamo)(nil)
+
+// batchAttempts bounds BatchWriteItem calls for one batch; with
+// batchBackoff doubling up to a second the whole retry takes a few seconds
+// at worst, inside any Lambda timeout.
+const (
+	batchAttempts = 8
+	batchBackoff  = 25 * time.Millisecond
+	batchMaxPause = time.Second
+	batchSize     = 25 // BatchWriteItem's limit
+)
+
+// NewDynamo keeps the data in tables through api, in AWS a *dynamodb.Client.
+func NewDynamo(api DynamoAPI, tables config.Tables) *Dynamo {
+	return &Dynamo{api: api, tables: tables, pause: sleep}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (d *Dynamo) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func conditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+func wrap(op string, err error) error { return fmt.Errorf("store: %s: %w", op, err) }
+
+func (d *Dynamo) PutConnection(ctx context.Context, c Connection) error {
+	if err := checkConnection(c); err != nil {
+		return err
+	}
+	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: &d.tables.Connections, Item: connectionItem(c)})
+	if err != nil {
+		return wrap("put connection", err)
+	}
+	return nil
+}
+
+func (d *Dynamo) GetConnection(ctx context.Context, connectionID string) (Connection, error) {
+	if !findable(connectionID) {
+		return Connection{}, ErrNotFound
+	}
+	out, err := d.api.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &d.tables.Connections,
+		Key:            item{schema.AttrConnectionID: attrS(connectionID)},
+		ConsistentRead: aws.Bool(true), // $connect wrote it a moment ago
+	})
+	if err != nil {
+		return Connection{}, wrap("get connection", err)
+	}
+	if out.Item == nil {
+		return Connection{}, ErrNotFound
+	}
+	c, err := decodeConnection(out.Item)
+	if err != nil {
+		return Connection{}, err
+	}
+	if !d.now().Before(c.ExpiresAt) {
+		return Connection{}, ErrNotFound
+	}
+	return c, nil
+}
+
+func (d *Dynamo) DeleteConnection(ctx context.Context, connectionID string) error {
+	if !findable(connectionID) {
+		return nil
+	}
+	_, err := d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: &d.tables.Connections,
+		Key:       item{schema.AttrConnectionID: attrS(connectionID)},
+	})
+	if err != nil {
+		return wrap("delete connection", err)
+	}
+	return nil
+}
+
+func conversationKey(userID, conversationID string) item {
+	return item{schema.AttrUserID: attrS(userID), schema.AttrConversationID: attrS(conversationID)}
+}
+
+func (d *Dynamo) CreateConversation(ctx context.Context, c Conversation) error {
+	if err := checkConversation(c); err != nil {
+		return err
+	}
+	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                &d.tables.Conversations,
+		Item:                     conversationItem(c),
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": schema.AttrConversationID},
+	})
+	if conditionFailed(err) {
+		return ErrExists
+	}
+	if err != nil {
+		return wrap("create conversation", err)
+	}
+	return nil
+}
+
+func (d *Dynamo) GetConversation(ctx context.Context, userID, conversationID string) (Conversation, error) {
+	if !findable(userID, conversationID) {
+		return Conversation{}, ErrNotFound
+	}
+	out, err := d.api.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &d.tables.Conversations,
+		Key:            conversationKey(userID, conversationID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return Conversation{}, wrap("get conversation", err)
+	}
+	if out.Item == nil {
+		return Conversation{}, ErrNotFound
+	}
+	return decodeConversation(out.Item)
+}
+
+func (d *Dynamo) ListConversations(ctx context.Context, userID string, limit int, cur string) (Page[Conversation], error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 &d.tables.Conversations,
+		IndexName:                 aws.String(schema.IndexConversationsByUpdated),
+		KeyConditionExpression:    aws.String("#u = :u"),
+		ExpressionAttributeNames:  map[string]string{"#u": schema.AttrUserID},
+		ExpressionAttributeValues: item{":u": attrS(userID)},
+		ScanIndexForward:          aws.Bool(false),
+	}
+	if cur != "" {
+		c, err := decodeCursor(cur, userID)
+		if err != nil {
+			return Page[Conversation]{}, err
+		}
+		in.ExclusiveStartKey = item{
+			schema.AttrUserID:         attrS(c.UserID),
+			schema.AttrConversationID: attrS(c.ConversationID),
+			schema.AttrUpdatedAt:      attrS(c.UpdatedAt),
+		}
+	}
+	if !findable(userID) {
+		return Page[Conversation]{}, nil
+	}
+	// Read one more than the page: whether it exists decides whether there
+	// is a next page, so the last page never carries a cursor to nothing
+	// (DynamoDB's own LastEvaluatedKey does whenever a page ends exactly).
+	n := pageSize(limit)
+	var items []Conversation
+	for {
+		in.Limit = aws.Int32(int32(n + 1 - len(items)))
+		out, err := d.api.Query(ctx, in)
+		if err != nil {
+			return Page[Conversation]{}, wrap("list conversations", err)
+		}
+		for _, it := range out.Items {
+			c, err := decodeConversation(it)
+			if err != nil {
+				return Page[Conversation]{}, err
+			}
+			items = append(items, c)
+		}
+		if len(items) > n || out.LastEvaluatedKey == nil {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	return pageOf(items, n), nil
+}
+
+// pageOf cuts up to n+1 listed conversations into a page.
+func pageOf(items []Conversation, n int) Page[Conversation] {
+	if len(items) <= n {
+		return Page[Conversation]{Items: items}
+	}
+	return Page[Conversation]{Items: items[:n], Next: encodeCursor(items[n-1])}
+}
+
+func (d *Dynamo) RenameConversation(ctx context.Context, userID, conversationID, title string, at time.Time) (Conversation, error) {
+	if !findable(userID, conversationID) {
+		return Conversation{}, ErrNotFound
+	}
+	var r rules
+	r.field("title", title, maxFieldBytes)
+	r.time("updatedAt", at)
+	if err := r.err(); err != nil {
+		return Conversation{}, err
+	}
+	names := map[string]string{"#k": schema.AttrConversationID, "#at": schema.AttrUpdatedAt, "#title": attrTitle}
+	values := item{":at": attrS(formatTime(at))}
+	update := "SET #at = :at REMOVE #title"
+	if title != "" {
+		update = "SET #at = :at, #title = :title"
+		values[":title"] = attrS(title)
+	}
+	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &d.tables.Conversations,
+		Key:                       conversationKey(userID, conversationID),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("attribute_exists(#k)"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	if conditionFailed(err) {
+		return Conversation{}, ErrNotFound
+	}
+	if err != nil {
+		return Conversation{}, wrap("rename conversation", err)
+	}
+	return decodeConversation(out.Attributes)
+}
+
+func (d *Dynamo) TouchConversation(ctx context.Context, userID, conversationID, promptID string, at time.Time) error {
+	if !findable(userID, conversationID) {
+		return ErrNotFound
+	}
+	var r rules
+	r.field("prompt id", promptID, maxIDBytes)
+	r.time("updatedAt", at)
+	if err := r.err(); err != nil {
+		return err
+	}
+	names := map[string]string{"#k": schema.AttrConversationID, "#at": schema.AttrUpdatedAt}
+	values := item{":at": attrS(formatTime(at))}
+	update := "SET #at = :at"
+	if promptID != "" {
+		update += ", #p = :p"
+		names["#p"] = schema.AttrPromptID
+		values[":p"] = attrS(promptID)
+	}
+	_, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &d.tables.Conversations,
+		Key:                       conversationKey(userID, conversationID),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("attribute_exists(#k)"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	})
+	if conditionFailed(err) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return wrap("touch conversation", err)
+	}
+	return nil
+}
+
+// DeleteConversation deletes the conversation first, so it is unreachable
+// at once, then its messages. When the sweep fails half way the leftovers
+// are unreachable (every read goes through GetConversation), and a retried
+// delete, though it answers ErrNotFound, sweeps them again.
+func (d *Dynamo) DeleteConversation(ctx context.Context, userID, conversationID string) error {
+	if !findable(userID, conversationID) {
+		return ErrNotFound
+	}
+	_, err := d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                &d.tables.Conversations,
+		Key:                      conversationKey(userID, conversationID),
+		ConditionExpression:      aws.String("attribute_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": schema.AttrConversationID},
+	})
+	gone := conditionFailed(err)
+	if err != nil && !gone {
+		return wrap("delete conversation", err)
+	}
+	if err := d.deleteMessages(ctx, userID, conversationID); err != nil {
+		return err
+	}
+	if gone {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// deleteMessages removes the user's messages of a conversation, one query
+// page at a time so memory stays flat for long conversations.
+func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID string) error {
+	in := &dynamodb.QueryInput{
+		TableName:                 &d.tables.Messages,
+		KeyConditionExpression:    aws.String("#c = :c"),
+		ProjectionExpression:      aws.String("#c, #m, #u"),
+		ExpressionAttributeNames:  map[string]string{"#c": schema.AttrConversationID, "#m": schema.AttrMessageID, "#u": schema.AttrUserID},
+		ExpressionAttributeValues: item{":c": attrS(conversationID)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	for {
+		out, err := d.api.Query(ctx, in)
+		if err != nil {
+			return wrap("list messages to delete", err)
+		}
+		var keys []item
+		for _, it := range out.Items {
+			r := reader{it: it}
+			// Ids are made by the server and never reused, but a message
+			// of another user is never this caller's to delete.
+			if r.str(schema.AttrUserID) != wire(userID) {
+				continue
+			}
+			keys = append(keys, item{schema.AttrConversationID: it[schema.AttrConversationID], schema.AttrMessageID: it[schema.AttrMessageID]})
+		}
+		for chunk := range slices.Chunk(keys, batchSize) {
+			if err := d.batchDelete(ctx, d.tables.Messages, chunk); err != nil {
+				return err
+			}
+		}
+		if out.LastEvaluatedKey == nil {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// batchDelete deletes up to 25 items, retrying what DynamoDB leaves
+// unprocessed (throttling) with a doubling pause, a bounded number of times.
+func (d *Dynamo) batchDelete(ctx context.Context, table string, keys []item) error {
+	reqs := make([]types.WriteRequest, len(keys))
+	for i, k := range keys {
+		reqs[i] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}}
+	}
+	pending := map[string][]types.WriteRequest{table: reqs}
+	pause := batchBackoff
+	for attempt := 1; ; attempt++ {
+		out, err := d.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+		if err != nil {
+			return wrap("delete messages", err)
+		}
+		pending = out.UnprocessedItems
+		if len(pending[table]) == 0 {
+			return nil
+		}
+		if attempt == batchAttempts {
+			return wrap("delete messages", fmt.Errorf("%d deletes still unprocessed after %d attempts", len(pending[table]), attempt))
+		}
+		if err := d.pause(ctx, pause); err != nil {
+			return wrap("delete messages", err)
+		}
+		pause = min(2*pause, batchMaxPause)
+	}
+}
+
+func (d *Dynamo) PutMessage(ctx context.Context, m Message) error {
+	if err := checkMessage(m); err != nil {
+		return err
+	}
+	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: &d.tables.Messages, Item: messageItem(m)})
+	if err != nil {
+		return wrap("put message", err)
+	}
+	return nil
+}
+
+func (d *Dynamo) ListMessages(ctx context.Context, conversationID string) ([]Message, error) {
+	if !findable(conversationID) {
+		return nil, nil
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 &d.tables.Messages,
+		KeyConditionExpression:    aws.String("#c = :c"),
+		ExpressionAttributeNames:  map[string]string{"#c": schema.AttrConversationID},
+		ExpressionAttributeValues: item{":c": attrS(conversationID)},
+		// The reply's history must include the user message stored just
+		// before it.
+		ConsistentRead: aws.Bool(true),
+	}
+	var msgs []Message
+	for {
+		out, err := d.api.Query(ctx, in)
+		if err != nil {
+			return nil, wrap("list messages", err)
+		}
+		for _, it := range out.Items {
+			m, err := decodeMessage(it)
+			if err != nil {
+				return nil, err
+			}
+			msgs = append(msgs, m)
+		}
+		if out.LastEvaluatedKey == nil {
+			return msgs, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+func promptKey(userID, promptID string) item {
+	return item{schema.AttrUserID: attrS(userID), schema.AttrPromptID: attrS(promptID)}
+}
+
+func (d *Dynamo) CreatePrompt(ctx context.Context, p Prompt) error {
+	if err := checkPrompt(p); err != nil {
+		return err
+	}
+	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                &d.tables.Prompts,
+		Item:                     promptItem(p),
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": schema.AttrPromptID},
+	})
+	if conditionFailed(err) {
+		return ErrExists
+	}
+	if err != nil {
+		return wrap("create prompt", err)
+	}
+	return nil
+}
+
+func (d *Dynamo) GetPrompt(ctx context.Context, userID, promptID string) (Prompt, error) {
+	if !findable(userID, promptID) {
+		return Prompt{}, ErrNotFound
+	}
+	out, err := d.api.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &d.tables.Prompts,
+		Key:            promptKey(userID, promptID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return Prompt{}, wrap("get prompt", err)
+	}
+	if out.Item == nil {
+		return Prompt{}, ErrNotFound
+	}
+	return decodePrompt(out.Item)
+}
+
+// ListPrompts is in key order, which is creation order because prompt ids
+// are time-ordered (lambda/ids).
+func (d *Dynamo) ListPrompts(ctx context.Context, userID string) ([]Prompt, error) {
+	if !findable(userID) {
+		return nil, nil
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 &d.tables.Prompts,
+		KeyConditionExpression:    aws.String("#u = :u"),
+		ExpressionAttributeNames:  map[string]string{"#u": schema.AttrUserID},
+		ExpressionAttributeValues: item{":u": attrS(userID)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	var ps []Prompt
+	for {
+		out, err := d.api.Query(ctx, in)
+		if err != nil {
+			return nil, wrap("list prompts", err)
+		}
+		for _, it := range out.Items {
+			p, err := decodePrompt(it)
+			if err != nil {
+				return nil, err
+			}
+			ps = append(ps, p)
+		}
+		if out.LastEvaluatedKey == nil {
+			return ps, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {
+	if !findable(p.UserID, p.PromptID) {
+		return Prompt{}, ErrNotFound
+	}
+	var r rules
+	r.field("name", p.Name, maxFieldBytes)
+	r.field("text", p.Text, maxTextBytes)
+	r.time("updatedAt", p.UpdatedAt)
+	if err := r.err(); err != nil {
+		return Prompt{}, err
+	}
+	names := map[string]string{"#k": schema.AttrPromptID, "#at": schema.AttrUpdatedAt}
+	values := item{":at": attrS(formatTime(p.UpdatedAt))}
+	set, remove := []string{"#at = :at"}, []string(nil)
+	for _, f := range []struct{ attr, placeholder, v string }{{attrName, "name", p.Name}, {attrText, "text", p.Text}} {
+		names["#"+f.placeholder] = f.attr
+		if f.v == "" {
+			remove = append(remove, "#"+f.placeholder)
+			continue
+		}
+		set = append(set, "#"+f.placeholder+" = :"+f.placeholder)
+		values[":"+f.placeholder] = attrS(f.v)
+	}
+	update := "SET " + strings.Join(set, ", ")
+	if len(remove) > 0 {
+		update += " REMOVE " + strings.Join(remove, ", ")
+	}
+	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &d.tables.Prompts,
+		Key:                       promptKey(p.UserID, p.PromptID),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("attribute_exists(#k)"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	if conditionFailed(err) {
+		return Prompt{}, ErrNotFound
+	}
+	if err != nil {
+		return Prompt{}, wrap("update prompt", err)
+	}
+	return decodePrompt(out.Attributes)
+}
+
+func (d *Dynamo) DeletePrompt(ctx context.Context, userID, promptID string) error {
+	if !findable(userID, promptID) {
+		return ErrNotFound
+	}
+	_, err := d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                &d.tables.Prompts,
+		Key:                      promptKey(userID, promptID),
+		ConditionExpression:      aws.String("attribute_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": schema.AttrPromptID},
+	})
+	if conditionFailed(err) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return wrap("delete prompt", err)
+	}
+	return nil
+}
+
+func usageKey(userID, sortKey string) item {
+	return item{schema.AttrUserID: attrS(userID), schema.AttrUsageKey: attrS(sortKey)}
+}
+
+// ReserveQuota counts the request on the day's counter item only while its
+// tokens are below the limit; the condition and the increment are one
+// atomic UpdateItem, so concurrent requests cannot both slip past a full
+// counter (they can only all be admitted while it is below the limit).
+func (d *Dynamo) ReserveQuota(ctx context.Context, userID, day string, limit int64) error {
+	if err := checkReserve(userID, day); err != nil {
+		return err
+	}
+	if limit <= 0 {
+		return nil
+	}
+	_, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &d.tables.Usage,
+		Key:                       usageKey(userID, quotaKey(day)),
+		UpdateExpression:          aws.String("ADD #r :one"),
+		ConditionExpression:       aws.String("attribute_not_exists(#t) OR #t < :limit"),
+		ExpressionAttributeNames:  map[string]string{"#r": attrRequests, "#t": attrTokens},
+		ExpressionAttributeValues: item{":one": attrN(1), ":limit": attrN(limit)},
+	})
+	if conditionFailed(err) {
+		return ErrQuotaExceeded
+	}
+	if err != nil {
+		return wrap("reserve quota", err)
+	}
+	return nil
+}
+
+// AddUsage adds to the (day, model) row, then to the day's counter. The
+// two updates are separate (no transactions): if the second fails the
+// report shows tokens the quota has not counted, never the reverse.
+func (d *Dynamo) AddUsage(ctx context.Context, userID, day, model string, u Usage) error {
+	if err := checkAddUsage(userID, day, model, u); err != nil {
+		return err
+	}
+	_, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:        &d.tables.Usage,
+		Key:              usageKey(userID, usageRowKey(day, model)),
+		UpdateExpression: aws.String("ADD #i :i, #o :o, #cr :cr, #cc :cc"),
+		ExpressionAttributeNames: map[string]string{
+			"#i": attrInputTokens, "#o": attrOutputTokens, "#cr": attrCacheRead, "#cc": attrCacheCreation,
+		},
+		ExpressionAttributeValues: item{
+			":i": attrN(u.InputTokens), ":o": attrN(u.OutputTokens),
+			":cr": attrN(u.CacheReadInputTokens), ":cc": attrN(u.CacheCreationInputTokens),
+		},
+	})
+	if err != nil {
+		return wrap("add usage", err)
+	}
+	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &d.tables.Usage,
+		Key:                       usageKey(userID, quotaKey(day)),
+		UpdateExpression:          aws.String("ADD #t :total"),
+		ExpressionAttributeNames:  map[string]string{"#t": attrTokens},
+		ExpressionAttributeValues: item{":total": attrN(u.Total())},
+	})
+	if err != nil {
+		return wrap("add usage to the quota counter", err)
+	}
+	return nil
+}
+
+func (d *Dynamo) ListUsage(ctx context.Context, userID, from, to string) ([]UsageRow, error) {
+	if err := checkUsageRange(from, to); err != nil {
+		return nil, err
+	}
+	if from > to || !findable(userID) {
+		return nil, nil
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                &d.tables.Usage,
+		KeyConditionExpression:   aws.String("#u = :u AND #k BETWEEN :lo AND :hi"),
+		ExpressionAttributeNames: map[string]string{"#u": schema.AttrUserID, "#k": schema.AttrUsageKey},
+		// "<to>$" is the smallest string above every "<to>#<model>" ('$'
+		// follows '#'), so the range is exact for any model name.
+		ExpressionAttributeValues: item{":u": attrS(userID), ":lo": attrS(from + "#"), ":hi": attrS(to + "$")},
+		ConsistentRead:            aws.Bool(true),
+	}
+	var rows []UsageRow
+	for {
+		out, err := d.api.Query(ctx, in)
+		if err != nil {
+			return nil, wrap("list usage", err)
+		}
+		for _, it := range out.Items {
+			r := reader{it: it}
+			day, model, ok := splitUsageKey(r.str(schema.AttrUsageKey))
+			if !ok {
+				continue // the day's quota counter
+			}
+			row := UsageRow{Day: day, Model: model, Usage: readUsage(&r)}
+			if r.err != nil {
+				return nil, r.err
+			}
+			rows = append(rows, row)
+		}
+		if out.LastEvaluatedKey == nil {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	sortUsage(rows)
+	return rows, nil
+}
+
+// splitUsageKey splits "<day>#<model>"; the counter "<day>#" is not a row.
+func splitUsageKey(k string) (day, model string, ok bool) {
+	const n = len("2006-01-02#")
+	if len(k) <= n || k[n-1] != '#' {
+		return "", "", false
+	}
+	return k[:n-1], k[n:], true
+}
+
+// sortUsage orders by day then model. Key order already is that order; the
+// sort makes it independent of how DynamoDB collates.
+func sortUsage(rows []UsageRow) {
+	slices.SortFunc(rows, func(a, b UsageRow) int {
+		return cmp.Or(cmp.Compare(a.Day, b.Day), cmp.Compare(a.Model, b.Model))
+	})
+}

@@ -1,0 +1,76 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2/buddy/lambda/local/dynalite"
+	"github.com/p2/buddy/lambda/store"
+)
+
+// One dynalite for the whole test binary; rows keep apart by using their
+// own user and conversation ids, so they can run in parallel.
+var (
+	db       *dynalite.Local
+	dbFailed error
+)
+
+func TestMain(m *testing.M) {
+	// A unique prefix keeps this binary's tables apart even if the server
+	// were ever shared.
+	prefix := fmt.Sprintf("store-%s-", rand.Text()[:8])
+	db, dbFailed = dynalite.StartWithTables(context.Background(), dynalite.Options{}, prefix)
+	code := m.Run()
+	if db != nil {
+		if err := db.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	os.Exit(code)
+}
+
+// impl opens a store of one implementation with the test's clock.
+type impl struct {
+	name string
+	open func(t *testing.T, now func() time.Time) store.Store
+}
+
+var impls = []impl{
+	{"memory", func(t *testing.T, now func() time.Time) store.Store {
+		s := store.NewMemory()
+		s.Now = now
+		return s
+	}},
+	{"dynamo", func(t *testing.T, now func() time.Time) store.Store {
+		if dbFailed != nil {
+			// Memory rows still run and report; these say what to install.
+			t.Fatalf("dynalite: %v", dbFailed)
+		}
+		s := store.NewDynamo(db.Client, db.Tables)
+		s.Now = now
+		return s
+	}},
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}

@@ -1,0 +1,284 @@
+package wsapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxTextBytes bounds the `text` of a sendMessage (UTF-8 bytes). It leaves
+// room in a MaxMessageBytes frame for the other fields and for JSON escapes,
+// and keeps one user turn far below what the model and a DynamoDB item
+// (400 KB) can hold.
+const MaxTextBytes = 100_000
+
+// MaxRequestIDLen bounds a client's requestId, which every answer echoes.
+const MaxRequestIDLen = 128
+
+// ClientFrame is a client → server frame that ParseClientFrame accepted.
+//
+// ConversationID and PromptID are carried as sent: an id that does not have
+// the shape of an id made here is answered not_found by the caller, exactly
+// like a well-formed id that does not exist, because a malformed id is
+// indistinguishable from an unknown one and must not be a separate error the
+// client could probe with. An empty string is the same as leaving the field
+// out (a new conversation, no saved prompt).
+type ClientFrame struct {
+	Action         string `json:"action"`
+	RequestID      string `json:"requestId,omitempty"`
+	ConversationID string `json:"conversationId,omitempty"`
+	PromptID       string `json:"promptId,omitempty"`
+	Text           string `json:"text,omitempty"`
+}
+
+// ProtocolError is why a frame was refused: Code and Message go to the
+// client in an `error` frame, RequestID too when the frame carried a valid
+// one, so the client can tell which request failed even when the rest of the
+// frame was bad.
+type ProtocolError struct {
+	Code      string
+	Message   string
+	RequestID string
+}
+
+func (e *ProtocolError) Error() string {
+	if e.RequestID != "" {
+		return fmt.Sprintf("wsapi: %s: %s (requestId %s)", e.Code, e.Message, e.RequestID)
+	}
+	return fmt.Sprintf("wsapi: %s: %s", e.Code, e.Message)
+}
+
+func badRequest(format string, a ...any) *ProtocolError {
+	return &ProtocolError{Code: CodeBadRequest, Message: fmt.Sprintf(format, a...)}
+}
+
+// fields of a client frame, as named on the wire.
+const (
+	fieldAction         = "action"
+	fieldRequestID      = "requestId"
+	fieldConversationID = "conversationId"
+	fieldPromptID       = "promptId"
+	fieldText           = "text"
+)
+
+func (f *ClientFrame) field(name string) *string {
+	switch name {
+	case fieldAction:
+		return &f.Action
+	case fieldRequestID:
+		return &f.RequestID
+	case fieldConversationID:
+		return &f.ConversationID
+	case fieldPromptID:
+		return &f.PromptID
+	case fieldText:
+		return &f.Text
+	}
+	return nil
+}
+
+// ParseClientFrame decodes and validates one client frame strictly: a
+// single JSON object of known fields, each at most once and a string, in
+// valid UTF-8, within MaxMessageBytes. Errors have code too_large or
+// bad_request. Problems are reported in the order a reader meets them:
+// size, encoding, JSON syntax, then fields in document order, then what the
+// action requires.
+func ParseClientFrame(data []byte) (ClientFrame, *ProtocolError) {
+	if len(data) > MaxMessageBytes {
+		return ClientFrame{}, &ProtocolError{Code: CodeTooLarge,
+			Message: fmt.Sprintf("frame is %d bytes; the limit is %d", len(data), MaxMessageBytes)}
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD; the client
+	// should learn its frame was mangled instead.
+	if !utf8.Valid(data) {
+		return ClientFrame{}, badRequest("frame is not valid UTF-8")
+	}
+
+	var (
+		f         ClientFrame
+		present   = map[string]bool{}
+		first     *ProtocolError // first field problem, in document order
+		requestID string         // a valid requestId, to answer even a bad frame
+	)
+	note := func(format string, a ...any) {
+		if first == nil {
+			first = badRequest(format, a...)
+		}
+	}
+	answer := func(p *ProtocolError) (ClientFrame, *ProtocolError) {
+		p.RequestID = requestID
+		return ClientFrame{}, p
+	}
+
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// Numbers are only ever a wrong type here; as json.Number even 1e999
+	// decodes, so it is reported as a number rather than as broken JSON.
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err == io.EOF {
+		return answer(badRequest("frame is empty; send a JSON object"))
+	}
+	if err != nil {
+		return answer(syntaxError(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return answer(badRequest("frame must be a JSON object"))
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return answer(syntaxError(err))
+		}
+		name, _ := tok.(string) // a Decoder only yields string keys inside an object
+		var value any
+		if err := dec.Decode(&value); err != nil {
+			return answer(syntaxError(err))
+		}
+		// Only the first problem is reported, but the walk goes on: a
+		// requestId further on still lets the error frame answer it.
+		dst := f.field(name)
+		s, isString := value.(string)
+		switch {
+		case present[name]:
+			note("field %s appears more than once", quoteName(name))
+		case dst == nil:
+			note("unknown field %s", quoteName(name))
+		case !isString:
+			note("field %q must be a string, not %s", name, jsonType(value))
+		default:
+			*dst = s
+			if name == fieldRequestID && requestID == "" && ValidRequestID(s) {
+				requestID = s
+			}
+		}
+		present[name] = true
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return answer(syntaxError(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return answer(badRequest("unexpected data after the JSON object; send one object per frame"))
+	}
+	if first != nil {
+		return answer(first)
+	}
+	if p := f.validate(func(name string) bool { return present[name] }); p != nil {
+		return answer(p)
+	}
+	return f, nil
+}
+
+// Validate applies the rules of ParseClientFrame that do not depend on the
+// frame's encoding, treating empty fields as absent: a frame built in code
+// (or re-encoded) passes exactly when its wire form would.
+func (f ClientFrame) Validate() *ProtocolError {
+	p := f.validate(func(name string) bool { return *f.field(name) != "" })
+	if p != nil && ValidRequestID(f.RequestID) {
+		p.RequestID = f.RequestID
+	}
+	return p
+}
+
+func (f ClientFrame) validate(present func(name string) bool) *ProtocolError {
+	if !present(fieldAction) {
+		return badRequest("field %q is required (%q or %q)", fieldAction, ActionSendMessage, ActionPing)
+	}
+	switch f.Action {
+	case ActionSendMessage:
+		if !present(fieldRequestID) {
+			return badRequest("field %q is required", fieldRequestID)
+		}
+		if !ValidRequestID(f.RequestID) {
+			return badRequestID()
+		}
+		if !present(fieldText) {
+			return badRequest("field %q is required", fieldText)
+		}
+		if strings.TrimSpace(f.Text) == "" {
+			return badRequest("field %q must not be empty", fieldText)
+		}
+		if len(f.Text) > MaxTextBytes {
+			return &ProtocolError{Code: CodeTooLarge,
+				Message: fmt.Sprintf("text is %d bytes; the limit is %d", len(f.Text), MaxTextBytes)}
+		}
+	case ActionPing:
+		if present(fieldRequestID) && !ValidRequestID(f.RequestID) {
+			return badRequestID()
+		}
+		for _, name := range []string{fieldConversationID, fieldPromptID, fieldText} {
+			if present(name) {
+				return badRequest("field %q is not allowed in a %q frame", name, ActionPing)
+			}
+		}
+	default:
+		return badRequest("unknown action; use %q or %q", ActionSendMessage, ActionPing)
+	}
+	return nil
+}
+
+func badRequestID() *ProtocolError {
+	return badRequest("field %q must be 1 to %d characters of A-Z a-z 0-9 . _ : -", fieldRequestID, MaxRequestIDLen)
+}
+
+// ValidRequestID reports whether s is a requestId the protocol accepts:
+// 1 to MaxRequestIDLen characters of [A-Za-z0-9._:-]. The narrow alphabet
+// makes it safe to echo into frames and logs as is.
+func ValidRequestID(s string) bool {
+	if len(s) == 0 || len(s) > MaxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// syntaxError describes a decoding failure without echoing the frame.
+func syntaxError(err error) *ProtocolError {
+	var se *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("frame is not valid JSON: it ends early")
+	case errors.As(err, &se):
+		return badRequest("frame is not valid JSON (at offset %d)", se.Offset)
+	}
+	return badRequest("frame is not valid JSON")
+}
+
+// quoteName quotes a client-chosen field name for an error message, cut
+// short so a huge name cannot make a huge error frame.
+func quoteName(name string) string {
+	const max = 64
+	if len(name) <= max {
+		return fmt.Sprintf("%q", name)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q…", name[:cut])
+}
+
+// jsonType names the JSON type of a decoded value.
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return "a string"
+}

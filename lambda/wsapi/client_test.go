@@ -1,0 +1,209 @@
+package wsapi_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/p2/buddy/lambda/wsapi"
+)
+
+func TestParseClientFrame(t *testing.T) {
+	long := strings.Repeat("r", wsapi.MaxRequestIDLen)
+	tests := []struct {
+		name     string
+		frame    string
+		want     wsapi.ClientFrame
+		wantCode string
+		wantMsg  string // substring of the message
+		wantReq  string // requestId the error answers
+	}{
+		{
+			name:  "sendMessage with every field is accepted",
+			frame: `{"action":"sendMessage","requestId":"req-1","conversationId":"01JABCDEFGHJKMNPQRSTVWXYZ0","promptId":"01JABCDEFGHJKMNPQRSTVWXYZ1","text":"Hello <b>&</b> 👋"}`,
+			want: wsapi.ClientFrame{Action: "sendMessage", RequestID: "req-1", ConversationID: "01JABCDEFGHJKMNPQRSTVWXYZ0",
+				PromptID: "01JABCDEFGHJKMNPQRSTVWXYZ1", Text: "Hello <b>&</b> 👋"},
+		},
+		{
+			name:  "sendMessage without ids starts a conversation",
+			frame: ` {"text":"hi","requestId":"a.b_c:d-1","action":"sendMessage"}` + "\n",
+			want:  wsapi.ClientFrame{Action: "sendMessage", RequestID: "a.b_c:d-1", Text: "hi"},
+		},
+		{
+			name:  "ids of the wrong shape are carried for the caller to answer not_found",
+			frame: `{"action":"sendMessage","requestId":"r","conversationId":"someone-elses","promptId":"../x","text":"hi"}`,
+			want:  wsapi.ClientFrame{Action: "sendMessage", RequestID: "r", ConversationID: "someone-elses", PromptID: "../x", Text: "hi"},
+		},
+		{
+			name:  "empty conversationId means a new conversation",
+			frame: `{"action":"sendMessage","requestId":"r","conversationId":"","text":"hi"}`,
+			want:  wsapi.ClientFrame{Action: "sendMessage", RequestID: "r", Text: "hi"},
+		},
+		{
+			name:  "requestId of the maximum length is accepted",
+			frame: `{"action":"sendMessage","requestId":"` + long + `","text":"hi"}`,
+			want:  wsapi.ClientFrame{Action: "sendMessage", RequestID: long, Text: "hi"},
+		},
+		{
+			name:  "escaped text is decoded",
+			frame: `{"action":"sendMessage","requestId":"r","text":"line\n\"quoted\" \u00e9"}`,
+			want:  wsapi.ClientFrame{Action: "sendMessage", RequestID: "r", Text: "line\n\"quoted\" é"},
+		},
+		{name: "ping is accepted", frame: `{"action":"ping"}`, want: wsapi.ClientFrame{Action: "ping"}},
+		{name: "ping with a requestId is accepted", frame: `{"action":"ping","requestId":"p1"}`, want: wsapi.ClientFrame{Action: "ping", RequestID: "p1"}},
+
+		{name: "empty frame is refused", frame: ``, wantCode: wsapi.CodeBadRequest, wantMsg: "empty"},
+		{name: "invalid JSON is refused", frame: `{"action":"ping",}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not valid JSON"},
+		{name: "JSON cut off after a key is refused", frame: `{"action":`, wantCode: wsapi.CodeBadRequest, wantMsg: "ends early"},
+		{name: "single-quoted JSON is refused", frame: `{'action':'ping'}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not valid JSON (at offset 1)"},
+		{name: "trailing garbage is refused", frame: `{"action":"ping"} x`, wantCode: wsapi.CodeBadRequest, wantMsg: "after the JSON object"},
+		{name: "a second object is refused", frame: `{"action":"ping"}{"action":"ping"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "after the JSON object"},
+		{name: "an array is refused", frame: `[{"action":"ping"}]`, wantCode: wsapi.CodeBadRequest, wantMsg: "must be a JSON object"},
+		{name: "a string is refused", frame: `"ping"`, wantCode: wsapi.CodeBadRequest, wantMsg: "must be a JSON object"},
+		{name: "null is refused", frame: `null`, wantCode: wsapi.CodeBadRequest, wantMsg: "must be a JSON object"},
+		{name: "invalid UTF-8 is refused", frame: "{\"action\":\"sendMessage\",\"requestId\":\"r\",\"text\":\"\xff\"}", wantCode: wsapi.CodeBadRequest, wantMsg: "UTF-8"},
+		{name: "unknown action is refused", frame: `{"action":"deleteEverything","requestId":"r9"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "unknown action", wantReq: "r9"},
+		{name: "empty action is refused", frame: `{"action":"","requestId":"r9"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "unknown action", wantReq: "r9"},
+		{name: "action with other case is refused", frame: `{"action":"SendMessage","requestId":"r","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "unknown action", wantReq: "r"},
+		{name: "missing action is refused", frame: `{"requestId":"r1","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"action" is required`, wantReq: "r1"},
+		{name: "missing requestId is refused", frame: `{"action":"sendMessage","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"requestId" is required`},
+		{name: "missing text is refused", frame: `{"action":"sendMessage","requestId":"r2"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"text" is required`, wantReq: "r2"},
+		{name: "empty text is refused", frame: `{"action":"sendMessage","requestId":"r3","text":""}`, wantCode: wsapi.CodeBadRequest, wantMsg: "must not be empty", wantReq: "r3"},
+		{name: "blank text is refused", frame: `{"action":"sendMessage","requestId":"r3","text":" \n\t "}`, wantCode: wsapi.CodeBadRequest, wantMsg: "must not be empty", wantReq: "r3"},
+		{name: "numeric text is refused", frame: `{"action":"sendMessage","requestId":"r4","text":42}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"text" must be a string, not a number`, wantReq: "r4"},
+		{name: "huge number is a wrong type, not broken JSON", frame: `{"action":"sendMessage","requestId":"r4","text":1e999}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not a number", wantReq: "r4"},
+		{name: "null conversationId is refused", frame: `{"action":"sendMessage","requestId":"r5","conversationId":null,"text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not null", wantReq: "r5"},
+		{name: "object action is refused", frame: `{"action":{"name":"ping"}}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not an object"},
+		{name: "numeric requestId is refused", frame: `{"action":"ping","requestId":7}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"requestId" must be a string, not a number`},
+		{name: "boolean promptId is refused", frame: `{"action":"sendMessage","requestId":"r","promptId":true,"text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not a boolean", wantReq: "r"},
+		{name: "unknown field is refused by name", frame: `{"action":"sendMessage","requestId":"r6","text":"hi","model":"claude-opus"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `unknown field "model"`, wantReq: "r6"},
+		{name: "field with other case is unknown", frame: `{"action":"sendMessage","requestID":"r6","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `unknown field "requestID"`},
+		{name: "huge unknown field name is cut short", frame: `{"` + strings.Repeat("x", 1000) + `":1}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"…`},
+		{name: "duplicate field is refused", frame: `{"action":"sendMessage","requestId":"r7","text":"hi","text":"bye"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"text" appears more than once`, wantReq: "r7"},
+		{name: "duplicate action is refused", frame: `{"action":"ping","action":"sendMessage"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"action" appears more than once`},
+		{name: "over-size frame is too large", frame: `{"action":"sendMessage","requestId":"r","text":"` + strings.Repeat("a", wsapi.MaxMessageBytes) + `"}`, wantCode: wsapi.CodeTooLarge, wantMsg: "limit is 131072"},
+		{name: "over-size text is too large", frame: `{"action":"sendMessage","requestId":"r8","text":"` + strings.Repeat("a", wsapi.MaxTextBytes+1) + `"}`, wantCode: wsapi.CodeTooLarge, wantMsg: "limit is 100000", wantReq: "r8"},
+		{name: "text of exactly the limit is accepted", frame: `{"action":"sendMessage","requestId":"r","text":"` + strings.Repeat("a", wsapi.MaxTextBytes) + `"}`,
+			want: wsapi.ClientFrame{Action: "sendMessage", RequestID: "r", Text: strings.Repeat("a", wsapi.MaxTextBytes)}},
+		{name: "requestId with a space is refused", frame: `{"action":"sendMessage","requestId":"a b","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "A-Z a-z 0-9"},
+		{name: "requestId with markup is refused", frame: `{"action":"sendMessage","requestId":"<script>","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "A-Z a-z 0-9"},
+		{name: "requestId with non-ASCII is refused", frame: `{"action":"sendMessage","requestId":"réq","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "A-Z a-z 0-9"},
+		{name: "empty requestId is refused", frame: `{"action":"sendMessage","requestId":"","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "1 to 128"},
+		{name: "requestId over the maximum is refused", frame: `{"action":"sendMessage","requestId":"` + long + `x","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "1 to 128"},
+		{name: "ping with text is refused", frame: `{"action":"ping","requestId":"p2","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"text" is not allowed`, wantReq: "p2"},
+		{name: "ping with a bad requestId is refused", frame: `{"action":"ping","requestId":"no spaces"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "A-Z a-z 0-9"},
+		{name: "requestId is recovered from truncated JSON", frame: `{"requestId":"keep-me","action":"sendMessage","text":"unterminated`, wantCode: wsapi.CodeBadRequest, wantMsg: "ends early", wantReq: "keep-me"},
+		{name: "requestId is recovered after an earlier bad field", frame: `{"text":false,"requestId":"keep-me","action":"sendMessage"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"text" must be a string`, wantReq: "keep-me"},
+		{name: "requestId is recovered from a frame with trailing garbage", frame: `{"action":"sendMessage","requestId":"keep-me","text":"hi"}]`, wantCode: wsapi.CodeBadRequest, wantMsg: "after the JSON object", wantReq: "keep-me"},
+		{name: "an invalid requestId is never echoed", frame: `{"action":"nope","requestId":"<img src=x>"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "unknown action"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, perr := wsapi.ParseClientFrame([]byte(tt.frame))
+			if tt.wantCode == "" {
+				if perr != nil {
+					t.Fatalf("refused: %v", perr)
+				}
+				if got != tt.want {
+					t.Errorf("got %+v, want %+v", got, tt.want)
+				}
+				return
+			}
+			if perr == nil {
+				t.Fatalf("accepted %+v, want %s", got, tt.wantCode)
+			}
+			if perr.Code != tt.wantCode || !strings.Contains(perr.Message, tt.wantMsg) || perr.RequestID != tt.wantReq {
+				t.Errorf("got {%s %q requestId %q}, want {%s containing %q requestId %q}",
+					perr.Code, perr.Message, perr.RequestID, tt.wantCode, tt.wantMsg, tt.wantReq)
+			}
+			if got != (wsapi.ClientFrame{}) {
+				t.Errorf("a refused frame returned fields: %+v", got)
+			}
+			if len(perr.Message) > 200 {
+				t.Errorf("message of %d bytes; keep error frames small", len(perr.Message))
+			}
+		})
+	}
+}
+
+func TestClientFrameValidate(t *testing.T) {
+	tests := []struct {
+		name     string
+		frame    wsapi.ClientFrame
+		wantCode string
+		wantReq  string
+	}{
+		{"built sendMessage is valid", wsapi.ClientFrame{Action: wsapi.ActionSendMessage, RequestID: "r", Text: "hi"}, "", ""},
+		{"built ping is valid", wsapi.ClientFrame{Action: wsapi.ActionPing}, "", ""},
+		{"sendMessage without text is refused with its requestId", wsapi.ClientFrame{Action: wsapi.ActionSendMessage, RequestID: "r"}, wsapi.CodeBadRequest, "r"},
+		{"over-size text is too large", wsapi.ClientFrame{Action: wsapi.ActionSendMessage, RequestID: "r", Text: strings.Repeat("x", wsapi.MaxTextBytes+1)}, wsapi.CodeTooLarge, "r"},
+		{"no action is refused", wsapi.ClientFrame{}, wsapi.CodeBadRequest, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			perr := tt.frame.Validate()
+			switch {
+			case tt.wantCode == "" && perr != nil:
+				t.Fatalf("refused: %v", perr)
+			case tt.wantCode != "" && perr == nil:
+				t.Fatalf("accepted, want %s", tt.wantCode)
+			case perr != nil && (perr.Code != tt.wantCode || perr.RequestID != tt.wantReq):
+				t.Errorf("got %v, want %s answering %q", perr, tt.wantCode, tt.wantReq)
+			}
+		})
+	}
+}
+
+// FuzzParseClientFrame: no input panics; every refusal uses a code the
+// parser may use and echoes only a valid requestId; every accepted frame
+// validates, and survives being encoded and parsed again unchanged.
+func FuzzParseClientFrame(f *testing.F) {
+	for _, seed := range []string{
+		`{"action":"sendMessage","requestId":"r1","text":"hi"}`,
+		`{"action":"sendMessage","requestId":"r1","conversationId":"01JABCDEFGHJKMNPQRSTVWXYZ0","promptId":"x","text":"héllo\n"}`,
+		`{"action":"ping"}`,
+		`{"action":"ping","requestId":"p"}`,
+		`{"action":"ping","text":"x"}`,
+		`{"action":"sendMessage","requestId":"r","text":"a","text":"b"}`,
+		`{"action":"sendMessage","requestId":"r","text":"\u0000\ud800"}`,
+		`{"requestId":"r","extra":{"a":[1,2,{"b":null}]}}`,
+		`{"action":1e999}`,
+		`{"action":"ping"} {}`,
+		`{"action":"sendMessage","requestId":"r","text":"`,
+		`[]`, `""`, `null`, ``, ` `, `{`, `}`, `{"":""}`,
+		"{\"action\":\"\xff\"}",
+	} {
+		f.Add([]byte(seed))
+	}
+	codes := map[string]bool{wsapi.CodeBadRequest: true, wsapi.CodeTooLarge: true}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, perr := wsapi.ParseClientFrame(data)
+		if perr != nil {
+			if !codes[perr.Code] {
+				t.Fatalf("code %q is not one the parser may use", perr.Code)
+			}
+			if perr.Message == "" {
+				t.Fatal("refusal without a message")
+			}
+			if perr.RequestID != "" && !wsapi.ValidRequestID(perr.RequestID) {
+				t.Fatalf("echoes an invalid requestId %q", perr.RequestID)
+			}
+			return
+		}
+		if p := got.Validate(); p != nil {
+			t.Fatalf("accepted %+v, but Validate says %v", got, p)
+		}
+		b, err := json.Marshal(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, perr := wsapi.ParseClientFrame(b)
+		if perr != nil {
+			t.Fatalf("re-encoded %s is refused: %v", b, perr)
+		}
+		if !reflect.DeepEqual(again, got) {
+			t.Fatalf("round trip changed %+v into %+v", got, again)
+		}
+	})
+}
