@@ -87,7 +87,7 @@ func (d inline) Dispatch(ctx context.Context, job chat.Job) error {
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	store  *store.Memory
 	model  *fakemodel.Server
 	posts  *postBox
@@ -104,7 +104,7 @@ type harnessOpts struct {
 	topP        bool
 }
 
-func newHarness(t *testing.T, o harnessOpts) *harness {
+func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
 	h := &harness{t: t, store: store.NewMemory(), posts: newPostBox()}
 	h.model = fakemodel.New(o.model)
