@@ -7,7 +7,7 @@ export GOFLAGS := -buildvcs=false
 
 NODE_STAMP := infra/node_modules/.buddy-installed
 
-.PHONY: tools test vet fuzz-seeds
+.PHONY: tools test vet
 tools: $(NODE_STAMP)
 	go mod download
 
@@ -16,9 +16,92 @@ $(NODE_STAMP): infra/package.json infra/package-lock.json
 	npm ci --prefix infra --no-audit --no-fund --loglevel=error
 	touch $@
 
+# gofmt over the module's own packages (node_modules holds CDK's Go templates).
 vet:
-	test -z "$$(gofmt -l lambda infra)" || { gofmt -l lambda infra; echo "gofmt needed"; exit 1; }
+	@dirs=$$(go list -f '{{.Dir}}' ./...); out=$$(gofmt -l $$dirs); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	go vet ./...
 
-test: tools vet
+# chromium: the headless browser test of the chat page needs it.
+test: tools chromium vet
 	go test -count=1 ./...
+
+# Benchmarks (issue 5; docs/bench.md). `make bench` installs its peers: the
+# Node 22 peer pinned in bench/peers/node (npm ci) and Debian's boto3 for the
+# Python peer, only when that python cannot import it. BENCH_FLAGS passes
+# flags to the driver, e.g. BENCH_FLAGS="-runs 10 -synth=false".
+BENCH_PYTHON ?= /usr/bin/python3
+BENCH_FLAGS ?=
+BENCH_NODE_STAMP := bench/peers/node/node_modules/.buddy-installed
+APT_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: bench bench-peers
+bench: tools bench-peers
+	go run ./bench/cmd/bench -python $(BENCH_PYTHON) $(BENCH_FLAGS)
+
+bench-peers: $(BENCH_NODE_STAMP)
+	@$(BENCH_PYTHON) -c 'import boto3' 2>/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(APT_SUDO) apt-get install -y -qq python3-boto3 || { $(APT_SUDO) apt-get update -qq && $(APT_SUDO) apt-get install -y -qq python3-boto3; }; }
+
+$(BENCH_NODE_STAMP): bench/peers/node/package.json bench/peers/node/package-lock.json
+	npm ci --prefix bench/peers/node --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Local run (issue 4; docs/dev.md). `make dev` serves the whole backend on
+# 127.0.0.1: dynalite (installed by `tools`) with its data in DEV_STATE, the
+# six handlers behind local API Gateway stand-ins, the chat page. Without
+# ANTHROPIC_API_KEY replies come from an offline stand-in. DEV_FLAGS passes
+# flags, e.g. DEV_FLAGS="-http-addr 127.0.0.1:9000".
+DEV_STATE ?= .dev-state
+DEV_FLAGS ?=
+APT_SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: dev dev-reset chromium
+dev: tools
+	go build -o .cache/buddy-dev ./lambda/cmd/buddy-dev
+	exec .cache/buddy-dev -state $(DEV_STATE) $(DEV_FLAGS)
+
+# Forgets every local conversation, prompt, usage row and the signing key.
+dev-reset:
+	test -n "$(DEV_STATE)" && test "$(DEV_STATE)" != "/"
+	rm -rf -- "$(DEV_STATE)"
+
+# Debian's chromium for the headless browser test of the chat page
+# (lambda/devserver); installed only when absent.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(APT_SUDO) apt-get install -y -qq chromium || { $(APT_SUDO) apt-get update -qq && $(APT_SUDO) apt-get install -y -qq chromium; }; }
+
+# ---- Infrastructure: the CDK app (infra/, cdk.json; docs/deploy.md) ----
+# STAGE picks the stack (Buddy-<STAGE>); CDK_ARGS adds context, e.g.
+#   make synth STAGE=prod CDK_ARGS="-c AI_PROVIDER=bedrock"
+# The CLI is the one pinned in infra/package-lock.json, never a global one.
+CDK := infra/node_modules/.bin/cdk
+STAGE ?= dev
+CDK_ARGS ?=
+CDK_CONTEXT = -c stage=$(STAGE) $(CDK_ARGS)
+# jsii prints a full-screen notice on every run under Node 20 (end of life).
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: synth diff deploy
+
+# Builds the six handlers (inside the app, DESIGN §1 flags) and writes a
+# fresh cdk.out/; cdk-nag findings fail it.
+synth: tools
+	rm -rf cdk.out
+	$(CDK) synth --quiet $(CDK_CONTEXT)
+	@echo "wrote cdk.out/Buddy-$(STAGE).template.json"
+
+# Without BASE: cdk diff against the deployed stack (needs AWS credentials).
+# With BASE=<git-ref>: offline review diff, no AWS needed (infra/scripts/diff-base.sh).
+diff: tools
+ifdef BASE
+	infra/scripts/diff-base.sh "$(BASE)" $(CDK_CONTEXT)
+else
+	$(CDK) diff $(CDK_CONTEXT) Buddy-$(STAGE)
+endif
+
+# Asks before anything that broadens IAM permissions or security groups.
+deploy: tools
+	$(CDK) deploy --require-approval broadening $(CDK_CONTEXT) Buddy-$(STAGE)

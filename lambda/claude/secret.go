@@ -130,7 +130,7 @@ func (k *SecretKeys) load(ctx context.Context) (string, error) {
 	if err != nil {
 		var nf *types.ResourceNotFoundException
 		if errors.As(err, &nf) {
-			return "", fmt.Errorf("secret %q: %w (%s names it): %w", k.name, ErrSecretNotFound, config.SecretName, err)
+			return "", fmt.Errorf("secret %q: %w; create it or correct %s: %w", k.name, ErrSecretNotFound, config.SecretName, err)
 		}
 		return "", fmt.Errorf("read secret %q: %w", k.name, err)
 	}

@@ -173,7 +173,9 @@ func (s *streamer) once(ctx context.Context, params anthropic.MessageNewParams, 
 			// Counts in message_delta are cumulative; input and cache
 			// counts appear there only in newer API versions.
 			u := ev.Usage
-			res.Usage.OutputTokens = u.OutputTokens
+			if u.JSON.OutputTokens.Valid() {
+				res.Usage.OutputTokens = u.OutputTokens
+			}
 			if u.JSON.InputTokens.Valid() && u.InputTokens > 0 {
 				res.Usage.InputTokens = u.InputTokens
 			}

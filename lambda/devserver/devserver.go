@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -118,16 +119,15 @@ type Server struct {
 	// DynamoEndpoint is dynalite's URL.
 	DynamoEndpoint string
 
-	log      *slog.Logger
-	issuer   *auth.LocalIssuer
-	iv       *invoker
-	ws       *wsGateway
-	api      *httpGateway
-	httpSrv  *http.Server
-	wsSrv    *http.Server
-	db       *dynalite.Local
-	closed   chan struct{}
-	closeErr error
+	issuer    *auth.LocalIssuer
+	iv        *invoker
+	ws        *wsGateway
+	api       *httpGateway
+	httpSrv   *http.Server
+	wsSrv     *http.Server
+	db        *dynalite.Local
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start runs the dev server until Close. ctx bounds the start only.
@@ -139,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("devserver: state directory: %w", err)
 	}
-	s = &Server{log: cfg.Log, closed: make(chan struct{})}
+	s = &Server{}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -205,6 +205,24 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.gateways(cfg, fns); err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	(&devRoutes{issuer: s.issuer, info: s.pageConfig}).register(mux)
+	mux.Handle("/", s.api)
+	errLog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.wsSrv = &http.Server{Handler: s.ws.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	go func() { _ = s.httpSrv.Serve(httpLn) }()
+	go func() { _ = s.wsSrv.Serve(wsLn) }()
+	return s, nil
+}
+
+// gateways puts the functions behind the two APIs, on the routes of
+// lambda/schema.
+func (s *Server) gateways(cfg Config, fns builtFunctions) error {
 	s.ws = &wsGateway{
 		stage:  cfg.Stage,
 		apiID:  newAPIID(),
@@ -221,32 +239,35 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		conns: map[string]*wsConn{},
 	}
 	for _, r := range schema.WebSocketRoutes {
-		s.ws.routes[r.RouteKey] = fns.byName[r.Function.Name]
+		fn := fns.byName[r.Function.Name]
+		if fn == nil {
+			return fmt.Errorf("devserver: route %s: no function %s", r.RouteKey, r.Function.Name)
+		}
+		s.ws.routes[r.RouteKey] = fn
+	}
+	httpIntegration := httpAPIIntegrationTimeout
+	if cfg.IntegrationTimeout != IntegrationTimeout {
+		httpIntegration = cfg.IntegrationTimeout // a test's override
 	}
 	s.api = &httpGateway{
 		apiID:       newAPIID(),
 		iv:          s.iv,
 		verifier:    fns.verifier,
-		integration: min(cfg.IntegrationTimeout, httpAPIIntegrationTimeout),
+		integration: httpIntegration,
 		log:         cfg.Log,
 	}
 	for _, r := range schema.HTTPRoutes {
-		route, err := newHTTPRoute(r.RouteKey, fns.byName[r.Function.Name])
+		fn := fns.byName[r.Function.Name]
+		if fn == nil {
+			return fmt.Errorf("devserver: route %s: no function %s", r.RouteKey, r.Function.Name)
+		}
+		route, err := newHTTPRoute(r.RouteKey, fn)
 		if err != nil {
-			return nil, fmt.Errorf("devserver: %w", err)
+			return fmt.Errorf("devserver: %w", err)
 		}
 		s.api.routes = append(s.api.routes, route)
 	}
-
-	mux := http.NewServeMux()
-	(&devRoutes{issuer: s.issuer, info: s.pageConfig}).register(mux)
-	mux.Handle("/", s.api)
-	errLog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
-	s.wsSrv = &http.Server{Handler: s.ws.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
-	go func() { _ = s.httpSrv.Serve(httpLn) }()
-	go func() { _ = s.wsSrv.Serve(wsLn) }()
-	return s, nil
+	return nil
 }
 
 func withDefaults(cfg Config) Config {
@@ -453,30 +474,41 @@ func (s *Server) Stats() Stats {
 // shutdownGrace bounds each step of Close.
 const shutdownGrace = 10 * time.Second
 
+// requestGrace is how long Close lets HTTP requests in flight finish. It is
+// short because net/http counts a connection that never sent a request (an
+// http.Transport dial that lost its race) as busy for 5 s; no request here
+// takes long.
+const requestGrace = time.Second
+
+func shutdown(srv *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), requestGrace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+		return srv.Close()
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
 // Close stops everything Start started, in the order that lets running
 // replies finish cleanly: no new HTTP requests, every socket closed with
 // 1001 (each fires $disconnect, and a reply still streaming sees 410 and
 // stores what it has), running invocations drained, then the @connections
 // endpoint, the model stand-in and dynalite.
 func (s *Server) Close() error {
-	select {
-	case <-s.closed:
-		return s.closeErr
-	default:
-	}
-	defer close(s.closed)
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	errs := []error{
-		s.httpSrv.Shutdown(ctx),
-		s.ws.close(shutdownGrace),
-		s.iv.close(shutdownGrace),
-		s.wsSrv.Shutdown(ctx),
-	}
-	if s.StandIn != nil {
-		errs = append(errs, s.StandIn.close())
-	}
-	errs = append(errs, s.db.Stop())
-	s.closeErr = errors.Join(errs...)
+	s.closeOnce.Do(func() {
+		errs := []error{
+			shutdown(s.httpSrv),
+			s.ws.close(shutdownGrace),
+			s.iv.close(shutdownGrace),
+			shutdown(s.wsSrv),
+		}
+		if s.StandIn != nil {
+			errs = append(errs, s.StandIn.close())
+		}
+		errs = append(errs, s.db.Stop())
+		s.closeErr = errors.Join(errs...)
+	})
 	return s.closeErr
 }

@@ -22,7 +22,7 @@ import (
 
 // Close codes API Gateway uses.
 const (
-	closeGoingAway   = websocket.StatusGoingAway      // idle timeout, connection age, shutdown
+	closeGoingAway   = websocket.StatusGoingAway       // idle timeout, connection age, shutdown
 	closeUnsupported = websocket.StatusUnsupportedData // binary frame
 	closeTooBig      = websocket.StatusMessageTooBig   // message > 128 KB or frame > 32 KB
 	closeAbnormal    = websocket.StatusAbnormalClosure // no close frame
@@ -187,7 +187,6 @@ func (g *wsGateway) connect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "Service Unavailable"})
 		return
 	}
-	g.wg.Add(1)
 	defer g.wg.Done()
 
 	resp, err := g.invokeRoute(schema.RouteConnect, g.connectEvent(r, c, now))
@@ -315,6 +314,8 @@ func (g *wsGateway) watch(c *wsConn) {
 	}
 }
 
+// register records a new connection and counts its goroutine in g.wg
+// (under the lock, so close never waits on a group still being added to).
 func (g *wsGateway) register(c *wsConn) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -322,6 +323,7 @@ func (g *wsGateway) register(c *wsConn) bool {
 		return false
 	}
 	g.conns[c.id] = c
+	g.wg.Add(1)
 	return true
 }
 

@@ -366,18 +366,23 @@ func TestConnectionsAPIAnswersLikeAPIGateway(t *testing.T) {
 
 	// Sequential posts arrive in post order.
 	const n = 200
+	posted := make(chan error, 1)
 	go func() {
 		for i := range n {
 			if err := tg.post(ctx, id, []byte(fmt.Sprint(i))); err != nil {
-				t.Errorf("post %d: %v", i, err)
+				posted <- fmt.Errorf("post %d: %w", i, err)
 				return
 			}
 		}
+		posted <- nil
 	}()
 	for i := range n {
 		if got := readText(t, c); got != fmt.Sprint(i) {
 			t.Fatalf("message %d arrived as %q", i, got)
 		}
+	}
+	if err := <-posted; err != nil {
+		t.Fatal(err)
 	}
 
 	out, err := tg.mgmt.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: aws.String(id)})

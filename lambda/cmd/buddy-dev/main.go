@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,9 @@ func main() {
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "buddy-dev:", err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			fmt.Fprintln(os.Stderr, "buddy-dev: pick other ports with -http-addr/-ws-addr (or DEV_FLAGS with make)")
+		}
 		os.Exit(1)
 	}
 	printBanner(srv, *state)

@@ -280,7 +280,10 @@ async function refreshConversations() {
       const b = document.createElement("button");
       b.type = "button";
       b.dataset.id = c.id;
-      if (c.id === state.conversationId) b.setAttribute("aria-current", "true");
+      if (c.id === state.conversationId) {
+        b.setAttribute("aria-current", "true");
+        $("chat-title").textContent = c.title || "Untitled";
+      }
       const title = document.createElement("span");
       title.textContent = c.title || "Untitled";
       const when = document.createElement("small");

@@ -129,6 +129,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.calls[op]++
+	w.Header().Set("x-amzn-RequestId", fmt.Sprintf("00000000-0000-0000-0000-%012d", s.calls[GetSecretValue]+s.calls[DescribeSecret]))
 	name, sec := s.lookup(in.SecretID)
 	var out map[string]any
 	if sec != nil {
