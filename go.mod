@@ -69,3 +69,8 @@ require (
 	golang.org/x/tools/cmd/godoc v0.1.0-deprecated // indirect
 	golang.org/x/tools/godoc v0.1.0-deprecated // indirect
 )
+
+ignore (
+	./bench/peers/node/node_modules
+	./infra/node_modules
+)

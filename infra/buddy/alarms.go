@@ -1,0 +1,87 @@
+package buddy
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/p2/buddy/lambda/schema"
+)
+
+// AlarmPeriodMinutes is the evaluation window of every alarm.
+const AlarmPeriodMinutes = 5
+
+// ModelErrorRateExpression is the share of failed model calls, in percent,
+// from the metrics the reply job reports (EMF, no dimensions).
+const ModelErrorRateExpression = "IF(requests > 0, 100 * errors / requests, 0)"
+
+// newAlarms declares, for each function, an alarm on any error and on any
+// throttle in five minutes, and one on the model error rate; all notify
+// one SNS topic (subscribe with -c alarmEmail=... or later in the console).
+func newAlarms(stack awscdk.Stack, s Settings, r *Resources) (awssns.Topic, []awscloudwatch.Alarm) {
+	topic := awssns.NewTopic(stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
+		DisplayName: jsii.String("Buddy " + s.Stage + " alarms"),
+		EnforceSSL:  jsii.Bool(true),
+	})
+	if s.AlarmEmail != "" {
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.AlarmEmail), nil))
+	}
+	action := awscloudwatchactions.NewSnsAction(topic)
+	period := awscdk.Duration_Minutes(jsii.Number(AlarmPeriodMinutes))
+	atLeastOnce := func(id, name, desc string, m awscloudwatch.IMetric) awscloudwatch.Alarm {
+		return awscloudwatch.NewAlarm(stack, jsii.String(id), &awscloudwatch.AlarmProps{
+			AlarmName:          jsii.String(name),
+			AlarmDescription:   jsii.String(desc),
+			Metric:             m,
+			Threshold:          jsii.Number(1),
+			EvaluationPeriods:  jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+	}
+	sum := &awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")}
+	var alarms []awscloudwatch.Alarm
+	for _, fn := range schema.Functions {
+		f := r.Functions[fn.Name]
+		id := constructID(fn.Dir)
+		alarms = append(alarms,
+			atLeastOnce(id+"ErrorsAlarm", fmt.Sprintf("buddy-%s-%s-errors", s.Stage, fn.Dir),
+				fmt.Sprintf("%s failed at least once in %d minutes", fn.Name, AlarmPeriodMinutes), f.MetricErrors(sum)),
+			atLeastOnce(id+"ThrottlesAlarm", fmt.Sprintf("buddy-%s-%s-throttles", s.Stage, fn.Dir),
+				fmt.Sprintf("%s was throttled at least once in %d minutes", fn.Name, AlarmPeriodMinutes), f.MetricThrottles(sum)),
+		)
+	}
+	modelMetric := func(name string) awscloudwatch.Metric {
+		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace: jsii.String(schema.MetricNamespace), MetricName: jsii.String(name),
+			Period: period, Statistic: jsii.String("Sum"),
+		})
+	}
+	alarms = append(alarms, awscloudwatch.NewAlarm(stack, jsii.String("ModelErrorRateAlarm"), &awscloudwatch.AlarmProps{
+		AlarmName: jsii.String(fmt.Sprintf("buddy-%s-model-error-rate", s.Stage)),
+		AlarmDescription: jsii.String(fmt.Sprintf("More than %g%% of Claude calls failed in %d minutes (%s/%s over %s)",
+			s.ModelErrorRatePercent, AlarmPeriodMinutes, schema.MetricNamespace, schema.MetricModelErrors, schema.MetricModelRequests)),
+		Metric: awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+			Expression: jsii.String(ModelErrorRateExpression),
+			UsingMetrics: &map[string]awscloudwatch.IMetric{
+				"requests": modelMetric(schema.MetricModelRequests),
+				"errors":   modelMetric(schema.MetricModelErrors),
+			},
+			Label:  jsii.String("model error rate (%)"),
+			Period: period,
+		}),
+		Threshold:          jsii.Number(s.ModelErrorRatePercent),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	}))
+	for _, a := range alarms {
+		a.AddAlarmAction(action)
+	}
+	return topic, alarms
+}

@@ -1,0 +1,174 @@
+package buddy_test
+
+import (
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/p2/buddy/infra/buddy"
+	"github.com/p2/buddy/lambda/schema"
+)
+
+// TestBundleHandlers builds the six real mains exactly as `cdk synth` does
+// (into .cache/bundle, shared with make synth: go build skips the link when
+// a bootstrap is up to date) and checks each is a static linux/arm64 ELF.
+// The bundler has already refused any main that links the CDK.
+func TestBundleHandlers(t *testing.T) {
+	b := buddy.NewBundler(root, "bundle")
+	assets, err := b.Bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range schema.Functions {
+		dir := assets[fn.Dir]
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 1 || entries[0].Name() != "bootstrap" {
+			t.Errorf("%s: the asset directory must hold bootstrap only: %v", fn.Name, entries)
+		}
+		f, err := elf.Open(filepath.Join(dir, "bootstrap"))
+		if err != nil {
+			t.Errorf("%s: %v", fn.Name, err)
+			continue
+		}
+		if f.Machine != elf.EM_AARCH64 || f.Class != elf.ELFCLASS64 {
+			t.Errorf("%s: bootstrap is %v %v, want arm64", fn.Name, f.Machine, f.Class)
+		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("%s: bootstrap is dynamically linked (CGO_ENABLED must be 0)", fn.Name)
+			}
+		}
+		if f.Section(".symtab") != nil || f.Section(".debug_info") != nil {
+			t.Errorf("%s: bootstrap has symbols or DWARF (-ldflags \"-s -w\")", fn.Name)
+		}
+		f.Close()
+	}
+}
+
+// TestBundleIsReproducible builds one handler in two copies of the module
+// at different paths: the bytes (and so the asset hash) must not depend on
+// where the checkout is. The copies hold the real go.mod, go.sum and
+// lambda/ tree; the build cache makes the second build a link only.
+func TestBundleIsReproducible(t *testing.T) {
+	fn := schema.WebSocketDisconnect
+	var sums []string
+	for _, dir := range []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "checkout", "elsewhere")} {
+		copyModule(t, dir)
+		b := buddy.NewBundler(dir, "bundle")
+		assets, err := b.BundleFunctions(fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, fileSum(t, filepath.Join(assets[fn.Dir], "bootstrap")))
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("%s built at two paths differs: %s vs %s", fn.Name, sums[0], sums[1])
+	}
+}
+
+// TestBundleRefusals: a missing main fails with its path, and a main
+// linking the CDK is refused before it is built.
+func TestBundleRefusals(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, filepath.Join(root, "go.mod"), filepath.Join(dir, "go.mod"))
+	copyFile(t, filepath.Join(root, "go.sum"), filepath.Join(dir, "go.sum"))
+	_, err := buddy.NewBundler(dir, "bundle").BundleFunctions(schema.PromptCRUD)
+	if err == nil || !strings.Contains(err.Error(), "lambda/cmd/prompt-crud/main.go") {
+		t.Errorf("missing main: %v", err)
+	}
+
+	main := filepath.Join(dir, "lambda", "cmd", "prompt-crud", "main.go")
+	if err := os.MkdirAll(filepath.Dir(main), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := "package main\n\nimport _ \"github.com/aws/jsii-runtime-go\"\n\nfunc main() {}\n"
+	if err := os.WriteFile(main, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = buddy.NewBundler(dir, "bundle").BundleFunctions(schema.PromptCRUD)
+	if err == nil || !strings.Contains(err.Error(), "must never link the CDK") {
+		t.Errorf("CDK-linking main: %v", err)
+	}
+	if _, statErr := os.Stat(filepath.Join(dir, ".cache", "bundle", "prompt-crud", "bootstrap")); statErr == nil {
+		t.Errorf("a CDK-linking main was built")
+	}
+}
+
+func TestToolchainPin(t *testing.T) {
+	for gomod, want := range map[string]string{
+		"module m\n\ngo 1.26.8\n":                       "go1.26.8",
+		"module m\n\ngo 1.26.0\n\ntoolchain go1.26.8\n": "go1.26.8",
+	} {
+		if got, err := buddy.Toolchain([]byte(gomod)); err != nil || got != want {
+			t.Errorf("Toolchain(%q) = %q, %v; want %q", gomod, got, err, want)
+		}
+	}
+}
+
+// copyModule copies go.mod, go.sum and lambda/ (the handlers' whole
+// source, embedded files included; tests and testdata left out) to dir.
+func copyModule(t *testing.T, dir string) {
+	t.Helper()
+	for _, f := range []string{"go.mod", "go.sum"} {
+		copyFile(t, filepath.Join(root, f), filepath.Join(dir, f))
+	}
+	src := filepath.Join(root, "lambda")
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			if d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		if !strings.HasSuffix(path, "_test.go") && d.Type().IsRegular() {
+			copyFile(t, path, filepath.Join(dir, rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileSum(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}

@@ -1,0 +1,601 @@
+package buddy_test
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/p2/buddy/infra/buddy"
+	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/schema"
+)
+
+// The values of DESIGN §3, written out here on purpose: if a default in
+// lambda/config drifts from the design, these tests say so.
+var designEnv = map[string]string{
+	"ANTHROPIC_MODEL_ID":    "claude-opus-4-5-20251101",
+	"USE_OPUS_MODEL":        "true",
+	"ANTHROPIC_SECRET_NAME": "buddy-v1",
+	"USE_ANTHROPIC_API":     "true",
+	"AI_PROVIDER":           "anthropic_api",
+	"MAX_TOKENS":            "4096",
+	"TEMPERATURE":           "0.3",
+	"TOP_K":                 "40",
+}
+
+const (
+	region            = "us-east-1"
+	secretName        = "buddy-v1"
+	roleName          = "p2-two-lambda-role-two"
+	messageFunction   = "p2-two-websocket-message-two"
+	selfInvokeArn     = "arn:aws:lambda:us-east-1:${AWS::AccountId}:function:p2-two-websocket-message-two"
+	adoptedSecretArn  = "arn:aws:secretsmanager:us-east-1:${AWS::AccountId}:secret:buddy-v1-??????"
+	bedrockModelsArn  = "arn:aws:bedrock:*::foundation-model/anthropic.claude-*"
+	bedrockProfileArn = "arn:aws:bedrock:us-east-1:${AWS::AccountId}:inference-profile/*anthropic.claude-*"
+)
+
+var designFunctionNames = []string{
+	"p2-two-websocket-connect-two", "p2-two-websocket-disconnect-two", "p2-two-websocket-message-two",
+	"p2-two-conversation-api-two", "p2-two-prompt-crud-two", "p2-two-usage-handler-two",
+}
+
+// functionsByName maps FunctionName to logical id.
+func functionsByName(t *testing.T, tmpl map[string]any) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for id, r := range resources(tmpl, "AWS::Lambda::Function") {
+		out[fmt.Sprint(props(r)["FunctionName"])] = id
+	}
+	return out
+}
+
+func TestStackNameRegionAndNoAccountID(t *testing.T) {
+	accountID := regexp.MustCompile(`\b\d{12}\b`)
+	for _, v := range []string{"dev", "prod", "alt"} {
+		s := synth(t, v)
+		if got, want := *s.stack.StackName(), "Buddy-"+s.settings.Stage; got != want {
+			t.Errorf("%s: stack name %s, want %s", v, got, want)
+		}
+		if got := *s.stack.Region(); got != region {
+			t.Errorf("%s: region %s, want %s", v, got, region)
+		}
+		if m := accountID.Find(s.raw); m != nil {
+			t.Errorf("%s: the template holds an account id literal %s", v, m)
+		}
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	for _, v := range []string{"dev", "prod"} {
+		s := synth(t, v)
+		byName := functionsByName(t, s.template)
+		if got := sortedKeys(byName); !slices.Equal(got, sortedCopy(designFunctionNames)) {
+			t.Errorf("%s: functions %v, want %v", v, got, designFunctionNames)
+		}
+		for _, fn := range schema.Functions {
+			id, ok := byName[fn.Name]
+			if !ok {
+				continue
+			}
+			p := props(resource(t, s.template, id))
+			size := buddy.Sizings[fn.Name]
+			want := map[string]any{
+				"Runtime":       "provided.al2023",
+				"Architectures": []string{"arm64"},
+				"Handler":       "bootstrap",
+				"MemorySize":    size.MemoryMB,
+				"Timeout":       size.TimeoutSeconds,
+				"TracingConfig": map[string]any{"Mode": "Active"},
+				"LoggingConfig": map[string]any{
+					"LogFormat": "JSON",
+					"LogGroup":  map[string]any{"Ref": logicalID(s.stack, s.res.LogGroups[fn.Name])},
+				},
+				"Role": map[string]any{"Fn::GetAtt": []string{logicalID(s.stack, s.res.Role), "Arn"}},
+			}
+			for k, w := range want {
+				equal(t, fmt.Sprintf("%s %s %s", v, fn.Name, k), p[k], w)
+			}
+			if _, ok := p["Code"].(map[string]any)["S3Key"]; !ok {
+				t.Errorf("%s %s: code is not an asset: %v", v, fn.Name, p["Code"])
+			}
+		}
+	}
+	// The sizing decisions themselves (functions.go explains them).
+	for name, want := range map[string]buddy.Sizing{
+		"p2-two-websocket-message-two": {MemoryMB: 256, TimeoutSeconds: 300},
+		"p2-two-websocket-connect-two": {MemoryMB: 128, TimeoutSeconds: 10},
+	} {
+		if got := buddy.Sizings[name]; got != want {
+			t.Errorf("sizing of %s: %+v, want %+v", name, got, want)
+		}
+	}
+}
+
+// expectedEnv is a function's whole environment as the template renders it.
+func expectedEnv(t *testing.T, s *synthesized, fn schema.Function, model map[string]string) map[string]any {
+	env := map[string]any{"DAILY_TOKEN_LIMIT": "1000000"}
+	for k, v := range model {
+		env[k] = v
+	}
+	for _, table := range fn.Tables {
+		env[table.EnvVar] = "${" + logicalID(s.stack, s.res.Tables[table.ID]) + "}"
+	}
+	if fn.Name == schema.WebSocketConnect.Name {
+		if s.res.UserPool != nil {
+			env["JWT_ISSUER"] = "https://cognito-idp.us-east-1.amazonaws.com/${" + logicalID(s.stack, s.res.UserPool) + "}"
+			env["JWT_AUDIENCE"] = "${" + logicalID(s.stack, s.res.UserPoolClient) + "}"
+		} else {
+			env["JWT_ISSUER"] = s.settings.JWTIssuer
+			env["JWT_AUDIENCE"] = s.settings.JWTAudience
+		}
+	}
+	return env
+}
+
+func TestEnvironment(t *testing.T) {
+	alt := map[string]string{}
+	for k, v := range designEnv {
+		alt[k] = v
+	}
+	alt["AI_PROVIDER"] = "bedrock"
+	alt["USE_ANTHROPIC_API"] = "false" // derived from AI_PROVIDER
+	alt["TOP_P"] = "0.9"
+	delete(alt, "TEMPERATURE") // TOP_P given: TEMPERATURE's default is dropped
+	for v, model := range map[string]map[string]string{"dev": designEnv, "prod": designEnv, "alt": alt} {
+		s := synth(t, v)
+		byName := functionsByName(t, s.template)
+		for _, fn := range schema.Functions {
+			p := props(resource(t, s.template, byName[fn.Name]))
+			got := render(p["Environment"].(map[string]any)["Variables"])
+			equal(t, fmt.Sprintf("%s: environment of %s", v, fn.Name), got, expectedEnv(t, s, fn, model))
+
+			// The runtime accepts it: its own validation and the
+			// variables each function requires (app.Required).
+			vars := got.(map[string]any)
+			get := func(k string) string {
+				if x, ok := vars[k]; ok {
+					if str := fmt.Sprint(x); strings.Contains(str, "${") {
+						return "https://resolved.example.com/" + k // a deploy-time value
+					}
+					return fmt.Sprint(x)
+				}
+				return ""
+			}
+			if _, err := config.ParseRuntime(get); err != nil {
+				t.Errorf("%s: the runtime rejects the environment of %s: %v", v, fn.Name, err)
+			}
+			required := []string{}
+			for _, table := range fn.Tables {
+				required = append(required, table.EnvVar)
+			}
+			if fn.Name == schema.WebSocketConnect.Name {
+				required = append(required, config.JWTIssuer, config.JWTAudience)
+			}
+			if err := config.Require(get, required...); err != nil {
+				t.Errorf("%s: %s lacks %v", v, fn.Name, err)
+			}
+		}
+	}
+}
+
+func TestLogGroups(t *testing.T) {
+	for v, want := range map[string]struct {
+		days   int
+		policy string
+	}{"dev": {30, "Delete"}, "prod": {365, "Retain"}} {
+		s := synth(t, v)
+		byName := map[string]map[string]any{}
+		for _, r := range resources(s.template, "AWS::Logs::LogGroup") {
+			byName[fmt.Sprint(props(r)["LogGroupName"])] = r
+		}
+		for _, name := range designFunctionNames {
+			r, ok := byName["/aws/lambda/"+name]
+			if !ok {
+				t.Errorf("%s: no log group /aws/lambda/%s", v, name)
+				continue
+			}
+			equal(t, v+" retention of /aws/lambda/"+name, props(r)["RetentionInDays"], want.days)
+			equal(t, v+" deletion policy of /aws/lambda/"+name, r["DeletionPolicy"], want.policy)
+		}
+		for _, name := range []string{"/aws/apigateway/buddy-" + v + "-websocket", "/aws/apigateway/buddy-" + v + "-http"} {
+			if r, ok := byName[name]; !ok {
+				t.Errorf("%s: no access log group %s", v, name)
+			} else {
+				equal(t, v+" retention of "+name, props(r)["RetentionInDays"], want.days)
+			}
+		}
+		if n := len(resources(s.template, "Custom::LogRetention")); n != 0 {
+			t.Errorf("%s: %d legacy log-retention custom resources", v, n)
+		}
+	}
+}
+
+func TestSecretsManagerAccessPolicy(t *testing.T) {
+	for v, wantResource := range map[string]any{"dev": nil, "prod": nil, "alt": adoptedSecretArn} {
+		s := synth(t, v)
+		var role map[string]any
+		for _, r := range resources(s.template, "AWS::IAM::Role") {
+			if props(r)["RoleName"] == roleName {
+				role = props(r)
+			}
+		}
+		if role == nil {
+			t.Fatalf("%s: no role %s", v, roleName)
+		}
+		if wantResource == nil {
+			wantResource = map[string]any{"Ref": logicalID(s.stack, s.res.Secret)}
+		}
+		equal(t, v+": inline policies of "+roleName, render(role["Policies"]), []any{map[string]any{
+			"PolicyName": "SecretsManagerAccess",
+			"PolicyDocument": map[string]any{
+				"Version": "2012-10-17",
+				"Statement": []any{map[string]any{
+					"Effect":   "Allow",
+					"Action":   []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"},
+					"Resource": render(wantResource),
+				}},
+			},
+		}})
+		equal(t, v+": trust policy", role["AssumeRolePolicyDocument"], map[string]any{
+			"Version": "2012-10-17",
+			"Statement": []any{map[string]any{
+				"Action": "sts:AssumeRole", "Effect": "Allow",
+				"Principal": map[string]any{"Service": "lambda.amazonaws.com"},
+			}},
+		})
+		if _, ok := role["ManagedPolicyArns"]; ok {
+			t.Errorf("%s: %s has managed policies: %v", v, roleName, role["ManagedPolicyArns"])
+		}
+	}
+}
+
+// statements are the rendered statements of the shared role's other
+// policies (the default policy CDK's grants write to).
+func statements(t *testing.T, s *synthesized) []map[string]any {
+	t.Helper()
+	roleID := logicalID(s.stack, s.res.Role)
+	var out []map[string]any
+	for id, r := range resources(s.template, "AWS::IAM::Policy") {
+		p := props(r)
+		if !slices.ContainsFunc(list(p["Roles"]), func(x any) bool { return render(x) == "${"+roleID+"}" }) {
+			continue
+		}
+		for _, st := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			st := render(st).(map[string]any)
+			st["policy"] = id
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+func TestRoleIsLeastPrivilege(t *testing.T) {
+	for _, v := range []string{"dev", "prod", "alt"} {
+		s := synth(t, v)
+		tableArns := map[string]bool{}
+		for _, table := range s.res.Tables {
+			tableArns["${"+logicalID(s.stack, table)+".Arn}"] = true
+		}
+		logArns := map[string]bool{}
+		for _, lg := range s.res.LogGroups {
+			logArns["${"+logicalID(s.stack, lg)+".Arn}"] = true
+		}
+		wsAPI := logicalID(s.stack, s.res.WebSocketAPI)
+		seen := map[string]bool{}
+		for _, st := range statements(t, s) {
+			if st["Effect"] != "Allow" {
+				t.Errorf("%s: unexpected statement %v", v, st)
+				continue
+			}
+			actions, res := strs(st["Action"]), strs(st["Resource"])
+			for _, a := range actions {
+				if a == "*" || strings.HasSuffix(a, ":*") {
+					t.Errorf("%s: wildcard action %s", v, a)
+				}
+			}
+			service := strings.Split(actions[0], ":")[0]
+			seen[service] = true
+			switch service {
+			case "logs":
+				equal(t, v+": log actions", actions, []string{"logs:CreateLogStream", "logs:PutLogEvents"})
+				for _, r := range res {
+					if !logArns[r] {
+						t.Errorf("%s: logs granted on %s, not a function log group", v, r)
+					}
+				}
+			case "dynamodb":
+				for _, r := range res {
+					if !tableArns[strings.TrimSuffix(r, "/index/*")] {
+						t.Errorf("%s: dynamodb granted on %s, not a stack table", v, r)
+					}
+				}
+			case "lambda":
+				equal(t, v+": self-invocation", map[string]any{"Action": actions, "Resource": res},
+					map[string]any{"Action": []string{"lambda:InvokeFunction"}, "Resource": []string{selfInvokeArn}})
+			case "execute-api":
+				equal(t, v+": @connections", map[string]any{"Action": actions, "Resource": res}, map[string]any{
+					"Action":   []string{"execute-api:ManageConnections"},
+					"Resource": []string{"arn:aws:execute-api:us-east-1:${AWS::AccountId}:${" + wsAPI + "}/*/*/@connections/*"},
+				})
+			case "xray":
+				equal(t, v+": X-Ray", map[string]any{"Action": actions, "Resource": res},
+					map[string]any{"Action": []string{"xray:PutTelemetryRecords", "xray:PutTraceSegments"}, "Resource": []string{"*"}})
+			case "bedrock":
+				equal(t, v+": Bedrock", map[string]any{"Action": actions, "Resource": res}, map[string]any{
+					"Action":   []string{"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"},
+					"Resource": []string{bedrockModelsArn, bedrockProfileArn},
+				})
+			default:
+				t.Errorf("%s: unexpected statement %v", v, st)
+			}
+			if service != "xray" && slices.Contains(res, "*") {
+				t.Errorf("%s: %s granted on *", v, service)
+			}
+		}
+		want := []string{"dynamodb", "execute-api", "lambda", "logs", "xray"}
+		if v == "alt" {
+			want = append(want, "bedrock")
+		}
+		if got := sortedKeys(seen); !slices.Equal(got, sortedCopy(want)) {
+			t.Errorf("%s: the role's statements cover %v, want %v", v, got, sortedCopy(want))
+		}
+	}
+}
+
+func TestSecret(t *testing.T) {
+	for _, v := range []string{"dev", "prod"} {
+		s := synth(t, v)
+		secrets := resources(s.template, "AWS::SecretsManager::Secret")
+		if len(secrets) != 1 {
+			t.Fatalf("%s: %d secrets", v, len(secrets))
+		}
+		for _, r := range secrets {
+			p := props(r)
+			equal(t, v+": secret name", p["Name"], secretName)
+			if _, ok := p["SecretString"]; ok {
+				t.Errorf("%s: the template holds a secret value", v)
+			}
+			gen := p["GenerateSecretString"].(map[string]any)
+			equal(t, v+": secret template", gen["SecretStringTemplate"], `{"api_key":"`+buddy.SecretPlaceholder+`"}`)
+			equal(t, v+": secret retained", r["DeletionPolicy"], "Retain")
+		}
+		if strings.Contains(string(s.raw), `"sk-ant`) {
+			t.Errorf("%s: the template holds an API key", v)
+		}
+		out := s.template["Outputs"].(map[string]any)["SecretArn"].(map[string]any)["Value"]
+		equal(t, v+": SecretArn output", out, map[string]any{"Ref": logicalID(s.stack, s.res.Secret)})
+	}
+	if n := len(resources(synth(t, "alt").template, "AWS::SecretsManager::Secret")); n != 0 {
+		t.Errorf("adoptSecret=true still declares %d secrets", n)
+	}
+}
+
+func TestTables(t *testing.T) {
+	for v, prod := range map[string]bool{"dev": false, "prod": true} {
+		s := synth(t, v)
+		if n := len(resources(s.template, "AWS::DynamoDB::Table")); n != len(schema.All) {
+			t.Errorf("%s: %d tables, want %d", v, n, len(schema.All))
+		}
+		for _, table := range schema.All {
+			r := resource(t, s.template, logicalID(s.stack, s.res.Tables[table.ID]))
+			p := props(r)
+			keys := []any{map[string]any{"AttributeName": table.PartitionKey.Name, "KeyType": "HASH"}}
+			if table.SortKey != nil {
+				keys = append(keys, map[string]any{"AttributeName": table.SortKey.Name, "KeyType": "RANGE"})
+			}
+			equal(t, v+" "+table.ID+" keys", p["KeySchema"], keys)
+			equal(t, v+" "+table.ID+" billing", p["BillingMode"], "PAY_PER_REQUEST")
+			equal(t, v+" "+table.ID+" PITR", p["PointInTimeRecoverySpecification"], map[string]any{"PointInTimeRecoveryEnabled": true})
+			equal(t, v+" "+table.ID+" encryption", p["SSESpecification"], map[string]any{"SSEEnabled": true})
+			if table.TTLAttribute != "" {
+				equal(t, v+" "+table.ID+" TTL", p["TimeToLiveSpecification"], map[string]any{"AttributeName": table.TTLAttribute, "Enabled": true})
+			} else if _, ok := p["TimeToLiveSpecification"]; ok {
+				t.Errorf("%s %s: unexpected TTL", v, table.ID)
+			}
+			var gsis []string
+			for _, g := range list(p["GlobalSecondaryIndexes"]) {
+				if g != nil {
+					gsis = append(gsis, fmt.Sprint(g.(map[string]any)["IndexName"]))
+				}
+			}
+			var want []string
+			for _, ix := range table.Indexes {
+				want = append(want, ix.Name)
+			}
+			equal(t, v+" "+table.ID+" indexes", gsis, want)
+			policy := map[bool]string{true: "Retain", false: "Delete"}[prod]
+			equal(t, v+" "+table.ID+" deletion policy", r["DeletionPolicy"], policy)
+			equal(t, v+" "+table.ID+" replace policy", r["UpdateReplacePolicy"], policy)
+			equal(t, v+" "+table.ID+" deletion protection", p["DeletionProtectionEnabled"], prod)
+		}
+	}
+}
+
+func TestWebSocketAPI(t *testing.T) {
+	s := synth(t, "dev")
+	apiID := logicalID(s.stack, s.res.WebSocketAPI)
+	api := props(resource(t, s.template, apiID))
+	equal(t, "protocol", api["ProtocolType"], "WEBSOCKET")
+	equal(t, "route selection", api["RouteSelectionExpression"], "$request.body.action")
+	byName := functionsByName(t, s.template)
+
+	routes := map[string]map[string]any{}
+	for _, r := range resources(s.template, "AWS::ApiGatewayV2::Route") {
+		if p := props(r); p["ApiId"].(map[string]any)["Ref"] == apiID {
+			routes[fmt.Sprint(p["RouteKey"])] = p
+		}
+	}
+	var want []string
+	for _, route := range schema.WebSocketRoutes {
+		want = append(want, route.RouteKey)
+		p, ok := routes[route.RouteKey]
+		if !ok {
+			t.Errorf("no WebSocket route %s", route.RouteKey)
+			continue
+		}
+		integ := strings.TrimPrefix(fmt.Sprint(render(p["Target"])), "integrations/")
+		uri := fmt.Sprint(render(props(resource(t, s.template, strings.Trim(integ, "${}")))["IntegrationUri"]))
+		if !strings.Contains(uri, "${"+byName[route.Function.Name]+".Arn}") {
+			t.Errorf("route %s does not invoke %s: %s", route.RouteKey, route.Function.Name, uri)
+		}
+	}
+	equal(t, "WebSocket routes", sortedKeys(routes), sortedCopy(want))
+
+	stage := props(resource(t, s.template, logicalID(s.stack, s.res.WebSocketStage)))
+	equal(t, "stage name", stage["StageName"], "dev")
+	equal(t, "stage throttle", stage["DefaultRouteSettings"], map[string]any{"ThrottlingBurstLimit": 20, "ThrottlingRateLimit": 10})
+	if _, ok := stage["AccessLogSettings"].(map[string]any)["DestinationArn"]; !ok {
+		t.Errorf("WebSocket stage has no access logs")
+	}
+	out := render(s.template["Outputs"].(map[string]any)["WebSocketUrl"].(map[string]any)["Value"])
+	equal(t, "WebSocketUrl", out, "wss://${"+apiID+"}.execute-api.us-east-1.${AWS::URLSuffix}/dev")
+
+	if p := props(resource(t, synth(t, "prod").template, logicalID(synth(t, "prod").stack, synth(t, "prod").res.WebSocketStage))); p["StageName"] != "prod" {
+		t.Errorf("prod stage name %v", p["StageName"])
+	}
+}
+
+func TestHTTPAPI(t *testing.T) {
+	for _, v := range []string{"dev", "alt"} {
+		s := synth(t, v)
+		apiID := logicalID(s.stack, s.res.HTTPAPI)
+		equal(t, v+" protocol", props(resource(t, s.template, apiID))["ProtocolType"], "HTTP")
+		byName := functionsByName(t, s.template)
+		authorizers := resources(s.template, "AWS::ApiGatewayV2::Authorizer")
+		if len(authorizers) != 1 {
+			t.Fatalf("%s: %d authorizers", v, len(authorizers))
+		}
+		var authID string
+		for id, a := range authorizers {
+			authID = id
+			p := render(props(a)).(map[string]any)
+			equal(t, v+" authorizer type", p["AuthorizerType"], "JWT")
+			equal(t, v+" authorizer identity", p["IdentitySource"], []string{"$request.header.Authorization"})
+			want := map[string]any{"Issuer": s.settings.JWTIssuer, "Audience": []string{s.settings.JWTAudience}}
+			if s.res.UserPool != nil {
+				want = map[string]any{
+					"Issuer":   "https://cognito-idp.us-east-1.amazonaws.com/${" + logicalID(s.stack, s.res.UserPool) + "}",
+					"Audience": []string{"${" + logicalID(s.stack, s.res.UserPoolClient) + "}"},
+				}
+			}
+			equal(t, v+" JWT configuration", p["JwtConfiguration"], want)
+		}
+		routes := map[string]map[string]any{}
+		for _, r := range resources(s.template, "AWS::ApiGatewayV2::Route") {
+			if p := props(r); p["ApiId"].(map[string]any)["Ref"] == apiID {
+				routes[fmt.Sprint(p["RouteKey"])] = p
+			}
+		}
+		var want []string
+		for _, route := range schema.HTTPRoutes {
+			want = append(want, route.RouteKey)
+			p, ok := routes[route.RouteKey]
+			if !ok {
+				continue
+			}
+			equal(t, v+" "+route.RouteKey+" authorization", map[string]any{"AuthorizationType": p["AuthorizationType"], "AuthorizerId": p["AuthorizerId"]},
+				map[string]any{"AuthorizationType": "JWT", "AuthorizerId": map[string]any{"Ref": authID}})
+			integ := strings.Trim(strings.TrimPrefix(fmt.Sprint(render(p["Target"])), "integrations/"), "${}")
+			uri := fmt.Sprint(render(props(resource(t, s.template, integ))["IntegrationUri"]))
+			if uri != "${"+byName[route.Function.Name]+".Arn}" {
+				t.Errorf("%s: route %s integrates %s, want %s", v, route.RouteKey, uri, route.Function.Name)
+			}
+		}
+		equal(t, v+" HTTP routes", sortedKeys(routes), sortedCopy(want))
+		stage := props(resource(t, s.template, logicalID(s.stack, s.res.HTTPStage)))
+		equal(t, v+" HTTP stage", stage["StageName"], "$default")
+		equal(t, v+" HTTP throttle", stage["DefaultRouteSettings"], map[string]any{"ThrottlingBurstLimit": 20, "ThrottlingRateLimit": 10})
+		if _, ok := stage["AccessLogSettings"]; !ok {
+			t.Errorf("%s: HTTP stage has no access logs", v)
+		}
+		cors := props(resource(t, s.template, apiID))["CorsConfiguration"].(map[string]any)
+		equal(t, v+" CORS headers", cors["AllowHeaders"], []string{"authorization", "content-type"})
+	}
+}
+
+func TestIssuer(t *testing.T) {
+	dev, alt := synth(t, "dev"), synth(t, "alt")
+	pools := resources(dev.template, "AWS::Cognito::UserPool")
+	clients := resources(dev.template, "AWS::Cognito::UserPoolClient")
+	if len(pools) != 1 || len(clients) != 1 {
+		t.Fatalf("dev: %d user pools, %d clients", len(pools), len(clients))
+	}
+	for _, c := range clients {
+		equal(t, "client secret", props(c)["GenerateSecret"], false)
+	}
+	for _, typ := range []string{"AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient"} {
+		if n := len(resources(alt.template, typ)); n != 0 {
+			t.Errorf("external issuer: %d %s", n, typ)
+		}
+	}
+	for v, want := range map[string][]string{
+		"dev": {"AlarmTopicArn", "HttpUrl", "JwtAudience", "JwtIssuer", "SecretArn", "SecretName", "UserPoolClientId", "UserPoolId", "WebSocketUrl"},
+		"alt": {"AlarmTopicArn", "HttpUrl", "JwtAudience", "JwtIssuer", "SecretArn", "SecretName", "WebSocketUrl"},
+	} {
+		equal(t, v+" outputs", sortedKeys(synth(t, v).template["Outputs"].(map[string]any)), want)
+	}
+	equal(t, "alt JwtIssuer output", alt.template["Outputs"].(map[string]any)["JwtIssuer"].(map[string]any)["Value"], "https://login.example.com/")
+	equal(t, "alt SecretArn output", render(alt.template["Outputs"].(map[string]any)["SecretArn"].(map[string]any)["Value"]),
+		strings.TrimSuffix(adoptedSecretArn, "-??????"))
+}
+
+func TestReplyJobInvokeConfig(t *testing.T) {
+	s := synth(t, "dev")
+	configs := resources(s.template, "AWS::Lambda::EventInvokeConfig")
+	if len(configs) != 1 {
+		t.Fatalf("%d async invoke configs, want 1 (the reply job's)", len(configs))
+	}
+	for _, c := range configs {
+		equal(t, "async invoke config", props(c), map[string]any{
+			"FunctionName":             map[string]any{"Ref": functionsByName(t, s.template)[messageFunction]},
+			"Qualifier":                "$LATEST",
+			"MaximumRetryAttempts":     0,
+			"MaximumEventAgeInSeconds": 120,
+		})
+	}
+}
+
+func TestAlarms(t *testing.T) {
+	s := synth(t, "dev")
+	byName := functionsByName(t, s.template)
+	topic := map[string]any{"Ref": logicalID(s.stack, s.res.AlarmTopic)}
+	perFunction := map[string][]string{}
+	var rate map[string]any
+	for _, a := range resources(s.template, "AWS::CloudWatch::Alarm") {
+		p := props(a)
+		equal(t, fmt.Sprint(p["AlarmName"])+" actions", p["AlarmActions"], []any{topic})
+		if p["Namespace"] == "AWS/Lambda" {
+			fn := p["Dimensions"].([]any)[0].(map[string]any)["Value"].(map[string]any)["Ref"].(string)
+			perFunction[fn] = append(perFunction[fn], fmt.Sprint(p["MetricName"]))
+			equal(t, "period", p["Period"], 300)
+			continue
+		}
+		rate = p
+	}
+	for _, name := range designFunctionNames {
+		equal(t, name+" alarms", sortedCopy(perFunction[byName[name]]), []string{"Errors", "Throttles"})
+	}
+	if rate == nil {
+		t.Fatal("no model error-rate alarm")
+	}
+	metrics := rate["Metrics"].([]any)
+	var expr string
+	stats := map[string]any{}
+	for _, m := range metrics {
+		m := m.(map[string]any)
+		if e, ok := m["Expression"]; ok {
+			expr = fmt.Sprint(e)
+			continue
+		}
+		ms := m["MetricStat"].(map[string]any)
+		metric := ms["Metric"].(map[string]any)
+		stats[fmt.Sprint(m["Id"])] = map[string]any{"ns": metric["Namespace"], "name": metric["MetricName"], "dims": metric["Dimensions"], "period": ms["Period"], "stat": ms["Stat"]}
+	}
+	equal(t, "model error rate expression", expr, buddy.ModelErrorRateExpression)
+	equal(t, "model error rate metrics", stats, map[string]any{
+		"requests": map[string]any{"ns": schema.MetricNamespace, "name": schema.MetricModelRequests, "dims": nil, "period": 300, "stat": "Sum"},
+		"errors":   map[string]any{"ns": schema.MetricNamespace, "name": schema.MetricModelErrors, "dims": nil, "period": 300, "stat": "Sum"},
+	})
+}

@@ -1,0 +1,39 @@
+// Command infra is the CDK app of Buddy (cdk.json runs it): it reads the
+// context (-c key=value), builds the handlers and writes the cloud
+// assembly of the chosen stage. See docs/deploy.md.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/p2/buddy/infra/buddy"
+)
+
+func main() {
+	defer jsii.Close()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "buddy: "+err.Error())
+		jsii.Close()
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	root, err := buddy.FindModuleRoot(wd)
+	if err != nil {
+		return err
+	}
+	app := buddy.NewApp(nil, "")
+	if _, _, err := buddy.Build(app, buddy.NewBundler(root, "bundle")); err != nil {
+		return err
+	}
+	app.Synth(nil)
+	return nil
+}
