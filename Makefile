@@ -32,7 +32,7 @@ test: tools chromium vet
 BENCH_PYTHON ?= /usr/bin/python3
 BENCH_FLAGS ?=
 BENCH_NODE_STAMP := bench/peers/node/node_modules/.buddy-installed
-APT_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: bench bench-peers
 bench: tools bench-peers

@@ -50,6 +50,7 @@ fi
 echo "Synthesizing $stack of $label ..." >&2
 (cd "$tmp/base" && "$cdk" synth --quiet "$@" -o "$tmp/base.out" >&2) ||
 	{ echo "diff-base: synth of $label failed" >&2; exit 1; }
+echo >&2
 echo "Synthesizing $stack of the working tree ..." >&2
 (cd "$root" && "$cdk" synth --quiet "$@" -o "$tmp/work.out" >&2) ||
 	{ echo "diff-base: synth of the working tree failed" >&2; exit 1; }

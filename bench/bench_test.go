@@ -1,0 +1,246 @@
+package bench
+
+import (
+	"archive/zip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/p2/buddy/bench/awsstub"
+	"github.com/p2/buddy/bench/runtimeapi"
+	"github.com/p2/buddy/lambda/schema"
+)
+
+// These tests only check that the benchmark code runs on a tiny input;
+// `make bench` takes the figures.
+
+func TestPercentileIsNearestRank(t *testing.T) {
+	xs := []float64{5, 1, 4, 2, 3}
+	for _, c := range []struct{ p, want float64 }{{50, 3}, {95, 5}, {99, 5}, {0, 1}, {20, 1}, {21, 2}} {
+		if got := Percentile(xs, c.p); got != c.want {
+			t.Errorf("p%v of %v = %v, want %v", c.p, xs, got, c.want)
+		}
+	}
+}
+
+func TestReplyCountsLostDuplicateAndOutOfOrderFrames(t *testing.T) {
+	at := time.Now()
+	frame := func(typ string, seq int) []byte {
+		if typ != "delta" {
+			return []byte(`{"type":"` + typ + `","requestId":"r"}`)
+		}
+		return []byte(fmt.Sprintf(`{"type":"delta","requestId":"r","seq":%d,"text":"t%d"}`, seq, seq))
+	}
+	for _, c := range []struct {
+		name   string
+		frames [][]byte
+		lost   int
+	}{
+		{"in order", [][]byte{frame("start", 0), frame("delta", 0), frame("delta", 1), frame("end", 0)}, 0},
+		{"gap of two", [][]byte{frame("start", 0), frame("delta", 0), frame("delta", 3), frame("end", 0)}, 2},
+		{"duplicate", [][]byte{frame("start", 0), frame("delta", 0), frame("delta", 0), frame("delta", 1), frame("end", 0)}, 1},
+		{"swapped", [][]byte{frame("start", 0), frame("delta", 1), frame("delta", 0), frame("end", 0)}, 2},
+		{"no end", [][]byte{frame("start", 0), frame("delta", 0)}, 1},
+		{"unreadable", [][]byte{frame("start", 0), []byte("{"), frame("end", 0)}, 1},
+	} {
+		r := NewReply(at)
+		for i, f := range c.frames {
+			r.Add(f, at.Add(time.Duration(i)*time.Millisecond))
+		}
+		if got := r.Stats().Lost; got != c.lost {
+			t.Errorf("%s: lost %d, want %d", c.name, got, c.lost)
+		}
+	}
+}
+
+func TestRuntimeAPIServesOneInvocation(t *testing.T) {
+	api, err := runtimeapi.Start("arn:aws:lambda:eu-west-1:000000000000:function:f", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	id, err := api.Enqueue(runtimeapi.Invocation{Payload: []byte(`{"k":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + api.Addr + runtimeapi.Prefix
+	res, err := http.Get(base + "invocation/next")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if got := res.Header.Get("Lambda-Runtime-Aws-Request-Id"); got != id || string(body) != `{"k":1}` {
+		t.Fatalf("next gave id %q body %s, want %q {\"k\":1}", got, body, id)
+	}
+	if res.Header.Get("Lambda-Runtime-Deadline-Ms") == "" {
+		t.Error("no deadline header")
+	}
+	select {
+	case <-api.Ready():
+	default:
+		t.Error("Ready not closed after the first GET /next")
+	}
+	post, err := http.Post(base+"invocation/"+id+"/response", "application/json", strings.NewReader(`"ok"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post.Body.Close()
+	if post.StatusCode != http.StatusAccepted {
+		t.Errorf("response post answered %d, want 202", post.StatusCode)
+	}
+	if r := <-api.Results(); r.ID != id || r.Err || string(r.Body) != `"ok"` {
+		t.Errorf("result %+v", r)
+	}
+}
+
+func TestZipIsDeflatedAndExecutable(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bootstrap")
+	if err := os.WriteFile(bin, []byte(strings.Repeat("buddy ", 10000)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	size, err := ZipBootstrap(bin, filepath.Join(dir, "f.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.OpenReader(filepath.Join(dir, "f.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	if len(zr.File) != 1 || zr.File[0].Name != "bootstrap" || zr.File[0].Method != zip.Deflate || zr.File[0].Mode().Perm()&0o111 == 0 {
+		t.Fatalf("zip holds %+v", zr.File[0].FileHeader)
+	}
+	if size >= 60000 {
+		t.Errorf("zip of 60000 repetitive bytes is %d bytes: not compressed", size)
+	}
+}
+
+// peerEnv is a cold start environment against a fresh AWS stub.
+func peerEnv(t *testing.T) Env {
+	t.Helper()
+	stub := &awsstub.Stub{SecretName: "buddy-v1", SecretString: `{"api_key":"x"}`}
+	if err := stub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stub.Close() })
+	return Env{Endpoints: stub.URL, Home: t.TempDir()}
+}
+
+func root(t *testing.T) string {
+	t.Helper()
+	r, err := ModuleRoot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestColdStartNodePeer(t *testing.T) {
+	node, err := LookNode(root(t))
+	if err != nil {
+		t.Skipf("Node peer not installed (%v); `make bench-peers` installs it", err)
+	}
+	checkPeer(t, peerEnv(t).NodeContender(node, filepath.Join(root(t), "bench", "peers", "node")), "node 22.")
+}
+
+func TestColdStartPythonPeer(t *testing.T) {
+	python, err := LookPython(context.Background(), "")
+	if err != nil {
+		t.Skipf("Python peer cannot run (%v); `make bench-peers` installs python3-boto3", err)
+	}
+	checkPeer(t, peerEnv(t).PythonContender(python, filepath.Join(root(t), "bench", "peers", "python")), "python 3.")
+}
+
+func checkPeer(t *testing.T, c Contender, version string) {
+	t.Helper()
+	res, err := RunColdStarts(context.Background(), []Contender{c}, 1, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if xs := res.Samples[c.Name]; len(xs) != 1 || xs[0] <= 0 {
+		t.Errorf("samples %v, want one positive", xs)
+	}
+	if v := peerVersion(res.Answers[c.Name]); !strings.HasPrefix(v, version) {
+		t.Errorf("peer reports %q, want %s…", v, version)
+	}
+}
+
+// TestTinyRun is the whole driver with the smallest sizes: the six Go
+// functions built as deployed and started once each, a short reply through
+// the message path, and two dev-server requests on two sockets.
+func TestTinyRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the six functions")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Options{
+		OutDir:      t.TempDir(),
+		Runs:        1,
+		ReplyTokens: 30, ReplyRate: 300,
+		TTFTSamples: 2, Sockets: 2, ConcurrentTokens: 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := r.ColdStartMS[RuntimeGo]
+	if !ok || g.Runs != 1 || g.P50 <= 0 || len(r.ColdStartGoByFunctionMS) != len(schema.Functions) {
+		t.Errorf("Go cold start %+v over %d functions", g, len(r.ColdStartGoByFunctionMS))
+	}
+	for _, n := range r.Notes {
+		t.Log("note:", n)
+	}
+	if r.PostsPerReply == nil || r.MaxFrameBytes == nil || r.PeakRSSMB == nil {
+		t.Error("message path figures missing (see the notes above; `make tools` installs dynalite)")
+	} else if *r.PostsPerReply < 3 || *r.PeakRSSMB <= 0 {
+		t.Errorf("message path: %d posts, %.1f MB peak RSS", *r.PostsPerReply, *r.PeakRSSMB)
+	}
+	if r.TTFTOverheadMS == nil || r.TTFTOverheadMS.Samples != 2 {
+		t.Errorf("ttft overhead %+v, want 2 samples", r.TTFTOverheadMS)
+	}
+	if c := r.Concurrent; c == nil || c.Sockets != 2 || c.LostFrames != 0 || c.Errors != 0 {
+		t.Errorf("concurrent %+v, want 2 sockets, nothing lost", c)
+	}
+	var sb strings.Builder
+	r.Table(&sb)
+	if !strings.Contains(sb.String(), "cold start ms, go") {
+		t.Errorf("table lacks the cold start row:\n%s", sb.String())
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	_ = json.Unmarshal(b, &keys)
+	for _, k := range []string{"cold_start_ms", "ratio_node", "ratio_python", "ttft_overhead_ms", "posts_per_reply", "max_frame_bytes", "peak_rss_mb", "zip_mb", "synth_s", "concurrent"} {
+		if _, ok := keys[k]; !ok {
+			t.Errorf("results.json lacks %q", k)
+		}
+	}
+}
+
+func TestWallProfileAttributesHandlerStacksOnly(t *testing.T) {
+	text := "goroutine profile: total 3\n" +
+		"1 @ 0x1 0x2 0x3\n" +
+		"#\t0x1\tnet/http.(*persistConn).roundTrip+0x10\t/x.go:1\n" +
+		"#\t0x2\tgithub.com/p2/buddy/lambda/store.(*Dynamo).GetConnection+0x20\t/s.go:2\n" +
+		"#\t0x3\tgithub.com/p2/buddy/lambda/handlers.(*WebSocket).Route+0x30\t/h.go:3\n" +
+		"\n" +
+		"2 @ 0x4 0x5\n" +
+		"#\t0x4\tgithub.com/p2/buddy/lambda/chat.(*relay).run+0x10\t/r.go:1\n" +
+		"#\t0x5\truntime.goexit+0x1\t/g.go:1\n"
+	got := handlerFrames(text)
+	want := "store.(*Dynamo).GetConnection ← handlers.(*WebSocket).Route"
+	if len(got) != 1 || !got[want] {
+		t.Errorf("got %v, want only %q (the relay runs outside a handler)", got, want)
+	}
+}

@@ -1,0 +1,97 @@
+// Command bench is `make bench`: it measures Buddy on this machine (cold
+// start against Node.js and Python peers, the message path, the local dev
+// server, zip sizes, synth time), prints a Markdown table and writes
+// bench/results.json. See docs/bench.md for what each figure means.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/p2/buddy/bench"
+)
+
+func main() {
+	var o bench.Options
+	var out, python, node string
+	var noPeers bool
+	var timeout time.Duration
+	flag.IntVar(&o.Runs, "runs", 30, "timed cold starts per contender (0 skips the cold start race)")
+	flag.IntVar(&o.Warmup, "warmup", 2, "untimed rounds first, to fill the page cache")
+	flag.StringVar(&node, "node", "", "node binary of the peer (default: the Node 22 pinned in bench/peers/node)")
+	flag.StringVar(&python, "python", "/usr/bin/python3", "python3 with boto3 for the peer")
+	flag.BoolVar(&noPeers, "no-peers", false, "time the Go functions only")
+	flag.IntVar(&o.ReplyTokens, "reply-tokens", 4096, "tokens of the streamed reply (0 skips the message-path run)")
+	flag.IntVar(&o.ReplyRate, "reply-rate", 100, "tokens per second of the streamed reply")
+	flag.IntVar(&o.TTFTSamples, "ttft-samples", 200, "sequential warm requests for the ttft overhead (0 skips)")
+	flag.IntVar(&o.Sockets, "sockets", 200, "concurrent streaming sockets (0 skips)")
+	flag.IntVar(&o.ConcurrentTokens, "concurrent-tokens", 300, "tokens each concurrent socket streams")
+	flag.BoolVar(&o.Synth, "synth", true, "time `make synth` (warm)")
+	flag.BoolVar(&o.Zips, "zips", true, "build for arm64 and weigh the deployment zips")
+	flag.BoolVar(&o.Profile, "pprof", false, "write CPU profiles of the dev-server runs to bench/out")
+	flag.StringVar(&out, "out", "", "results file (default <module>/bench/results.json; - for none)")
+	flag.DurationVar(&timeout, "timeout", 15*time.Minute, "stop everything after this long")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := run(ctx, o, out, node, python, noPeers); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o bench.Options, out, node, python string, noPeers bool) error {
+	root, err := bench.ModuleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	o.Root = root
+	o.Progress = os.Stderr
+	if !noPeers && o.Runs > 0 {
+		if node == "" {
+			if node, err = bench.LookNode(root); err != nil {
+				return err
+			}
+		}
+		if python, err = bench.LookPython(ctx, python); err != nil {
+			return err
+		}
+		o.Node, o.Python = node, python
+	}
+	r, err := bench.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	r.Table(os.Stdout)
+	if out == "-" {
+		return nil
+	}
+	official := out == ""
+	if official {
+		out = filepath.Join(root, "bench", "results.json")
+	}
+	if err := r.WriteJSON(out); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "wrote", out)
+	if !official {
+		return nil
+	}
+	// Only a run that writes bench/results.json refreshes the documents,
+	// so they always agree with it.
+	docs, err := r.UpdateDocs([]string{filepath.Join(root, "docs", "bench.md"), filepath.Join(root, "README.md")})
+	for _, d := range docs {
+		fmt.Fprintln(os.Stderr, "updated the table in", d)
+	}
+	return err
+}

@@ -1,0 +1,162 @@
+package bench
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// serverFrame is the part of a DESIGN §4 server frame the checks read.
+type serverFrame struct {
+	Type      string `json:"type"`
+	RequestID string `json:"requestId"`
+	Seq       *int   `json:"seq"`
+	Text      string `json:"text"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Usage     *struct {
+		OutputTokens int64 `json:"outputTokens"`
+	} `json:"usage"`
+}
+
+// ReplyStats is what a client saw of one reply.
+type ReplyStats struct {
+	Sent       time.Time // when the client sent sendMessage
+	Start, End bool
+	FirstDelta time.Time
+	LastDelta  time.Time
+	Deltas     int
+	Frames     int // every frame of the reply: start, deltas, end, error
+	MaxFrame   int
+	MinGap     time.Duration // smallest interval between two delta frames
+	Lost       int           // see Reply
+	Error      string        // code and message of an error frame
+	Output     int64         // outputTokens of the end frame
+}
+
+// Reply follows the frames of one reply as a client sees them and counts
+// what a client would lose: a seq gap is a missing frame, a seq at or below
+// one already seen is a duplicate or out of order, and a reply without its
+// start or end frame lost that frame too.
+type Reply struct {
+	mu   sync.Mutex
+	s    ReplyStats
+	text strings.Builder
+	next int
+	gaps []time.Duration // between consecutive deltas, in arrival order
+	done chan struct{}   // closed at the end or error frame
+	// onFirst, when set, runs when the first delta arrives.
+	onFirst func()
+}
+
+// NewReply starts following a reply sent at sent.
+func NewReply(sent time.Time) *Reply {
+	return &Reply{s: ReplyStats{Sent: sent}, done: make(chan struct{})}
+}
+
+// Ended is closed when the end or error frame arrives.
+func (r *Reply) Ended() <-chan struct{} { return r.done }
+
+func (r *Reply) finish() {
+	select {
+	case <-r.done:
+	default:
+		close(r.done)
+	}
+}
+
+// Stats returns a copy of what was seen so far, with a missing start or
+// end frame counted as lost.
+func (r *Reply) Stats() ReplyStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.s
+	if !s.Start {
+		s.Lost++
+	}
+	if !s.End {
+		s.Lost++
+	}
+	return s
+}
+
+// Gaps are the intervals between consecutive delta frames.
+func (r *Reply) Gaps() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.gaps)
+}
+
+// Text is the concatenated delta texts.
+func (r *Reply) Text() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.text.String()
+}
+
+// Add takes one frame received at at.
+func (r *Reply) Add(b []byte, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := &r.s
+	s.Frames++
+	s.MaxFrame = max(s.MaxFrame, len(b))
+	var f serverFrame
+	if err := json.Unmarshal(b, &f); err != nil {
+		s.Lost++ // a frame the client cannot read is as good as lost
+		return
+	}
+	switch f.Type {
+	case "start":
+		s.Start = true
+	case "delta":
+		if f.Seq == nil {
+			s.Lost++
+			return
+		}
+		switch seq := *f.Seq; {
+		case seq == r.next:
+			r.next++
+		case seq > r.next:
+			s.Lost += seq - r.next
+			r.next = seq + 1
+		default:
+			s.Lost++
+		}
+		if s.Deltas == 0 {
+			s.FirstDelta = at
+			if r.onFirst != nil {
+				r.onFirst()
+			}
+		} else {
+			gap := at.Sub(s.LastDelta)
+			r.gaps = append(r.gaps, gap)
+			if s.Deltas == 1 || gap < s.MinGap {
+				s.MinGap = gap
+			}
+		}
+		s.LastDelta = at
+		s.Deltas++
+		r.text.WriteString(f.Text)
+	case "end":
+		s.End = true
+		if f.Usage != nil {
+			s.Output = f.Usage.OutputTokens
+		}
+		r.finish()
+	case "error":
+		s.Error = f.Code + ": " + f.Message
+		r.finish()
+	}
+}
+
+// requestIDOf reads a frame's requestId without decoding the rest.
+func requestIDOf(b []byte) string {
+	var f struct {
+		RequestID string `json:"requestId"`
+	}
+	_ = json.Unmarshal(b, &f)
+	return f.RequestID
+}

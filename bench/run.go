@@ -1,0 +1,277 @@
+// Package bench is the driver of `make bench`: it measures Buddy's six
+// functions against Node.js and Python peers on this machine, drives the
+// message path through the local dev server, and reports the figures of
+// issue 5 as a table and as bench/results.json.
+//
+// Everything runs on loopback: the functions run unmodified against a
+// stand-in of the Lambda Runtime API (package runtimeapi) and a stub of the
+// AWS services they call (package awsstub).
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/p2/buddy/bench/awsstub"
+	"github.com/p2/buddy/lambda/schema"
+)
+
+// ErrSkip marks a measurement that cannot run here; the report says why
+// instead of printing a number.
+var ErrSkip = errors.New("skipped")
+
+// DeployArch is the architecture the stack deploys (DESIGN §1); zips are
+// weighed for it.
+const DeployArch = "arm64"
+
+// Options size a run. The zero value of a count means "skip that part".
+type Options struct {
+	Root   string // module root; found with `go env GOMOD` when empty
+	OutDir string // build output; <root>/bench/out when empty
+
+	// Cold start.
+	Runs, Warmup int
+	Functions    []schema.Function // default: all six
+	Node         string            // node binary of the peer; "" skips it
+	Python       string            // python3 with boto3; "" skips it
+
+	// Message path (separate process): one reply of ReplyTokens at
+	// ReplyRate tokens/s.
+	ReplyTokens, ReplyRate int
+	// Dev server: TTFTSamples sequential warm requests, then Sockets
+	// concurrent sockets each streaming ConcurrentTokens.
+	TTFTSamples, Sockets, ConcurrentTokens int
+
+	Synth bool
+	Zips  bool
+	// Profile writes CPU profiles of the dev-server runs to OutDir.
+	Profile bool
+
+	Progress io.Writer
+}
+
+func (o *Options) defaults(ctx context.Context) error {
+	if o.Root == "" {
+		r, err := ModuleRoot(ctx)
+		if err != nil {
+			return err
+		}
+		o.Root = r
+	}
+	if o.OutDir == "" {
+		o.OutDir = filepath.Join(o.Root, "bench", "out")
+	}
+	if len(o.Functions) == 0 {
+		o.Functions = schema.Functions
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return os.MkdirAll(o.OutDir, 0o755)
+}
+
+// Run takes every measurement the options ask for. A part that cannot run
+// leaves its figure null with a note; a part that runs and fails is an
+// error, because a benchmark that silently drops a figure misleads.
+func Run(ctx context.Context, o Options) (*Results, error) {
+	if err := o.defaults(ctx); err != nil {
+		return nil, err
+	}
+	r := &Results{
+		Date:        time.Now().UTC().Format(time.RFC3339),
+		Machine:     ThisMachine(),
+		ColdStartMS: map[string]ColdStart{},
+		ZipMB:       map[string]float64{},
+	}
+	logf := func(format string, a ...any) { fmt.Fprintf(o.Progress, format+"\n", a...) }
+
+	logf("building the %d functions (GOOS=linux GOARCH=%s, deployment flags)", len(o.Functions), runtime.GOARCH)
+	bins, err := BuildFunctions(ctx, o.Root, o.OutDir, runtime.GOARCH, o.Functions)
+	if err != nil {
+		return nil, err
+	}
+	if o.Synth {
+		logf("timing make synth (twice; the second, warm run counts)")
+		// A failing synth is the CDK app's problem, not a reason to drop
+		// the other figures: it is reported in a note.
+		if d, err := TimeSynth(ctx, o.Root, filepath.Join(o.OutDir, "synth.log")); err != nil {
+			r.Note("synth_s not measured: %v", err)
+		} else {
+			s := round(d.Seconds(), 2)
+			r.SynthS = &s
+		}
+	}
+	if o.Zips {
+		if err := zips(ctx, &o, r); err != nil {
+			return nil, err
+		}
+	}
+	if o.Runs > 0 {
+		if err := coldStarts(ctx, &o, r, bins); err != nil {
+			return nil, err
+		}
+	}
+	if o.ReplyTokens > 0 {
+		logf("message path: one %d-token reply at %d tokens/s in a separate process", o.ReplyTokens, o.ReplyRate)
+		if err := messagePath(ctx, &o, r, bins); err != nil {
+			if !errors.Is(err, ErrSkip) {
+				return nil, err
+			}
+			r.Note("message path (posts, frames, peak RSS) not measured: %v", err)
+		}
+	}
+	if o.TTFTSamples > 0 || o.Sockets > 0 {
+		if err := devServer(ctx, &o, r); err != nil {
+			if !errors.Is(err, ErrSkip) {
+				return nil, err
+			}
+			r.Note("dev-server figures (ttft overhead, concurrent sockets) not measured: %v", err)
+		}
+	}
+	if o.Profile {
+		r.Note("profiled run (-pprof): the profilers stop the world and take CPU, so the dev-server figures of this run are inflated; profiles are in %s", o.OutDir)
+	}
+	r.Evaluate()
+	return r, nil
+}
+
+func zips(ctx context.Context, o *Options, r *Results) error {
+	fmt.Fprintf(o.Progress, "building for %s and zipping as the CDK does\n", DeployArch)
+	bins := map[string]string{}
+	if runtime.GOARCH == DeployArch {
+		// Already built for the deployed architecture.
+		for _, fn := range o.Functions {
+			bins[fn.Dir] = filepath.Join(o.OutDir, DeployArch, fn.Dir, "bootstrap")
+		}
+	} else {
+		b, err := BuildFunctions(ctx, o.Root, o.OutDir, DeployArch, o.Functions)
+		if err != nil {
+			return err
+		}
+		bins = b
+	}
+	var same, differ []string
+	for _, fn := range o.Functions {
+		size, err := ZipBootstrap(bins[fn.Dir], filepath.Join(o.OutDir, DeployArch, fn.Dir+".zip"))
+		if err != nil {
+			return err
+		}
+		r.ZipMB[fn.Name] = round(float64(size)/(1<<20), 2)
+		// The stack's bundler leaves its assets here (infra/main.go); when
+		// present, check that what is weighed is what ships.
+		switch eq, err := sameFile(bins[fn.Dir], filepath.Join(o.Root, ".cache", "bundle", fn.Dir, "bootstrap")); {
+		case err != nil:
+		case eq:
+			same = append(same, fn.Dir)
+		default:
+			differ = append(differ, fn.Dir)
+		}
+	}
+	switch {
+	case len(differ) > 0:
+		r.Note("zips: %v differ from the stack's last bundle in .cache/bundle (a stale bundle, or the build flags drifted from infra/buddy/bundle.go)", differ)
+	case len(same) > 0:
+		r.Note("zips: the %d arm64 bootstraps weighed are byte-identical to the stack's bundle (.cache/bundle)", len(same))
+	}
+	return nil
+}
+
+// sameFile reports whether two files hold the same bytes; an error when
+// either cannot be read.
+func sameFile(a, b string) (bool, error) {
+	x, err := os.ReadFile(a)
+	if err != nil {
+		return false, err
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(x, y), nil
+}
+
+func coldStarts(ctx context.Context, o *Options, r *Results, bins map[string]string) error {
+	stub := &awsstub.Stub{SecretName: "buddy-v1", SecretString: `{"api_key":"sk-ant-benchmark"}`}
+	if err := stub.Start(); err != nil {
+		return err
+	}
+	defer stub.Close()
+	home, err := os.MkdirTemp(o.OutDir, "home-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(home)
+	env := Env{Endpoints: stub.URL, Home: home}
+	cs := env.GoContenders(bins)
+	peersDir := filepath.Join(o.Root, "bench", "peers")
+	if o.Node != "" {
+		cs = append(cs, env.NodeContender(o.Node, filepath.Join(peersDir, "node")))
+	} else {
+		r.Note("node peer skipped (no node binary given; `make bench-peers` installs Node 22 in bench/peers/node)")
+	}
+	if o.Python != "" {
+		cs = append(cs, env.PythonContender(o.Python, filepath.Join(peersDir, "python")))
+	} else {
+		r.Note("python peer skipped (no python with boto3 given; `make bench-peers` installs python3-boto3)")
+	}
+	fmt.Fprintf(o.Progress, "cold start: %d contenders × %d timed runs (+%d warm-up), interleaved\n", len(cs), o.Runs, o.Warmup)
+	res, err := RunColdStarts(ctx, cs, o.Runs, o.Warmup, o.Progress)
+	if err != nil {
+		return err
+	}
+	r.Machine.Peers = map[string]string{}
+	for _, rt := range []string{RuntimeGo, RuntimeNode, RuntimePython} {
+		if s, ok := res.Summary(rt); ok {
+			r.ColdStartMS[rt] = s
+		}
+	}
+	r.ColdStartGoByFunctionMS = res.ByFunction(RuntimeGo)
+	for _, c := range cs {
+		if c.Runtime != RuntimeGo {
+			r.Machine.Peers[c.Runtime] = peerVersion(res.Answers[c.Name])
+		}
+	}
+	if g, ok := r.ColdStartMS[RuntimeGo]; ok && g.P50 > 0 {
+		if n, ok := r.ColdStartMS[RuntimeNode]; ok {
+			v := round(n.P50/g.P50, 1)
+			r.RatioNode = &v
+		}
+		if p, ok := r.ColdStartMS[RuntimePython]; ok {
+			v := round(p.P50/g.P50, 1)
+			r.RatioPython = &v
+		}
+	}
+	r.Note("cold start: process start to first GET /next on a local Runtime API stand-in, GOARCH=%s (the stack deploys %s); Go figure is the worst of the %d functions at each percentile; ratios are peer p50 / Go p50", runtime.GOARCH, DeployArch, len(bins))
+	return nil
+}
+
+// LookPython returns python (default /usr/bin/python3, Debian's) when it
+// can import boto3.
+func LookPython(ctx context.Context, python string) (string, error) {
+	if python == "" {
+		python = "/usr/bin/python3"
+	}
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(c, python, "-c", "import boto3").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s cannot import boto3 (%v: %s); `make bench-peers` installs python3-boto3", python, err, out)
+	}
+	return python, nil
+}
+
+// LookNode returns the Node 22 binary the peer's package.json pins.
+func LookNode(root string) (string, error) {
+	node := filepath.Join(root, "bench", "peers", "node", "node_modules", ".bin", "node")
+	if _, err := os.Stat(node); err != nil {
+		return "", fmt.Errorf("%s missing; `make bench-peers` installs the Node peer (npm ci)", node)
+	}
+	return node, nil
+}
