@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	lambdasvc "github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -20,7 +19,7 @@ type InvokeDispatcher struct {
 }
 
 func (d *InvokeDispatcher) Dispatch(ctx context.Context, job chat.Job) error {
-	payload, err := json.Marshal(job)
+	payload, err := job.Payload()
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,18 +33,24 @@ import (
 const JobKind = "buddy.reply"
 
 // Job is one reply to stream. It travels as the async invocation payload
-// (limit 256 KB), so it carries ids and the system prompt, not history.
+// (Payload keeps it under MaxJobPayload), so it carries ids, the system
+// prompt and at most the first turn, never a history.
 type Job struct {
-	Kind               string    `json:"kind"`
-	Endpoint           string    `json:"endpoint"` // @connections endpoint
-	ConnectionID       string    `json:"connectionId"`
-	RequestID          string    `json:"requestId"`
-	UserID             string    `json:"userId"`
-	ConversationID     string    `json:"conversationId"`
-	UserMessageID      string    `json:"userMessageId"`
-	AssistantMessageID string    `json:"assistantMessageId"`
-	System             string    `json:"system,omitempty"`
-	AcceptedAt         time.Time `json:"acceptedAt"`
+	Kind               string `json:"kind"`
+	Endpoint           string `json:"endpoint"` // @connections endpoint
+	ConnectionID       string `json:"connectionId"`
+	RequestID          string `json:"requestId"`
+	UserID             string `json:"userId"`
+	ConversationID     string `json:"conversationId"`
+	UserMessageID      string `json:"userMessageId"`
+	AssistantMessageID string `json:"assistantMessageId"`
+	System             string `json:"system,omitempty"`
+	// FirstTurn is the user's message when it opens the conversation: then
+	// it is the whole history and Run need not read it back from the store
+	// (one round trip less before the first token). Empty: Run loads the
+	// history. Payload drops it when the job would not fit.
+	FirstTurn  string    `json:"firstTurn,omitempty"`
+	AcceptedAt time.Time `json:"acceptedAt"`
 }
 
 // Dispatcher starts a Job elsewhere (another invocation, a goroutine).
@@ -151,27 +158,39 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 			CreatedAt:      now,
 			UpdatedAt:      now,
 		}
-		if err := s.Store.CreateConversation(ctx, conv); err != nil {
-			return Job{}, reject(wsapi.CodeInternal, "could not create the conversation", err)
-		}
 	}
 	userMsgID := ids.New()
 	assistantMsgID := ids.New() // made after the user's, so it sorts after it
-	if err := s.Store.PutMessage(ctx, store.Message{
-		ConversationID: conv.ConversationID,
-		MessageID:      userMsgID,
-		UserID:         userID,
-		Role:           store.RoleUser,
-		Text:           f.Text,
-		CreatedAt:      now,
-		RequestID:      f.RequestID,
-	}); err != nil {
-		return Job{}, reject(wsapi.CodeInternal, "could not store the message", err)
-	}
-	if !isNew {
-		if err := s.Store.TouchConversation(ctx, userID, conv.ConversationID, promptID, now); err != nil {
-			return Job{}, reject(wsapi.CodeInternal, "could not update the conversation", err)
+	// Everything is checked by now, so the conversation row and the
+	// message are written side by side: they are independent items and
+	// this is the path to the first token. A failed create can leave an
+	// unreachable message row behind (messages are only read through their
+	// conversation); the client is told to try again.
+	convErr, msgErr := both(func() error {
+		if isNew {
+			return s.Store.CreateConversation(ctx, conv)
 		}
+		return s.Store.TouchConversation(ctx, userID, conv.ConversationID, promptID, now)
+	}, func() error {
+		return s.Store.PutMessage(ctx, store.Message{
+			ConversationID: conv.ConversationID,
+			MessageID:      userMsgID,
+			UserID:         userID,
+			Role:           store.RoleUser,
+			Text:           f.Text,
+			CreatedAt:      now,
+			RequestID:      f.RequestID,
+		})
+	})
+	if convErr != nil {
+		return Job{}, reject(wsapi.CodeInternal, "could not save the conversation", convErr)
+	}
+	if msgErr != nil {
+		return Job{}, reject(wsapi.CodeInternal, "could not store the message", msgErr)
+	}
+	firstTurn := ""
+	if isNew {
+		firstTurn = f.Text
 	}
 	return Job{
 		Kind:               JobKind,
@@ -183,8 +202,37 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 		UserMessageID:      userMsgID,
 		AssistantMessageID: assistantMsgID,
 		System:             system,
+		FirstTurn:          firstTurn,
 		AcceptedAt:         now,
 	}, nil
+}
+
+// MaxJobPayload is Lambda's limit on an asynchronous invocation's payload.
+const MaxJobPayload = 256 * 1024
+
+// Payload encodes the job for an asynchronous invocation. A message full of
+// characters JSON escapes (up to six bytes each) can push a job with its
+// first turn past MaxJobPayload; then the turn is left out and Run reads
+// it from the store. The system prompt alone always fits (prompt limits).
+func (j Job) Payload() ([]byte, error) {
+	b, err := json.Marshal(j)
+	if err != nil || len(b) <= MaxJobPayload || j.FirstTurn == "" {
+		return b, err
+	}
+	j.FirstTurn = ""
+	return json.Marshal(j)
+}
+
+// both runs f and g concurrently and returns their errors.
+func both(f, g func() error) (ferr, gerr error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		gerr = g()
+	}()
+	ferr = f()
+	<-done
+	return ferr, gerr
 }
 
 func (s *Service) getConversation(ctx context.Context, userID, id string) (store.Conversation, *Reject) {

@@ -54,17 +54,21 @@ func (s *Service) Run(ctx context.Context, job Job, sum *obs.Summary) error {
 	sum.Model = s.Config.Model.ModelID
 
 	poster := s.Posters(job.Endpoint)
-	msgs, err := s.Store.ListMessages(ctx, job.ConversationID)
-	if err != nil {
-		s.postError(job, poster, wsapi.CodeInternal, "could not load the conversation")
-		sum.Outcome = obs.OutcomeServerError
-		return fmt.Errorf("load history: %w", err)
+	turns := []claude.Turn{{Role: store.RoleUser, Text: job.FirstTurn}}
+	if job.FirstTurn == "" {
+		msgs, err := s.Store.ListMessages(ctx, job.ConversationID)
+		if err != nil {
+			s.postError(job, poster, wsapi.CodeInternal, "could not load the conversation")
+			sum.Outcome = obs.OutcomeServerError
+			return fmt.Errorf("load history: %w", err)
+		}
+		turns = history(msgs)
 	}
 	m := s.Config.Model
 	req := claude.Request{
 		Model:       m.ModelID,
 		System:      job.System,
-		Turns:       history(msgs),
+		Turns:       turns,
 		MaxTokens:   m.MaxTokens,
 		Temperature: m.Temperature,
 		TopP:        m.TopP,

@@ -78,7 +78,7 @@ type inline struct{ ws *handlers.WebSocket }
 
 func (d inline) Dispatch(ctx context.Context, job chat.Job) error {
 	// The job travels as JSON in AWS: do the same round trip.
-	b, err := json.Marshal(job)
+	b, err := job.Payload()
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,8 @@ type WebSocket struct {
 	ConnectionTTL time.Duration
 	Log           *slog.Logger
 	Now           func() time.Time
+
+	conns connCache
 }
 
 func (w *WebSocket) now() time.Time {
@@ -91,6 +93,7 @@ func (w *WebSocket) Disconnect(ctx context.Context, ev events.APIGatewayWebsocke
 	sum := w.summary(ctx, schema.RouteDisconnect, ev.RequestContext.RequestID)
 	sum.ConnectionID = ev.RequestContext.ConnectionID
 	defer sum.Log(ctx, w.Log)
+	w.conns.forget(ev.RequestContext.ConnectionID)
 	if err := w.Store.DeleteConnection(ctx, ev.RequestContext.ConnectionID); err != nil {
 		sum.Outcome, sum.Err = obs.OutcomeServerError, err
 		return events.APIGatewayProxyResponse{StatusCode: 500}, nil
@@ -157,7 +160,7 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 	}
 	sum.ClientRequestID = f.RequestID
 
-	conn, err := w.Store.GetConnection(ctx, rc.ConnectionID)
+	conn, err := w.connection(ctx, rc.ConnectionID)
 	if errors.Is(err, store.ErrNotFound) {
 		return fail(f.RequestID, wsapi.CodeUnauthorized, "connection expired; reconnect with a fresh token", obs.OutcomeRejected, nil)
 	}
@@ -188,6 +191,20 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 		return ok, nil
 	}
 	return fail(f.RequestID, wsapi.CodeBadRequest, "unknown action", obs.OutcomeRejected, nil)
+}
+
+// connection resolves a connection, through the cache when it can.
+func (w *WebSocket) connection(ctx context.Context, id string) (store.Connection, error) {
+	now := w.now()
+	if c, ok := w.conns.get(id, now); ok {
+		return c, nil
+	}
+	c, err := w.Store.GetConnection(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	w.conns.put(c)
+	return c, nil
 }
 
 // Reply runs one reply Job (the asynchronous half of sendMessage).

@@ -76,8 +76,12 @@ func TestSendMessageStreamsTheReplyAndStoresIt(t *testing.T) {
 		t.Errorf("title = %v", body["title"])
 	}
 
-	// The request sent upstream follows the configuration.
+	// The request sent upstream follows the configuration, and a new
+	// conversation's history is its first message.
 	req, _ := h.model.LastRequest()
+	if len(req.Messages) != 1 || req.Messages[0].Role != "user" || req.Messages[0].Content.Text() != "Hello Buddy, how are you?" {
+		t.Errorf("first turn sent upstream: %+v", req.Messages)
+	}
 	if !req.Has("temperature") || req.Has("top_p") || req.TopK == nil || *req.TopK != 40 || req.MaxTokens != 4096 || req.Model != "claude-opus-4-5-20251101" {
 		t.Errorf("upstream request: temperature %v top_p %v top_k %v max %d model %s", req.Temperature, req.TopP, req.TopK, req.MaxTokens, req.Model)
 	}
@@ -261,6 +265,25 @@ func TestDisconnectForgetsTheConnection(t *testing.T) {
 	}
 }
 
+// The handler caches connections per environment, but never past the
+// connection's expiry: a socket held beyond it must reconnect.
+func TestCachedConnectionStillExpires(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	now := time.Now()
+	clock := func() time.Time { return now }
+	h.ws.Now, h.store.Now = clock, clock
+	conn := h.connect("alice")
+
+	if frames := h.send(conn, `{"action":"ping","requestId":"p1"}`); len(frames) != 1 || frames[0].Type != wsapi.TypePong {
+		t.Fatalf("ping before expiry: %+v", frames)
+	}
+	now = now.Add(h.ws.ConnectionTTL)
+	frames := h.send(conn, `{"action":"ping","requestId":"p2"}`)
+	if len(frames) != 1 || frames[0].Code != wsapi.CodeUnauthorized {
+		t.Errorf("ping after expiry: %+v, want unauthorized", frames)
+	}
+}
+
 func TestSavedPromptBecomesTheSystemPrompt(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	conn := h.connect("alice")
@@ -379,13 +402,40 @@ func TestClientGoneMidReplyStopsTheUpstream(t *testing.T) {
 	}
 }
 
-func TestJobRoundTripsAsJSON(t *testing.T) {
+func TestJobPayload(t *testing.T) {
 	job := chat.Job{Kind: chat.JobKind, Endpoint: "https://x/test", ConnectionID: "c", RequestID: "r", UserID: "u",
-		ConversationID: "v", UserMessageID: "m1", AssistantMessageID: "m2", System: "s", AcceptedAt: time.Unix(1, 0).UTC()}
-	b, _ := json.Marshal(job)
-	var back chat.Job
-	if err := json.Unmarshal(b, &back); err != nil || back != job {
-		t.Errorf("job changed in transit: %+v", back)
+		ConversationID: "v", UserMessageID: "m1", AssistantMessageID: "m2", System: "s", FirstTurn: "hello",
+		AcceptedAt: time.Unix(1, 0).UTC()}
+	// 100,000 bytes that JSON escapes to six bytes each.
+	escaped := job
+	escaped.FirstTurn = strings.Repeat("<", wsapi.MaxTextBytes)
+	tests := []struct {
+		name          string
+		job           chat.Job
+		wantFirstTurn string
+	}{
+		{"round trip", job, job.FirstTurn},
+		{"first turn too big once escaped is left to the store", escaped, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := tt.job.Payload()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) > chat.MaxJobPayload {
+				t.Errorf("payload %d bytes, limit %d", len(b), chat.MaxJobPayload)
+			}
+			var back chat.Job
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			want := tt.job
+			want.FirstTurn = tt.wantFirstTurn
+			if back != want {
+				t.Errorf("job changed in transit: %+v", back)
+			}
+		})
 	}
 }
 
