@@ -9,7 +9,9 @@ import (
 // newIssuer returns the JWT issuer and audience both APIs check. By default
 // the stack creates a Cognito user pool (users are created by an
 // administrator; no self sign-up) and a public client for a browser page
-// (no secret: a browser cannot keep one; SRP sign-in). Tokens: the ID
+// (no secret: a browser cannot keep one; SRP sign-in, plus the admin flow,
+// which needs IAM credentials, so an operator can get a token with the AWS
+// CLI). Tokens: the ID
 // token's aud is the client id. With jwtIssuer and jwtAudience in the
 // context, an existing OIDC issuer is used instead and no Cognito resource
 // is declared.
@@ -41,7 +43,7 @@ func newIssuer(stack awscdk.Stack, s Settings) (awscognito.UserPool, awscognito.
 	client := pool.AddClient(jsii.String("WebClient"), &awscognito.UserPoolClientOptions{
 		UserPoolClientName:         jsii.String("buddy-web"),
 		GenerateSecret:             jsii.Bool(false),
-		AuthFlows:                  &awscognito.AuthFlow{UserSrp: jsii.Bool(true)},
+		AuthFlows:                  &awscognito.AuthFlow{UserSrp: jsii.Bool(true), AdminUserPassword: jsii.Bool(true)},
 		DisableOAuth:               jsii.Bool(true),
 		PreventUserExistenceErrors: jsii.Bool(true),
 		EnableTokenRevocation:      jsii.Bool(true),

@@ -524,6 +524,9 @@ func TestIssuer(t *testing.T) {
 	}
 	for _, c := range clients {
 		equal(t, "client secret", props(c)["GenerateSecret"], false)
+		// SRP for the browser, the admin flow (IAM credentials) for an
+		// operator's CLI; never a plain password flow.
+		equal(t, "auth flows", props(c)["ExplicitAuthFlows"], []any{"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"})
 	}
 	for _, typ := range []string{"AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient"} {
 		if n := len(resources(alt.template, typ)); n != 0 {
