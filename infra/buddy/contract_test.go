@@ -602,3 +602,33 @@ func TestAlarms(t *testing.T) {
 		"errors":   map[string]any{"ns": schema.MetricNamespace, "name": schema.MetricModelErrors, "dims": nil, "period": 300, "stat": "Sum"},
 	})
 }
+
+// The role, the six functions and their log groups already exist under
+// these names in the account; CloudFormation imports a resource only when
+// the template gives it a DeletionPolicy (README: adopting them).
+func TestExistingNamedResourcesCanBeImported(t *testing.T) {
+	for stage, want := range map[string]string{"dev": "Delete", "prod": "Retain"} {
+		tmpl := synth(t, stage).template
+		named := map[string]string{}
+		for id, r := range resources(tmpl, "AWS::Lambda::Function") {
+			named[id] = fmt.Sprint(props(r)["FunctionName"])
+		}
+		for id, r := range resources(tmpl, "AWS::IAM::Role") {
+			if props(r)["RoleName"] == buddy.RoleName {
+				named[id] = buddy.RoleName
+			}
+		}
+		if len(named) != 7 {
+			t.Fatalf("%s: %d named functions and roles, want 7", stage, len(named))
+		}
+		for id, name := range named {
+			r := tmpl["Resources"].(map[string]any)[id].(map[string]any)
+			equal(t, stage+" DeletionPolicy of "+name, r["DeletionPolicy"], want)
+		}
+		for id, r := range resources(tmpl, "AWS::Logs::LogGroup") {
+			if name := fmt.Sprint(props(r)["LogGroupName"]); strings.HasPrefix(name, "/aws/lambda/") && r["DeletionPolicy"] == nil {
+				t.Errorf("%s: log group %s (%s) has no DeletionPolicy", stage, name, id)
+			}
+		}
+	}
+}

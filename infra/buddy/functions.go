@@ -74,7 +74,12 @@ func newFunctions(stack awscdk.Stack, s Settings, r *Resources, assets map[strin
 			props.RetryAttempts = jsii.Number(0)
 			props.MaxEventAge = awscdk.Duration_Minutes(jsii.Number(ReplyJobMaxEventAgeMinutes))
 		}
-		fns[fn.Name] = awslambda.NewFunction(stack, jsii.String(constructID(fn.Dir)+"Function"), props)
+		f := awslambda.NewFunction(stack, jsii.String(constructID(fn.Dir)+"Function"), props)
+		// An explicit DeletionPolicy: CloudFormation imports a resource
+		// only when it has one, and these names already exist in the
+		// account (README: adopting the existing functions).
+		f.ApplyRemovalPolicy(removalPolicy(s))
+		fns[fn.Name] = f
 	}
 	return fns
 }

@@ -33,7 +33,7 @@ var BedrockActions = []string{"bedrock:InvokeModel", "bedrock:InvokeModelWithRes
 //   - Bedrock model invocation, only with AI_PROVIDER=bedrock;
 //   - X-Ray segments (added by Tracing ACTIVE) and @connections of the
 //     stack's WebSocket API (added where the API is declared).
-func newRole(stack awscdk.Stack, r *Resources) awsiam.Role {
+func newRole(stack awscdk.Stack, s Settings, r *Resources) awsiam.Role {
 	role := awsiam.NewRole(stack, jsii.String("LambdaRole"), &awsiam.RoleProps{
 		RoleName:    jsii.String(RoleName),
 		Description: jsii.String("Shared execution role of the six Buddy functions"),
@@ -49,6 +49,8 @@ func newRole(stack awscdk.Stack, r *Resources) awsiam.Role {
 			}),
 		},
 	})
+	// Explicit DeletionPolicy, so `cdk import` can adopt the existing role.
+	role.ApplyRemovalPolicy(removalPolicy(s))
 	for _, fn := range schema.Functions {
 		r.LogGroups[fn.Name].GrantWrite(role)
 	}

@@ -88,7 +88,7 @@ func NewBuddyStack(scope constructs.Construct, id string, props Props) (awscdk.S
 	r.Tables = newTables(stack, s)
 	r.LogGroups = newLogGroups(stack, s)
 	r.UserPool, r.UserPoolClient, r.JWTIssuer, r.JWTAudience = newIssuer(stack, s)
-	r.Role = newRole(stack, r)
+	r.Role = newRole(stack, s, r)
 	r.Functions = newFunctions(stack, s, r, props.Assets)
 	r.WebSocketAPI, r.WebSocketStage = newWebSocketAPI(stack, s, r)
 	r.HTTPAPI, r.HTTPStage = newHTTPAPI(stack, s, r)

@@ -66,7 +66,9 @@ func attr(k schema.Key) *awsdynamodb.Attribute {
 	return &awsdynamodb.Attribute{Name: jsii.String(k.Name), Type: at}
 }
 
-// removalPolicy keeps stateful resources of production stages.
+// removalPolicy: production stages keep their resources when the stack is
+// deleted, other stages delete them. Always explicit, since CloudFormation
+// imports only resources that carry a DeletionPolicy.
 func removalPolicy(s Settings) awscdk.RemovalPolicy {
 	if s.Prod {
 		return awscdk.RemovalPolicy_RETAIN
