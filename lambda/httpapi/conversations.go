@@ -164,11 +164,8 @@ func (c *Conversations) rename(ctx context.Context, r *Request) (Response, *Erro
 		return Response{}, e
 	}
 	conv, err := c.Store.RenameConversation(ctx, r.User, r.Param("id"), title, now(c.Now))
-	if errors.Is(err, store.ErrNotFound) {
-		return Response{}, NotFound("conversation")
-	}
 	if err != nil {
-		return Response{}, Internal(err)
+		return Response{}, storeError(err, "conversation")
 	}
 	return Response{Status: http.StatusOK, Body: conversationJSON(conv)}, nil
 }
@@ -178,11 +175,8 @@ func (c *Conversations) delete(ctx context.Context, r *Request) (Response, *Erro
 		return Response{}, NotFound("conversation")
 	}
 	err := c.Store.DeleteConversation(ctx, r.User, r.Param("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return Response{}, NotFound("conversation")
-	}
 	if err != nil {
-		return Response{}, Internal(err)
+		return Response{}, storeError(err, "conversation")
 	}
 	return Response{Status: http.StatusNoContent}, nil
 }

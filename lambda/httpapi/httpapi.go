@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/p2/buddy/lambda/obs"
+	"github.com/p2/buddy/lambda/store"
 )
 
 // MaxBodyBytes bounds request bodies (the largest valid one is a prompt).
@@ -103,6 +104,14 @@ func Internal(err error) *Error {
 // NotFound is the answer for unknown and foreign ids alike.
 func NotFound(what string) *Error {
 	return Errorf(http.StatusNotFound, CodeNotFound, "%s not found", what)
+}
+
+// storeError answers a store failure: not found (what), or internal.
+func storeError(err error, what string) *Error {
+	if errors.Is(err, store.ErrNotFound) {
+		return NotFound(what)
+	}
+	return Internal(err)
 }
 
 // Response is a successful answer: a status and a JSON body (nil: none).

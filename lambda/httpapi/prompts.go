@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -117,11 +116,8 @@ func (p *Prompts) get(ctx context.Context, r *Request) (Response, *Error) {
 		return Response{}, NotFound("prompt")
 	}
 	pr, err := p.Store.GetPrompt(ctx, r.User, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return Response{}, NotFound("prompt")
-	}
 	if err != nil {
-		return Response{}, Internal(err)
+		return Response{}, storeError(err, "prompt")
 	}
 	return Response{Status: http.StatusOK, Body: promptJSON(pr)}, nil
 }
@@ -140,11 +136,8 @@ func (p *Prompts) update(ctx context.Context, r *Request) (Response, *Error) {
 		return Response{}, e
 	}
 	pr, err := p.Store.UpdatePrompt(ctx, store.Prompt{UserID: r.User, PromptID: id, Name: name, Text: text, UpdatedAt: now(p.Now)})
-	if errors.Is(err, store.ErrNotFound) {
-		return Response{}, NotFound("prompt")
-	}
 	if err != nil {
-		return Response{}, Internal(err)
+		return Response{}, storeError(err, "prompt")
 	}
 	return Response{Status: http.StatusOK, Body: promptJSON(pr)}, nil
 }
@@ -155,11 +148,8 @@ func (p *Prompts) delete(ctx context.Context, r *Request) (Response, *Error) {
 		return Response{}, NotFound("prompt")
 	}
 	err := p.Store.DeletePrompt(ctx, r.User, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return Response{}, NotFound("prompt")
-	}
 	if err != nil {
-		return Response{}, Internal(err)
+		return Response{}, storeError(err, "prompt")
 	}
 	return Response{Status: http.StatusNoContent}, nil
 }

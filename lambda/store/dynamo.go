@@ -112,18 +112,12 @@ func (d *Dynamo) GetConnection(ctx context.Context, connectionID string) (Connec
 	if !findable(connectionID) {
 		return Connection{}, ErrNotFound
 	}
-	out, err := d.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      &d.tables.Connections,
-		Key:            item{schema.AttrConnectionID: attrS(connectionID)},
-		ConsistentRead: aws.Bool(true), // $connect wrote it a moment ago
-	})
+	// Consistent: $connect wrote it a moment ago.
+	it, err := d.getOne(ctx, d.tables.Connections, item{schema.AttrConnectionID: attrS(connectionID)}, "get connection")
 	if err != nil {
-		return Connection{}, wrap("get connection", err)
+		return Connection{}, err
 	}
-	if out.Item == nil {
-		return Connection{}, ErrNotFound
-	}
-	c, err := decodeConnection(out.Item)
+	c, err := decodeConnection(it)
 	if err != nil {
 		return Connection{}, err
 	}
@@ -155,37 +149,51 @@ func (d *Dynamo) CreateConversation(ctx context.Context, c Conversation) error {
 	if err := checkConversation(c); err != nil {
 		return err
 	}
+	return d.putNew(ctx, d.tables.Conversations, conversationItem(c), schema.AttrConversationID, "create conversation")
+}
+
+// putNew writes an item that must not exist yet (ErrExists otherwise).
+func (d *Dynamo) putNew(ctx context.Context, table string, it item, keyAttr, what string) error {
 	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                &d.tables.Conversations,
-		Item:                     conversationItem(c),
+		TableName:                &table,
+		Item:                     it,
 		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
-		ExpressionAttributeNames: map[string]string{"#k": schema.AttrConversationID},
+		ExpressionAttributeNames: map[string]string{"#k": keyAttr},
 	})
 	if conditionFailed(err) {
 		return ErrExists
 	}
 	if err != nil {
-		return wrap("create conversation", err)
+		return wrap(what, err)
 	}
 	return nil
+}
+
+// getOne reads one item consistently; ErrNotFound when it is absent.
+func (d *Dynamo) getOne(ctx context.Context, table string, key item, what string) (item, error) {
+	out, err := d.api.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &table,
+		Key:            key,
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, wrap(what, err)
+	}
+	if out.Item == nil {
+		return nil, ErrNotFound
+	}
+	return out.Item, nil
 }
 
 func (d *Dynamo) GetConversation(ctx context.Context, userID, conversationID string) (Conversation, error) {
 	if !findable(userID, conversationID) {
 		return Conversation{}, ErrNotFound
 	}
-	out, err := d.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      &d.tables.Conversations,
-		Key:            conversationKey(userID, conversationID),
-		ConsistentRead: aws.Bool(true),
-	})
+	it, err := d.getOne(ctx, d.tables.Conversations, conversationKey(userID, conversationID), "get conversation")
 	if err != nil {
-		return Conversation{}, wrap("get conversation", err)
+		return Conversation{}, err
 	}
-	if out.Item == nil {
-		return Conversation{}, ErrNotFound
-	}
-	return decodeConversation(out.Item)
+	return decodeConversation(it)
 }
 
 func (d *Dynamo) ListConversations(ctx context.Context, userID string, limit int, cur string) (Page[Conversation], error) {
@@ -460,37 +468,18 @@ func (d *Dynamo) CreatePrompt(ctx context.Context, p Prompt) error {
 	if err := checkPrompt(p); err != nil {
 		return err
 	}
-	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                &d.tables.Prompts,
-		Item:                     promptItem(p),
-		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
-		ExpressionAttributeNames: map[string]string{"#k": schema.AttrPromptID},
-	})
-	if conditionFailed(err) {
-		return ErrExists
-	}
-	if err != nil {
-		return wrap("create prompt", err)
-	}
-	return nil
+	return d.putNew(ctx, d.tables.Prompts, promptItem(p), schema.AttrPromptID, "create prompt")
 }
 
 func (d *Dynamo) GetPrompt(ctx context.Context, userID, promptID string) (Prompt, error) {
 	if !findable(userID, promptID) {
 		return Prompt{}, ErrNotFound
 	}
-	out, err := d.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      &d.tables.Prompts,
-		Key:            promptKey(userID, promptID),
-		ConsistentRead: aws.Bool(true),
-	})
+	it, err := d.getOne(ctx, d.tables.Prompts, promptKey(userID, promptID), "get prompt")
 	if err != nil {
-		return Prompt{}, wrap("get prompt", err)
+		return Prompt{}, err
 	}
-	if out.Item == nil {
-		return Prompt{}, ErrNotFound
-	}
-	return decodePrompt(out.Item)
+	return decodePrompt(it)
 }
 
 // ListPrompts is in key order, which is creation order because prompt ids
