@@ -361,13 +361,9 @@ func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID stri
 		ExpressionAttributeValues: item{":c": attrS(conversationID)},
 		ConsistentRead:            aws.Bool(true),
 	}
-	for {
-		out, err := d.api.Query(ctx, in)
-		if err != nil {
-			return wrap("list messages to delete", err)
-		}
+	return d.queryPages(ctx, in, "list messages to delete", func(items []item) error {
 		var keys []item
-		for _, it := range out.Items {
+		for _, it := range items {
 			r := reader{it: it}
 			// Ids are made by the server and never reused, but a message
 			// of another user is never this caller's to delete.
@@ -381,11 +377,24 @@ func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID stri
 				return err
 			}
 		}
-		if out.LastEvaluatedKey == nil {
-			return nil
+		return nil
+	})
+}
+
+// queryPages runs a query page by page (the SDK's paginator), handing each
+// page's items to each.
+func (d *Dynamo) queryPages(ctx context.Context, in *dynamodb.QueryInput, what string, each func([]item) error) error {
+	pages := dynamodb.NewQueryPaginator(d.api, in)
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return wrap(what, err)
 		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+		if err := each(out.Items); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // batchDelete deletes up to 25 items, retrying what DynamoDB leaves
@@ -441,23 +450,20 @@ func (d *Dynamo) ListMessages(ctx context.Context, conversationID string) ([]Mes
 		ConsistentRead: aws.Bool(true),
 	}
 	var msgs []Message
-	for {
-		out, err := d.api.Query(ctx, in)
-		if err != nil {
-			return nil, wrap("list messages", err)
-		}
-		for _, it := range out.Items {
+	err := d.queryPages(ctx, in, "list messages", func(items []item) error {
+		for _, it := range items {
 			m, err := decodeMessage(it)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			msgs = append(msgs, m)
 		}
-		if out.LastEvaluatedKey == nil {
-			return msgs, nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return msgs, nil
 }
 
 func promptKey(userID, promptID string) item {
@@ -496,23 +502,20 @@ func (d *Dynamo) ListPrompts(ctx context.Context, userID string) ([]Prompt, erro
 		ConsistentRead:            aws.Bool(true),
 	}
 	var ps []Prompt
-	for {
-		out, err := d.api.Query(ctx, in)
-		if err != nil {
-			return nil, wrap("list prompts", err)
-		}
-		for _, it := range out.Items {
+	err := d.queryPages(ctx, in, "list prompts", func(items []item) error {
+		for _, it := range items {
 			p, err := decodePrompt(it)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			ps = append(ps, p)
 		}
-		if out.LastEvaluatedKey == nil {
-			return ps, nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return ps, nil
 }
 
 func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {
@@ -663,12 +666,8 @@ func (d *Dynamo) ListUsage(ctx context.Context, userID, from, to string) ([]Usag
 		ConsistentRead:            aws.Bool(true),
 	}
 	var rows []UsageRow
-	for {
-		out, err := d.api.Query(ctx, in)
-		if err != nil {
-			return nil, wrap("list usage", err)
-		}
-		for _, it := range out.Items {
+	err := d.queryPages(ctx, in, "list usage", func(items []item) error {
+		for _, it := range items {
 			r := reader{it: it}
 			day, model, ok := splitUsageKey(r.str(schema.AttrUsageKey))
 			if !ok {
@@ -676,14 +675,14 @@ func (d *Dynamo) ListUsage(ctx context.Context, userID, from, to string) ([]Usag
 			}
 			row := UsageRow{Day: day, Model: model, Usage: readUsage(&r)}
 			if r.err != nil {
-				return nil, r.err
+				return r.err
 			}
 			rows = append(rows, row)
 		}
-		if out.LastEvaluatedKey == nil {
-			break
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sortUsage(rows)
 	return rows, nil
