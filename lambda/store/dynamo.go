@@ -522,11 +522,7 @@ func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {
 	if !findable(p.UserID, p.PromptID) {
 		return Prompt{}, ErrNotFound
 	}
-	var r rules
-	r.field("name", p.Name, maxFieldBytes)
-	r.field("text", p.Text, maxTextBytes)
-	r.time("updatedAt", p.UpdatedAt)
-	if err := r.err(); err != nil {
+	if err := checkPromptUpdate(p); err != nil {
 		return Prompt{}, err
 	}
 	names := map[string]string{"#k": schema.AttrPromptID, "#at": schema.AttrUpdatedAt}

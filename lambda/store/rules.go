@@ -165,6 +165,16 @@ func checkPrompt(p Prompt) error {
 	return r.err()
 }
 
+// checkPromptUpdate checks what UpdatePrompt writes (ids are looked up,
+// not written).
+func checkPromptUpdate(p Prompt) error {
+	var r rules
+	r.field("name", p.Name, maxFieldBytes)
+	r.field("text", p.Text, maxTextBytes)
+	r.time("updatedAt", p.UpdatedAt)
+	return r.err()
+}
+
 func checkUsage(r *rules, u Usage) {
 	if u.InputTokens < 0 || u.OutputTokens < 0 || u.CacheReadInputTokens < 0 || u.CacheCreationInputTokens < 0 {
 		r.errs = append(r.errs, fmt.Sprintf("usage %+v has a negative count", u))
