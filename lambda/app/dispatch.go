@@ -36,14 +36,3 @@ func (d *InvokeDispatcher) Dispatch(ctx context.Context, job chat.Job) error {
 	}
 	return nil
 }
-
-// GoDispatcher runs each job in a goroutine of this process, as Lambda
-// would run it in another invocation: the local dev server uses it.
-type GoDispatcher struct {
-	Run func(ctx context.Context, job chat.Job) error
-}
-
-func (d *GoDispatcher) Dispatch(_ context.Context, job chat.Job) error {
-	go func() { _ = d.Run(context.Background(), job) }()
-	return nil
-}

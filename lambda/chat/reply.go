@@ -54,8 +54,10 @@ func (s *Service) Run(ctx context.Context, job Job, sum *obs.Summary) error {
 	sum.Model = s.Config.Model.ModelID
 
 	poster := s.Posters(job.Endpoint)
-	turns := []claude.Turn{{Role: store.RoleUser, Text: job.FirstTurn}}
-	if job.FirstTurn == "" {
+	var turns []claude.Turn
+	if job.FirstTurn != "" {
+		turns = []claude.Turn{{Role: store.RoleUser, Text: job.FirstTurn}}
+	} else {
 		msgs, err := s.Store.ListMessages(ctx, job.ConversationID)
 		if err != nil {
 			s.postError(job, poster, wsapi.CodeInternal, "could not load the conversation")

@@ -363,7 +363,12 @@ func (s *Server) functions(ctx context.Context, cfg Config, rt config.Runtime, k
 		}
 		if fn.Name == schema.WebSocketMessage.Name {
 			opts.Dispatcher = dispatcher(func(job chat.Job) error {
-				return s.iv.dispatchJSON(message, job)
+				// Encoded as InvokeDispatcher encodes it in AWS.
+				payload, err := job.Payload()
+				if err != nil {
+					return err
+				}
+				return s.iv.dispatch(message, payload)
 			})
 		}
 		d, err := app.New(ctx, fn, rt, opts)

@@ -104,15 +104,6 @@ func (iv *invoker) dispatch(fn *function, payload []byte) error {
 	return nil
 }
 
-// dispatchJSON is dispatch with the payload encoded as the Lambda client
-// would encode it.
-func (iv *invoker) dispatchJSON(fn *function, v any) error {
-	payload, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return iv.dispatch(fn, payload)
-}
 
 func (iv *invoker) track() bool {
 	iv.mu.Lock()
