@@ -257,10 +257,7 @@ func (d *Dynamo) RenameConversation(ctx context.Context, userID, conversationID,
 	if !findable(userID, conversationID) {
 		return Conversation{}, ErrNotFound
 	}
-	var r rules
-	r.field("title", title, maxFieldBytes)
-	r.time("updatedAt", at)
-	if err := r.err(); err != nil {
+	if err := checkRename(title, at); err != nil {
 		return Conversation{}, err
 	}
 	names := map[string]string{"#k": schema.AttrConversationID, "#at": schema.AttrUpdatedAt, "#title": attrTitle}
@@ -381,6 +378,25 @@ func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID stri
 	})
 }
 
+// queryAll decodes every item a query returns, in order.
+func queryAll[T any](ctx context.Context, d *Dynamo, in *dynamodb.QueryInput, what string, decode func(item) (T, error)) ([]T, error) {
+	var all []T
+	err := d.queryPages(ctx, in, what, func(items []item) error {
+		for _, it := range items {
+			v, err := decode(it)
+			if err != nil {
+				return err
+			}
+			all = append(all, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return all, nil
+}
+
 // queryPages runs a query page by page (the SDK's paginator), handing each
 // page's items to each.
 func (d *Dynamo) queryPages(ctx context.Context, in *dynamodb.QueryInput, what string, each func([]item) error) error {
@@ -449,21 +465,7 @@ func (d *Dynamo) ListMessages(ctx context.Context, conversationID string) ([]Mes
 		// before it.
 		ConsistentRead: aws.Bool(true),
 	}
-	var msgs []Message
-	err := d.queryPages(ctx, in, "list messages", func(items []item) error {
-		for _, it := range items {
-			m, err := decodeMessage(it)
-			if err != nil {
-				return err
-			}
-			msgs = append(msgs, m)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return msgs, nil
+	return queryAll(ctx, d, in, "list messages", decodeMessage)
 }
 
 func promptKey(userID, promptID string) item {
@@ -501,21 +503,7 @@ func (d *Dynamo) ListPrompts(ctx context.Context, userID string) ([]Prompt, erro
 		ExpressionAttributeValues: item{":u": attrS(userID)},
 		ConsistentRead:            aws.Bool(true),
 	}
-	var ps []Prompt
-	err := d.queryPages(ctx, in, "list prompts", func(items []item) error {
-		for _, it := range items {
-			p, err := decodePrompt(it)
-			if err != nil {
-				return err
-			}
-			ps = append(ps, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return ps, nil
+	return queryAll(ctx, d, in, "list prompts", decodePrompt)
 }
 
 func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {

@@ -200,10 +200,7 @@ func (s *Memory) RenameConversation(ctx context.Context, userID, conversationID,
 	if !findable(userID, conversationID) {
 		return Conversation{}, ErrNotFound
 	}
-	var r rules
-	r.field("title", title, maxFieldBytes)
-	r.time("updatedAt", at)
-	if err := r.err(); err != nil {
+	if err := checkRename(title, at); err != nil {
 		return Conversation{}, err
 	}
 	if err := s.lock(ctx); err != nil {

@@ -165,6 +165,14 @@ func checkPrompt(p Prompt) error {
 	return r.err()
 }
 
+// checkRename checks what RenameConversation writes.
+func checkRename(title string, at time.Time) error {
+	var r rules
+	r.field("title", title, maxFieldBytes)
+	r.time("updatedAt", at)
+	return r.err()
+}
+
 // checkPromptUpdate checks what UpdatePrompt writes (ids are looked up,
 // not written).
 func checkPromptUpdate(p Prompt) error {
