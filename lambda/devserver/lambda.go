@@ -104,7 +104,6 @@ func (iv *invoker) dispatch(fn *function, payload []byte) error {
 	return nil
 }
 
-
 func (iv *invoker) track() bool {
 	iv.mu.Lock()
 	defer iv.mu.Unlock()
