@@ -7,6 +7,12 @@ export GOFLAGS := -buildvcs=false
 
 NODE_STAMP := infra/node_modules/.buddy-installed
 
+# Debian packages some targets need (chromium, python3-boto3).
+APT_SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# APT_INSTALL pkg: installs a Debian package, refreshing the index only when
+# the first try fails (a fresh CI image may have none).
+APT_INSTALL = export DEBIAN_FRONTEND=noninteractive; $(APT_SUDO) apt-get install -y -qq $(1) || { $(APT_SUDO) apt-get update -qq && $(APT_SUDO) apt-get install -y -qq $(1); }
+
 .PHONY: tools test vet
 tools: $(NODE_STAMP)
 	go mod download
@@ -34,16 +40,13 @@ test: tools chromium vet
 BENCH_PYTHON ?= /usr/bin/python3
 BENCH_FLAGS ?=
 BENCH_NODE_STAMP := bench/peers/node/node_modules/.buddy-installed
-APT_SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: bench bench-peers
 bench: tools bench-peers
 	go run ./bench/cmd/bench -python $(BENCH_PYTHON) $(BENCH_FLAGS)
 
 bench-peers: $(BENCH_NODE_STAMP)
-	@$(BENCH_PYTHON) -c 'import boto3' 2>/dev/null || { \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  $(APT_SUDO) apt-get install -y -qq python3-boto3 || { $(APT_SUDO) apt-get update -qq && $(APT_SUDO) apt-get install -y -qq python3-boto3; }; }
+	@$(BENCH_PYTHON) -c 'import boto3' 2>/dev/null || { $(call APT_INSTALL,python3-boto3); }
 
 $(BENCH_NODE_STAMP): bench/peers/node/package.json bench/peers/node/package-lock.json
 	npm ci --prefix bench/peers/node --no-audit --no-fund --loglevel=error
@@ -56,7 +59,6 @@ $(BENCH_NODE_STAMP): bench/peers/node/package.json bench/peers/node/package-lock
 # flags, e.g. DEV_FLAGS="-http-addr 127.0.0.1:9000".
 DEV_STATE ?= .dev-state
 DEV_FLAGS ?=
-APT_SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: dev dev-reset chromium
 dev: tools
@@ -71,9 +73,7 @@ dev-reset:
 # Debian's chromium for the headless browser test of the chat page
 # (lambda/devserver); installed only when absent.
 chromium:
-	@test -x /usr/bin/chromium || { \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  $(APT_SUDO) apt-get install -y -qq chromium || { $(APT_SUDO) apt-get update -qq && $(APT_SUDO) apt-get install -y -qq chromium; }; }
+	@test -x /usr/bin/chromium || { $(call APT_INSTALL,chromium); }
 
 # ---- Infrastructure: the CDK app (infra/, cdk.json; docs/deploy.md) ----
 # STAGE picks the stack (Buddy-<STAGE>); CDK_ARGS adds context, e.g.
