@@ -62,7 +62,7 @@ DEV_FLAGS ?=
 
 .PHONY: dev dev-reset chromium
 dev: tools
-	go build -o .cache/buddy-dev ./lambda/cmd/buddy-dev
+	go build -o .cache/buddy-dev ./lambda/dev/cmd/buddy-dev
 	exec .cache/buddy-dev -state $(DEV_STATE) $(DEV_FLAGS)
 
 # Forgets every local conversation, prompt, usage row and the signing key.
@@ -71,7 +71,7 @@ dev-reset:
 	rm -rf -- "$(DEV_STATE)"
 
 # Debian's chromium for the headless browser test of the chat page
-# (lambda/devserver); installed only when absent.
+# (lambda/dev/devserver); installed only when absent.
 chromium:
 	@test -x /usr/bin/chromium || { $(call APT_INSTALL,chromium); }
 
@@ -95,8 +95,15 @@ synth: tools
 	$(CDK) synth --quiet $(CDK_CONTEXT)
 	@echo "wrote cdk.out/Buddy-$(STAGE).template.json"
 
+# ALLOW_REPLACE=<logical id>[,...]: the stateful resources (tables, user
+# pool and client, secret, log groups) that `diff BASE=` and `deploy` may
+# replace or delete; any other such change fails them (DESIGN §2).
+ALLOW_REPLACE ?=
+export ALLOW_REPLACE
+
 # Without BASE: cdk diff against the deployed stack (needs AWS credentials).
-# With BASE=<git-ref>: offline review diff, no AWS needed (infra/scripts/diff-base.sh).
+# With BASE=<git-ref>: offline review diff, no AWS needed (infra/scripts/diff-base.sh),
+# ending with the review summary, also written to cdk.out/review.md.
 diff: tools
 ifdef BASE
 	infra/scripts/diff-base.sh "$(BASE)" $(CDK_CONTEXT)
@@ -104,6 +111,18 @@ else
 	$(CDK) diff $(CDK_CONTEXT) Buddy-$(STAGE)
 endif
 
-# Asks before anything that broadens IAM permissions or security groups.
-deploy: tools
-	$(CDK) deploy --require-approval broadening $(CDK_CONTEXT) Buddy-$(STAGE)
+# Synthesizes once, prints the review summary against the deployed stack
+# when AWS credentials are there (same gate as diff BASE=), then deploys
+# that cloud assembly, asking before anything that broadens IAM permissions
+# or security groups.
+deploy: synth
+	infra/scripts/review-deployed.sh Buddy-$(STAGE) cdk.out
+	$(CDK) deploy --app cdk.out --require-approval broadening $(CDK_CONTEXT) Buddy-$(STAGE)
+
+# Lints the GitHub Actions workflows with actionlint, pinned as a Go tool in
+# go.mod. shellcheck and pyflakes are turned off: actionlint would use them
+# only where they happen to be installed, and the result must not depend on
+# the machine.
+.PHONY: actionlint
+actionlint:
+	go tool actionlint -shellcheck= -pyflakes= .github/workflows/*.yml

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/p2/buddy/lambda/local/fakemodel"
+	"github.com/p2/buddy/lambda/dev/fakemodel"
 )
 
 // modelServer is the project's stand-in model on its own loopback port,

@@ -15,7 +15,7 @@ import (
 	"github.com/p2/buddy/bench/runtimeapi"
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/local/dynalite"
+	"github.com/p2/buddy/lambda/dev/dynalite"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
 )

@@ -18,8 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/p2/buddy/lambda/devserver"
-	"github.com/p2/buddy/lambda/local/dynalite"
+	"github.com/p2/buddy/lambda/dev/devserver"
+	"github.com/p2/buddy/lambda/dev/dynalite"
 	"github.com/p2/buddy/lambda/schema"
 )
 

@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/p2/buddy/lambda/auth"
+	"github.com/p2/buddy/lambda/dev/localissuer"
 )
 
 const (
@@ -60,7 +61,7 @@ type jwksServer struct {
 	fetches atomic.Int64
 }
 
-func newJWKSServer(t *testing.T, issuers ...*auth.LocalIssuer) *jwksServer {
+func newJWKSServer(t *testing.T, issuers ...*localissuer.Issuer) *jwksServer {
 	t.Helper()
 	s := &jwksServer{status: http.StatusOK}
 	s.serve(t, issuers...)
@@ -78,7 +79,7 @@ func newJWKSServer(t *testing.T, issuers ...*auth.LocalIssuer) *jwksServer {
 }
 
 // serve publishes the union of the issuers' key sets.
-func (s *jwksServer) serve(t *testing.T, issuers ...*auth.LocalIssuer) {
+func (s *jwksServer) serve(t *testing.T, issuers ...*localissuer.Issuer) {
 	t.Helper()
 	var all struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -108,20 +109,20 @@ func (s *jwksServer) fail(status int, body string) {
 	s.mu.Unlock()
 }
 
-func newIssuer(t *testing.T, key any) *auth.LocalIssuer {
+func newIssuer(t *testing.T, key any) *localissuer.Issuer {
 	t.Helper()
-	var li *auth.LocalIssuer
+	var li *localissuer.Issuer
 	var err error
 	switch k := key.(type) {
 	case nil:
-		li, err = auth.NewLocalIssuer(testIssuer, testAudience, nil)
+		li, err = localissuer.New(testIssuer, testAudience, nil)
 	case *rsa.PrivateKey:
-		li, err = auth.NewLocalIssuer(testIssuer, testAudience, k)
+		li, err = localissuer.New(testIssuer, testAudience, k)
 	case *ecdsa.PrivateKey:
-		li, err = auth.NewLocalIssuer(testIssuer, testAudience, k)
+		li, err = localissuer.New(testIssuer, testAudience, k)
 	}
 	if err != nil {
-		t.Fatalf("NewLocalIssuer: %v", err)
+		t.Fatalf("localissuer.New: %v", err)
 	}
 	return li
 }
@@ -153,7 +154,7 @@ func valid(now time.Time) claims {
 	}}
 }
 
-func sign(t *testing.T, li *auth.LocalIssuer, c claims) string {
+func sign(t *testing.T, li *localissuer.Issuer, c claims) string {
 	t.Helper()
 	s, err := li.SignClaims(c)
 	if err != nil {
@@ -390,7 +391,7 @@ func TestKeyRotationAndRefetchLimits(t *testing.T) {
 			t.Fatalf("JWKS fetched %d times, want %d", got, want)
 		}
 	}
-	accept := func(t *testing.T, li *auth.LocalIssuer) {
+	accept := func(t *testing.T, li *localissuer.Issuer) {
 		t.Helper()
 		if _, err := v.Verify(ctx, sign(t, li, valid(clk.Now()))); err != nil {
 			t.Fatalf("Verify: %v", err)

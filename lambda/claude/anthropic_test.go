@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/p2/buddy/lambda/claude"
-	"github.com/p2/buddy/lambda/local/fakemodel"
+	"github.com/p2/buddy/lambda/dev/fakemodel"
 )
 
 // sse renders events as the API frames them.

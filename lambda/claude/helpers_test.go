@@ -9,7 +9,7 @@ import (
 
 	"github.com/p2/buddy/lambda/claude"
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/local/fakemodel"
+	"github.com/p2/buddy/lambda/dev/fakemodel"
 )
 
 // recorder is a Handler that keeps what it was fed and can fail on cue.

@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/p2/buddy/lambda/claude"
-	"github.com/p2/buddy/lambda/local/fakemodel"
-	"github.com/p2/buddy/lambda/local/fakesecrets"
+	"github.com/p2/buddy/lambda/dev/fakemodel"
+	"github.com/p2/buddy/lambda/dev/fakesecrets"
 )
 
 const secretName = "buddy-v1"

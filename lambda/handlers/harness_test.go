@@ -17,9 +17,10 @@ import (
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/claude"
 	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/dev/fakemodel"
+	"github.com/p2/buddy/lambda/dev/localissuer"
 	"github.com/p2/buddy/lambda/handlers"
 	"github.com/p2/buddy/lambda/httpapi"
-	"github.com/p2/buddy/lambda/local/fakemodel"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
 )
@@ -91,7 +92,7 @@ type harness struct {
 	store  *store.Memory
 	model  *fakemodel.Server
 	posts  *postBox
-	issuer *auth.LocalIssuer
+	issuer *localissuer.Issuer
 	ws     *handlers.WebSocket
 	routes map[string]*httpapi.Router
 	nextID int
@@ -111,7 +112,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	modelSrv := httptest.NewServer(h.model)
 	t.Cleanup(func() { h.model.Close(); modelSrv.Close() })
 
-	iss, err := auth.NewLocalIssuer("https://issuer.test", "buddy-test", nil)
+	iss, err := localissuer.New("https://issuer.test", "buddy-test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

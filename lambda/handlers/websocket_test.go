@@ -11,7 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/p2/buddy/lambda/chat"
-	"github.com/p2/buddy/lambda/local/fakemodel"
+	"github.com/p2/buddy/lambda/dev/fakemodel"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
 )

@@ -37,7 +37,8 @@ import (
 	"github.com/p2/buddy/lambda/auth"
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/local/dynalite"
+	"github.com/p2/buddy/lambda/dev/dynalite"
+	"github.com/p2/buddy/lambda/dev/localissuer"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
@@ -119,7 +120,7 @@ type Server struct {
 	// DynamoEndpoint is dynalite's URL.
 	DynamoEndpoint string
 
-	issuer    *auth.LocalIssuer
+	issuer    *localissuer.Issuer
 	iv        *invoker
 	ws        *wsGateway
 	api       *httpGateway
@@ -175,13 +176,13 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.db, s.DynamoEndpoint = db, db.Endpoint()
 	s.Store = store.NewDynamo(db.Client, db.Tables)
 
-	key, err := auth.LoadOrCreateKey(filepath.Join(cfg.StateDir, "jwt-key.pem"))
+	key, err := localissuer.LoadOrCreateKey(filepath.Join(cfg.StateDir, "jwt-key.pem"))
 	if err != nil {
 		return nil, fmt.Errorf("devserver: signing key: %w", err)
 	}
 	// The issuer is this server's URL, so config derives the JWKS URL
 	// <issuer>/.well-known/jwks.json exactly as it does for Cognito.
-	s.issuer, err = auth.NewLocalIssuer(s.HTTPURL, DefaultAudience, key)
+	s.issuer, err = localissuer.New(s.HTTPURL, DefaultAudience, key)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: token issuer: %w", err)
 	}
@@ -427,7 +428,7 @@ func (s *Server) pageConfig() PageConfig {
 func (s *Server) Token(sub string) (string, error) { return s.issuer.Sign(sub, TokenTTL) }
 
 // Issuer is the local token issuer (for tests that need odd tokens).
-func (s *Server) Issuer() *auth.LocalIssuer { return s.issuer }
+func (s *Server) Issuer() *localissuer.Issuer { return s.issuer }
 
 // Stats are the gateways' counters since Start.
 type Stats struct {

@@ -1,4 +1,4 @@
-package auth
+package localissuer
 
 import (
 	"crypto"
@@ -23,10 +23,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// LocalIssuer signs tokens for the local dev server and the tests, and
+// Issuer signs tokens for the local dev server and the tests, and
 // publishes its public key as a JWKS, so that its tokens go through the same
 // JWKSVerifier as Cognito's do in AWS.
-type LocalIssuer struct {
+type Issuer struct {
 	issuer, audience string
 	key              crypto.Signer
 	method           jwt.SigningMethod
@@ -34,11 +34,11 @@ type LocalIssuer struct {
 	jwks             []byte
 }
 
-// NewLocalIssuer makes an issuer with the given `iss` and `aud`. key must be
+// New makes an issuer with the given `iss` and `aud`. key must be
 // an *ecdsa.PrivateKey on P-256 (signs ES256) or an *rsa.PrivateKey of at
 // least 2048 bits (RS256); nil generates a P-256 key, which is fast to make
 // and keeps tokens short enough for a query string.
-func NewLocalIssuer(issuer, audience string, key crypto.Signer) (*LocalIssuer, error) {
+func New(issuer, audience string, key crypto.Signer) (*Issuer, error) {
 	if issuer == "" || audience == "" {
 		return nil, errors.New("auth: local issuer needs an issuer and an audience")
 	}
@@ -49,7 +49,7 @@ func NewLocalIssuer(issuer, audience string, key crypto.Signer) (*LocalIssuer, e
 		}
 		key = k
 	}
-	li := &LocalIssuer{issuer: issuer, audience: audience, key: key}
+	li := &Issuer{issuer: issuer, audience: audience, key: key}
 	var alg jwkset.ALG
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
@@ -97,7 +97,7 @@ func thumbprint(m jwkset.JWKMarshal) string {
 			X   string     `json:"x"`
 			Y   string     `json:"y"`
 		}{m.CRV, m.KTY, m.X, m.Y}
-	default: // RSA, the only other type NewLocalIssuer accepts
+	default: // RSA, the only other type New accepts
 		canon = struct {
 			E   string     `json:"e"`
 			KTY jwkset.KTY `json:"kty"`
@@ -110,16 +110,16 @@ func thumbprint(m jwkset.JWKMarshal) string {
 }
 
 // KeyID is the `kid` of every token the issuer signs.
-func (li *LocalIssuer) KeyID() string { return li.kid }
+func (li *Issuer) KeyID() string { return li.kid }
 
 // Issuer is the `iss` of every token the issuer signs.
-func (li *LocalIssuer) Issuer() string { return li.issuer }
+func (li *Issuer) Issuer() string { return li.issuer }
 
 // Audience is the `aud` of every token the issuer signs.
-func (li *LocalIssuer) Audience() string { return li.audience }
+func (li *Issuer) Audience() string { return li.audience }
 
 // Sign returns a token for sub valid for ttl from now.
-func (li *LocalIssuer) Sign(sub string, ttl time.Duration) (string, error) {
+func (li *Issuer) Sign(sub string, ttl time.Duration) (string, error) {
 	if sub == "" {
 		return "", errors.New("auth: a token needs a subject")
 	}
@@ -139,7 +139,7 @@ func (li *LocalIssuer) Sign(sub string, ttl time.Duration) (string, error) {
 
 // SignClaims signs arbitrary claims with the issuer's key and `kid`, as
 // they are: tests use it to make tokens that must fail verification.
-func (li *LocalIssuer) SignClaims(claims jwt.Claims) (string, error) {
+func (li *Issuer) SignClaims(claims jwt.Claims) (string, error) {
 	t := jwt.NewWithClaims(li.method, claims)
 	t.Header[jwkset.HeaderKID] = li.kid
 	s, err := t.SignedString(li.key)
@@ -150,11 +150,11 @@ func (li *LocalIssuer) SignClaims(claims jwt.Claims) (string, error) {
 }
 
 // JWKS is the issuer's public key set, as served at its JWKS URL.
-func (li *LocalIssuer) JWKS() []byte { return append([]byte(nil), li.jwks...) }
+func (li *Issuer) JWKS() []byte { return append([]byte(nil), li.jwks...) }
 
 // JWKSHandler serves JWKS; mount it where the verifier's URL points
 // (config derives `<issuer>/.well-known/jwks.json` when JWKS_URL is unset).
-func (li *LocalIssuer) JWKSHandler() http.Handler {
+func (li *Issuer) JWKSHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

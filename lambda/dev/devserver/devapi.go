@@ -9,7 +9,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/p2/buddy/lambda/auth"
+	"github.com/p2/buddy/lambda/dev/localissuer"
 )
 
 // web holds the chat page: plain files, no build step.
@@ -27,7 +27,7 @@ var subPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 // devRoutes serves what only the local run has, beside the HTTP API: the
 // chat page, the token endpoint, the JWKS and the page's configuration.
 type devRoutes struct {
-	issuer *auth.LocalIssuer
+	issuer *localissuer.Issuer
 	info   func() PageConfig
 }
 

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/p2/buddy/lambda/local/fakemodel"
+	"github.com/p2/buddy/lambda/dev/fakemodel"
 )
 
 // StandInModelPrefix marks the stand-in's replies: fakemodel reports the
@@ -30,7 +30,7 @@ func (k staticKey) Key(context.Context) (string, error) {
 // Invalidate has nothing to refetch: a rejected key stays rejected.
 func (staticKey) Invalidate() {}
 
-// StandIn is the offline model: lambda/local/fakemodel behind its own
+// StandIn is the offline model: lambda/dev/fakemodel behind its own
 // loopback listener, which the production Anthropic client reaches through
 // ANTHROPIC_BASE_URL.
 type StandIn struct {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
-	"github.com/p2/buddy/lambda/local/fakemodel"
+	"github.com/p2/buddy/lambda/dev/fakemodel"
 )
 
 func start(t *testing.T, opts fakemodel.Options) (*fakemodel.Server, string) {

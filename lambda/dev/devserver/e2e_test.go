@@ -13,7 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/p2/buddy/lambda/auth"
+	"github.com/p2/buddy/lambda/dev/localissuer"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
@@ -300,11 +300,11 @@ func TestOversizeMessageClosesTheSocketLikeAPIGateway(t *testing.T) {
 func TestTokensAreVerifiedOnConnectAndOnTheHTTPAPI(t *testing.T) {
 	srv := sharedServer(t)
 	ctx := testCtx(t)
-	other, err := auth.NewLocalIssuer(srv.Issuer().Issuer(), srv.Issuer().Audience(), nil)
+	other, err := localissuer.New(srv.Issuer().Issuer(), srv.Issuer().Audience(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sign := func(li *auth.LocalIssuer, c jwt.RegisteredClaims) string {
+	sign := func(li *localissuer.Issuer, c jwt.RegisteredClaims) string {
 		s, err := li.SignClaims(c)
 		if err != nil {
 			t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
-	"github.com/p2/buddy/lambda/local/fakesecrets"
+	"github.com/p2/buddy/lambda/dev/fakesecrets"
 )
 
 // client is the real SDK client, as a function builds it, pointed at srv.

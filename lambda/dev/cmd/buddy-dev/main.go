@@ -1,5 +1,5 @@
 // Command buddy-dev is `make dev`: the whole Buddy backend on this machine
-// (lambda/devserver), until Ctrl-C. It is not a Lambda function.
+// (lambda/dev/devserver), until Ctrl-C. It is not a Lambda function.
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/p2/buddy/lambda/devserver"
+	"github.com/p2/buddy/lambda/dev/devserver"
 )
 
 func main() {

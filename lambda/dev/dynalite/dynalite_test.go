@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/local/dynalite"
+	"github.com/p2/buddy/lambda/dev/dynalite"
 	"github.com/p2/buddy/lambda/schema"
 )
 

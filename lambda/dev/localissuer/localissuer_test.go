@@ -1,4 +1,4 @@
-package auth_test
+package localissuer_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -16,13 +17,38 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/p2/buddy/lambda/auth"
+	"github.com/p2/buddy/lambda/dev/localissuer"
 )
+
+const (
+	testIssuer   = "https://issuer.test/pool"
+	testAudience = "buddy-client"
+)
+
+func newIssuer(t *testing.T, key crypto.Signer) *localissuer.Issuer {
+	t.Helper()
+	li, err := localissuer.New(testIssuer, testAudience, key)
+	if err != nil {
+		t.Fatalf("localissuer.New: %v", err)
+	}
+	return li
+}
+
+// rsaKey is generated once: a 2048-bit key takes a noticeable moment.
+var rsaKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
 
 // TestLocalIssuerTokensPassTheRealVerifier is the reason the local issuer
 // exists: the dev server verifies its tokens on the normal path.
@@ -35,7 +61,7 @@ func TestLocalIssuerTokensPassTheRealVerifier(t *testing.T) {
 		{"RSA key signs RS256", rsaKey()},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			li, err := auth.NewLocalIssuer(testIssuer, testAudience, tt.key)
+			li, err := localissuer.New(testIssuer, testAudience, tt.key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +130,7 @@ func TestNewLocalIssuerRejectsUnusableKeys(t *testing.T) {
 		{"no audience", testIssuer, "", nil, "audience"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := auth.NewLocalIssuer(tt.issuer, tt.audience, tt.key)
+			_, err := localissuer.New(tt.issuer, tt.audience, tt.key)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want one mentioning %q", err, tt.want)
 			}
@@ -157,7 +183,7 @@ func TestLoadOrCreateKey(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "nested", "dev-key.pem")
 
-	first, err := auth.LoadOrCreateKey(path)
+	first, err := localissuer.LoadOrCreateKey(path)
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
@@ -168,7 +194,7 @@ func TestLoadOrCreateKey(t *testing.T) {
 	if perm := info.Mode().Perm(); perm != 0o600 {
 		t.Errorf("key file mode %o, want 600", perm)
 	}
-	again, err := auth.LoadOrCreateKey(path)
+	again, err := localissuer.LoadOrCreateKey(path)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -181,7 +207,7 @@ func TestLoadOrCreateKey(t *testing.T) {
 
 	// A restarted dev server keeps its kid, so tokens it issued before the
 	// restart still verify after it.
-	before, err := auth.NewLocalIssuer(testIssuer, testAudience, first)
+	before, err := localissuer.New(testIssuer, testAudience, first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +215,7 @@ func TestLoadOrCreateKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := auth.NewLocalIssuer(testIssuer, testAudience, again)
+	after, err := localissuer.New(testIssuer, testAudience, again)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +247,7 @@ func TestLoadOrCreateKeyRefusesUnreadableFiles(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := auth.LoadOrCreateKey(path)
+			_, err := localissuer.LoadOrCreateKey(path)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want one mentioning %q", err, tt.want)
 			}
