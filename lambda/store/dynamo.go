@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -97,6 +97,25 @@ func conditionFailed(err error) bool {
 
 func wrap(op string, err error) error { return fmt.Errorf("store: %s: %w", op, err) }
 
+// exists is the condition of an update or delete that must find its item.
+func exists(keyAttr string) expression.ConditionBuilder {
+	return expression.AttributeExists(expression.Name(keyAttr))
+}
+
+// setOrRemove sets attr to v, or removes it when v is empty: empty strings
+// are not stored.
+func setOrRemove(update expression.UpdateBuilder, attr, v string) expression.UpdateBuilder {
+	if v == "" {
+		return update.Remove(expression.Name(attr))
+	}
+	return update.Set(expression.Name(attr), expression.Value(v))
+}
+
+// keyEquals is the key condition of a query for one partition.
+func keyEquals(attr, v string) expression.KeyConditionBuilder {
+	return expression.Key(attr).Equal(expression.Value(v))
+}
+
 func (d *Dynamo) PutConnection(ctx context.Context, c Connection) error {
 	if err := checkConnection(c); err != nil {
 		return err
@@ -154,11 +173,16 @@ func (d *Dynamo) CreateConversation(ctx context.Context, c Conversation) error {
 
 // putNew writes an item that must not exist yet (ErrExists otherwise).
 func (d *Dynamo) putNew(ctx context.Context, table string, it item, keyAttr, what string) error {
-	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                &table,
-		Item:                     it,
-		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
-		ExpressionAttributeNames: map[string]string{"#k": keyAttr},
+	expr, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name(keyAttr))).Build()
+	if err != nil {
+		return wrap(what, err)
+	}
+	_, err = d.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 &table,
+		Item:                      it,
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 	})
 	if conditionFailed(err) {
 		return ErrExists
@@ -167,6 +191,23 @@ func (d *Dynamo) putNew(ctx context.Context, table string, it item, keyAttr, wha
 		return wrap(what, err)
 	}
 	return nil
+}
+
+// deleteExisting deletes an item that must exist; a
+// ConditionalCheckFailedException (see conditionFailed) when it does not.
+func (d *Dynamo) deleteExisting(ctx context.Context, table string, key item, keyAttr string) error {
+	expr, err := expression.NewBuilder().WithCondition(exists(keyAttr)).Build()
+	if err != nil {
+		return err
+	}
+	_, err = d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 &table,
+		Key:                       key,
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	return err
 }
 
 // getOne reads one item consistently; ErrNotFound when it is absent.
@@ -197,12 +238,16 @@ func (d *Dynamo) GetConversation(ctx context.Context, userID, conversationID str
 }
 
 func (d *Dynamo) ListConversations(ctx context.Context, userID string, limit int, cur string) (Page[Conversation], error) {
+	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(schema.AttrUserID, userID)).Build()
+	if err != nil {
+		return Page[Conversation]{}, wrap("list conversations", err)
+	}
 	in := &dynamodb.QueryInput{
 		TableName:                 &d.tables.Conversations,
 		IndexName:                 aws.String(schema.IndexConversationsByUpdated),
-		KeyConditionExpression:    aws.String("#u = :u"),
-		ExpressionAttributeNames:  map[string]string{"#u": schema.AttrUserID},
-		ExpressionAttributeValues: item{":u": attrS(userID)},
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 		ScanIndexForward:          aws.Bool(false),
 	}
 	if cur != "" {
@@ -260,20 +305,19 @@ func (d *Dynamo) RenameConversation(ctx context.Context, userID, conversationID,
 	if err := checkRename(title, at); err != nil {
 		return Conversation{}, err
 	}
-	names := map[string]string{"#k": schema.AttrConversationID, "#at": schema.AttrUpdatedAt, "#title": attrTitle}
-	values := item{":at": attrS(formatTime(at))}
-	update := "SET #at = :at REMOVE #title"
-	if title != "" {
-		update = "SET #at = :at, #title = :title"
-		values[":title"] = attrS(title)
+	update := expression.Set(expression.Name(schema.AttrUpdatedAt), expression.Value(fixedTime(at)))
+	update = setOrRemove(update, attrTitle, title)
+	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(schema.AttrConversationID)).Build()
+	if err != nil {
+		return Conversation{}, wrap("rename conversation", err)
 	}
 	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &d.tables.Conversations,
 		Key:                       conversationKey(userID, conversationID),
-		UpdateExpression:          aws.String(update),
-		ConditionExpression:       aws.String("attribute_exists(#k)"),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: values,
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 		ReturnValues:              types.ReturnValueAllNew,
 	})
 	if conditionFailed(err) {
@@ -295,21 +339,21 @@ func (d *Dynamo) TouchConversation(ctx context.Context, userID, conversationID, 
 	if err := r.err(); err != nil {
 		return err
 	}
-	names := map[string]string{"#k": schema.AttrConversationID, "#at": schema.AttrUpdatedAt}
-	values := item{":at": attrS(formatTime(at))}
-	update := "SET #at = :at"
+	update := expression.Set(expression.Name(schema.AttrUpdatedAt), expression.Value(fixedTime(at)))
 	if promptID != "" {
-		update += ", #p = :p"
-		names["#p"] = schema.AttrPromptID
-		values[":p"] = attrS(promptID)
+		update = update.Set(expression.Name(schema.AttrPromptID), expression.Value(promptID))
 	}
-	_, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(schema.AttrConversationID)).Build()
+	if err != nil {
+		return wrap("touch conversation", err)
+	}
+	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &d.tables.Conversations,
 		Key:                       conversationKey(userID, conversationID),
-		UpdateExpression:          aws.String(update),
-		ConditionExpression:       aws.String("attribute_exists(#k)"),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: values,
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 	})
 	if conditionFailed(err) {
 		return ErrNotFound
@@ -328,12 +372,7 @@ func (d *Dynamo) DeleteConversation(ctx context.Context, userID, conversationID 
 	if !findable(userID, conversationID) {
 		return ErrNotFound
 	}
-	_, err := d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:                &d.tables.Conversations,
-		Key:                      conversationKey(userID, conversationID),
-		ConditionExpression:      aws.String("attribute_exists(#k)"),
-		ExpressionAttributeNames: map[string]string{"#k": schema.AttrConversationID},
-	})
+	err := d.deleteExisting(ctx, d.tables.Conversations, conversationKey(userID, conversationID), schema.AttrConversationID)
 	gone := conditionFailed(err)
 	if err != nil && !gone {
 		return wrap("delete conversation", err)
@@ -350,21 +389,27 @@ func (d *Dynamo) DeleteConversation(ctx context.Context, userID, conversationID 
 // deleteMessages removes the user's messages of a conversation, one query
 // page at a time so memory stays flat for long conversations.
 func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID string) error {
+	expr, err := expression.NewBuilder().
+		WithKeyCondition(keyEquals(schema.AttrConversationID, conversationID)).
+		WithProjection(expression.NamesList(expression.Name(schema.AttrConversationID), expression.Name(schema.AttrMessageID), expression.Name(schema.AttrUserID))).
+		Build()
+	if err != nil {
+		return wrap("list messages to delete", err)
+	}
 	in := &dynamodb.QueryInput{
 		TableName:                 &d.tables.Messages,
-		KeyConditionExpression:    aws.String("#c = :c"),
-		ProjectionExpression:      aws.String("#c, #m, #u"),
-		ExpressionAttributeNames:  map[string]string{"#c": schema.AttrConversationID, "#m": schema.AttrMessageID, "#u": schema.AttrUserID},
-		ExpressionAttributeValues: item{":c": attrS(conversationID)},
+		KeyConditionExpression:    expr.KeyCondition(),
+		ProjectionExpression:      expr.Projection(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 		ConsistentRead:            aws.Bool(true),
 	}
 	return d.queryPages(ctx, in, "list messages to delete", func(items []item) error {
 		var keys []item
 		for _, it := range items {
-			r := reader{it: it}
 			// Ids are made by the server and never reused, but a message
 			// of another user is never this caller's to delete.
-			if r.str(schema.AttrUserID) != wire(userID) {
+			if owner, _ := it[schema.AttrUserID].(*types.AttributeValueMemberS); owner == nil || owner.Value != wire(userID) {
 				continue
 			}
 			keys = append(keys, item{schema.AttrConversationID: it[schema.AttrConversationID], schema.AttrMessageID: it[schema.AttrMessageID]})
@@ -456,11 +501,15 @@ func (d *Dynamo) ListMessages(ctx context.Context, conversationID string) ([]Mes
 	if !findable(conversationID) {
 		return nil, nil
 	}
+	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(schema.AttrConversationID, conversationID)).Build()
+	if err != nil {
+		return nil, wrap("list messages", err)
+	}
 	in := &dynamodb.QueryInput{
 		TableName:                 &d.tables.Messages,
-		KeyConditionExpression:    aws.String("#c = :c"),
-		ExpressionAttributeNames:  map[string]string{"#c": schema.AttrConversationID},
-		ExpressionAttributeValues: item{":c": attrS(conversationID)},
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 		// The reply's history must include the user message stored just
 		// before it.
 		ConsistentRead: aws.Bool(true),
@@ -496,11 +545,15 @@ func (d *Dynamo) ListPrompts(ctx context.Context, userID string) ([]Prompt, erro
 	if !findable(userID) {
 		return nil, nil
 	}
+	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(schema.AttrUserID, userID)).Build()
+	if err != nil {
+		return nil, wrap("list prompts", err)
+	}
 	in := &dynamodb.QueryInput{
 		TableName:                 &d.tables.Prompts,
-		KeyConditionExpression:    aws.String("#u = :u"),
-		ExpressionAttributeNames:  map[string]string{"#u": schema.AttrUserID},
-		ExpressionAttributeValues: item{":u": attrS(userID)},
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 		ConsistentRead:            aws.Bool(true),
 	}
 	return queryAll(ctx, d, in, "list prompts", decodePrompt)
@@ -513,29 +566,20 @@ func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {
 	if err := checkPromptUpdate(p); err != nil {
 		return Prompt{}, err
 	}
-	names := map[string]string{"#k": schema.AttrPromptID, "#at": schema.AttrUpdatedAt}
-	values := item{":at": attrS(formatTime(p.UpdatedAt))}
-	set, remove := []string{"#at = :at"}, []string(nil)
-	for _, f := range []struct{ attr, placeholder, v string }{{attrName, "name", p.Name}, {attrText, "text", p.Text}} {
-		names["#"+f.placeholder] = f.attr
-		if f.v == "" {
-			remove = append(remove, "#"+f.placeholder)
-			continue
-		}
-		set = append(set, "#"+f.placeholder+" = :"+f.placeholder)
-		values[":"+f.placeholder] = attrS(f.v)
-	}
-	update := "SET " + strings.Join(set, ", ")
-	if len(remove) > 0 {
-		update += " REMOVE " + strings.Join(remove, ", ")
+	update := expression.Set(expression.Name(schema.AttrUpdatedAt), expression.Value(fixedTime(p.UpdatedAt)))
+	update = setOrRemove(update, attrName, p.Name)
+	update = setOrRemove(update, attrText, p.Text)
+	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(schema.AttrPromptID)).Build()
+	if err != nil {
+		return Prompt{}, wrap("update prompt", err)
 	}
 	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &d.tables.Prompts,
 		Key:                       promptKey(p.UserID, p.PromptID),
-		UpdateExpression:          aws.String(update),
-		ConditionExpression:       aws.String("attribute_exists(#k)"),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: values,
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 		ReturnValues:              types.ReturnValueAllNew,
 	})
 	if conditionFailed(err) {
@@ -551,12 +595,7 @@ func (d *Dynamo) DeletePrompt(ctx context.Context, userID, promptID string) erro
 	if !findable(userID, promptID) {
 		return ErrNotFound
 	}
-	_, err := d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:                &d.tables.Prompts,
-		Key:                      promptKey(userID, promptID),
-		ConditionExpression:      aws.String("attribute_exists(#k)"),
-		ExpressionAttributeNames: map[string]string{"#k": schema.AttrPromptID},
-	})
+	err := d.deleteExisting(ctx, d.tables.Prompts, promptKey(userID, promptID), schema.AttrPromptID)
 	if conditionFailed(err) {
 		return ErrNotFound
 	}
@@ -581,13 +620,18 @@ func (d *Dynamo) ReserveQuota(ctx context.Context, userID, day string, limit int
 	if limit <= 0 {
 		return nil
 	}
-	_, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	below := expression.AttributeNotExists(expression.Name(attrTokens)).Or(expression.Name(attrTokens).LessThan(expression.Value(limit)))
+	expr, err := expression.NewBuilder().WithUpdate(expression.Add(expression.Name(attrRequests), expression.Value(1))).WithCondition(below).Build()
+	if err != nil {
+		return wrap("reserve quota", err)
+	}
+	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &d.tables.Usage,
 		Key:                       usageKey(userID, quotaKey(day)),
-		UpdateExpression:          aws.String("ADD #r :one"),
-		ConditionExpression:       aws.String("attribute_not_exists(#t) OR #t < :limit"),
-		ExpressionAttributeNames:  map[string]string{"#r": attrRequests, "#t": attrTokens},
-		ExpressionAttributeValues: item{":one": attrN(1), ":limit": attrN(limit)},
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 	})
 	if conditionFailed(err) {
 		return ErrQuotaExceeded
@@ -605,27 +649,34 @@ func (d *Dynamo) AddUsage(ctx context.Context, userID, day, model string, u Usag
 	if err := checkAddUsage(userID, day, model, u); err != nil {
 		return err
 	}
-	_, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        &d.tables.Usage,
-		Key:              usageKey(userID, usageRowKey(day, model)),
-		UpdateExpression: aws.String("ADD #i :i, #o :o, #cr :cr, #cc :cc"),
-		ExpressionAttributeNames: map[string]string{
-			"#i": attrInputTokens, "#o": attrOutputTokens, "#cr": attrCacheRead, "#cc": attrCacheCreation,
-		},
-		ExpressionAttributeValues: item{
-			":i": attrN(u.InputTokens), ":o": attrN(u.OutputTokens),
-			":cr": attrN(u.CacheReadInputTokens), ":cc": attrN(u.CacheCreationInputTokens),
-		},
-	})
+	add := expression.Add(expression.Name(attrInputTokens), expression.Value(u.InputTokens)).
+		Add(expression.Name(attrOutputTokens), expression.Value(u.OutputTokens)).
+		Add(expression.Name(attrCacheRead), expression.Value(u.CacheReadInputTokens)).
+		Add(expression.Name(attrCacheCreation), expression.Value(u.CacheCreationInputTokens))
+	row, err := expression.NewBuilder().WithUpdate(add).Build()
 	if err != nil {
 		return wrap("add usage", err)
 	}
 	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &d.tables.Usage,
+		Key:                       usageKey(userID, usageRowKey(day, model)),
+		UpdateExpression:          row.Update(),
+		ExpressionAttributeNames:  row.Names(),
+		ExpressionAttributeValues: row.Values(),
+	})
+	if err != nil {
+		return wrap("add usage", err)
+	}
+	counter, err := expression.NewBuilder().WithUpdate(expression.Add(expression.Name(attrTokens), expression.Value(u.Total()))).Build()
+	if err != nil {
+		return wrap("add usage to the quota counter", err)
+	}
+	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &d.tables.Usage,
 		Key:                       usageKey(userID, quotaKey(day)),
-		UpdateExpression:          aws.String("ADD #t :total"),
-		ExpressionAttributeNames:  map[string]string{"#t": attrTokens},
-		ExpressionAttributeValues: item{":total": attrN(u.Total())},
+		UpdateExpression:          counter.Update(),
+		ExpressionAttributeNames:  counter.Names(),
+		ExpressionAttributeValues: counter.Values(),
 	})
 	if err != nil {
 		return wrap("add usage to the quota counter", err)
@@ -640,28 +691,32 @@ func (d *Dynamo) ListUsage(ctx context.Context, userID, from, to string) ([]Usag
 	if from > to || !findable(userID) {
 		return nil, nil
 	}
+	// "<to>$" is the smallest string above every "<to>#<model>" ('$'
+	// follows '#'), so the range is exact for any model name.
+	days := keyEquals(schema.AttrUserID, userID).And(expression.Key(schema.AttrUsageKey).Between(expression.Value(from+"#"), expression.Value(to+"$")))
+	expr, err := expression.NewBuilder().WithKeyCondition(days).Build()
+	if err != nil {
+		return nil, wrap("list usage", err)
+	}
 	in := &dynamodb.QueryInput{
-		TableName:                &d.tables.Usage,
-		KeyConditionExpression:   aws.String("#u = :u AND #k BETWEEN :lo AND :hi"),
-		ExpressionAttributeNames: map[string]string{"#u": schema.AttrUserID, "#k": schema.AttrUsageKey},
-		// "<to>$" is the smallest string above every "<to>#<model>" ('$'
-		// follows '#'), so the range is exact for any model name.
-		ExpressionAttributeValues: item{":u": attrS(userID), ":lo": attrS(from + "#"), ":hi": attrS(to + "$")},
+		TableName:                 &d.tables.Usage,
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 		ConsistentRead:            aws.Bool(true),
 	}
 	var rows []UsageRow
-	err := d.queryPages(ctx, in, "list usage", func(items []item) error {
+	err = d.queryPages(ctx, in, "list usage", func(items []item) error {
 		for _, it := range items {
-			r := reader{it: it}
-			day, model, ok := splitUsageKey(r.str(schema.AttrUsageKey))
+			r, err := unmarshal[usageRowRecord](it)
+			if err != nil {
+				return err
+			}
+			day, model, ok := splitUsageKey(r.Key)
 			if !ok {
 				continue // the day's quota counter
 			}
-			row := UsageRow{Day: day, Model: model, Usage: readUsage(&r)}
-			if r.err != nil {
-				return r.err
-			}
-			rows = append(rows, row)
+			rows = append(rows, UsageRow{Day: day, Model: model, Usage: Usage(r.usageCounts)})
 		}
 		return nil
 	})

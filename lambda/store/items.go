@@ -2,31 +2,23 @@ package store
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
-	"github.com/p2/buddy/lambda/schema"
 )
 
-// Attribute names that only the store reads, next to the key attributes
-// shared with the table definitions in lambda/schema.
+// Attribute names the store's expressions use, next to the key attributes
+// shared with the table definitions in lambda/schema. Struct tags below
+// cannot refer to constants; TestItemAttributeNames ties the two together.
 const (
-	attrConnectedAt   = "connectedAt"
-	attrCreatedAt     = "createdAt"
 	attrTitle         = "title"
-	attrRole          = "role"
+	attrName          = "name"
 	attrText          = "text"
-	attrRequestID     = "requestId"
-	attrModel         = "model"
-	attrStopReason    = "stopReason"
-	attrIncomplete    = "incomplete"
 	attrInputTokens   = "inputTokens"
 	attrOutputTokens  = "outputTokens"
 	attrCacheRead     = "cacheReadInputTokens"
 	attrCacheCreation = "cacheCreationInputTokens"
-	attrName          = "name"
 	// On the daily quota counter item of the usage table.
 	attrTokens   = "tokens"
 	attrRequests = "requests"
@@ -39,210 +31,212 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z"
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
+// fixedTime is a time stored in timeLayout. attributevalue's own time
+// encoding (RFC 3339 with trailing zeros cut) does not sort as time.
+type fixedTime time.Time
+
+func (t fixedTime) MarshalDynamoDBAttributeValue() (types.AttributeValue, error) {
+	return attrS(formatTime(time.Time(t))), nil
+}
+
+func (t *fixedTime) UnmarshalDynamoDBAttributeValue(av types.AttributeValue) error {
+	s, ok := av.(*types.AttributeValueMemberS)
+	if !ok {
+		return fmt.Errorf("time is %T, want a string", av)
+	}
+	if s.Value == "" {
+		*t = fixedTime{}
+		return nil
+	}
+	v, err := time.Parse(timeLayout, s.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a time", s.Value)
+	}
+	*t = fixedTime(v)
+	return nil
+}
+
 type item = map[string]types.AttributeValue
 
 func attrS(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func attrN(v int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+
+// The records are the stored items. Empty strings, zero counters and false
+// flags are left out (omitempty): an absent attribute reads back as the
+// zero value, and items stay small. testdata/items.json pins their form.
+
+type connectionRecord struct {
+	ConnectionID string    `dynamodbav:"connectionId"`
+	UserID       string    `dynamodbav:"userId"`
+	ConnectedAt  fixedTime `dynamodbav:"connectedAt"`
+	// Epoch seconds: the only format DynamoDB TTL understands.
+	ExpiresAt int64 `dynamodbav:"expiresAt"`
 }
 
-// Empty strings, zero counters and false flags are left out: an absent
-// attribute reads back as the zero value, and items stay small.
-func putS(it item, name, v string) {
-	if v != "" {
-		it[name] = attrS(v)
-	}
+type conversationRecord struct {
+	UserID         string    `dynamodbav:"userId"`
+	ConversationID string    `dynamodbav:"conversationId"`
+	Title          string    `dynamodbav:"title,omitempty"`
+	PromptID       string    `dynamodbav:"promptId,omitempty"`
+	CreatedAt      fixedTime `dynamodbav:"createdAt"`
+	UpdatedAt      fixedTime `dynamodbav:"updatedAt"`
 }
 
-func putN(it item, name string, v int64) {
-	if v != 0 {
-		it[name] = attrN(v)
-	}
+// usageCounts is Usage with the attribute names of its counters; embedded,
+// they are attributes of the message or usage row itself.
+type usageCounts struct {
+	InputTokens              int64 `dynamodbav:"inputTokens,omitempty"`
+	OutputTokens             int64 `dynamodbav:"outputTokens,omitempty"`
+	CacheReadInputTokens     int64 `dynamodbav:"cacheReadInputTokens,omitempty"`
+	CacheCreationInputTokens int64 `dynamodbav:"cacheCreationInputTokens,omitempty"`
 }
 
-// reader decodes attributes and remembers the first problem, so decoders
-// read straight through and check once.
-type reader struct {
-	it  item
-	err error
+type messageRecord struct {
+	ConversationID string    `dynamodbav:"conversationId"`
+	MessageID      string    `dynamodbav:"messageId"`
+	UserID         string    `dynamodbav:"userId"`
+	Role           string    `dynamodbav:"role"`
+	Text           string    `dynamodbav:"text,omitempty"`
+	CreatedAt      fixedTime `dynamodbav:"createdAt"`
+	RequestID      string    `dynamodbav:"requestId,omitempty"`
+	Model          string    `dynamodbav:"model,omitempty"`
+	StopReason     string    `dynamodbav:"stopReason,omitempty"`
+	Incomplete     bool      `dynamodbav:"incomplete,omitempty"`
+	usageCounts
 }
 
-func (r *reader) fail(name, format string, a ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("store: attribute %s: %s", name, fmt.Sprintf(format, a...))
-	}
+type promptRecord struct {
+	UserID    string    `dynamodbav:"userId"`
+	PromptID  string    `dynamodbav:"promptId"`
+	Name      string    `dynamodbav:"name,omitempty"`
+	Text      string    `dynamodbav:"text,omitempty"`
+	CreatedAt fixedTime `dynamodbav:"createdAt"`
+	UpdatedAt fixedTime `dynamodbav:"updatedAt"`
 }
 
-func (r *reader) str(name string) string {
-	switch v := r.it[name].(type) {
-	case nil:
-		return ""
-	case *types.AttributeValueMemberS:
-		return v.Value
-	default:
-		r.fail(name, "is %T, want a string", v)
-		return ""
-	}
+// usageRowRecord is a usage table item as ListUsage reads it; AddUsage and
+// ReserveQuota write these items by update expressions, never whole.
+type usageRowRecord struct {
+	Key string `dynamodbav:"day"`
+	usageCounts
 }
 
-func (r *reader) num(name string) int64 {
-	switch v := r.it[name].(type) {
-	case nil:
-		return 0
-	case *types.AttributeValueMemberN:
-		n, err := strconv.ParseInt(v.Value, 10, 64)
-		if err != nil {
-			r.fail(name, "%q is not a whole number", v.Value)
-		}
-		return n
-	default:
-		r.fail(name, "is %T, want a number", v)
-		return 0
-	}
-}
-
-func (r *reader) flag(name string) bool {
-	switch v := r.it[name].(type) {
-	case nil:
-		return false
-	case *types.AttributeValueMemberBOOL:
-		return v.Value
-	default:
-		r.fail(name, "is %T, want a boolean", v)
-		return false
-	}
-}
-
-func (r *reader) time(name string) time.Time {
-	s := r.str(name)
-	if s == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(timeLayout, s)
+// marshal encodes a record. MarshalMap fails only on values it cannot
+// encode (channels, funcs) or a Marshaler's error; the records hold
+// strings, numbers, a bool and fixedTime, which never fails, so an error
+// is a bug in this file and no caller could handle it.
+func marshal(record any) item {
+	it, err := attributevalue.MarshalMap(record)
 	if err != nil {
-		r.fail(name, "%q is not a time", s)
+		panic(fmt.Sprintf("store: encoding %T: %v", record, err))
 	}
-	return t
+	return it
+}
+
+// unmarshal decodes a stored item; attributes it does not know are ignored.
+func unmarshal[R any](it item) (R, error) {
+	var r R
+	if err := attributevalue.UnmarshalMap(it, &r); err != nil {
+		return r, fmt.Errorf("store: decoding %T: %w", r, err)
+	}
+	return r, nil
 }
 
 func connectionItem(c Connection) item {
-	return item{
-		schema.AttrConnectionID: attrS(c.ConnectionID),
-		schema.AttrUserID:       attrS(c.UserID),
-		attrConnectedAt:         attrS(formatTime(c.ConnectedAt)),
-		// Epoch seconds: the only format DynamoDB TTL understands.
-		schema.AttrExpiresAt: attrN(c.ExpiresAt.Unix()),
-	}
+	return marshal(connectionRecord{
+		ConnectionID: c.ConnectionID,
+		UserID:       c.UserID,
+		ConnectedAt:  fixedTime(c.ConnectedAt),
+		ExpiresAt:    c.ExpiresAt.Unix(),
+	})
 }
 
 func decodeConnection(it item) (Connection, error) {
-	r := reader{it: it}
-	c := Connection{
-		ConnectionID: r.str(schema.AttrConnectionID),
-		UserID:       r.str(schema.AttrUserID),
-		ConnectedAt:  r.time(attrConnectedAt),
-		ExpiresAt:    time.Unix(r.num(schema.AttrExpiresAt), 0).UTC(),
-	}
-	return c, r.err
+	r, err := unmarshal[connectionRecord](it)
+	return Connection{
+		ConnectionID: r.ConnectionID,
+		UserID:       r.UserID,
+		ConnectedAt:  time.Time(r.ConnectedAt),
+		ExpiresAt:    time.Unix(r.ExpiresAt, 0).UTC(),
+	}, err
 }
 
 func conversationItem(c Conversation) item {
-	it := item{
-		schema.AttrUserID:         attrS(c.UserID),
-		schema.AttrConversationID: attrS(c.ConversationID),
-		attrCreatedAt:             attrS(formatTime(c.CreatedAt)),
-		schema.AttrUpdatedAt:      attrS(formatTime(c.UpdatedAt)),
-	}
-	putS(it, attrTitle, c.Title)
-	putS(it, schema.AttrPromptID, c.PromptID)
-	return it
+	return marshal(conversationRecord{
+		UserID:         c.UserID,
+		ConversationID: c.ConversationID,
+		Title:          c.Title,
+		PromptID:       c.PromptID,
+		CreatedAt:      fixedTime(c.CreatedAt),
+		UpdatedAt:      fixedTime(c.UpdatedAt),
+	})
 }
 
 func decodeConversation(it item) (Conversation, error) {
-	r := reader{it: it}
-	c := Conversation{
-		UserID:         r.str(schema.AttrUserID),
-		ConversationID: r.str(schema.AttrConversationID),
-		Title:          r.str(attrTitle),
-		PromptID:       r.str(schema.AttrPromptID),
-		CreatedAt:      r.time(attrCreatedAt),
-		UpdatedAt:      r.time(schema.AttrUpdatedAt),
-	}
-	return c, r.err
+	r, err := unmarshal[conversationRecord](it)
+	return Conversation{
+		UserID:         r.UserID,
+		ConversationID: r.ConversationID,
+		Title:          r.Title,
+		PromptID:       r.PromptID,
+		CreatedAt:      time.Time(r.CreatedAt),
+		UpdatedAt:      time.Time(r.UpdatedAt),
+	}, err
 }
 
 func messageItem(m Message) item {
-	it := item{
-		schema.AttrConversationID: attrS(m.ConversationID),
-		schema.AttrMessageID:      attrS(m.MessageID),
-		schema.AttrUserID:         attrS(m.UserID),
-		attrRole:                  attrS(m.Role),
-		attrCreatedAt:             attrS(formatTime(m.CreatedAt)),
-	}
-	putS(it, attrText, m.Text)
-	putS(it, attrRequestID, m.RequestID)
-	putS(it, attrModel, m.Model)
-	putS(it, attrStopReason, m.StopReason)
-	if m.Incomplete {
-		it[attrIncomplete] = &types.AttributeValueMemberBOOL{Value: true}
-	}
-	putN(it, attrInputTokens, m.Usage.InputTokens)
-	putN(it, attrOutputTokens, m.Usage.OutputTokens)
-	putN(it, attrCacheRead, m.Usage.CacheReadInputTokens)
-	putN(it, attrCacheCreation, m.Usage.CacheCreationInputTokens)
-	return it
+	return marshal(messageRecord{
+		ConversationID: m.ConversationID,
+		MessageID:      m.MessageID,
+		UserID:         m.UserID,
+		Role:           m.Role,
+		Text:           m.Text,
+		CreatedAt:      fixedTime(m.CreatedAt),
+		RequestID:      m.RequestID,
+		Model:          m.Model,
+		StopReason:     m.StopReason,
+		Incomplete:     m.Incomplete,
+		usageCounts:    usageCounts(m.Usage),
+	})
 }
 
 func decodeMessage(it item) (Message, error) {
-	r := reader{it: it}
-	m := Message{
-		ConversationID: r.str(schema.AttrConversationID),
-		MessageID:      r.str(schema.AttrMessageID),
-		UserID:         r.str(schema.AttrUserID),
-		Role:           r.str(attrRole),
-		Text:           r.str(attrText),
-		CreatedAt:      r.time(attrCreatedAt),
-		RequestID:      r.str(attrRequestID),
-		Model:          r.str(attrModel),
-		StopReason:     r.str(attrStopReason),
-		Incomplete:     r.flag(attrIncomplete),
-		Usage:          readUsage(&r),
-	}
-	return m, r.err
-}
-
-func readUsage(r *reader) Usage {
-	return Usage{
-		InputTokens:              r.num(attrInputTokens),
-		OutputTokens:             r.num(attrOutputTokens),
-		CacheReadInputTokens:     r.num(attrCacheRead),
-		CacheCreationInputTokens: r.num(attrCacheCreation),
-	}
+	r, err := unmarshal[messageRecord](it)
+	return Message{
+		ConversationID: r.ConversationID,
+		MessageID:      r.MessageID,
+		UserID:         r.UserID,
+		Role:           r.Role,
+		Text:           r.Text,
+		CreatedAt:      time.Time(r.CreatedAt),
+		RequestID:      r.RequestID,
+		Model:          r.Model,
+		StopReason:     r.StopReason,
+		Incomplete:     r.Incomplete,
+		Usage:          Usage(r.usageCounts),
+	}, err
 }
 
 func promptItem(p Prompt) item {
-	it := item{
-		schema.AttrUserID:    attrS(p.UserID),
-		schema.AttrPromptID:  attrS(p.PromptID),
-		attrCreatedAt:        attrS(formatTime(p.CreatedAt)),
-		schema.AttrUpdatedAt: attrS(formatTime(p.UpdatedAt)),
-	}
-	putS(it, attrName, p.Name)
-	putS(it, attrText, p.Text)
-	return it
+	return marshal(promptRecord{
+		UserID:    p.UserID,
+		PromptID:  p.PromptID,
+		Name:      p.Name,
+		Text:      p.Text,
+		CreatedAt: fixedTime(p.CreatedAt),
+		UpdatedAt: fixedTime(p.UpdatedAt),
+	})
 }
 
 func decodePrompt(it item) (Prompt, error) {
-	r := reader{it: it}
-	p := Prompt{
-		UserID:    r.str(schema.AttrUserID),
-		PromptID:  r.str(schema.AttrPromptID),
-		Name:      r.str(attrName),
-		Text:      r.str(attrText),
-		CreatedAt: r.time(attrCreatedAt),
-		UpdatedAt: r.time(schema.AttrUpdatedAt),
-	}
-	return p, r.err
+	r, err := unmarshal[promptRecord](it)
+	return Prompt{
+		UserID:    r.UserID,
+		PromptID:  r.PromptID,
+		Name:      r.Name,
+		Text:      r.Text,
+		CreatedAt: time.Time(r.CreatedAt),
+		UpdatedAt: time.Time(r.UpdatedAt),
+	}, err
 }
 
 // Usage table sort keys (schema.AttrUsageKey).

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2/buddy/lambda/local/dynalite"
+	"github.com/p2/buddy/lambda/dev/dynalite"
 	"github.com/p2/buddy/lambda/store"
 )
 
