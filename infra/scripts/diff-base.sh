@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Offline review diff (make diff BASE=<git-ref>): synthesizes BASE in a
-# temporary worktree and the working tree next to it, then prints what
-# changes between the two templates with the pinned CDK CLI
-# (`cdk diff --template`, which reads no AWS account).
+# temporary worktree and the working tree next to it, prints what changes
+# between the two templates with the pinned CDK CLI (`cdk diff --template`,
+# which reads no AWS account), then the review summary (review.mjs), also
+# written with the CLI's diff to cdk.out/review.md for a pull-request
+# comment. Exits 1 when a stateful resource would be replaced or destroyed
+# and ALLOW_REPLACE (environment) does not name it (DESIGN §2, §8).
 #
 #   infra/scripts/diff-base.sh <git-ref> [-c key=value ...]
 #
@@ -28,6 +31,11 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 	esac
 done
 stack=Buddy-$stage
+
+# A review.md of an earlier run must not pass for this one's (the PR
+# workflow posts whatever is there) if this run stops before the review.
+review=$root/cdk.out/review.md
+rm -f "$review"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/buddy-diff.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -59,4 +67,14 @@ echo "Synthesizing $stack of the working tree ..." >&2
 	{ echo "diff-base: $label synthesized no $stack: compare the whole template by hand" >&2; exit 1; }
 echo "Changes from $label to the working tree:" >&2
 cd "$root"
-"$cdk" diff --app "$tmp/work.out" --template "$tmp/base.out/$stack.template.json" "$stack"
+# Captured once and printed, so the same text goes into review.md: no
+# colours, and no look-up of CDK notices (the network may be out of reach).
+"$cdk" diff --no-color --no-notices --app "$tmp/work.out" --template "$tmp/base.out/$stack.template.json" "$stack" \
+	>"$tmp/cli-diff.txt" 2>&1 || { cat "$tmp/cli-diff.txt" >&2; echo "diff-base: cdk diff failed" >&2; exit 1; }
+cat "$tmp/cli-diff.txt"
+echo
+
+# Last, so its exit status (the gate) is the script's.
+node "$root/infra/scripts/review.mjs" --title "$stack: $label → working tree" \
+	--cli-diff "$tmp/cli-diff.txt" --out "$review" \
+	"$tmp/base.out/$stack.template.json" "$tmp/work.out/$stack.template.json"
