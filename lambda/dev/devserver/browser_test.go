@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // chromiumPath is where Debian's chromium package installs the browser
@@ -24,8 +26,7 @@ func chromiumPath() string {
 }
 
 // TestChatPageInAHeadlessBrowser loads the page, signs in, sends a message
-// and waits for the streamed reply, driving chromium through the DevTools
-// protocol.
+// and waits for the streamed reply, driving chromium through chromedp.
 func TestChatPageInAHeadlessBrowser(t *testing.T) {
 	bin := chromiumPath()
 	if _, err := os.Stat(bin); err != nil {
@@ -37,54 +38,54 @@ func TestChatPageInAHeadlessBrowser(t *testing.T) {
 		t.Skipf("no browser at %s: run `make chromium` (or set BUDDY_CHROMIUM)", bin)
 	}
 	srv := sharedServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx := t.Context()
+
+	// Only these flags, not chromedp's defaults: without the
+	// background-networking ones Chromium dials out, and a closed network
+	// refuses it. The profile lives in t.TempDir(), which outlives the
+	// browser because the deferred cancels stop it before cleanups run.
+	actx, cancel := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(bin),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		// Containers often have a tiny /dev/shm, which crashes tabs.
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	defer cancel()
+	page, cancel := chromedp.NewContext(actx)
 	defer cancel()
 
-	b, err := startChromium(ctx, bin, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	// Navigate returns once the load event fired (readyState "complete").
+	if err := chromedp.Do(page, chromedp.Navigate(srv.PageURL), chromedp.WaitVisible(chromedp.ID("user-name"))); err != nil {
+		t.Fatalf("waiting for the page to load: %v", err)
 	}
-	defer b.stop()
-	p, err := b.newPage(ctx, srv.PageURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.waitFor(ctx, "the page to load", `document.readyState === "complete" && document.getElementById("user-name") ? "yes" : ""`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.waitFor(ctx, "the stand-in notice", `document.getElementById("standin").hidden ? "" : "shown"`); err != nil {
-		t.Fatal(err)
+	// The page unhides the notice once it has read the dev config.
+	if err := chromedp.Do(page, chromedp.WaitVisible(chromedp.ID("standin"))); err != nil {
+		t.Fatalf("waiting for the stand-in notice: %v", err)
 	}
 
 	user := "browser-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
-	if err := p.eval(ctx, `(() => {
+	evalPage(t, page, `(() => {
 		document.getElementById("user-name").value = `+jsString(user)+`;
 		document.getElementById("user-form").requestSubmit();
-	})()`, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.waitFor(ctx, "the socket to open", `document.getElementById("status").textContent.startsWith("Connected as ") ? "yes" : ""`); err != nil {
-		t.Fatal(err)
-	}
+	})()`)
+	waitFor[bool](t, page, "the socket to open", `document.getElementById("status").textContent.startsWith("Connected as ")`)
 
-	if err := p.eval(ctx, `(() => {
+	evalPage(t, page, `(() => {
 		document.getElementById("message").value = "[[tokens=80]] [[rate=400]] Hello from the browser";
 		document.getElementById("send").click();
-	})()`, nil); err != nil {
-		t.Fatal(err)
-	}
-	out, err := p.waitFor(ctx, "the streamed reply", `(() => {
-		const m = document.querySelector("#messages li.assistant[data-state=done]");
-		if (!m) return "";
-		return JSON.stringify({text: m.querySelector(".text").textContent, model: m.dataset.model || "", meta: m.querySelector(".meta").textContent});
 	})()`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var shown struct{ Text, Model, Meta string }
-	if err := json.Unmarshal([]byte(out), &shown); err != nil {
-		t.Fatal(err)
-	}
+	shown := waitFor[struct{ Text, Model, Meta string }](t, page, "the streamed reply", `(() => {
+		const m = document.querySelector("#messages li.assistant[data-state=done]");
+		return m && {text: m.querySelector(".text").textContent, model: m.dataset.model || "", meta: m.querySelector(".meta").textContent};
+	})()`)
 	if !strings.HasPrefix(shown.Model, StandInModelPrefix) || shown.Text == "" || !strings.Contains(shown.Meta, "tokens in") {
 		t.Errorf("the page shows %+v", shown)
 	}
@@ -107,30 +108,40 @@ func TestChatPageInAHeadlessBrowser(t *testing.T) {
 	}
 
 	// The page lists the conversation and reopens it from history.
-	if _, err := p.waitFor(ctx, "the conversation list", `document.querySelectorAll("#conversations button").length === 1 ? "yes" : ""`); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.eval(ctx, `(() => {
+	waitFor[bool](t, page, "the conversation list", `document.querySelectorAll("#conversations button").length === 1`)
+	evalPage(t, page, `(() => {
 		document.getElementById("new-chat").click();
 		document.querySelector("#conversations button").click();
-	})()`, nil); err != nil {
-		t.Fatal(err)
-	}
-	reopened, err := p.waitFor(ctx, "the reopened conversation", `(() => {
+	})()`)
+	reopened := waitFor[string](t, page, "the reopened conversation", `(() => {
 		const ms = document.querySelectorAll("#messages li.msg");
 		return ms.length === 2 ? ms[1].querySelector(".text").textContent : "";
 	})()`)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if reopened != shown.Text {
 		t.Errorf("the reopened conversation shows %q, want %q", reopened, shown.Text)
 	}
-	usage, err := p.waitFor(ctx, "the usage line", `(() => { const u = document.getElementById("usage").textContent; return /\d+ tokens in/.test(u) && !u.startsWith("0 ") ? u : ""; })()`)
-	if err != nil {
+	usage := waitFor[string](t, page, "the usage line", `(() => { const u = document.getElementById("usage").textContent; return /\d+ tokens in/.test(u) && !u.startsWith("0 ") ? u : ""; })()`)
+	t.Logf("usage shown: %s", usage)
+}
+
+// evalPage evaluates a script in the page for its effect.
+func evalPage(t *testing.T, page context.Context, script string) {
+	t.Helper()
+	if err := chromedp.Do(page, chromedp.Evaluate[chromedp.Void](script)); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("usage shown: %s", usage)
+}
+
+// waitFor polls expression in the page until it is truthy and returns that
+// value. The poll's own 30s default is off: a loaded machine may need longer,
+// and go test's -timeout is the bound.
+func waitFor[T any](t *testing.T, page context.Context, what, expression string) T {
+	t.Helper()
+	v, err := chromedp.Run(page, chromedp.Poll[T](expression, chromedp.WithPollingTimeout(0)))
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+	return v
 }
 
 func jsString(s string) string {
