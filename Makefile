@@ -7,14 +7,16 @@ export GOFLAGS := -buildvcs=false
 
 NODE_STAMP := infra/node_modules/.buddy-installed
 
-# Debian packages some targets need (chromium, python3-boto3).
+# Debian packages some targets need (chromium, Java for DynamoDB Local,
+# python3-boto3).
 APT_SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# APT_INSTALL pkg: installs a Debian package, refreshing the index only when
-# the first try fails (a fresh CI image may have none).
-APT_INSTALL = export DEBIAN_FRONTEND=noninteractive; $(APT_SUDO) apt-get install -y -qq $(1) || { $(APT_SUDO) apt-get update -qq && $(APT_SUDO) apt-get install -y -qq $(1); }
+# APT_INSTALL pkg: installs a Debian package without its recommendations
+# (chromium's would pull in a desktop), refreshing the index only when the
+# first try fails (a fresh CI image may have none).
+APT_INSTALL = export DEBIAN_FRONTEND=noninteractive; $(APT_SUDO) apt-get install -y -qq --no-install-recommends $(1) || { $(APT_SUDO) apt-get update -qq && $(APT_SUDO) apt-get install -y -qq --no-install-recommends $(1); }
 
-.PHONY: tools test vet
-tools: $(NODE_STAMP)
+.PHONY: tools test vet java chromium
+tools: $(NODE_STAMP) java
 	go mod download
 
 # npm ci only when the lock file changed; the stamp records the last install.
@@ -22,18 +24,48 @@ $(NODE_STAMP): infra/package.json infra/package-lock.json
 	npm ci --prefix infra --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Java runs DynamoDB Local (AWS's jar, from the npm package in infra/);
+# installed only when absent.
+java:
+	@command -v java >/dev/null || { $(call APT_INSTALL,openjdk-17-jre-headless); }
+
+# Debian's chromium for the headless browser test of the chat page
+# (lambda/dev/devserver); installed only when absent.
+chromium:
+	@test -x /usr/bin/chromium || { $(call APT_INSTALL,chromium); }
+
+# The CDK app's packages are tested and vetted without the race detector:
+# instrumenting the CDK costs minutes of compiling and finds nothing (the
+# CDK itself runs in jsii's Node process). Everything else runs with -race,
+# and vet uses the same flags so that both share one compile of each
+# package.
+CDK_PKGS := ./infra ./infra/buddy
+RACE_PKGS = $$(go list ./... | grep -vx -e 'github.com/p2/buddy/infra' -e 'github.com/p2/buddy/infra/buddy')
+
 # gofmt over the module's own files, never a directory walk: infra/node_modules
 # holds the CDK CLI's Go templates (go.mod's ignore keeps go list out of it).
 GO_FILES_FMT := {{$$d := .Dir}}{{range .GoFiles}}{{$$d}}/{{.}} {{end}}{{range .TestGoFiles}}{{$$d}}/{{.}} {{end}}{{range .XTestGoFiles}}{{$$d}}/{{.}} {{end}}{{range .IgnoredGoFiles}}{{$$d}}/{{.}} {{end}}
 vet:
 	@files=$$(go list -f '$(GO_FILES_FMT)' ./...); out=$$(gofmt -l $$files); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
-	go vet ./...
+	go vet -race $(RACE_PKGS)
+	go vet $(CDK_PKGS)
 
-# chromium: the headless browser test of the chat page needs it.
-test: tools chromium vet
-	go test -count=1 ./...
+# The one bound on the tests: generous, so that a cold build cache on a busy
+# 2-core machine (minutes of compiling before the first test runs) never
+# trips it. No test has a deadline of its own.
+GO_TEST_TIMEOUT ?= 60m
+GO_TEST = go test -count=1 -timeout $(GO_TEST_TIMEOUT)
+# phase NAME, COMMAND: runs COMMAND and prints one line with its duration,
+# so a slow phase shows.
+phase = s=$$(date +%s); if $(2); then echo "make test: $(1) took $$(( $$(date +%s) - s )) s"; else echo "make test: $(1) FAILED after $$(( $$(date +%s) - s )) s"; exit 1; fi
 
-# Benchmarks (issue 5; docs/bench.md). `make bench` installs its peers: the
+test:
+	@$(call phase,tools,$(MAKE) --no-print-directory tools chromium)
+	@$(call phase,vet,$(MAKE) --no-print-directory vet actionlint)
+	@$(call phase,tests with -race,$(GO_TEST) -race $(RACE_PKGS))
+	@$(call phase,tests of the CDK app,$(GO_TEST) $(CDK_PKGS))
+
+# Benchmarks (docs/bench.md). `make bench` installs its peers: the
 # Node 22 peer pinned in bench/peers/node (npm ci) and Debian's boto3 for the
 # Python peer, only when that python cannot import it. BENCH_FLAGS passes
 # flags to the driver, e.g. BENCH_FLAGS="-runs 10 -synth=false".
@@ -52,15 +84,16 @@ $(BENCH_NODE_STAMP): bench/peers/node/package.json bench/peers/node/package-lock
 	npm ci --prefix bench/peers/node --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Local run (issue 4; docs/dev.md). `make dev` serves the whole backend on
-# 127.0.0.1: dynalite (installed by `tools`) with its data in DEV_STATE, the
+# Local run (docs/dev.md). `make dev` serves the whole backend on 127.0.0.1:
+# DynamoDB Local (installed by `tools`: AWS's jar from npm, Java from
+# Debian) with its data in DEV_STATE, the
 # six handlers behind local API Gateway stand-ins, the chat page. Without
 # ANTHROPIC_API_KEY replies come from an offline stand-in. DEV_FLAGS passes
 # flags, e.g. DEV_FLAGS="-http-addr 127.0.0.1:9000".
 DEV_STATE ?= .dev-state
 DEV_FLAGS ?=
 
-.PHONY: dev dev-reset chromium
+.PHONY: dev dev-reset
 dev: tools
 	go build -o .cache/buddy-dev ./lambda/dev/cmd/buddy-dev
 	exec .cache/buddy-dev -state $(DEV_STATE) $(DEV_FLAGS)
@@ -69,11 +102,6 @@ dev: tools
 dev-reset:
 	test -n "$(DEV_STATE)" && test "$(DEV_STATE)" != "/"
 	rm -rf -- "$(DEV_STATE)"
-
-# Debian's chromium for the headless browser test of the chat page
-# (lambda/dev/devserver); installed only when absent.
-chromium:
-	@test -x /usr/bin/chromium || { $(call APT_INSTALL,chromium); }
 
 # ---- Infrastructure: the CDK app (infra/, cdk.json; docs/deploy.md) ----
 # STAGE picks the stack (Buddy-<STAGE>); CDK_ARGS adds context, e.g.

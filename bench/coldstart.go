@@ -27,12 +27,9 @@ const (
 	RuntimePython = "python"
 )
 
-// Bounds of one cold start run: generous against a loaded machine, small
-// enough that a hung handler cannot stall `make bench`.
-const (
-	readyTimeout  = 30 * time.Second
-	answerTimeout = 15 * time.Second
-)
+// invocationDeadline is the Lambda deadline the first invocation carries
+// (the function's own context), as a deployed function's timeout would.
+const invocationDeadline = 15 * time.Second
 
 // Contender is one process whose init the benchmark times.
 type Contender struct {
@@ -63,7 +60,7 @@ func RunCold(ctx context.Context, c Contender) (Sample, error) {
 		return Sample{}, err
 	}
 	defer api.Close()
-	id, err := api.Enqueue(runtimeapi.Invocation{Payload: c.Event, Timeout: answerTimeout})
+	id, err := api.Enqueue(runtimeapi.Invocation{Payload: c.Event, Timeout: invocationDeadline})
 	if err != nil {
 		return Sample{}, err
 	}
@@ -75,22 +72,19 @@ func RunCold(ctx context.Context, c Contender) (Sample, error) {
 	defer p.kill()
 	out, done := p.out, p.done
 
-	timer := time.NewTimer(readyTimeout)
-	defer timer.Stop()
+	// No deadline of its own: a busy machine is slow, not broken; the
+	// caller's context bounds the run.
 	select {
 	case <-api.Ready():
 	case b := <-api.InitErrors():
 		return Sample{}, fmt.Errorf("%s: init error: %s\n%s", c.Name, b, out)
 	case <-done:
 		return Sample{}, fmt.Errorf("%s: exited before asking for work (%v)\n%s", c.Name, p.waitErr, out)
-	case <-timer.C:
-		return Sample{}, fmt.Errorf("%s: not ready after %s\n%s", c.Name, readyTimeout, out)
 	case <-ctx.Done():
 		return Sample{}, ctx.Err()
 	}
 	s := Sample{Ready: api.ReadyAt().Sub(p.started)}
 
-	timer.Reset(answerTimeout)
 	select {
 	case r := <-api.Results():
 		if r.ID != id {
@@ -99,8 +93,6 @@ func RunCold(ctx context.Context, c Contender) (Sample, error) {
 		s.Answer, s.Error = r.Body, r.Err
 	case <-done:
 		return s, fmt.Errorf("%s: exited during its first invocation (%v)\n%s", c.Name, p.waitErr, out)
-	case <-timer.C:
-		return s, fmt.Errorf("%s: no answer to its first invocation after %s\n%s", c.Name, answerTimeout, out)
 	case <-ctx.Done():
 		return s, ctx.Err()
 	}

@@ -40,10 +40,10 @@ type Breakdown struct {
 	// Model call → first delta posted (the summary's ttftMs).
 	ModelToFirstPostP50 float64 `json:"model_call_to_first_post_p50"`
 	ModelToFirstPostP99 float64 `json:"model_call_to_first_post_p99"`
-	// One call of each kind on the dev server's dynalite, for scale.
-	StoreGetItemP50 float64 `json:"dynalite_get_item_p50"`
-	StorePutItemP50 float64 `json:"dynalite_put_item_p50"`
-	StoreQueryP50   float64 `json:"dynalite_query_p50"`
+	// One call of each kind on the dev server's DynamoDB Local, for scale.
+	StoreGetItemP50 float64 `json:"dynamodb_local_get_item_p50"`
+	StorePutItemP50 float64 `json:"dynamodb_local_put_item_p50"`
+	StoreQueryP50   float64 `json:"dynamodb_local_query_p50"`
 }
 
 // Concurrent is the many-sockets run.
@@ -223,7 +223,7 @@ func (r *Results) Table(w io.Writer) {
 		if b := r.TTFTBreakdownMS; b != nil {
 			row("  of which before the model call, p50 / p99", fmt.Sprintf("%.2f / %.2f", b.BeforeModelP50, b.BeforeModelP99), "", "")
 			row("  of which model call → first post, p50 / p99", fmt.Sprintf("%.2f / %.2f", b.ModelToFirstPostP50, b.ModelToFirstPostP99), "", "")
-			row("  dynalite GetItem / PutItem / Query, p50", fmt.Sprintf("%.2f / %.2f / %.2f", b.StoreGetItemP50, b.StorePutItemP50, b.StoreQueryP50), "", "")
+			row("  DynamoDB Local GetItem / PutItem / Query, p50", fmt.Sprintf("%.2f / %.2f / %.2f", b.StoreGetItemP50, b.StorePutItemP50, b.StoreQueryP50), "", "")
 		}
 	} else {
 		row("ttft overhead ms", na, "", "")

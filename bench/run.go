@@ -9,7 +9,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/p2/buddy/bench/awsstub"
+	"github.com/p2/buddy/infra/bundle"
 	"github.com/p2/buddy/lambda/schema"
 )
 
@@ -28,13 +28,9 @@ import (
 // instead of printing a number.
 var ErrSkip = errors.New("skipped")
 
-// DeployArch is the architecture the stack deploys (DESIGN §1); zips are
-// weighed for it.
-const DeployArch = "arm64"
-
 // Options size a run. The zero value of a count means "skip that part".
 type Options struct {
-	Root   string // module root; found with `go env GOMOD` when empty
+	Root   string // module root; found from the working directory when empty
 	OutDir string // build output; <root>/bench/out when empty
 
 	// Cold start.
@@ -60,11 +56,13 @@ type Options struct {
 
 func (o *Options) defaults(ctx context.Context) error {
 	if o.Root == "" {
-		r, err := ModuleRoot(ctx)
+		wd, err := os.Getwd()
 		if err != nil {
 			return err
 		}
-		o.Root = r
+		if o.Root, err = bundle.FindModuleRoot(wd); err != nil {
+			return err
+		}
 	}
 	if o.OutDir == "" {
 		o.OutDir = filepath.Join(o.Root, "bench", "out")
@@ -94,7 +92,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	logf := func(format string, a ...any) { fmt.Fprintf(o.Progress, format+"\n", a...) }
 
 	logf("building the %d functions (GOOS=linux GOARCH=%s, deployment flags)", len(o.Functions), runtime.GOARCH)
-	bins, err := BuildFunctions(ctx, o.Root, o.OutDir, runtime.GOARCH, o.Functions)
+	bins, err := bootstraps(bundle.HostBundler(o.Root), o.Functions)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +108,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		}
 	}
 	if o.Zips {
-		if err := zips(ctx, &o, r); err != nil {
+		if err := zips(&o, r); err != nil {
 			return nil, err
 		}
 	}
@@ -143,59 +141,35 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	return r, nil
 }
 
-func zips(ctx context.Context, o *Options, r *Results) error {
-	fmt.Fprintf(o.Progress, "building for %s and zipping as the CDK does\n", DeployArch)
-	bins := map[string]string{}
-	if runtime.GOARCH == DeployArch {
-		// Already built for the deployed architecture.
-		for _, fn := range o.Functions {
-			bins[fn.Dir] = filepath.Join(o.OutDir, DeployArch, fn.Dir, "bootstrap")
-		}
-	} else {
-		b, err := BuildFunctions(ctx, o.Root, o.OutDir, DeployArch, o.Functions)
-		if err != nil {
-			return err
-		}
-		bins = b
+func zips(o *Options, r *Results) error {
+	fmt.Fprintf(o.Progress, "building for %s (the stack's bundle) and zipping as the CDK does\n", bundle.DeployArch)
+	bins, err := bootstraps(bundle.NewBundler(o.Root, "bundle"), o.Functions)
+	if err != nil {
+		return err
 	}
-	var same, differ []string
 	for _, fn := range o.Functions {
-		size, err := ZipBootstrap(bins[fn.Dir], filepath.Join(o.OutDir, DeployArch, fn.Dir+".zip"))
+		size, err := ZipBootstrap(bins[fn.Dir], filepath.Join(o.OutDir, bundle.DeployArch, fn.Dir+".zip"))
 		if err != nil {
 			return err
 		}
 		r.ZipMB[fn.Name] = round(float64(size)/(1<<20), 2)
-		// The stack's bundler leaves its assets here (infra/main.go); when
-		// present, check that what is weighed is what ships.
-		switch eq, err := sameFile(bins[fn.Dir], filepath.Join(o.Root, ".cache", "bundle", fn.Dir, "bootstrap")); {
-		case err != nil:
-		case eq:
-			same = append(same, fn.Dir)
-		default:
-			differ = append(differ, fn.Dir)
-		}
 	}
-	switch {
-	case len(differ) > 0:
-		r.Note("zips: %v differ from the stack's last bundle in .cache/bundle (a stale bundle, or the build flags drifted from infra/buddy/bundle.go)", differ)
-	case len(same) > 0:
-		r.Note("zips: the %d arm64 bootstraps weighed are byte-identical to the stack's bundle (.cache/bundle)", len(same))
-	}
+	r.Note("zips: the stack's own arm64 bundle (.cache/bundle, infra/bundle), zipped as cdk-assets does")
 	return nil
 }
 
-// sameFile reports whether two files hold the same bytes; an error when
-// either cannot be read.
-func sameFile(a, b string) (bool, error) {
-	x, err := os.ReadFile(a)
+// bootstraps builds fns with b (a no-op when they are up to date) and
+// returns the path of each bootstrap by function directory.
+func bootstraps(b *bundle.Bundler, fns []schema.Function) (map[string]string, error) {
+	dirs, err := b.BundleFunctions(fns...)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	y, err := os.ReadFile(b)
-	if err != nil {
-		return false, err
+	bins := make(map[string]string, len(fns))
+	for _, fn := range fns {
+		bins[fn.Dir] = filepath.Join(dirs[fn.Dir], "bootstrap")
 	}
-	return bytes.Equal(x, y), nil
+	return bins, nil
 }
 
 func coldStarts(ctx context.Context, o *Options, r *Results, bins map[string]string) error {
@@ -249,7 +223,7 @@ func coldStarts(ctx context.Context, o *Options, r *Results, bins map[string]str
 			r.RatioPython = &v
 		}
 	}
-	r.Note("cold start: process start to first GET /next on a local Runtime API stand-in, GOARCH=%s (the stack deploys %s); Go figure is the worst of the %d functions at each percentile; ratios are peer p50 / Go p50", runtime.GOARCH, DeployArch, len(bins))
+	r.Note("cold start: process start to first GET /next on a local Runtime API stand-in, GOARCH=%s (the stack deploys %s); Go figure is the worst of the %d functions at each percentile; ratios are peer p50 / Go p50", runtime.GOARCH, bundle.DeployArch, len(bins))
 	return nil
 }
 
@@ -259,9 +233,7 @@ func LookPython(ctx context.Context, python string) (string, error) {
 	if python == "" {
 		python = "/usr/bin/python3"
 	}
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(c, python, "-c", "import boto3").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, python, "-c", "import boto3").CombinedOutput(); err != nil {
 		return "", fmt.Errorf("%s cannot import boto3 (%v: %s); `make bench-peers` installs python3-boto3", python, err, out)
 	}
 	return python, nil

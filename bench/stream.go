@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/p2/buddy/lambda/dev/devserver"
-	"github.com/p2/buddy/lambda/dev/dynalite"
+	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/schema"
 )
 
@@ -121,7 +121,7 @@ func (d *DevServer) TTFTOverhead(ctx context.Context, n int, wp *wallProfiler) (
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := c.wait(ctx, r, 30*time.Second); err != nil {
+		if err := c.wait(ctx, r); err != nil {
 			return nil, nil, err
 		}
 		s := r.Stats()
@@ -136,7 +136,7 @@ func (d *DevServer) TTFTOverhead(ctx context.Context, n int, wp *wallProfiler) (
 	}
 	b = &Breakdown{}
 	var ok bool
-	b.BeforeModelP50, b.BeforeModelP99, b.ModelToFirstPostP50, b.ModelToFirstPostP99, ok = d.split(ids)
+	b.BeforeModelP50, b.BeforeModelP99, b.ModelToFirstPostP50, b.ModelToFirstPostP99, ok = d.split(ctx, ids)
 	if !ok {
 		return nil, nil, errors.New("the dev server logged no reply summary lines: cannot split the ttft")
 	}
@@ -154,20 +154,17 @@ func (d *DevServer) TTFTOverhead(ctx context.Context, n int, wp *wallProfiler) (
 // the model call, using each reply's summary line, and returns the p50 and
 // p99 of both parts. A summary line is written when its reply job returns,
 // just after the end frame, hence the short wait for the last ones.
-func (d *DevServer) split(ids map[string]float64) (beforeP50, beforeP99, afterP50, afterP99 float64, ok bool) {
+func (d *DevServer) split(ctx context.Context, ids map[string]float64) (beforeP50, beforeP99, afterP50, afterP99 float64, ok bool) {
 	var before, after []float64
-	for range 20 {
+	_ = poll(ctx, func() bool {
 		before, after = before[:0], after[:0]
 		for id, t := range ids {
 			if m, ok := d.summaries.get(id); ok {
 				before, after = append(before, t-m), append(after, m)
 			}
 		}
-		if len(after) == len(ids) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(after) == len(ids)
+	})
 	if len(after) == 0 {
 		return 0, 0, 0, 0, false
 	}
@@ -176,11 +173,11 @@ func (d *DevServer) split(ids map[string]float64) (beforeP50, beforeP99, afterP5
 }
 
 // storeRoundTrips times n calls of each kind the message path makes before
-// the model call (GetItem, PutItem, Query) on the dev server's dynalite,
-// with the SDK client the store uses: the floor of every store call on the
-// path. The items are scratch ones under an id no client uses.
+// the model call (GetItem, PutItem, Query) on the dev server's DynamoDB
+// Local, with the SDK client the store uses: the floor of every store call
+// on the path. The items are scratch ones under an id no client uses.
 func (d *DevServer) storeRoundTrips(ctx context.Context, n int) (get, put, query []float64, err error) {
-	db := dynalite.NewClient(d.srv.DynamoEndpoint)
+	db := dynamodblocal.NewClient(d.srv.DynamoEndpoint)
 	table := devserver.TablePrefix + schema.Connections.ID
 	key := map[string]types.AttributeValue{schema.AttrConnectionID: &types.AttributeValueMemberS{Value: "bench-scratch"}}
 	msgs := devserver.TablePrefix + schema.Messages.ID
@@ -208,7 +205,7 @@ func (d *DevServer) storeRoundTrips(ctx context.Context, n int) (get, put, query
 		for _, c := range calls {
 			start := time.Now()
 			if err := c.call(); err != nil {
-				return nil, nil, nil, fmt.Errorf("dynalite round trip: %w", err)
+				return nil, nil, nil, fmt.Errorf("DynamoDB Local round trip: %w", err)
 			}
 			if i >= warm {
 				*c.out = append(*c.out, ms(time.Since(start)))
@@ -317,7 +314,6 @@ func (d *DevServer) Concurrent(ctx context.Context, sockets, tokens, rate int) (
 		}
 	}
 	frames := 0
-	timeout := time.Duration(tokens/max(rate, 1))*time.Second + 2*time.Minute
 	start := make(chan struct{})
 	for i, c := range clients {
 		wg.Add(1)
@@ -329,7 +325,7 @@ func (d *DevServer) Concurrent(ctx context.Context, sockets, tokens, rate int) (
 				fail("socket %d: %v", i, err)
 				return
 			}
-			err = c.wait(ctx, r, timeout)
+			err = c.wait(ctx, r)
 			s := r.Stats()
 			mu.Lock()
 			res.Lost += s.Lost
@@ -357,14 +353,11 @@ func (d *DevServer) Concurrent(ctx context.Context, sockets, tokens, rate int) (
 	// Every reply has ended, but the gateway counts a post after it
 	// wrote the frame: give the last counts a moment to land.
 	var posted int64
-	for range 20 {
+	_ = poll(ctx, func() bool {
 		after := d.srv.Stats()
 		posted = after.Posts - before.Posts + after.GonePosts - before.GonePosts
-		if posted >= int64(frames) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return posted >= int64(frames)
+	})
 	if extra := int(posted) - frames; extra > 0 {
 		res.Lost += extra
 	}
@@ -409,7 +402,7 @@ func devServer(ctx context.Context, o *Options, r *Results) error {
 		}
 		r.TTFTOverheadMS = &Latency{P50: round(Percentile(xs, 50), 2), P99: round(Percentile(xs, 99), 2), Samples: len(xs)}
 		r.TTFTBreakdownMS = b
-		r.Note("ttft overhead: client send to first delta through the in-process dev server (dynalite store, offline stand-in told [[ttft=0]] so its own time to first token is nil), one warm socket, %d warm-up messages not counted", ttftWarmup)
+		r.Note("ttft overhead: client send to first delta through the in-process dev server (DynamoDB Local store, offline stand-in told [[ttft=0]] so its own time to first token is nil), one warm socket, %d warm-up messages not counted", ttftWarmup)
 	}
 	if o.Sockets > 0 {
 		rate := max(o.ReplyRate, 1)
@@ -431,7 +424,7 @@ func devServer(ctx context.Context, o *Options, r *Results) error {
 			TTFTOverheadP50MS: round(Percentile(c.TTFT, 50), 2),
 			TTFTOverheadP99MS: round(Percentile(c.TTFT, 99), 2),
 		}
-		if p50, p99, _, _, ok := d.split(c.ids); ok {
+		if p50, p99, _, _, ok := d.split(ctx, c.ids); ok {
 			r.Concurrent.BeforeModelP50MS, r.Concurrent.BeforeModelP99MS = &p50, &p99
 		}
 		fmt.Fprintf(o.Progress, "dev server: opened %d sockets in %s, all replies done %s after the sends\n", o.Sockets, c.Dial.Round(time.Millisecond), c.Stream.Round(time.Millisecond))
@@ -480,4 +473,21 @@ func profile(o *Options, name string) (stop func(), err error) {
 		f.Close()
 		fmt.Fprintf(o.Progress, "wrote %s\n", f.Name())
 	}, nil
+}
+
+// poll checks done every few milliseconds until it holds or ctx ends: for
+// what is certain to happen soon (a log line written after the last frame,
+// a post counted after it was written), with no deadline of its own that a
+// busy machine could trip.
+func poll(ctx context.Context, done func() bool) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !done() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }

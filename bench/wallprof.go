@@ -14,7 +14,7 @@ import (
 
 // wallProfiler attributes wall-clock time, not CPU time, to the handler
 // functions of the in-process dev server. The ttft overhead is mostly
-// waiting (on dynalite, on sockets), which a CPU profile does not see, so
+// waiting (on DynamoDB Local, on sockets), which a CPU profile does not see, so
 // while a message is between its send and its first delta the profiler
 // samples every goroutine's stack and counts, for each goroutine running
 // handler code, the innermost Buddy function it is in. It stops the world

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/p2/buddy/infra/buddy"
+	"github.com/p2/buddy/infra/bundle"
 )
 
 func main() {
@@ -26,12 +27,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	root, err := buddy.FindModuleRoot(wd)
+	root, err := bundle.FindModuleRoot(wd)
 	if err != nil {
 		return err
 	}
 	app := buddy.NewApp(nil, "")
-	if _, _, err := buddy.Build(app, buddy.NewBundler(root, "bundle")); err != nil {
+	if _, _, err := buddy.Build(app, bundle.NewBundler(root, "bundle")); err != nil {
 		return err
 	}
 	app.Synth(nil)

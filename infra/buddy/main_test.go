@@ -13,6 +13,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/p2/buddy/infra/buddy"
+	"github.com/p2/buddy/infra/bundle"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden templates in testdata/")
@@ -20,10 +21,14 @@ var update = flag.Bool("update", false, "rewrite the golden templates in testdat
 // Variants synthesized by the tests, each once per test binary. dev and
 // prod are the stages (and the golden files); alt flips every switch the
 // defaults leave off: Bedrock, an adopted secret, an external issuer, TOP_P
-// instead of TEMPERATURE, an alarm email.
+// instead of TEMPERATURE, an alarm email. The dev-* variants are dev with
+// one context change each, as a pull request would make it (review_test.go).
 var variants = map[string]map[string]any{
-	"dev":  {"stage": "dev"},
-	"prod": {"stage": "prod"},
+	"dev":             {"stage": "dev"},
+	"prod":            {"stage": "prod"},
+	"dev-temperature": {"stage": "dev", "TEMPERATURE": "0.5"},
+	"dev-issuer":      {"stage": "dev", "jwtIssuer": "https://login.example.com/", "jwtAudience": "buddy-web"},
+	"dev-adopt":       {"stage": "dev", "adoptSecret": "true"},
 	"alt": {
 		"stage": "dev", "AI_PROVIDER": "bedrock", "adoptSecret": "true",
 		"jwtIssuer": "https://login.example.com/", "jwtAudience": "buddy-web",
@@ -47,7 +52,7 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	code := func() int {
 		var err error
-		if root, err = buddy.FindModuleRoot("."); err != nil {
+		if root, err = bundle.FindModuleRoot("."); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}

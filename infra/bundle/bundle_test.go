@@ -1,26 +1,40 @@
-package buddy_test
+package bundle_test
 
 import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/p2/buddy/infra/buddy"
+	"github.com/p2/buddy/infra/bundle"
 	"github.com/p2/buddy/lambda/schema"
 )
+
+// root is the module root of this checkout.
+var root string
+
+func TestMain(m *testing.M) {
+	var err error
+	if root, err = bundle.FindModuleRoot("."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
 
 // TestBundleHandlers builds the six real mains exactly as `cdk synth` does
 // (into .cache/bundle, shared with make synth: go build skips the link when
 // a bootstrap is up to date) and checks each is a static linux/arm64 ELF.
 // The bundler has already refused any main that links the CDK.
 func TestBundleHandlers(t *testing.T) {
-	b := buddy.NewBundler(root, "bundle")
+	b := bundle.NewBundler(root, "bundle")
 	assets, err := b.Bundle()
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +77,7 @@ func TestBundleIsReproducible(t *testing.T) {
 	var sums []string
 	for _, dir := range []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "checkout", "elsewhere")} {
 		copyModule(t, dir)
-		b := buddy.NewBundler(dir, "bundle")
+		b := bundle.NewBundler(dir, "bundle")
 		assets, err := b.BundleFunctions(fn)
 		if err != nil {
 			t.Fatal(err)
@@ -81,7 +95,7 @@ func TestBundleRefusals(t *testing.T) {
 	dir := t.TempDir()
 	copyFile(t, filepath.Join(root, "go.mod"), filepath.Join(dir, "go.mod"))
 	copyFile(t, filepath.Join(root, "go.sum"), filepath.Join(dir, "go.sum"))
-	_, err := buddy.NewBundler(dir, "bundle").BundleFunctions(schema.PromptCRUD)
+	_, err := bundle.NewBundler(dir, "bundle").BundleFunctions(schema.PromptCRUD)
 	if err == nil || !strings.Contains(err.Error(), "lambda/cmd/prompt-crud/main.go") {
 		t.Errorf("missing main: %v", err)
 	}
@@ -94,7 +108,7 @@ func TestBundleRefusals(t *testing.T) {
 	if err := os.WriteFile(main, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = buddy.NewBundler(dir, "bundle").BundleFunctions(schema.PromptCRUD)
+	_, err = bundle.NewBundler(dir, "bundle").BundleFunctions(schema.PromptCRUD)
 	if err == nil || !strings.Contains(err.Error(), "must never link the CDK") {
 		t.Errorf("CDK-linking main: %v", err)
 	}
@@ -103,12 +117,57 @@ func TestBundleRefusals(t *testing.T) {
 	}
 }
 
+// TestFunctionsLinkNeitherToolingNorTheCDK lists what each of the six
+// mains links, as deployed (go list -deps with the deployment tags): no
+// package of the local tooling (lambda/dev, bench), of the CDK app or of
+// the CDK itself.
+func TestFunctionsLinkNeitherToolingNorTheCDK(t *testing.T) {
+	args := []string{"list", "-deps", "-tags", "lambda.norpc", "-f", "{{.ImportPath}}"}
+	for _, fn := range schema.Functions {
+		t.Run(fn.Name, func(t *testing.T) {
+			cmd := exec.Command("go", append(args, "./lambda/cmd/"+fn.Dir)...)
+			cmd.Dir = root
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("go list -deps: %v", err)
+			}
+			deps := strings.Fields(string(out))
+			if len(deps) < 10 {
+				t.Fatalf("go list -deps listed %d packages: %q", len(deps), deps)
+			}
+			for _, dep := range deps {
+				if what, ok := bundle.Forbidden(dep); ok {
+					t.Errorf("%s links %s (%s)", fn.Dir, dep, what)
+				}
+			}
+		})
+	}
+}
+
+func TestForbiddenDeps(t *testing.T) {
+	for dep, want := range map[string]bool{
+		"github.com/aws/aws-cdk-go/awscdk/v2":       true,
+		"github.com/aws/jsii-runtime-go":            true,
+		"github.com/p2/buddy/lambda/dev/devserver":  true,
+		"github.com/p2/buddy/bench":                 true,
+		"github.com/p2/buddy/bench/awsstub":         true,
+		"github.com/p2/buddy/infra/buddy":           true,
+		"github.com/p2/buddy/lambda/chat":           false,
+		"github.com/p2/buddy/lambda/devicesettings": false,
+		"github.com/aws/aws-sdk-go-v2/service/s3":   false,
+	} {
+		if _, got := bundle.Forbidden(dep); got != want {
+			t.Errorf("Forbidden(%q) = %v, want %v", dep, got, want)
+		}
+	}
+}
+
 func TestToolchainPin(t *testing.T) {
 	for gomod, want := range map[string]string{
 		"module m\n\ngo 1.26.8\n":                       "go1.26.8",
 		"module m\n\ngo 1.26.0\n\ntoolchain go1.26.8\n": "go1.26.8",
 	} {
-		if got, err := buddy.Toolchain([]byte(gomod)); err != nil || got != want {
+		if got, err := bundle.Toolchain([]byte(gomod)); err != nil || got != want {
 			t.Errorf("Toolchain(%q) = %q, %v; want %q", gomod, got, err, want)
 		}
 	}

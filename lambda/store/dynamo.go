@@ -32,8 +32,8 @@ var _ DynamoAPI = (*dynamodb.Client)(nil)
 
 // Dynamo is the Store on DynamoDB. Every write is a single-item put or
 // update, conditional where existence matters, or a batch of deletes that
-// can be repeated; there are no transactions (dynalite, the local
-// stand-in, has none, and the data model needs none).
+// can be repeated. It uses no transactions: the data model needs none (see
+// lambda/schema).
 //
 // Layout choices a reader of the tables needs:
 //   - Times are fixed-width UTC strings (timeLayout), so string order is

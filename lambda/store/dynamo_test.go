@@ -17,7 +17,8 @@ import (
 )
 
 // fakeAPI answers the calls these tests make and nothing else: what
-// dynalite cannot be made to do (throttle a batch, cut a query page short).
+// DynamoDB Local cannot be made to do (throttle a batch, cut a query page
+// short).
 type fakeAPI struct {
 	DynamoAPI // nil: any other call panics
 	query     func(*dynamodb.QueryInput) *dynamodb.QueryOutput

@@ -9,14 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2/buddy/lambda/dev/dynalite"
+	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/store"
 )
 
-// One dynalite for the whole test binary; rows keep apart by using their
-// own user and conversation ids, so they can run in parallel.
+// One DynamoDB Local for the whole test binary (its JVM takes seconds to
+// start); rows keep apart by using their own user and conversation ids, so
+// they can run in parallel.
 var (
-	db       *dynalite.Local
+	db       *dynamodblocal.Local
 	dbFailed error
 )
 
@@ -24,7 +25,7 @@ func TestMain(m *testing.M) {
 	// A unique prefix keeps this binary's tables apart even if the server
 	// were ever shared.
 	prefix := fmt.Sprintf("store-%s-", rand.Text()[:8])
-	db, dbFailed = dynalite.StartWithTables(context.Background(), dynalite.Options{}, prefix)
+	db, dbFailed = dynamodblocal.StartWithTables(context.Background(), dynamodblocal.Options{}, prefix)
 	code := m.Run()
 	if db != nil {
 		if err := db.Stop(); err != nil {
@@ -49,7 +50,7 @@ var impls = []impl{
 	{"dynamo", func(t *testing.T, now func() time.Time) store.Store {
 		if dbFailed != nil {
 			// Memory rows still run and report; these say what to install.
-			t.Fatalf("dynalite: %v", dbFailed)
+			t.Fatal(dbFailed)
 		}
 		s := store.NewDynamo(db.Client, db.Tables)
 		s.Now = now

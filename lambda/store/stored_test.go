@@ -18,7 +18,7 @@ import (
 // which no encoder test sees.
 func TestStoredItemsMatchGolden(t *testing.T) {
 	if dbFailed != nil {
-		t.Fatalf("dynalite: %v", dbFailed)
+		t.Fatal(dbFailed)
 	}
 	ctx := t.Context()
 	s := store.NewDynamo(db.Client, db.Tables)

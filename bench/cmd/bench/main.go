@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/p2/buddy/bench"
+	"github.com/p2/buddy/infra/bundle"
 )
 
 func main() {
@@ -36,13 +37,16 @@ func main() {
 	flag.BoolVar(&o.Zips, "zips", true, "build for arm64 and weigh the deployment zips")
 	flag.BoolVar(&o.Profile, "pprof", false, "write CPU profiles of the dev-server runs to bench/out")
 	flag.StringVar(&out, "out", "", "results file (default <module>/bench/results.json; - for none)")
-	flag.DurationVar(&timeout, "timeout", 15*time.Minute, "stop everything after this long")
+	flag.DurationVar(&timeout, "timeout", 0, "stop everything after this long (0: no limit; Ctrl-C stops a run)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	if err := run(ctx, o, out, node, python, noPeers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -50,7 +54,11 @@ func main() {
 }
 
 func run(ctx context.Context, o bench.Options, out, node, python string, noPeers bool) error {
-	root, err := bench.ModuleRoot(ctx)
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	root, err := bundle.FindModuleRoot(wd)
 	if err != nil {
 		return err
 	}

@@ -15,13 +15,19 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
-// The end-to-end tests share one dev server (one dynalite), started on
-// first use; each test uses its own users, so they cannot see each other's
-// data.
+// Every dev server of the tests uses one DynamoDB Local, started on first
+// use and stopped by TestMain, since its JVM takes seconds to start; the
+// end-to-end tests also share one dev server. Each test uses its own
+// users, so they cannot see each other's data.
 var (
+	dbOnce sync.Once
+	db     *dynamodblocal.Local
+	dbErr  error
+
 	sharedOnce sync.Once
 	shared     *Server
 	sharedErr  error
@@ -39,19 +45,40 @@ func TestMain(m *testing.M) {
 	if sharedDir != "" {
 		os.RemoveAll(sharedDir)
 	}
+	if db != nil {
+		if err := db.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "devserver:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
+}
+
+// withDB is cfg on the tests' DynamoDB Local.
+func withDB(t *testing.T, cfg Config) Config {
+	t.Helper()
+	dbOnce.Do(func() {
+		// No one test's context, and no deadline but go test's own (a
+		// busy machine starts a JVM slowly).
+		db, dbErr = dynamodblocal.StartWithTables(context.Background(), dynamodblocal.Options{}, TablePrefix)
+	})
+	if dbErr != nil {
+		t.Fatal(dbErr) // says what to install when java or the jar is missing
+	}
+	cfg.DynamoDB = db
+	return cfg
 }
 
 func sharedServer(t *testing.T) *Server {
 	t.Helper()
+	cfg := withDB(t, Config{})
 	sharedOnce.Do(func() {
 		sharedDir, sharedErr = os.MkdirTemp("", "buddy-devserver-")
 		if sharedErr != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		shared, sharedErr = Start(ctx, Config{StateDir: sharedDir})
+		cfg.StateDir = sharedDir
+		shared, sharedErr = Start(context.Background(), cfg)
 	})
 	if sharedErr != nil {
 		t.Fatalf("start the dev server: %v", sharedErr)
@@ -69,12 +96,10 @@ type user struct {
 	ws    *websocket.Conn
 }
 
-// testCtx bounds every wait of a test.
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+// testCtx is the context of every wait of a test: it ends with the test,
+// and a hang is bounded by go test's -timeout, which prints every
+// goroutine, rather than by a guess at how slow a busy machine can be.
+func testCtx(t *testing.T) context.Context { return t.Context() }
 
 // newUser gets a token for a fresh user name through the dev token
 // endpoint.

@@ -1,7 +1,7 @@
 // Package devserver runs the whole Buddy backend on one machine (`make dev`,
 // DESIGN §6): the six functions' real handler code behind local stand-ins
 // for API Gateway's WebSocket API (with its @connections endpoint) and HTTP
-// API (with its JWT authorizer), a real DynamoDB-protocol store (dynalite)
+// API (with its JWT authorizer), Amazon DynamoDB Local as the store,
 // persisted in a state folder, and Claude or an offline stand-in that
 // speaks the Messages streaming protocol. It also serves a small chat page.
 //
@@ -37,7 +37,7 @@ import (
 	"github.com/p2/buddy/lambda/auth"
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/dev/dynalite"
+	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/dev/localissuer"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
@@ -76,11 +76,17 @@ type Config struct {
 	// Stage is the WebSocket API's stage, the first path segment of its
 	// URL and of the @connections endpoint (default "dev").
 	Stage string
-	// StateDir keeps what survives a restart: the dynalite data
+	// StateDir keeps what survives a restart: the DynamoDB Local data
 	// (StateDir/dynamodb) and the token signing key (StateDir/jwt-key.pem).
 	StateDir string
-	// DynaliteOutput receives dynalite's own output; nil discards it.
-	DynaliteOutput io.Writer
+	// DynamoDB, when set, is a running DynamoDB Local with the tables to
+	// use instead of starting one on StateDir/dynamodb; Close leaves it
+	// running. Tests share one this way, since a JVM takes seconds to
+	// start.
+	DynamoDB *dynamodblocal.Local
+	// DynamoDBOutput receives the output of the DynamoDB Local that Start
+	// starts; nil discards it.
+	DynamoDBOutput io.Writer
 	// AnthropicAPIKey, when set, sends replies to Claude through the
 	// normal code path; empty uses the offline stand-in. It is only ever
 	// held in memory.
@@ -117,7 +123,7 @@ type Server struct {
 	// Store is the store the handlers share (for tests that check what was
 	// written).
 	Store store.Store
-	// DynamoEndpoint is dynalite's URL.
+	// DynamoEndpoint is DynamoDB Local's URL.
 	DynamoEndpoint string
 
 	issuer    *localissuer.Issuer
@@ -126,7 +132,8 @@ type Server struct {
 	api       *httpGateway
 	httpSrv   *http.Server
 	wsSrv     *http.Server
-	db        *dynalite.Local
+	db        *dynamodblocal.Local
+	ownDB     bool // started by Start, so stopped by Close
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -165,14 +172,18 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.WebSocketURL = "ws://" + wsLn.Addr().String() + "/" + cfg.Stage
 	s.ConnectionsURL = "http://" + wsLn.Addr().String() + "/" + cfg.Stage
 
-	db, err := dynalite.StartWithTables(ctx, dynalite.Options{
-		Dir:    filepath.Join(cfg.StateDir, "dynamodb"),
-		Stdout: cfg.DynaliteOutput,
-	}, TablePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("devserver: store: %w", err)
+	db := cfg.DynamoDB
+	if db == nil {
+		db, err = dynamodblocal.StartWithTables(ctx, dynamodblocal.Options{
+			Dir:    filepath.Join(cfg.StateDir, "dynamodb"),
+			Stdout: cfg.DynamoDBOutput,
+		}, TablePrefix)
+		if err != nil {
+			return nil, fmt.Errorf("devserver: store: %w", err)
+		}
+		cleanup = append(cleanup, func() { _ = db.Stop() })
+		s.ownDB = true
 	}
-	cleanup = append(cleanup, func() { _ = db.Stop() })
 	s.db, s.DynamoEndpoint = db, db.Endpoint()
 	s.Store = store.NewDynamo(db.Client, db.Tables)
 
@@ -501,7 +512,7 @@ func shutdown(srv *http.Server) error {
 // replies finish cleanly: no new HTTP requests, every socket closed with
 // 1001 (each fires $disconnect, and a reply still streaming sees 410 and
 // stores what it has), running invocations drained, then the @connections
-// endpoint, the model stand-in and dynalite.
+// endpoint, the model stand-in and the DynamoDB Local that Start started.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		errs := []error{
@@ -513,7 +524,9 @@ func (s *Server) Close() error {
 		if s.StandIn != nil {
 			errs = append(errs, s.StandIn.close())
 		}
-		errs = append(errs, s.db.Stop())
+		if s.ownDB {
+			errs = append(errs, s.db.Stop())
+		}
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr

@@ -1,19 +1,22 @@
 package devserver
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestDataAndSigningKeyPersistAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
 	ctx := testCtx(t)
+	// The store is the tests' DynamoDB Local, which outlives both servers
+	// (dynamodblocal's tests restart one on its data directory, as make dev
+	// does): this checks that a restart keeps the tables, their data and
+	// the signing key.
+	cfg := withDB(t, Config{StateDir: dir})
 	start := func() *Server {
-		srv, err := Start(ctx, Config{StateDir: dir})
+		srv, err := Start(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,8 +108,7 @@ func TestPageTokenEndpointAndCORS(t *testing.T) {
 }
 
 func TestStartNeedsAStateDirectory(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	if _, err := Start(ctx, Config{}); err == nil {
 		t.Error("Start without a state directory succeeded")
 	}
@@ -115,7 +117,7 @@ func TestStartNeedsAStateDirectory(t *testing.T) {
 func TestInvalidModelSettingsAreRefusedAtStart(t *testing.T) {
 	ctx := testCtx(t)
 	env := map[string]string{"TEMPERATURE": "0.5", "TOP_P": "0.9"}
-	_, err := Start(ctx, Config{StateDir: t.TempDir(), Getenv: func(k string) string { return env[k] }})
+	_, err := Start(ctx, withDB(t, Config{StateDir: t.TempDir(), Getenv: func(k string) string { return env[k] }}))
 	if err == nil || !strings.Contains(err.Error(), "TOP_P") {
 		t.Errorf("TEMPERATURE with TOP_P: Start answered %v, want an error naming TOP_P", err)
 	}

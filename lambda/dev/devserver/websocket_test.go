@@ -119,8 +119,7 @@ func newTestGateway(t *testing.T, handlers map[string]wsHandler, limits wsLimits
 
 func (tg *testGateway) dial(t *testing.T, query string) (*websocket.Conn, events.APIGatewayWebsocketProxyRequest) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	c, _, err := websocket.Dial(ctx, tg.wsURL+query, nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
@@ -137,8 +136,7 @@ func (tg *testGateway) post(ctx context.Context, id string, data []byte) error {
 
 func readText(t *testing.T, c *websocket.Conn) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	typ, b, err := c.Read(ctx)
 	if err != nil {
 		t.Fatalf("read: %v", err)
@@ -152,8 +150,7 @@ func readText(t *testing.T, c *websocket.Conn) string {
 // closeCode reads until the gateway closes the socket and returns its code.
 func closeCode(t *testing.T, c *websocket.Conn) websocket.StatusCode {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	for {
 		_, _, err := c.Read(ctx)
 		if err != nil {
@@ -181,8 +178,7 @@ func TestConnectRefusalKeepsTheFunctionStatus(t *testing.T) {
 					return events.APIGatewayProxyResponse{StatusCode: tt.status, Body: "no"}, nil
 				},
 			}, wsLimits{})
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			ctx := t.Context()
 			c, resp, err := websocket.Dial(ctx, tg.wsURL+"?token=x", nil)
 			if err == nil {
 				c.CloseNow()
@@ -235,8 +231,7 @@ func TestEventsAreShapedLikeAPIGateway(t *testing.T) {
 		{"a reserved route name is not selectable", `{"action":"$connect"}`, schema.RouteDefault},
 		{"a non-string action goes to $default", `{"action":7}`, schema.RouteDefault},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	for _, m := range messages {
 		if err := c.Write(ctx, websocket.MessageText, []byte(m.body)); err != nil {
 			t.Fatal(err)
@@ -294,8 +289,7 @@ func TestOversizeAndBinaryFramesCloseTheSocket(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tg := newTestGateway(t, nil, wsLimits{})
 			c, _ := tg.dial(t, "")
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			ctx := t.Context()
 			_ = tt.send(ctx, c)
 			if got := closeCode(t, c); got != tt.want {
 				t.Errorf("close code = %v, want %v", got, tt.want)
@@ -333,8 +327,7 @@ func TestConnectionsAPIAnswersLikeAPIGateway(t *testing.T) {
 		t.Errorf("post during $connect: %v, want GoneException", postDuringConnect)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	fortyKB := bytes.Repeat([]byte("x"), 40*1024)
 	posts := []struct {
 		name    string
@@ -410,8 +403,7 @@ func TestConnectionsAPIAnswersLikeAPIGateway(t *testing.T) {
 func TestDeleteConnectionClosesTheSocket(t *testing.T) {
 	tg := newTestGateway(t, nil, wsLimits{})
 	c, conn := tg.dial(t, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	if _, err := tg.mgmt.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String(conn.RequestContext.ConnectionID)}); err != nil {
 		t.Fatal(err)
 	}
@@ -440,8 +432,7 @@ func TestIntegrationFailuresReachTheClientAsGatewayMessages(t *testing.T) {
 		{"function error", `{"action":"ping"}`, "Internal server error"},
 		{"integration timeout", `{"action":"sendMessage"}`, "Endpoint request timed out"},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	for _, tt := range tests {
 		if err := c.Write(ctx, websocket.MessageText, []byte(tt.send)); err != nil {
 			t.Fatal(err)

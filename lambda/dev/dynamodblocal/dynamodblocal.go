@@ -1,20 +1,25 @@
-// Package dynalite runs a real dynalite process (the npm DynamoDB stand-in
-// pinned in infra/package.json) for tests and for the local dev server, and
-// creates Buddy's tables in it from lambda/schema, so the store is always
-// exercised over the real DynamoDB wire protocol with the real SDK client.
+// Package dynamodblocal runs Amazon DynamoDB Local (AWS's own emulator:
+// DynamoDBLocal.jar from the npm package amplify-dynamodb-simulator pinned
+// in infra/package.json, on Debian's Java runtime) for tests, the local dev
+// server and the benchmarks, and creates Buddy's tables in it from
+// lambda/schema, so the store is always exercised over the real DynamoDB
+// wire protocol with the real SDK client.
 //
-// dynalite has no transactions, no TTL and no PartiQL; the store needs none
-// of them (see lambda/schema).
+// DynamoDB Local has transactions, conditional writes and PartiQL. It
+// accepts the TTL setting, which CreateTables makes, but never deletes
+// expired items (the store checks expiresAt itself, as it must anyway:
+// DynamoDB deletes late).
 //
-// A package whose tests need DynamoDB starts one server per test binary in
-// TestMain and lets every test use it with its own ids:
+// The JVM takes seconds to start, so a package whose tests need DynamoDB
+// starts one server per test binary in TestMain and lets every test use it
+// with its own ids:
 //
-//	var db *dynalite.Local
+//	var db *dynamodblocal.Local
 //
 //	func TestMain(m *testing.M) {
-//		local, err := dynalite.StartWithTables(context.Background(), dynalite.Options{}, "test-")
+//		local, err := dynamodblocal.StartWithTables(context.Background(), dynamodblocal.Options{}, "test-")
 //		if err != nil {
-//			fmt.Fprintln(os.Stderr, err) // says to run `make tools` when dynalite is missing
+//			fmt.Fprintln(os.Stderr, err) // says to run `make tools` when java or the jar is missing
 //			os.Exit(1)
 //		}
 //		db = local
@@ -25,9 +30,9 @@
 //
 // and then builds its store with store.NewDynamo(db.Client, db.Tables).
 // Stop is not optional in spirit, but a test binary that dies without it
-// does not leak the server on Linux: the child gets SIGKILL when its parent
+// does not leak the JVM on Linux: the child gets SIGKILL when its parent
 // goes away.
-package dynalite
+package dynamodblocal
 
 import (
 	"bytes"
@@ -40,7 +45,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,30 +53,26 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
-// EnvBinary overrides where the dynalite executable is found.
-const EnvBinary = "BUDDY_DYNALITE"
-
-// binaryInRepo is where `make tools` (npm ci --prefix infra) installs it.
-const binaryInRepo = "infra/node_modules/.bin/dynalite"
+// emulatorInRepo is where `make tools` (npm ci --prefix infra) puts the
+// jar and, beside it, DynamoDBLocal_lib (its jars and sqlite4java's native
+// libraries).
+const emulatorInRepo = "infra/node_modules/amplify-dynamodb-simulator/emulator"
 
 const (
-	// readyTimeout bounds the wait for a fresh process to answer; node
-	// starts in well under a second, so this only trips on a broken install.
-	readyTimeout = 20 * time.Second
 	// portAttempts bounds retries when a picked free port was taken by
-	// someone else before dynalite could bind it.
+	// someone else before the JVM could bind it.
 	portAttempts = 3
-	// tableStateMs keeps tables in CREATING briefly, as DynamoDB does, so
-	// the wait-until-ACTIVE path runs in tests without costing dynalite's
-	// default 500 ms per table.
-	tableStateMs = "50"
+	// pollInterval paces the readiness calls: the JVM needs seconds, so
+	// finer polling would only take CPU from it.
+	pollInterval = 50 * time.Millisecond
 	// stderrTail is how much of the process's stderr an error quotes.
 	stderrTail = 4 << 10
 )
 
 // Options configure Start.
 type Options struct {
-	// Dir persists the data there (LevelDB); empty keeps it in memory.
+	// Dir persists the data there (-dbPath, one SQLite file); empty keeps
+	// it in memory (-inMemory).
 	Dir string
 	// Port to listen on; 0 picks a free one.
 	Port int
@@ -81,9 +81,10 @@ type Options struct {
 	Stdout io.Writer
 }
 
-// Server is a running dynalite process.
+// Server is a running DynamoDB Local process.
 type Server struct {
 	endpoint string
+	port     int
 	cmd      *exec.Cmd
 	stderr   *tailBuffer
 	done     chan struct{} // closed when the process has exited
@@ -92,29 +93,29 @@ type Server struct {
 	stopErr  error
 }
 
-// Binary finds the dynalite executable: $BUDDY_DYNALITE when set, else
-// infra/node_modules/.bin/dynalite in the module containing the working
-// directory.
-func Binary() (string, error) {
-	if p := os.Getenv(EnvBinary); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("dynalite: %s=%s: %w", EnvBinary, p, err)
-		}
-		return p, nil
+// Paths finds java on PATH and DynamoDBLocal.jar with its library folder
+// under infra/node_modules in the module containing the working directory.
+func Paths() (java, jar, lib string, err error) {
+	java, err = exec.LookPath("java")
+	if err != nil {
+		return "", "", "", fmt.Errorf("dynamodblocal: no java on PATH (DynamoDB Local is a Java program); run `make tools`, which installs Debian's openjdk-17-jre-headless: %w", err)
 	}
 	wd, err := os.Getwd()
 	if err != nil {
-		return "", fmt.Errorf("dynalite: %w", err)
+		return "", "", "", fmt.Errorf("dynamodblocal: %w", err)
 	}
 	root, err := moduleRoot(wd)
 	if err != nil {
-		return "", err
+		return "", "", "", err
 	}
-	p := filepath.Join(root, filepath.FromSlash(binaryInRepo))
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("dynalite: %s is not installed; run `make tools` (npm ci --prefix infra) in %s, or set %s", binaryInRepo, root, EnvBinary)
+	dir := filepath.Join(root, filepath.FromSlash(emulatorInRepo))
+	jar, lib = filepath.Join(dir, "DynamoDBLocal.jar"), filepath.Join(dir, "DynamoDBLocal_lib")
+	for _, p := range []string{jar, lib} {
+		if _, err := os.Stat(p); err != nil {
+			return "", "", "", fmt.Errorf("dynamodblocal: %s is not installed; run `make tools` (npm ci --prefix infra) in %s", filepath.ToSlash(emulatorInRepo+"/"+filepath.Base(p)), root)
+		}
 	}
-	return p, nil
+	return java, jar, lib, nil
 }
 
 // moduleRoot walks up from dir to the directory holding go.mod.
@@ -125,35 +126,52 @@ func moduleRoot(dir string) (string, error) {
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", fmt.Errorf("dynalite: no go.mod above %s, so %s cannot be found; run from the repository or set %s", dir, binaryInRepo, EnvBinary)
+			return "", fmt.Errorf("dynamodblocal: no go.mod above %s, so %s cannot be found; run from the repository", dir, emulatorInRepo)
 		}
 		d = parent
 	}
 }
 
-// Start runs dynalite on 127.0.0.1 and returns once it answers a real
-// ListTables call. ctx bounds only the start; the server runs until Stop.
+// Start runs DynamoDB Local and returns once it answers a real ListTables
+// call. Only ctx bounds the wait (a busy machine can take many seconds to
+// start a JVM); the server runs until Stop.
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	bin, err := Binary()
+	java, jar, lib, err := Paths()
 	if err != nil {
 		return nil, err
 	}
 	if opts.Dir != "" {
+		// -dbPath is taken relative to the JVM's working directory.
+		if opts.Dir, err = filepath.Abs(opts.Dir); err != nil {
+			return nil, fmt.Errorf("dynamodblocal: data directory: %w", err)
+		}
 		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-			return nil, fmt.Errorf("dynalite: data directory: %w", err)
+			return nil, fmt.Errorf("dynamodblocal: data directory: %w", err)
 		}
 	}
 	for attempt := 1; ; attempt++ {
 		port := opts.Port
 		if port == 0 {
-			// dynalite treats --port 0 as "unset" and takes 4567, so pick
-			// one here; it can be taken again before dynalite binds it,
-			// which the retry below absorbs.
+			// DynamoDB Local cannot be told to pick a port, so pick one
+			// here; it can be taken again before the JVM binds it, which
+			// the retry below absorbs.
 			if port, err = freePort(); err != nil {
 				return nil, err
 			}
 		}
-		s, err := start(ctx, bin, port, opts)
+		s, err := start(ctx, []string{
+			// C1 only: starting then takes half the CPU (about 3 s
+			// instead of 6 on two cores) and the store tests run a third
+			// faster; C2 would win back about 10% per call only after
+			// thousands of calls.
+			java, "-XX:TieredStopAtLevel=1",
+			"-Djava.library.path=" + lib, "-jar", jar,
+			"-port", strconv.Itoa(port), "-disableTelemetry",
+			// One database whatever the credentials and region: the
+			// functions the benchmarks run sign as another account and
+			// region than NewClient, and must see the same tables.
+			"-sharedDb",
+		}, port, opts)
 		if err == nil {
 			return s, nil
 		}
@@ -165,20 +183,25 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 var errAddrInUse = errors.New("address in use")
 
-func start(ctx context.Context, bin string, port int, opts Options) (*Server, error) {
-	args := []string{
-		"--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--createTableMs", tableStateMs, "--deleteTableMs", tableStateMs, "--updateTableMs", tableStateMs,
-	}
+func start(ctx context.Context, args []string, port int, opts Options) (*Server, error) {
 	if opts.Dir != "" {
-		args = append(args, "--path", opts.Dir)
+		args = append(args, "-dbPath", opts.Dir)
+	} else {
+		args = append(args, "-inMemory")
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.SysProcAttr = sysProcAttr()
+	// -disableTelemetry alone still sets telemetry up, which writes
+	// dynamodb-local-metadata.json into the working directory; the
+	// variable skips that. The working directory is a scratch one all the
+	// same, so nothing the JVM writes there lands in the repository.
+	cmd.Env = append(os.Environ(), "DDB_LOCAL_TELEMETRY=0")
+	cmd.Dir = os.TempDir()
 	s := &Server{
 		endpoint: "http://127.0.0.1:" + strconv.Itoa(port),
+		port:     port,
 		cmd:      cmd,
-		stderr:   &tailBuffer{max: stderrTail},
+		stderr:   newTailBuffer(stderrTail, bindFailure),
 		done:     make(chan struct{}),
 	}
 	cmd.Stdout = opts.Stdout
@@ -187,7 +210,7 @@ func start(ctx context.Context, bin string, port int, opts Options) (*Server, er
 		cmd.Stderr = io.MultiWriter(s.stderr, opts.Stdout)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("dynalite: start %s: %w", bin, err)
+		return nil, fmt.Errorf("dynamodblocal: start %s: %w", args[0], err)
 	}
 	go func() {
 		s.waitErr = cmd.Wait()
@@ -200,70 +223,84 @@ func start(ctx context.Context, bin string, port int, opts Options) (*Server, er
 	return s, nil
 }
 
-// waitReady polls ListTables until it succeeds, the process exits, or the
-// bounded wait ends.
+// bindFailure is what DynamoDB Local prints when its port is taken. The
+// JVM then stays up without listening (its worker threads keep it alive),
+// so the message, not an exit, is the signal.
+var bindFailure = []byte("java.net.BindException")
+
+// waitReady polls ListTables until the JVM answers on its port, it fails,
+// or ctx ends.
 func (s *Server) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// A call to a port someone else holds hangs rather than failing, so an
-	// exit must cut the call short, not just the pause between calls.
+	// A call to a port someone else holds can hang rather than fail, so a
+	// failure must cut the call short, not just the pause between calls.
 	go func() {
 		select {
 		case <-s.done:
-			cancel()
+		case <-s.stderr.seen:
 		case <-ctx.Done():
 		}
+		cancel()
 	}()
 	client := NewClient(s.endpoint, func(o *dynamodb.Options) { o.Retryer = aws.NopRetryer{} })
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
 	for {
-		callCtx, cancelCall := context.WithTimeout(ctx, time.Second)
-		_, err := client.ListTables(callCtx, &dynamodb.ListTablesInput{})
-		cancelCall()
+		_, err := client.ListTables(ctx, &dynamodb.ListTablesInput{Limit: aws.Int32(1)})
 		if err == nil {
-			return nil
+			// Someone else's server on the port answers too; only ours
+			// will do.
+			var ours bool
+			if ours, err = listensOn(s.cmd.Process.Pid, s.port); ours {
+				return nil
+			}
+			if err == nil {
+				err = fmt.Errorf("port %d answers, but not from DynamoDB Local's process %d", s.port, s.cmd.Process.Pid)
+			}
 		}
 		select {
 		case <-s.done:
-			return s.exitError()
+		case <-s.stderr.seen:
 		case <-ctx.Done():
-			select {
-			case <-s.done:
-				return s.exitError()
-			default:
-			}
-			return fmt.Errorf("dynalite did not answer on %s (%v; last error: %v); stderr:\n%s", s.endpoint, ctx.Err(), err, s.stderr.String())
-		case <-tick.C:
+		case <-time.After(pollInterval):
+			continue
 		}
+		if err := s.startFailure(); err != nil {
+			return err
+		}
+		return fmt.Errorf("dynamodblocal: no answer on %s (%v; last error: %v); stderr:\n%s", s.endpoint, ctx.Err(), err, s.stderr.String())
 	}
 }
 
-// exitError explains an exit during start; call it once done is closed.
-func (s *Server) exitError() error {
-	stderr := s.stderr.String()
-	if strings.Contains(stderr, "EADDRINUSE") {
-		return fmt.Errorf("dynalite: %s: %w", s.endpoint, errAddrInUse)
+// startFailure explains why the process cannot become ready, or is nil
+// while it still may.
+func (s *Server) startFailure() error {
+	select {
+	case <-s.stderr.seen:
+		return fmt.Errorf("dynamodblocal: %s: %w; stderr:\n%s", s.endpoint, errAddrInUse, s.stderr.String())
+	case <-s.done:
+		return fmt.Errorf("dynamodblocal: exited before answering (%v); stderr:\n%s", s.waitErr, s.stderr.String())
+	default:
+		return nil
 	}
-	return fmt.Errorf("dynalite exited before answering (%v); stderr:\n%s", s.waitErr, stderr)
 }
 
-// Endpoint is the base URL of the server, e.g. http://127.0.0.1:4567.
+// Endpoint is the base URL of the server, e.g. http://127.0.0.1:8000.
 func (s *Server) Endpoint() string { return s.endpoint }
 
 // Stop kills the server's process group and waits for it to exit. It is
 // safe to call more than once. An error means the process had died on its
-// own before Stop.
+// own before Stop. SIGKILL loses nothing with Dir set: DynamoDB Local
+// commits every write to its SQLite file before it answers.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		select {
 		case <-s.done:
-			s.stopErr = fmt.Errorf("dynalite had exited on its own (%v); stderr:\n%s", s.waitErr, s.stderr.String())
+			s.stopErr = fmt.Errorf("dynamodblocal: had exited on its own (%v); stderr:\n%s", s.waitErr, s.stderr.String())
 			return
 		default:
 		}
 		if err := killGroup(s.cmd.Process); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			s.stopErr = fmt.Errorf("dynalite: kill: %w", err)
+			s.stopErr = fmt.Errorf("dynamodblocal: kill: %w", err)
 		}
 		<-s.done
 	})
@@ -271,9 +308,9 @@ func (s *Server) Stop() error {
 }
 
 // NewClient returns a DynamoDB client for a local endpoint: dummy static
-// credentials (dynalite checks that a signature is present, not that it is
-// valid) and a fixed region, so nothing is read from the developer's AWS
-// configuration.
+// credentials (DynamoDB Local checks that a signature is present, not that
+// it is valid) and a fixed region, so nothing is read from the developer's
+// AWS configuration.
 func NewClient(endpoint string, optFns ...func(*dynamodb.Options)) *dynamodb.Client {
 	return dynamodb.New(dynamodb.Options{
 		Region:       "us-east-1",
@@ -285,24 +322,37 @@ func NewClient(endpoint string, optFns ...func(*dynamodb.Options)) *dynamodb.Cli
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("dynalite: pick a free port: %w", err)
+		return 0, fmt.Errorf("dynamodblocal: pick a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// tailBuffer keeps the last max bytes written: enough stderr to explain a
-// failure without growing for the life of a dev server.
+// tailBuffer keeps the last max bytes written (enough stderr to explain a
+// failure without growing for the life of a dev server) and closes seen
+// once marker has been written.
 type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
+	mu     sync.Mutex
+	max    int
+	buf    bytes.Buffer
+	marker []byte
+	seen   chan struct{}
+}
+
+func newTailBuffer(max int, marker []byte) *tailBuffer {
+	return &tailBuffer{max: max, marker: marker, seen: make(chan struct{})}
 }
 
 func (b *tailBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.buf.Write(p)
+	// Checked before trimming, and over the whole tail, so a marker
+	// split across writes is still found.
+	if b.marker != nil && bytes.Contains(b.buf.Bytes(), b.marker) {
+		close(b.seen)
+		b.marker = nil
+	}
 	if extra := b.buf.Len() - b.max; extra > 0 {
 		b.buf.Next(extra)
 	}

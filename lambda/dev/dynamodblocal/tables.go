@@ -1,4 +1,4 @@
-package dynalite
+package dynamodblocal
 
 import (
 	"context"
@@ -15,17 +15,15 @@ import (
 	"github.com/p2/buddy/lambda/schema"
 )
 
-// activeTimeout bounds the wait for created tables to become ACTIVE.
-const activeTimeout = 30 * time.Second
-
 // CreateTables creates every table of schema.All, named prefix + table ID,
-// and waits until all are ACTIVE. A table that already exists with the same
-// keys is kept with its data (the dev server persists between runs); one
-// with different keys is an error, since the store would fail on it later
-// in a less obvious way.
+// waits until all are ACTIVE and enables TTL where the schema names an
+// expiry attribute, as the stack does. A table that already exists with the
+// same keys is kept with its data (the dev server persists between runs);
+// one with different keys is an error, since the store would fail on it
+// later in a less obvious way.
 //
-// TTL is not enabled: dynalite does not implement it. The store does not
-// rely on TTL for correctness (it checks expiresAt itself).
+// DynamoDB Local records the TTL setting but never deletes expired items;
+// the store does not rely on TTL for correctness (it checks expiresAt).
 func CreateTables(ctx context.Context, client *dynamodb.Client, prefix string) (config.Tables, error) {
 	names := map[string]*string{}
 	var tables config.Tables
@@ -46,20 +44,47 @@ func CreateTables(ctx context.Context, client *dynamodb.Client, prefix string) (
 	for _, t := range schema.All {
 		name := names[t.ID]
 		if name == nil {
-			return config.Tables{}, fmt.Errorf("dynalite: schema table %q has no field in config.Tables", t.ID)
+			return config.Tables{}, fmt.Errorf("dynamodblocal: schema table %q has no field in config.Tables", t.ID)
 		}
 		if err := createTable(ctx, client, *name, t); err != nil {
 			return config.Tables{}, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, activeTimeout)
-	defer cancel()
 	for _, t := range schema.All {
 		if err := waitActive(ctx, client, *names[t.ID]); err != nil {
 			return config.Tables{}, err
 		}
+		if err := enableTTL(ctx, client, *names[t.ID], t.TTLAttribute); err != nil {
+			return config.Tables{}, err
+		}
 	}
 	return tables, nil
+}
+
+// enableTTL turns TTL on for attr unless it already is (a table kept from
+// an earlier run): DynamoDB refuses to enable it twice.
+func enableTTL(ctx context.Context, client *dynamodb.Client, name, attr string) error {
+	if attr == "" {
+		return nil
+	}
+	out, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
+	if err != nil {
+		return fmt.Errorf("dynamodblocal: describe TTL of %s: %w", name, err)
+	}
+	if d := out.TimeToLiveDescription; d.TimeToLiveStatus == types.TimeToLiveStatusEnabled || d.TimeToLiveStatus == types.TimeToLiveStatusEnabling {
+		if got := aws.ToString(d.AttributeName); got != attr {
+			return fmt.Errorf("dynamodblocal: table %s has TTL on %s, lambda/schema says %s; delete the local data directory (or the table) and start again", name, got, attr)
+		}
+		return nil
+	}
+	_, err = client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName:               aws.String(name),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String(attr), Enabled: aws.Bool(true)},
+	})
+	if err != nil {
+		return fmt.Errorf("dynamodblocal: enable TTL on %s: %w", name, err)
+	}
+	return nil
 }
 
 func createTable(ctx context.Context, client *dynamodb.Client, name string, t schema.Table) error {
@@ -70,7 +95,7 @@ func createTable(ctx context.Context, client *dynamodb.Client, name string, t sc
 		return checkExisting(ctx, client, in)
 	}
 	if err != nil {
-		return fmt.Errorf("dynalite: create table %s: %w", name, err)
+		return fmt.Errorf("dynamodblocal: create table %s: %w", name, err)
 	}
 	return nil
 }
@@ -115,7 +140,7 @@ func createTableInput(name string, t schema.Table) *dynamodb.CreateTableInput {
 func checkExisting(ctx context.Context, client *dynamodb.Client, want *dynamodb.CreateTableInput) error {
 	out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: want.TableName})
 	if err != nil {
-		return fmt.Errorf("dynalite: describe existing table %s: %w", *want.TableName, err)
+		return fmt.Errorf("dynamodblocal: describe existing table %s: %w", *want.TableName, err)
 	}
 	got := out.Table
 	same := keysString(got.KeySchema) == keysString(want.KeySchema) &&
@@ -127,7 +152,7 @@ func checkExisting(ctx context.Context, client *dynamodb.Client, want *dynamodb.
 		same = same && i >= 0 && keysString(got.GlobalSecondaryIndexes[i].KeySchema) == keysString(w.KeySchema)
 	}
 	if !same {
-		return fmt.Errorf("dynalite: table %s exists with other keys or indexes than lambda/schema defines; delete the local data directory (or the table) and start again", *want.TableName)
+		return fmt.Errorf("dynamodblocal: table %s exists with other keys or indexes than lambda/schema defines; delete the local data directory (or the table) and start again", *want.TableName)
 	}
 	return nil
 }
@@ -141,13 +166,14 @@ func keysString(ks []types.KeySchemaElement) string {
 }
 
 // waitActive polls instead of using the SDK's TableExistsWaiter, whose
-// 20-second minimum delay would dwarf dynalite's creation time.
+// 20-second minimum delay would dwarf DynamoDB Local's creation time (its
+// tables are ACTIVE at once unless -delayTransientStatuses is given).
 func waitActive(ctx context.Context, client *dynamodb.Client, name string) error {
 	delay := 10 * time.Millisecond
 	for {
 		out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
 		if err != nil {
-			return fmt.Errorf("dynalite: describe table %s: %w", name, err)
+			return fmt.Errorf("dynamodblocal: describe table %s: %w", name, err)
 		}
 		active := out.Table.TableStatus == types.TableStatusActive
 		for _, ix := range out.Table.GlobalSecondaryIndexes {
@@ -158,15 +184,15 @@ func waitActive(ctx context.Context, client *dynamodb.Client, name string) error
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("dynalite: table %s not ACTIVE (status %s): %w", name, out.Table.TableStatus, ctx.Err())
+			return fmt.Errorf("dynamodblocal: table %s not ACTIVE (status %s): %w", name, out.Table.TableStatus, ctx.Err())
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 500*time.Millisecond)
 	}
 }
 
-// Local is a running dynalite holding Buddy's tables: what a TestMain or
-// the dev server needs in one value.
+// Local is a running DynamoDB Local holding Buddy's tables: what a
+// TestMain or the dev server needs in one value.
 type Local struct {
 	*Server
 	Client *dynamodb.Client

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
@@ -237,8 +236,7 @@ func TestHangHoldsTheStreamUntilTheClientLeaves(t *testing.T) {
 		t.Fatal("a client counted as gone while still reading")
 	}
 	cancel()
-	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stop()
+	wait := t.Context()
 	if err := fm.WaitClientGone(wait, 1); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/p2/buddy/lambda/dev/devserver"
 )
@@ -40,8 +39,9 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	srv, err := devserver.Start(startCtx, devserver.Config{
+	// Starting waits for the store (a JVM: seconds) as long as it takes;
+	// Ctrl-C stops it.
+	srv, err := devserver.Start(ctx, devserver.Config{
 		HTTPAddr: *httpAddr,
 		WSAddr:   *wsAddr,
 		Stage:    *stage,
@@ -52,7 +52,6 @@ func main() {
 		Getenv:          os.Getenv,
 		Log:             log,
 	})
-	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "buddy-dev:", err)
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -64,7 +63,7 @@ func main() {
 
 	<-ctx.Done()
 	stop() // a second Ctrl-C kills at once
-	fmt.Fprintln(os.Stderr, "\nbuddy-dev: stopping (closing sockets, finishing replies, stopping dynalite)…")
+	fmt.Fprintln(os.Stderr, "\nbuddy-dev: stopping (closing sockets, finishing replies, stopping DynamoDB Local)…")
 	if err := srv.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "buddy-dev:", err)
 		os.Exit(1)
@@ -79,7 +78,7 @@ func printBanner(srv *devserver.Server, state string) {
 	}
 	fmt.Printf(`Buddy dev server
   model      %s
-  store      dynalite at %s, data in %s (make dev-reset clears it)
+  store      DynamoDB Local at %s, data in %s (make dev-reset clears it)
   WebSocket  %s?token=<JWT>
   HTTP API   %s  (GET /conversations, /prompts, /usage; Authorization: Bearer <JWT>)
   chat page  %s
