@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
 )
 
@@ -71,10 +72,10 @@ type Conversations struct {
 // Routes returns the route table.
 func (c *Conversations) Routes() map[string]HandlerFunc {
 	return map[string]HandlerFunc{
-		"GET /conversations":         c.list,
-		"GET /conversations/{id}":    c.get,
-		"PATCH /conversations/{id}":  c.rename,
-		"DELETE /conversations/{id}": c.delete,
+		schema.RouteListConversations:  c.list,
+		schema.RouteGetConversation:    c.get,
+		schema.RouteRenameConversation: c.rename,
+		schema.RouteDeleteConversation: c.delete,
 	}
 }
 

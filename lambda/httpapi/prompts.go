@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
 )
 
@@ -40,11 +41,11 @@ type Prompts struct {
 // Routes returns the route table.
 func (p *Prompts) Routes() map[string]HandlerFunc {
 	return map[string]HandlerFunc{
-		"GET /prompts":         p.list,
-		"POST /prompts":        p.create,
-		"GET /prompts/{id}":    p.get,
-		"PUT /prompts/{id}":    p.update,
-		"DELETE /prompts/{id}": p.delete,
+		schema.RouteListPrompts:  p.list,
+		schema.RouteCreatePrompt: p.create,
+		schema.RouteGetPrompt:    p.get,
+		schema.RouteUpdatePrompt: p.update,
+		schema.RouteDeletePrompt: p.delete,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/p2/buddy/lambda/pricing"
+	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
 )
 
@@ -31,7 +32,7 @@ type Usage struct {
 
 // Routes returns the route table.
 func (u *Usage) Routes() map[string]HandlerFunc {
-	return map[string]HandlerFunc{"GET /usage": u.get}
+	return map[string]HandlerFunc{schema.RouteGetUsage: u.get}
 }
 
 func (u *Usage) get(ctx context.Context, r *Request) (Response, *Error) {

@@ -29,21 +29,36 @@ var (
 // Functions lists the six functions in a stable order.
 var Functions = []Function{WebSocketConnect, WebSocketDisconnect, WebSocketMessage, ConversationAPI, PromptCRUD, UsageHandler}
 
+// Route keys of the HTTP API: the stack declares these routes and the
+// handlers serve them under the same keys.
+const (
+	RouteListConversations  = "GET /conversations"
+	RouteGetConversation    = "GET /conversations/{id}"
+	RouteRenameConversation = "PATCH /conversations/{id}"
+	RouteDeleteConversation = "DELETE /conversations/{id}"
+	RouteListPrompts        = "GET /prompts"
+	RouteCreatePrompt       = "POST /prompts"
+	RouteGetPrompt          = "GET /prompts/{id}"
+	RouteUpdatePrompt       = "PUT /prompts/{id}"
+	RouteDeletePrompt       = "DELETE /prompts/{id}"
+	RouteGetUsage           = "GET /usage"
+)
+
 // HTTPRoutes maps each HTTP API route key to the function serving it.
 var HTTPRoutes = []struct {
 	RouteKey string
 	Function Function
 }{
-	{"GET /conversations", ConversationAPI},
-	{"GET /conversations/{id}", ConversationAPI},
-	{"PATCH /conversations/{id}", ConversationAPI},
-	{"DELETE /conversations/{id}", ConversationAPI},
-	{"GET /prompts", PromptCRUD},
-	{"POST /prompts", PromptCRUD},
-	{"GET /prompts/{id}", PromptCRUD},
-	{"PUT /prompts/{id}", PromptCRUD},
-	{"DELETE /prompts/{id}", PromptCRUD},
-	{"GET /usage", UsageHandler},
+	{RouteListConversations, ConversationAPI},
+	{RouteGetConversation, ConversationAPI},
+	{RouteRenameConversation, ConversationAPI},
+	{RouteDeleteConversation, ConversationAPI},
+	{RouteListPrompts, PromptCRUD},
+	{RouteCreatePrompt, PromptCRUD},
+	{RouteGetPrompt, PromptCRUD},
+	{RouteUpdatePrompt, PromptCRUD},
+	{RouteDeletePrompt, PromptCRUD},
+	{RouteGetUsage, UsageHandler},
 }
 
 // WebSocketRoutes maps each WebSocket route key to the function serving it.
