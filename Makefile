@@ -116,7 +116,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: synth diff deploy
 
-# Builds the six handlers (inside the app, DESIGN §1 flags) and writes a
+# Builds the six handlers (inside the app, with the deployment flags of
+# infra/bundle) and writes a
 # fresh cdk.out/; cdk-nag findings fail it.
 synth: tools
 	rm -rf cdk.out
@@ -125,7 +126,7 @@ synth: tools
 
 # ALLOW_REPLACE=<logical id>[,...]: the stateful resources (tables, user
 # pool and client, secret, log groups) that `diff BASE=` and `deploy` may
-# replace or delete; any other such change fails them (DESIGN §2).
+# replace or delete; any other such change fails them.
 ALLOW_REPLACE ?=
 export ALLOW_REPLACE
 

@@ -44,7 +44,7 @@ var StackKeys = []string{
 	CtxAlarmEmail, CtxModelErrorRate, CtxAPIGatewayAccount,
 }
 
-// EnvKeys are the UPPER_CASE keys: the model variables of DESIGN §3 and the
+// EnvKeys are the UPPER_CASE keys: the model variables of the functions' environment and the
 // runtime variables an operator may set. Table names, JWT_ISSUER and
 // JWT_AUDIENCE are not among them: the stack derives those.
 var EnvKeys = append(slices.Clone(config.ModelKeys),

@@ -12,7 +12,7 @@ import (
 	"github.com/p2/buddy/lambda/schema"
 )
 
-// The values of DESIGN §3, written out here on purpose: if a default in
+// The documented defaults of the functions' environment, written out here on purpose: if a default in
 // lambda/config drifts from the design, these tests say so.
 var designEnv = map[string]string{
 	"ANTHROPIC_MODEL_ID":    "claude-opus-4-5-20251101",

@@ -20,7 +20,7 @@ const httpAccessLogFormat = `{"requestId":"$context.requestId","routeKey":"$cont
 	`"integrationLatency":"$context.integrationLatency","integrationError":"$context.integrationErrorMessage",` +
 	`"authorizerError":"$context.authorizer.error"}`
 
-// newHTTPAPI declares the HTTP API of DESIGN §5: every route of
+// newHTTPAPI declares the HTTP API (conversations, prompts, usage): every route of
 // schema.HTTPRoutes behind a JWT authorizer (Authorization: Bearer, the
 // issuer and audience of the stack), CORS for a browser page, and the
 // $default stage with throttling and access logs.

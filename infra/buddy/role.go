@@ -9,7 +9,7 @@ import (
 	"github.com/p2/buddy/lambda/schema"
 )
 
-// Names of DESIGN §3 that are not in the runtime's packages: only the
+// Names the old deployment scripts created that are not in the runtime's packages: only the
 // stack needs them.
 const (
 	RoleName          = "p2-two-lambda-role-two"
@@ -24,7 +24,7 @@ var BedrockActions = []string{"bedrock:InvokeModel", "bedrock:InvokeModelWithRes
 
 // newRole declares the role the six functions share (as the old
 // deployment did). Every statement is scoped to this stack's resources:
-//   - SecretsManagerAccess (inline, DESIGN §3): read the one secret;
+//   - SecretsManagerAccess (inline, the name the old scripts gave it): read the one secret;
 //   - write to the six declared log groups only (no logs:CreateLogGroup,
 //     no managed AWSLambdaBasicExecutionRole);
 //   - read/write the stack's tables and their indexes (grants);

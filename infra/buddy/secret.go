@@ -11,7 +11,7 @@ import (
 // operator replaces it with `aws secretsmanager put-secret-value`.
 const SecretPlaceholder = "REPLACE_ME"
 
-// newSecret declares the secret holding {"api_key": "..."} (DESIGN §3),
+// newSecret declares the secret holding {"api_key": "..."},
 // or, with adoptSecret=true, references an existing one by name.
 //
 // A created secret never has its value in the template: Secrets Manager

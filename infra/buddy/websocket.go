@@ -12,7 +12,7 @@ import (
 )
 
 // RouteSelectionExpression picks the WebSocket route from the frame's
-// "action" (DESIGN §4); other frames go to $default.
+// "action"; other frames go to $default.
 const RouteSelectionExpression = "$request.body.action"
 
 // webSocketAccessLogFormat is one JSON line per connect, message and
@@ -23,7 +23,7 @@ const webSocketAccessLogFormat = `{"requestId":"$context.requestId","connectionI
 	`"integrationLatency":"$context.integrationLatency","integrationError":"$context.integrationErrorMessage",` +
 	`"error":"$context.error.message"}`
 
-// newWebSocketAPI declares the WebSocket API of DESIGN §4: one route per
+// newWebSocketAPI declares the chat WebSocket API: one route per
 // schema.WebSocketRoutes entry, each a Lambda proxy integration (one per
 // function, shared by its routes), and a stage with throttling and access
 // logs. Authentication is the $connect function's: browsers cannot set

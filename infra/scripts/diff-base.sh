@@ -5,7 +5,7 @@
 # which reads no AWS account), then the review summary (review.mjs), also
 # written with the CLI's diff to cdk.out/review.md for a pull-request
 # comment. Exits 1 when a stateful resource would be replaced or destroyed
-# and ALLOW_REPLACE (environment) does not name it (DESIGN §2, §8).
+# and ALLOW_REPLACE (environment) does not name it.
 #
 #   infra/scripts/diff-base.sh <git-ref> [-c key=value ...]
 #

@@ -2,7 +2,7 @@
 # Review summary against the deployed stack (make deploy, before the CLI
 # asks for approval): compares the stack's template as CloudFormation holds
 # it with the one in a synthesized cloud assembly, using review.mjs, the
-# same summary and gate as `make diff BASE=<ref>` (DESIGN §2, §8). The
+# same summary and gate as `make diff BASE=<ref>`. The
 # summary is also written to <assembly>/review.md.
 #
 #   infra/scripts/review-deployed.sh <stack> <cloud assembly dir>

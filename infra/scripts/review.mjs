@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Review summary of a template change (DESIGN §8) and the gate that keeps a
-// pull request from silently losing data (DESIGN §2).
+// Review summary of a template change and the gate that keeps a
+// pull request from silently losing data.
 //
 //   node infra/scripts/review.mjs [--title T] [--cli-diff FILE] [--out FILE] BASE.json HEAD.json
 //

@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-// Model-call variables (DESIGN §3). CDK context keys use the same names.
+// Model-call variables. CDK context keys use the same names.
 const (
 	ModelID         = "ANTHROPIC_MODEL_ID"
 	UseOpusModel    = "USE_OPUS_MODEL"
@@ -70,7 +70,7 @@ var RetiredModelIDs = []string{
 	"claude-instant-1.2",
 }
 
-// ModelDefaults are the values of DESIGN §3. TOP_P is absent on purpose:
+// ModelDefaults are the documented defaults. TOP_P is absent on purpose:
 // it is optional and excludes TEMPERATURE.
 func ModelDefaults() map[string]string {
 	return map[string]string{

@@ -1,4 +1,4 @@
-// Package httpapi serves the HTTP API of DESIGN §5: conversations, saved
+// Package httpapi serves the HTTP API: conversations, saved
 // prompts and usage. API Gateway's JWT authorizer has verified the token in
 // AWS (the local dev server does the same with the same verifier); the user
 // is the `sub` claim it passes along. A user only ever sees their own data:
