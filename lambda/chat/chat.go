@@ -71,6 +71,9 @@ type Service struct {
 	Log      *slog.Logger
 	// Window is the delta coalescing window (DefaultWindow when zero).
 	Window time.Duration
+	// PostTimeout bounds each @connections post of a reply
+	// (wsapi.DefaultPostTimeout when zero).
+	PostTimeout time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -114,97 +117,145 @@ func Day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 // so it is never lost whatever happens to the reply.
 func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint string, f wsapi.ClientFrame) (Job, *Reject) {
 	now := s.now()
-	var conv store.Conversation
-	isNew := f.ConversationID == ""
-	if !isNew {
-		c, err := s.getConversation(ctx, userID, f.ConversationID)
-		if err != nil {
-			return Job{}, err
-		}
-		conv = c
+	th, rej := s.resolve(ctx, userID, f)
+	if rej != nil {
+		return Job{}, rej
 	}
-	promptID := f.PromptID
-	if promptID == "" {
-		promptID = conv.PromptID
+	if rej := s.reserve(ctx, userID, now); rej != nil {
+		return Job{}, rej
 	}
-	var system string
-	if promptID != "" {
-		p, err := s.Store.GetPrompt(ctx, userID, promptID)
-		switch {
-		case err == nil:
-			system = p.Text
-		case errors.Is(err, store.ErrNotFound) && f.PromptID != "":
-			return Job{}, reject(wsapi.CodeNotFound, "prompt not found", nil)
-		case errors.Is(err, store.ErrNotFound):
-			// The conversation's prompt was deleted since: carry on without.
-			promptID = ""
-		default:
-			return Job{}, reject(wsapi.CodeInternal, "could not load the prompt", err)
-		}
+	if th.isNew {
+		th.conv = newConversation(userID, f.Text, th.promptID, now)
 	}
-	if err := s.Store.ReserveQuota(ctx, userID, Day(now), s.Config.DailyTokenLimit); err != nil {
-		if errors.Is(err, store.ErrQuotaExceeded) {
-			return Job{}, reject(wsapi.CodeQuotaExceeded,
-				fmt.Sprintf("daily token limit of %d reached; it resets at 00:00 UTC", s.Config.DailyTokenLimit), nil)
-		}
-		return Job{}, reject(wsapi.CodeInternal, "could not check the quota", err)
+	msg := store.Message{
+		ConversationID: th.conv.ConversationID,
+		MessageID:      ids.New(),
+		UserID:         userID,
+		Role:           store.RoleUser,
+		Text:           f.Text,
+		CreatedAt:      now,
+		RequestID:      f.RequestID,
 	}
-	if isNew {
-		conv = store.Conversation{
-			UserID:         userID,
-			ConversationID: ids.New(),
-			Title:          Title(f.Text),
-			PromptID:       promptID,
-			CreatedAt:      now,
-			UpdatedAt:      now,
-		}
-	}
-	userMsgID := ids.New()
 	assistantMsgID := ids.New() // made after the user's, so it sorts after it
-	// Everything is checked by now, so the conversation row and the
-	// message are written side by side: they are independent items and
-	// this is the path to the first token. A failed create can leave an
-	// unreachable message row behind (messages are only read through their
-	// conversation); the client is told to try again.
-	convErr, msgErr := both(func() error {
-		if isNew {
-			return s.Store.CreateConversation(ctx, conv)
+	if rej := s.save(ctx, th, msg); rej != nil {
+		return Job{}, rej
+	}
+	return th.job(msg, assistantMsgID, connectionID, endpoint), nil
+}
+
+// thread is where a message goes: its conversation (still to be created
+// when isNew) and the prompt the reply follows.
+type thread struct {
+	conv     store.Conversation
+	isNew    bool
+	promptID string // the prompt the conversation keeps; "" for none
+	system   string // its text
+}
+
+// resolve finds the frame's conversation and prompt. A prompt named by
+// the frame must exist; the conversation's own prompt may have been
+// deleted since, and then the reply goes on without one.
+func (s *Service) resolve(ctx context.Context, userID string, f wsapi.ClientFrame) (thread, *Reject) {
+	th := thread{isNew: f.ConversationID == ""}
+	if !th.isNew {
+		c, rej := s.getConversation(ctx, userID, f.ConversationID)
+		if rej != nil {
+			return th, rej
 		}
-		return s.Store.TouchConversation(ctx, userID, conv.ConversationID, promptID, now)
+		th.conv = c
+	}
+	th.promptID = f.PromptID
+	if th.promptID == "" {
+		th.promptID = th.conv.PromptID
+	}
+	if th.promptID == "" {
+		return th, nil
+	}
+	p, err := s.Store.GetPrompt(ctx, userID, th.promptID)
+	switch {
+	case err == nil:
+		th.system = p.Text
+	case errors.Is(err, store.ErrNotFound) && f.PromptID != "":
+		return th, reject(wsapi.CodeNotFound, "prompt not found", nil)
+	case errors.Is(err, store.ErrNotFound):
+		th.promptID = ""
+	default:
+		return th, reject(wsapi.CodeInternal, "could not load the prompt", err)
+	}
+	return th, nil
+}
+
+// reserve admits the request against the user's daily token limit.
+func (s *Service) reserve(ctx context.Context, userID string, now time.Time) *Reject {
+	err := s.Store.ReserveQuota(ctx, userID, Day(now), s.Config.DailyTokenLimit)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrQuotaExceeded):
+		return reject(wsapi.CodeQuotaExceeded,
+			fmt.Sprintf("daily token limit of %d reached; it resets at 00:00 UTC", s.Config.DailyTokenLimit), nil)
+	default:
+		return reject(wsapi.CodeInternal, "could not check the quota", err)
+	}
+}
+
+// newConversation is the conversation a first message opens, titled after
+// that message.
+func newConversation(userID, text, promptID string, now time.Time) store.Conversation {
+	return store.Conversation{
+		UserID:         userID,
+		ConversationID: ids.New(),
+		Title:          Title(text),
+		PromptID:       promptID,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+}
+
+// save writes the conversation row (created, or touched with the prompt
+// it now follows) and the user's message. Everything is checked by now, so
+// the two are written side by side: they are independent items and this is
+// the path to the first token. A failed create can leave an unreachable
+// message row behind (messages are only read through their conversation);
+// the client is told to try again.
+func (s *Service) save(ctx context.Context, th thread, msg store.Message) *Reject {
+	convErr, msgErr := both(func() error {
+		if th.isNew {
+			return s.Store.CreateConversation(ctx, th.conv)
+		}
+		return s.Store.TouchConversation(ctx, msg.UserID, th.conv.ConversationID, th.promptID, msg.CreatedAt)
 	}, func() error {
-		return s.Store.PutMessage(ctx, store.Message{
-			ConversationID: conv.ConversationID,
-			MessageID:      userMsgID,
-			UserID:         userID,
-			Role:           store.RoleUser,
-			Text:           f.Text,
-			CreatedAt:      now,
-			RequestID:      f.RequestID,
-		})
+		return s.Store.PutMessage(ctx, msg)
 	})
 	if convErr != nil {
-		return Job{}, reject(wsapi.CodeInternal, "could not save the conversation", convErr)
+		return reject(wsapi.CodeInternal, "could not save the conversation", convErr)
 	}
 	if msgErr != nil {
-		return Job{}, reject(wsapi.CodeInternal, "could not store the message", msgErr)
+		return reject(wsapi.CodeInternal, "could not store the message", msgErr)
 	}
+	return nil
+}
+
+// job is the reply Job for the user's message msg. A new conversation's
+// first message is its whole history, so it travels with the job.
+func (th thread) job(msg store.Message, assistantMsgID, connectionID, endpoint string) Job {
 	firstTurn := ""
-	if isNew {
-		firstTurn = f.Text
+	if th.isNew {
+		firstTurn = msg.Text
 	}
 	return Job{
 		Kind:               JobKind,
 		Endpoint:           endpoint,
 		ConnectionID:       connectionID,
-		RequestID:          f.RequestID,
-		UserID:             userID,
-		ConversationID:     conv.ConversationID,
-		UserMessageID:      userMsgID,
+		RequestID:          msg.RequestID,
+		UserID:             msg.UserID,
+		ConversationID:     msg.ConversationID,
+		UserMessageID:      msg.MessageID,
 		AssistantMessageID: assistantMsgID,
-		System:             system,
+		System:             th.system,
 		FirstTurn:          firstTurn,
-		AcceptedAt:         now,
-	}, nil
+		AcceptedAt:         msg.CreatedAt,
+	}
 }
 
 // MaxJobPayload is Lambda's limit on an asynchronous invocation's payload.

@@ -24,6 +24,7 @@ const DefaultWindow = 100 * time.Millisecond
 // relay turns a stream of text fragments into numbered delta frames. The
 // model's stream goroutine calls Text; a single sender goroutine posts, so a
 // slow post never blocks reading the upstream and frames leave in seq order.
+// close reports what was relayed.
 type relay struct {
 	post   func(ctx context.Context, frame []byte) error
 	frame  func(seq int, text string) wsapi.Frame
@@ -40,19 +41,32 @@ type relay struct {
 	closing  chan struct{} // the reply ended: flush now
 	done     chan struct{}
 
-	// Read after close.
+	// Owned by the sender.
 	seq       int
 	firstPost time.Time
 }
 
-func newRelay(post func(context.Context, []byte) error, frame func(int, string) wsapi.Frame, window time.Duration, now func() time.Time) *relay {
+// relayed is what a relay did.
+type relayed struct {
+	sent      string    // the text posted in deltas
+	produced  string    // the text the model said, posted or not
+	deltas    int       // delta frames posted
+	firstPost time.Time // zero when nothing was posted
+	err       error     // the first failed post (ErrGone: the client left)
+}
+
+// newRelay starts the sender. Its posts carry ctx's values but not its
+// cancellation: text already produced is paid for and belongs to the
+// client, so it is posted even when the stream was cancelled. Each post is
+// bounded by the post func itself (the reply's poster has a deadline).
+func newRelay(ctx context.Context, post func(context.Context, []byte) error, frame func(int, string) wsapi.Frame, window time.Duration, now func() time.Time) *relay {
 	r := &relay{
 		post: post, frame: frame, window: window, now: now,
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	go r.run()
+	go r.run(context.WithoutCancel(ctx))
 	return r
 }
 
@@ -75,24 +89,26 @@ func (r *relay) Text(s string) error {
 	return nil
 }
 
-// close flushes what is pending and stops the sender. Text must not be
-// called after close.
-func (r *relay) close() {
+// close flushes what is pending, stops the sender and reports what was
+// relayed. Text must not be called after close.
+func (r *relay) close() relayed {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
 	close(r.closing)
 	<-r.done
-}
-
-// Err is the sticky post error, if any.
-func (r *relay) Err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.err
+	return relayed{
+		sent:      r.sent.String(),
+		produced:  r.produced.String(),
+		deltas:    r.seq,
+		firstPost: r.firstPost,
+		err:       r.err,
+	}
 }
 
-func (r *relay) run() {
+func (r *relay) run(ctx context.Context) {
 	defer close(r.done)
 	var last time.Time
 	for {
@@ -118,7 +134,7 @@ func (r *relay) run() {
 		closed, failed := r.closed, r.err != nil
 		r.mu.Unlock()
 		if text != "" && !failed {
-			if err := r.send(text); err != nil {
+			if err := r.send(ctx, text); err != nil {
 				r.mu.Lock()
 				r.err = err
 				r.mu.Unlock()
@@ -133,12 +149,10 @@ func (r *relay) run() {
 
 // send posts text as one delta, or several when it exceeds what one frame
 // may carry (a burst after a slow post).
-func (r *relay) send(text string) error {
+func (r *relay) send(ctx context.Context, text string) error {
 	for _, chunk := range wsapi.SplitText(text, wsapi.MaxDeltaTextBytes) {
 		f := r.frame(r.seq, chunk)
-		// A post must finish even if the stream's context was cancelled:
-		// the text is already paid for and belongs to the client.
-		if err := r.post(context.WithoutCancel(context.Background()), wsapi.Encode(f)); err != nil {
+		if err := r.post(ctx, wsapi.Encode(f)); err != nil {
 			return err
 		}
 		if r.seq == 0 {

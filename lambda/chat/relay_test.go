@@ -47,7 +47,7 @@ func TestRelayFirstTextIsNotHeldButLaterTextIsCoalesced(t *testing.T) {
 	rec := newRecorder()
 	// A window far longer than the test: anything after the first post can
 	// only leave when the reply ends.
-	r := newRelay(rec.post, deltaFrame, time.Hour, time.Now)
+	r := newRelay(t.Context(), rec.post, deltaFrame, time.Hour, time.Now)
 	if err := r.Text("Hel"); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestRelayKeepsEveryByteInOrder(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := newRecorder()
-			r := newRelay(rec.post, deltaFrame, time.Millisecond, time.Now)
+			r := newRelay(t.Context(), rec.post, deltaFrame, time.Millisecond, time.Now)
 			var want strings.Builder
 			for _, f := range tt.fragments {
 				want.WriteString(f)
@@ -93,7 +93,7 @@ func TestRelayKeepsEveryByteInOrder(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r.close()
+			out := r.close()
 			var got strings.Builder
 			for i, f := range rec.frames {
 				if *f.Seq != i {
@@ -107,8 +107,8 @@ func TestRelayKeepsEveryByteInOrder(t *testing.T) {
 			if got.String() != want.String() {
 				t.Errorf("concatenated deltas differ from the input (%d vs %d bytes)", got.Len(), want.Len())
 			}
-			if r.sent.String() != want.String() || r.produced.String() != want.String() {
-				t.Errorf("sent/produced bookkeeping differs from the input")
+			if out.sent != want.String() || out.produced != want.String() || out.deltas != len(rec.frames) {
+				t.Errorf("relayed sent/produced/deltas differ from the input and the posts")
 			}
 		})
 	}
@@ -117,7 +117,7 @@ func TestRelayKeepsEveryByteInOrder(t *testing.T) {
 func TestRelayStopsAtGone(t *testing.T) {
 	rec := newRecorder()
 	rec.goneAt = 2
-	r := newRelay(rec.post, deltaFrame, 0, time.Now)
+	r := newRelay(t.Context(), rec.post, deltaFrame, 0, time.Now)
 	var err error
 	for i := 0; i < 1000 && err == nil; i++ {
 		err = r.Text("token ")
@@ -126,14 +126,14 @@ func TestRelayStopsAtGone(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond) // let the sender try the second post
 	}
-	r.close()
+	out := r.close()
 	if !errors.Is(err, wsapi.ErrGone) {
 		t.Fatalf("Text kept accepting after the client left: %v", err)
 	}
-	if !errors.Is(r.Err(), wsapi.ErrGone) {
-		t.Errorf("Err() = %v", r.Err())
+	if !errors.Is(out.err, wsapi.ErrGone) {
+		t.Errorf("relayed err = %v", out.err)
 	}
-	if !strings.HasPrefix(r.produced.String(), r.sent.String()) || r.sent.String() != "token " {
-		t.Errorf("sent %q, produced %q", r.sent.String(), r.produced.String())
+	if !strings.HasPrefix(out.produced, out.sent) || out.sent != "token " {
+		t.Errorf("sent %q, produced %q", out.sent, out.produced)
 	}
 }

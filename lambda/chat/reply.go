@@ -19,19 +19,130 @@ const deadlineMargin = 5 * time.Second
 // ErrDeadline ends a reply that would outlive the invocation.
 var ErrDeadline = errors.New("chat: invocation deadline reached")
 
-// replyHandler adapts the model stream to frames.
-type replyHandler struct {
-	job     Job
-	poster  wsapi.Poster
-	relay   *relay
-	model   string
-	started bool
+// Run streams the reply of job to its connection and stores it. It fills
+// sum with what the summary line needs and returns an error only for
+// failures of our own (the client has been told about the rest).
+func (s *Service) Run(ctx context.Context, job Job, sum *obs.Summary) error {
+	describe(sum, job, s.Config.Model.ModelID)
+	poster := s.poster(job.Endpoint)
+	req, err := s.prepare(ctx, job)
+	if err != nil {
+		postError(ctx, job, poster, wsapi.CodeInternal, "could not load the conversation")
+		sum.Outcome = obs.OutcomeServerError
+		return fmt.Errorf("load history: %w", err)
+	}
+	out := s.stream(ctx, job, req, poster)
+	out.summarize(sum)
+	storeErr := s.persist(ctx, job, out)
+	return s.finish(ctx, job, poster, out, storeErr, sum)
 }
 
-func (h *replyHandler) OnStart(model string) error {
-	h.model = model
-	h.started = true
-	return h.poster.Post(context.WithoutCancel(context.Background()), h.job.ConnectionID, wsapi.Encode(wsapi.Frame{
+// describe fills the summary fields known before the model is called.
+func describe(sum *obs.Summary, job Job, model string) {
+	sum.Route = "reply"
+	sum.ClientRequestID = job.RequestID
+	sum.ConnectionID = job.ConnectionID
+	sum.User = job.UserID
+	sum.ModelCall = true
+	sum.Model = model
+}
+
+// poster is the connection's poster with a deadline on every post.
+func (s *Service) poster(endpoint string) wsapi.Poster {
+	return wsapi.WithPostTimeout(s.Posters(endpoint), s.PostTimeout)
+}
+
+// prepare builds the model request from the configured model and the
+// job's turns.
+func (s *Service) prepare(ctx context.Context, job Job) (claude.Request, error) {
+	turns, err := s.turns(ctx, job)
+	if err != nil {
+		return claude.Request{}, err
+	}
+	m := s.Config.Model
+	return claude.Request{
+		Model:       m.ModelID,
+		System:      job.System,
+		Turns:       turns,
+		MaxTokens:   m.MaxTokens,
+		Temperature: m.Temperature,
+		TopP:        m.TopP,
+		TopK:        m.TopK,
+	}, nil
+}
+
+// turns is the conversation so far: the job's first turn when it carries
+// one, else the history read back from the store.
+func (s *Service) turns(ctx context.Context, job Job) ([]claude.Turn, error) {
+	if job.FirstTurn != "" {
+		return []claude.Turn{{Role: store.RoleUser, Text: job.FirstTurn}}, nil
+	}
+	msgs, err := s.Store.ListMessages(ctx, job.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	return history(msgs), nil
+}
+
+// streamed is how a model call went and what reached the client.
+type streamed struct {
+	res   claude.Result
+	model string // as the upstream reported it, else the configured one
+	err   error  // the model call's
+	cause error  // why the call's context ended, if it did
+	start time.Time
+	relay relayed
+}
+
+// stream calls the model and relays its text to the connection as it
+// arrives.
+func (s *Service) stream(ctx context.Context, job Job, req claude.Request, poster wsapi.Poster) streamed {
+	ctx, cancel := streamContext(ctx)
+	defer cancel()
+	r := newRelay(ctx,
+		func(ctx context.Context, b []byte) error { return poster.Post(ctx, job.ConnectionID, b) },
+		func(seq int, text string) wsapi.Frame {
+			return wsapi.Frame{Type: wsapi.TypeDelta, RequestID: job.RequestID, ConversationID: job.ConversationID, Seq: &seq, Text: text}
+		},
+		s.window(), s.now)
+	out := streamed{model: req.Model, start: s.now()}
+	out.res, out.err = s.Model.Stream(ctx, req, &replyHandler{job: job, poster: poster, relay: r})
+	out.relay = r.close()
+	out.cause = context.Cause(ctx)
+	if out.res.Model != "" {
+		out.model = out.res.Model
+	}
+	return out
+}
+
+// streamContext ends the model call deadlineMargin before the invocation
+// would be killed, so that a cut-short reply is still stored.
+func streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadlineCause(ctx, dl.Add(-deadlineMargin), ErrDeadline)
+}
+
+func (s *Service) window() time.Duration {
+	if s.Window <= 0 {
+		return DefaultWindow
+	}
+	return s.Window
+}
+
+// replyHandler adapts the model stream to frames.
+type replyHandler struct {
+	job    Job
+	poster wsapi.Poster
+	relay  *relay
+}
+
+func (h *replyHandler) OnStart(ctx context.Context, model string) error {
+	// Like a delta, the start frame is posted even if the call is being
+	// cancelled: the client waits for it.
+	return h.poster.Post(context.WithoutCancel(ctx), h.job.ConnectionID, wsapi.Encode(wsapi.Frame{
 		Type:           wsapi.TypeStart,
 		RequestID:      h.job.RequestID,
 		ConversationID: h.job.ConversationID,
@@ -40,96 +151,59 @@ func (h *replyHandler) OnStart(model string) error {
 	}))
 }
 
-func (h *replyHandler) OnText(text string) error { return h.relay.Text(text) }
+// OnText queues the text; the relay posts it on its own goroutine.
+func (h *replyHandler) OnText(_ context.Context, text string) error { return h.relay.Text(text) }
 
-// Run streams the reply of job to its connection and stores it. It fills
-// sum with what the summary line needs and returns an error only for
-// failures of our own (the client has been told about the rest).
-func (s *Service) Run(ctx context.Context, job Job, sum *obs.Summary) error {
-	sum.Route = "reply"
-	sum.ClientRequestID = job.RequestID
-	sum.ConnectionID = job.ConnectionID
-	sum.User = job.UserID
-	sum.ModelCall = true
-	sum.Model = s.Config.Model.ModelID
+// summarize fills the summary fields the stream decided.
+func (out streamed) summarize(sum *obs.Summary) {
+	if !out.relay.firstPost.IsZero() {
+		sum.TTFT = out.relay.firstPost.Sub(out.start)
+	}
+	sum.Deltas = out.relay.deltas
+	sum.Model = out.model
+	u := out.res.Usage
+	sum.InputTokens, sum.OutputTokens = u.InputTokens, u.OutputTokens
+	sum.CacheRead, sum.CacheWrite = u.CacheReadInputTokens, u.CacheCreationInputTokens
+	sum.StopReason = out.res.StopReason
+}
 
-	poster := s.Posters(job.Endpoint)
-	var turns []claude.Turn
-	if job.FirstTurn != "" {
-		turns = []claude.Turn{{Role: store.RoleUser, Text: job.FirstTurn}}
-	} else {
-		msgs, err := s.Store.ListMessages(ctx, job.ConversationID)
-		if err != nil {
-			s.postError(job, poster, wsapi.CodeInternal, "could not load the conversation")
-			sum.Outcome = obs.OutcomeServerError
-			return fmt.Errorf("load history: %w", err)
-		}
-		turns = history(msgs)
-	}
-	m := s.Config.Model
-	req := claude.Request{
-		Model:       m.ModelID,
-		System:      job.System,
-		Turns:       turns,
-		MaxTokens:   m.MaxTokens,
-		Temperature: m.Temperature,
-		TopP:        m.TopP,
-		TopK:        m.TopK,
-	}
+// gone reports whether the client left during the reply.
+func (out streamed) gone() bool { return isGone(out.relay.err) || isGone(out.err) }
 
-	streamCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	if dl, ok := ctx.Deadline(); ok {
-		var stop context.CancelFunc
-		streamCtx, stop = context.WithDeadlineCause(streamCtx, dl.Add(-deadlineMargin), ErrDeadline)
-		defer stop()
-	}
+// incomplete reports whether the reply was cut short.
+func (out streamed) incomplete() bool { return out.err != nil || out.relay.err != nil }
 
-	window := s.Window
-	if window <= 0 {
-		window = DefaultWindow
+// text is the reply to store: what the client was sent, so that the
+// concatenated deltas equal the stored message; when the client left, all
+// that was produced.
+func (out streamed) text() string {
+	if out.gone() {
+		return out.relay.produced
 	}
-	r := newRelay(
-		func(ctx context.Context, b []byte) error { return poster.Post(ctx, job.ConnectionID, b) },
-		func(seq int, text string) wsapi.Frame {
-			return wsapi.Frame{Type: wsapi.TypeDelta, RequestID: job.RequestID, ConversationID: job.ConversationID, Seq: &seq, Text: text}
-		},
-		window, s.now)
-	h := &replyHandler{job: job, poster: poster, relay: r, model: m.ModelID}
-	start := s.now()
-	res, streamErr := s.Model.Stream(streamCtx, req, h)
-	r.close()
+	return out.relay.sent
+}
 
-	if !r.firstPost.IsZero() {
-		sum.TTFT = r.firstPost.Sub(start)
+func (out streamed) usage() store.Usage {
+	u := out.res.Usage
+	return store.Usage{
+		InputTokens:              u.InputTokens,
+		OutputTokens:             u.OutputTokens,
+		CacheReadInputTokens:     u.CacheReadInputTokens,
+		CacheCreationInputTokens: u.CacheCreationInputTokens,
 	}
-	sum.Deltas = r.seq
-	if res.Model != "" {
-		sum.Model = res.Model
-	}
-	sum.InputTokens, sum.OutputTokens = res.Usage.InputTokens, res.Usage.OutputTokens
-	sum.CacheRead, sum.CacheWrite = res.Usage.CacheReadInputTokens, res.Usage.CacheCreationInputTokens
-	sum.StopReason = res.StopReason
+}
 
-	gone := isGone(r.Err()) || isGone(streamErr)
-	usage := store.Usage{
-		InputTokens:              res.Usage.InputTokens,
-		OutputTokens:             res.Usage.OutputTokens,
-		CacheReadInputTokens:     res.Usage.CacheReadInputTokens,
-		CacheCreationInputTokens: res.Usage.CacheCreationInputTokens,
-	}
-
-	// What is stored is what the client was sent, so concatenated deltas
-	// equal the stored message; when the client left, all that was produced.
-	text := r.sent.String()
-	if gone {
-		text = r.produced.String()
-	}
-	incomplete := streamErr != nil || r.Err() != nil
+// persist stores the assistant's message (unless the reply failed before
+// any text), adds its usage to the user's day and touches the
+// conversation. The writes run even if the invocation's context is
+// cancelled: the tokens are spent either way.
+func (s *Service) persist(ctx context.Context, job Job, out streamed) error {
+	ctx = context.WithoutCancel(ctx)
 	now := s.now()
-	var storeErr error
-	if text != "" || !incomplete {
-		storeErr = s.Store.PutMessage(context.WithoutCancel(ctx), store.Message{
+	usage := out.usage()
+	var err error
+	if text := out.text(); text != "" || !out.incomplete() {
+		err = s.Store.PutMessage(ctx, store.Message{
 			ConversationID: job.ConversationID,
 			MessageID:      job.AssistantMessageID,
 			UserID:         job.UserID,
@@ -137,49 +211,41 @@ func (s *Service) Run(ctx context.Context, job Job, sum *obs.Summary) error {
 			Text:           text,
 			CreatedAt:      now,
 			RequestID:      job.RequestID,
-			Model:          sum.Model,
-			StopReason:     res.StopReason,
-			Incomplete:     incomplete,
+			Model:          out.model,
+			StopReason:     out.res.StopReason,
+			Incomplete:     out.incomplete(),
 			Usage:          usage,
 		})
 	}
 	if usage.Total() > 0 {
-		storeErr = errors.Join(storeErr, s.Store.AddUsage(context.WithoutCancel(ctx), job.UserID, Day(now), sum.Model, usage))
+		err = errors.Join(err, s.Store.AddUsage(ctx, job.UserID, Day(now), out.model, usage))
 	}
-	if err := s.Store.TouchConversation(context.WithoutCancel(ctx), job.UserID, job.ConversationID, "", now); err != nil && !errors.Is(err, store.ErrNotFound) {
-		storeErr = errors.Join(storeErr, err)
+	if terr := s.Store.TouchConversation(ctx, job.UserID, job.ConversationID, "", now); terr != nil && !errors.Is(terr, store.ErrNotFound) {
+		err = errors.Join(err, terr)
 	}
+	return err
+}
 
+// finish tells the client how the reply ended (or forgets the connection
+// when the client left) and settles the summary's outcome. storeErr is
+// persist's.
+func (s *Service) finish(ctx context.Context, job Job, poster wsapi.Poster, out streamed, storeErr error, sum *obs.Summary) error {
 	switch {
-	case gone:
+	case out.gone():
 		sum.Outcome = obs.OutcomeClientGone
 		if err := s.Store.DeleteConnection(context.WithoutCancel(ctx), job.ConnectionID); err != nil {
 			storeErr = errors.Join(storeErr, err)
 		}
-	case r.Err() != nil:
+	case out.relay.err != nil:
 		sum.Outcome = obs.OutcomeServerError
-		sum.Err = errors.Join(r.Err(), storeErr)
+		sum.Err = errors.Join(out.relay.err, storeErr)
 		return sum.Err
-	case streamErr != nil:
-		code, msg := modelErrorFrame(streamErr, context.Cause(streamCtx))
-		sum.Outcome = obs.OutcomeModelError
-		sum.Code = code
-		sum.Err = streamErr
-		s.postError(job, poster, code, msg)
+	case out.err != nil:
+		code, msg := modelErrorFrame(out.err, out.cause)
+		sum.Outcome, sum.Code, sum.Err = obs.OutcomeModelError, code, out.err
+		postError(ctx, job, poster, code, msg)
 	default:
-		if err := poster.Post(context.WithoutCancel(ctx), job.ConnectionID, wsapi.Encode(wsapi.Frame{
-			Type:           wsapi.TypeEnd,
-			RequestID:      job.RequestID,
-			ConversationID: job.ConversationID,
-			MessageID:      job.AssistantMessageID,
-			StopReason:     res.StopReason,
-			Usage: &wsapi.Usage{
-				InputTokens:              usage.InputTokens,
-				OutputTokens:             usage.OutputTokens,
-				CacheReadInputTokens:     usage.CacheReadInputTokens,
-				CacheCreationInputTokens: usage.CacheCreationInputTokens,
-			},
-		})); err != nil && !isGone(err) {
+		if err := postEnd(ctx, job, poster, out); err != nil && !isGone(err) {
 			storeErr = errors.Join(storeErr, err)
 		}
 		sum.Outcome = obs.OutcomeOK
@@ -190,6 +256,24 @@ func (s *Service) Run(ctx context.Context, job Job, sum *obs.Summary) error {
 		return storeErr
 	}
 	return nil
+}
+
+// postEnd sends the end frame of a whole reply.
+func postEnd(ctx context.Context, job Job, poster wsapi.Poster, out streamed) error {
+	u := out.usage()
+	return poster.Post(context.WithoutCancel(ctx), job.ConnectionID, wsapi.Encode(wsapi.Frame{
+		Type:           wsapi.TypeEnd,
+		RequestID:      job.RequestID,
+		ConversationID: job.ConversationID,
+		MessageID:      job.AssistantMessageID,
+		StopReason:     out.res.StopReason,
+		Usage: &wsapi.Usage{
+			InputTokens:              u.InputTokens,
+			OutputTokens:             u.OutputTokens,
+			CacheReadInputTokens:     u.CacheReadInputTokens,
+			CacheCreationInputTokens: u.CacheCreationInputTokens,
+		},
+	}))
 }
 
 // modelErrorFrame maps a failed model call to the client's error code.
@@ -204,9 +288,10 @@ func modelErrorFrame(err, cause error) (code, msg string) {
 	}
 }
 
-func (s *Service) postError(job Job, p wsapi.Poster, code, msg string) {
-	// Best effort: if the client is gone there is no one to tell.
-	_ = p.Post(context.Background(), job.ConnectionID, wsapi.Encode(wsapi.Frame{
+// postError tells the client the reply failed. Best effort: if the client
+// is gone there is no one to tell.
+func postError(ctx context.Context, job Job, p wsapi.Poster, code, msg string) {
+	_ = p.Post(context.WithoutCancel(ctx), job.ConnectionID, wsapi.Encode(wsapi.Frame{
 		Type: wsapi.TypeError, RequestID: job.RequestID, Code: code, Message: msg,
 	}))
 }

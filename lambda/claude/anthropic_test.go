@@ -88,6 +88,32 @@ func TestAnthropicStream(t *testing.T) {
 			wantCalls: 1,
 		},
 		{
+			name: "input and cache counts repeated in message_delta replace message_start's",
+			turn: "hi",
+			script: raw(sse("message_start", rawStart, "content_block_start", rawBlock, "content_block_delta", rawHello,
+				"content_block_stop", rawStop,
+				"message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":12,"output_tokens":2,"cache_read_input_tokens":8,"cache_creation_input_tokens":4}}`,
+				"message_stop", rawEnd)),
+			wantText:  "Hello",
+			wantModel: "claude-raw",
+			wantStop:  "end_turn",
+			wantUsage: &claude.Usage{InputTokens: 12, OutputTokens: 2, CacheReadInputTokens: 8, CacheCreationInputTokens: 4},
+			wantCalls: 1,
+		},
+		{
+			name: "zero input and cache counts in message_delta keep message_start's",
+			turn: "hi",
+			script: raw(sse("message_start", rawStart, "content_block_start", rawBlock, "content_block_delta", rawHello,
+				"content_block_stop", rawStop,
+				"message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":0,"output_tokens":2,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}`,
+				"message_stop", rawEnd)),
+			wantText:  "Hello",
+			wantModel: "claude-raw",
+			wantStop:  "end_turn",
+			wantUsage: &claude.Usage{InputTokens: 10, OutputTokens: 2, CacheReadInputTokens: 7, CacheCreationInputTokens: 3},
+			wantCalls: 1,
+		},
+		{
 			name: "429 with retry-after is retried, then the reply streams",
 			turn: "hi [[tokens=3]]",
 			script: func(n int, _ fakemodel.Request, p *fakemodel.Plan) {
@@ -324,8 +350,7 @@ func TestAnthropicStopsUpstreamWhenTheCallerStops(t *testing.T) {
 			if res.Model == "" || res.Usage.InputTokens == 0 {
 				t.Errorf("Result = %+v, want what message_start counted", res)
 			}
-			wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
-			defer stop()
+			wait := t.Context()
 			if err := fm.WaitClientGone(wait, 1); err != nil {
 				t.Errorf("upstream stream was not stopped: %v", err)
 			}
@@ -341,8 +366,8 @@ type cancelling struct {
 	cancel func()
 }
 
-func (c *cancelling) OnText(text string) error {
-	err := c.recorder.OnText(text)
+func (c *cancelling) OnText(ctx context.Context, text string) error {
+	err := c.recorder.OnText(ctx, text)
 	if len(c.texts) == c.at {
 		c.cancel()
 	}
@@ -367,8 +392,7 @@ func TestAnthropicIdleTimeout(t *testing.T) {
 			if !errors.As(err, &e) || e.Kind != claude.KindUpstream || !errors.Is(err, claude.ErrIdleTimeout) || e.Started != tt.wantStarted {
 				t.Fatalf("Stream error = %#v (%v), want upstream_error wrapping ErrIdleTimeout, Started %v", e, err, tt.wantStarted)
 			}
-			wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
-			defer stop()
+			wait := t.Context()
 			if err := fm.WaitClientGone(wait, 1); err != nil {
 				t.Errorf("the timed-out stream was not closed: %v", err)
 			}

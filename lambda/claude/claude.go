@@ -28,8 +28,10 @@ type Request struct {
 	TopK        int64
 }
 
-// Usage is the token accounting of one reply: input and cache counts from
-// message_start, output from the last message_delta.
+// Usage is the token accounting of one reply, as the SDK accumulates it
+// from message_start and message_delta: input and cache counts from
+// message_start unless message_delta repeats them, output from the last
+// message_delta.
 type Usage struct {
 	InputTokens              int64
 	OutputTokens             int64
@@ -45,12 +47,14 @@ type Result struct {
 }
 
 // Handler receives the stream as it arrives. OnStart is called once, when
-// message_start arrives; OnText for each text delta. An error returned by
-// either cancels the upstream request (no more tokens are paid for) and is
-// returned by Stream wrapped.
+// message_start arrives; OnText for each text delta. Both run on the
+// stream's goroutine with the context given to Stream, so that what they
+// call carries its values and deadline. An error returned by either cancels
+// the upstream request (no more tokens are paid for) and is returned by
+// Stream wrapped.
 type Handler interface {
-	OnStart(model string) error
-	OnText(text string) error
+	OnStart(ctx context.Context, model string) error
+	OnText(ctx context.Context, text string) error
 }
 
 // Streamer is a model that streams.

@@ -23,13 +23,13 @@ type recorder struct {
 	textErr  error
 }
 
-func (r *recorder) OnStart(model string) error {
+func (r *recorder) OnStart(_ context.Context, model string) error {
 	r.starts++
 	r.model = model
 	return r.startErr
 }
 
-func (r *recorder) OnText(text string) error {
+func (r *recorder) OnText(_ context.Context, text string) error {
 	r.texts = append(r.texts, text)
 	if len(r.texts) == r.failAt {
 		return r.textErr

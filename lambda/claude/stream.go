@@ -136,7 +136,7 @@ func (s *streamer) once(ctx context.Context, params anthropic.MessageNewParams, 
 	stream := s.client.Messages.NewStreaming(context.WithValue(callCtx, watchdogKey{}, wd), params, opts...)
 	defer stream.Close()
 
-	var started, textSent, stopped bool
+	r := &reading{h: h, res: res}
 	for stream.Next() {
 		if callCtx.Err() != nil {
 			// Events already buffered must not reach h once the caller
@@ -145,74 +145,104 @@ func (s *streamer) once(ctx context.Context, params anthropic.MessageNewParams, 
 		}
 		// Time spent in h is ours, not upstream silence.
 		wd.timer.Stop()
-		ev := stream.Current()
-		var herr error
-		switch ev.Type {
-		case "message_start":
-			u := ev.Message.Usage
-			res.Model = string(ev.Message.Model)
-			res.Usage = Usage{
-				InputTokens:              u.InputTokens,
-				OutputTokens:             u.OutputTokens,
-				CacheReadInputTokens:     u.CacheReadInputTokens,
-				CacheCreationInputTokens: u.CacheCreationInputTokens,
-			}
-			if !started {
-				started = true
-				herr = h.OnStart(res.Model)
-			}
-		case "content_block_delta":
-			if ev.Delta.Type == "text_delta" && ev.Delta.Text != "" {
-				textSent = true
-				herr = h.OnText(ev.Delta.Text)
-			}
-		case "message_delta":
-			if ev.Delta.StopReason != "" {
-				res.StopReason = string(ev.Delta.StopReason)
-			}
-			// Counts in message_delta are cumulative; input and cache
-			// counts appear there only in newer API versions.
-			u := ev.Usage
-			if u.JSON.OutputTokens.Valid() {
-				res.Usage.OutputTokens = u.OutputTokens
-			}
-			if u.JSON.InputTokens.Valid() && u.InputTokens > 0 {
-				res.Usage.InputTokens = u.InputTokens
-			}
-			if u.JSON.CacheReadInputTokens.Valid() && u.CacheReadInputTokens > 0 {
-				res.Usage.CacheReadInputTokens = u.CacheReadInputTokens
-			}
-			if u.JSON.CacheCreationInputTokens.Valid() && u.CacheCreationInputTokens > 0 {
-				res.Usage.CacheCreationInputTokens = u.CacheCreationInputTokens
-			}
-		case "message_stop":
-			stopped = true
-		}
-		if herr != nil {
+		if err := r.feed(ctx, stream.Current()); err != nil {
 			// Cancel before returning so that the deferred Close tears the
 			// connection down instead of reading on: every further token
 			// would be paid for and thrown away.
-			cancel(herr)
-			return fmt.Errorf("claude: stream handler: %w", herr)
+			cancel(err)
+			return fmt.Errorf("claude: stream handler: %w", err)
 		}
 		wd.kick()
 	}
-	err := stream.Err()
-	if err == nil && callCtx.Err() != nil {
-		err = context.Cause(callCtx)
+	return r.end(ctx, callCtx, stream.Err())
+}
+
+// reading follows the events of one call: the message the SDK accumulates
+// from them, and how far h has been fed.
+type reading struct {
+	h       Handler
+	res     *Result
+	message anthropic.Message
+	// started: OnStart was called; textSent: OnText was; stopped:
+	// message_stop arrived.
+	started, textSent, stopped bool
+}
+
+// feed hands one event to h and keeps the totals. Events of types this
+// code does not know (pings, future additions) are skipped. The error is
+// h's.
+func (r *reading) feed(ctx context.Context, ev anthropic.MessageStreamEventUnion) error {
+	switch e := ev.AsAny().(type) {
+	case anthropic.MessageStartEvent:
+		r.accumulate(ev)
+		if !r.started {
+			r.started = true
+			return r.h.OnStart(ctx, r.res.Model)
+		}
+	case anthropic.ContentBlockDeltaEvent:
+		if d, ok := e.Delta.AsAny().(anthropic.TextDelta); ok && d.Text != "" {
+			r.textSent = true
+			return r.h.OnText(ctx, d.Text)
+		}
+	case anthropic.MessageDeltaEvent:
+		r.accumulate(ev)
+	case anthropic.MessageStopEvent:
+		r.stopped = true
 	}
-	if err == nil && !stopped {
+	return nil
+}
+
+// accumulate folds a message-level event (message_start, message_delta)
+// into the message and copies its totals to the Result, so the Result
+// holds what was counted so far even if the stream breaks off next.
+func (r *reading) accumulate(ev anthropic.MessageStreamEventUnion) {
+	// Accumulate fails only on a content block event it cannot place, and
+	// it is given none: text reaches h straight from the event, and
+	// accumulating it as well would rebuild the whole reply by string
+	// concatenation, once per delta.
+	_ = r.message.Accumulate(ev)
+	m := &r.message
+	r.res.Model = string(m.Model)
+	r.res.StopReason = string(m.StopReason)
+	r.res.Usage = Usage{
+		InputTokens:              counted(m.Usage.InputTokens, r.res.Usage.InputTokens),
+		OutputTokens:             m.Usage.OutputTokens,
+		CacheReadInputTokens:     counted(m.Usage.CacheReadInputTokens, r.res.Usage.CacheReadInputTokens),
+		CacheCreationInputTokens: counted(m.Usage.CacheCreationInputTokens, r.res.Usage.CacheCreationInputTokens),
+	}
+}
+
+// counted is an input-side count: n, or prev when n is zero. The SDK lets
+// any count a message_delta carries replace the total, and some upstreams
+// send zero there for an input or cache count they do not repeat. The
+// input of a reply cannot shrink to nothing, so such a zero means "not
+// repeated" and message_start's count stands.
+func counted(n, prev int64) int64 {
+	if n == 0 {
+		return prev
+	}
+	return n
+}
+
+// end settles the call once the events ran out. streamErr is the stream's
+// own error; parent is the caller's context, call the call's.
+func (r *reading) end(parent, call context.Context, streamErr error) error {
+	err := streamErr
+	if err == nil && call.Err() != nil {
+		err = context.Cause(call)
+	}
+	if err == nil && !r.stopped {
 		// A connection cut between events ends the body cleanly; without
 		// message_stop the reply is incomplete and must not pass as whole.
 		err = io.ErrUnexpectedEOF
-		if !started {
+		if !r.started {
 			err = errors.New("stream ended before message_start")
 		}
 	}
 	if err == nil {
 		return nil
 	}
-	return classify(ctx, callCtx, err, textSent)
+	return classify(parent, call, err, r.textSent)
 }
 
 // classify turns a failed call into an *Error. parent is the caller's

@@ -136,7 +136,7 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 	if endpoint == "" {
 		endpoint = wsapi.EndpointFor(rc.DomainName, rc.Stage)
 	}
-	poster := w.Posters(endpoint)
+	poster := wsapi.WithPostTimeout(w.Posters(endpoint), wsapi.DefaultPostTimeout)
 	answer := func(f wsapi.Frame) {
 		if err := poster.Post(ctx, rc.ConnectionID, wsapi.Encode(f)); err != nil {
 			sum.Err = errors.Join(sum.Err, fmt.Errorf("post %s: %w", f.Type, err))

@@ -387,8 +387,7 @@ func TestClientGoneMidReplyStopsTheUpstream(t *testing.T) {
 	if len(frames) != 4 {
 		t.Fatalf("got %d frames before the client left", len(frames))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	if err := h.model.WaitClientGone(ctx, 1); err != nil {
 		t.Fatalf("upstream stream not stopped: %v", err)
 	}

@@ -1,0 +1,170 @@
+package chat_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2/buddy/lambda/chat"
+	"github.com/p2/buddy/lambda/claude"
+	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/obs"
+	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/wsapi"
+)
+
+// scripted is a model that starts, says its words and ends with err.
+type scripted struct {
+	words []string
+	err   error
+}
+
+func (m scripted) Stream(ctx context.Context, _ claude.Request, h claude.Handler) (claude.Result, error) {
+	res := claude.Result{Model: "claude-scripted", StopReason: "end_turn", Usage: claude.Usage{InputTokens: 3, OutputTokens: int64(len(m.words))}}
+	if err := h.OnStart(ctx, res.Model); err != nil {
+		return res, err
+	}
+	for _, w := range m.words {
+		if err := h.OnText(ctx, w); err != nil {
+			return res, err
+		}
+	}
+	return res, m.err
+}
+
+// stallingPoster holds every post of one frame type until the post's
+// context ends, as an @connections endpoint that stopped answering does;
+// other frames go through and are recorded.
+type stallingPoster struct {
+	stall string
+	// release ends a stall that no deadline ended, once the test is over.
+	release chan struct{}
+
+	mu     sync.Mutex
+	posted []string // types of the frames that went through
+}
+
+func (p *stallingPoster) Post(ctx context.Context, _ string, data []byte) error {
+	var f wsapi.Frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		return err
+	}
+	if f.Type == p.stall {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.release:
+			return errors.New("the post had no deadline; released at the end of the test")
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.posted = append(p.posted, f.Type)
+	return nil
+}
+
+func (p *stallingPoster) types() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.posted...)
+}
+
+func TestRunFinishesWhenAPostStalls(t *testing.T) {
+	errModel := &claude.Error{Kind: claude.KindUpstream, Started: true, Err: errors.New("stream cut")}
+	tests := []struct {
+		name     string
+		stall    string // the frame type whose post stalls
+		modelErr error
+		// wantText is the stored assistant message; "" means none stored.
+		wantText    string
+		wantOutcome string
+		wantErr     bool // Run reports a failure of our own
+	}{
+		{
+			name:        "a stalled start frame fails the reply like a failed model call",
+			stall:       wsapi.TypeStart,
+			wantOutcome: obs.OutcomeModelError,
+		},
+		{
+			name:        "a stalled delta ends the reply as a server error",
+			stall:       wsapi.TypeDelta,
+			wantOutcome: obs.OutcomeServerError,
+			wantErr:     true,
+		},
+		{
+			name:        "a stalled end frame fails the reply after it is stored",
+			stall:       wsapi.TypeEnd,
+			wantText:    "Hello world",
+			wantOutcome: obs.OutcomeServerError,
+			wantErr:     true,
+		},
+		{
+			name:        "a stalled error frame is given up and the cut-short reply kept",
+			stall:       wsapi.TypeError,
+			modelErr:    errModel,
+			wantText:    "Hello world",
+			wantOutcome: obs.OutcomeModelError,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			poster := &stallingPoster{stall: tt.stall, release: make(chan struct{})}
+			t.Cleanup(func() { close(poster.release) })
+			st := store.NewMemory()
+			s := &chat.Service{
+				Store:       st,
+				Model:       scripted{words: []string{"Hello", " world"}, err: tt.modelErr},
+				Posters:     func(string) wsapi.Poster { return poster },
+				Config:      config.Runtime{Model: config.Model{ModelID: "claude-test", MaxTokens: 100}},
+				Window:      time.Millisecond,
+				PostTimeout: 50 * time.Millisecond,
+			}
+			job := chat.Job{
+				Kind: chat.JobKind, Endpoint: "https://x/test", ConnectionID: "c", RequestID: "r", UserID: "u",
+				ConversationID: ids.New(), UserMessageID: ids.New(), AssistantMessageID: ids.New(), FirstTurn: "hi",
+			}
+
+			var sum obs.Summary
+			done := make(chan error, 1)
+			go func() { done <- s.Run(context.Background(), job, &sum) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("Run still waits on the stalled %s post (posted so far: %v)", tt.stall, poster.types())
+			}
+
+			if (err != nil) != tt.wantErr {
+				t.Errorf("Run error = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Run error = %v, want it to say the post ran out of time", err)
+			}
+			if sum.Outcome != tt.wantOutcome {
+				t.Errorf("outcome = %q, want %q (%v)", sum.Outcome, tt.wantOutcome, sum.Err)
+			}
+			for _, typ := range poster.types() {
+				if typ == tt.stall {
+					t.Errorf("the stalled %s frame counts as posted: %v", tt.stall, poster.types())
+				}
+			}
+			msgs, err := st.ListMessages(context.Background(), job.ConversationID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text string
+			for _, m := range msgs {
+				if m.MessageID == job.AssistantMessageID {
+					text = m.Text
+				}
+			}
+			if text != tt.wantText {
+				t.Errorf("stored reply = %q, want %q", text, tt.wantText)
+			}
+		})
+	}
+}
