@@ -9,6 +9,7 @@ import (
 	"github.com/p2/buddy/lambda/claude"
 	"github.com/p2/buddy/lambda/obs"
 	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/tokens"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
@@ -183,9 +184,9 @@ func (out streamed) text() string {
 	return out.relay.sent
 }
 
-func (out streamed) usage() store.Usage {
+func (out streamed) usage() tokens.Usage {
 	u := out.res.Usage
-	return store.Usage{
+	return tokens.Usage{
 		InputTokens:              u.InputTokens,
 		OutputTokens:             u.OutputTokens,
 		CacheReadInputTokens:     u.CacheReadInputTokens,
@@ -267,7 +268,7 @@ func postEnd(ctx context.Context, job Job, poster wsapi.Poster, out streamed) er
 		ConversationID: job.ConversationID,
 		MessageID:      job.AssistantMessageID,
 		StopReason:     out.res.StopReason,
-		Usage: &wsapi.Usage{
+		Usage: &tokens.Usage{
 			InputTokens:              u.InputTokens,
 			OutputTokens:             u.OutputTokens,
 			CacheReadInputTokens:     u.CacheReadInputTokens,

@@ -14,6 +14,7 @@ import (
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/obs"
 	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/tokens"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
@@ -24,7 +25,7 @@ type scripted struct {
 }
 
 func (m scripted) Stream(ctx context.Context, _ claude.Request, h claude.Handler) (claude.Result, error) {
-	res := claude.Result{Model: "claude-scripted", StopReason: "end_turn", Usage: claude.Usage{InputTokens: 3, OutputTokens: int64(len(m.words))}}
+	res := claude.Result{Model: "claude-scripted", StopReason: "end_turn", Usage: tokens.Usage{InputTokens: 3, OutputTokens: int64(len(m.words))}}
 	if err := h.OnStart(ctx, res.Model); err != nil {
 		return res, err
 	}

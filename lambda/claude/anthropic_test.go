@@ -11,6 +11,7 @@ import (
 
 	"github.com/p2/buddy/lambda/claude"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // sse renders events as the API frames them.
@@ -47,7 +48,7 @@ func TestAnthropicStream(t *testing.T) {
 		wantDeltas  int    // when > 0
 		wantModel   string
 		wantStop    string
-		wantUsage   *claude.Usage
+		wantUsage   *tokens.Usage
 		wantKind    claude.Kind // "" means success
 		wantStatus  int
 		wantStarted bool
@@ -60,7 +61,7 @@ func TestAnthropicStream(t *testing.T) {
 			wantDeltas: 20,
 			wantModel:  "standin/claude-opus-4-5-20251101",
 			wantStop:   "end_turn",
-			wantUsage:  &claude.Usage{InputTokens: 3, OutputTokens: 20},
+			wantUsage:  &tokens.Usage{InputTokens: 3, OutputTokens: 20},
 			wantCalls:  1,
 		},
 		{
@@ -69,7 +70,7 @@ func TestAnthropicStream(t *testing.T) {
 			maxTokens:  5,
 			wantText:   `Buddy offline stand-in here. You `,
 			wantStop:   "max_tokens",
-			wantUsage:  &claude.Usage{InputTokens: 1, OutputTokens: 5},
+			wantUsage:  &tokens.Usage{InputTokens: 1, OutputTokens: 5},
 			wantCalls:  1,
 			wantDeltas: 5,
 		},
@@ -84,7 +85,7 @@ func TestAnthropicStream(t *testing.T) {
 			wantText:  "Hello world",
 			wantModel: "claude-raw",
 			wantStop:  "end_turn",
-			wantUsage: &claude.Usage{InputTokens: 10, OutputTokens: 2, CacheReadInputTokens: 7, CacheCreationInputTokens: 3},
+			wantUsage: &tokens.Usage{InputTokens: 10, OutputTokens: 2, CacheReadInputTokens: 7, CacheCreationInputTokens: 3},
 			wantCalls: 1,
 		},
 		{
@@ -97,7 +98,7 @@ func TestAnthropicStream(t *testing.T) {
 			wantText:  "Hello",
 			wantModel: "claude-raw",
 			wantStop:  "end_turn",
-			wantUsage: &claude.Usage{InputTokens: 12, OutputTokens: 2, CacheReadInputTokens: 8, CacheCreationInputTokens: 4},
+			wantUsage: &tokens.Usage{InputTokens: 12, OutputTokens: 2, CacheReadInputTokens: 8, CacheCreationInputTokens: 4},
 			wantCalls: 1,
 		},
 		{
@@ -110,7 +111,7 @@ func TestAnthropicStream(t *testing.T) {
 			wantText:  "Hello",
 			wantModel: "claude-raw",
 			wantStop:  "end_turn",
-			wantUsage: &claude.Usage{InputTokens: 10, OutputTokens: 2, CacheReadInputTokens: 7, CacheCreationInputTokens: 3},
+			wantUsage: &tokens.Usage{InputTokens: 10, OutputTokens: 2, CacheReadInputTokens: 7, CacheCreationInputTokens: 3},
 			wantCalls: 1,
 		},
 		{
@@ -191,7 +192,7 @@ func TestAnthropicStream(t *testing.T) {
 			turn:        "hi [[fault=midstream]] [[after=3]]",
 			wantText:    "Buddy offline stand-in ",
 			wantModel:   "standin/claude-opus-4-5-20251101",
-			wantUsage:   &claude.Usage{InputTokens: 3, OutputTokens: 1},
+			wantUsage:   &tokens.Usage{InputTokens: 3, OutputTokens: 1},
 			wantKind:    claude.KindRateLimited,
 			wantStarted: true,
 			wantCalls:   1,
@@ -219,7 +220,7 @@ func TestAnthropicStream(t *testing.T) {
 			turn:        "hi",
 			script:      raw(sse("message_start", rawStart, "content_block_start", rawBlock, "content_block_delta", rawHello)),
 			wantText:    "Hello",
-			wantUsage:   &claude.Usage{InputTokens: 10, OutputTokens: 1, CacheReadInputTokens: 7, CacheCreationInputTokens: 3},
+			wantUsage:   &tokens.Usage{InputTokens: 10, OutputTokens: 1, CacheReadInputTokens: 7, CacheCreationInputTokens: 3},
 			wantKind:    claude.KindUpstream,
 			wantStarted: true,
 			wantCalls:   1,

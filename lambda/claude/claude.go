@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // Turn is one message of the conversation history.
@@ -28,22 +30,14 @@ type Request struct {
 	TopK        int64
 }
 
-// Usage is the token accounting of one reply, as the SDK accumulates it
-// from message_start and message_delta: input and cache counts from
-// message_start unless message_delta repeats them, output from the last
-// message_delta.
-type Usage struct {
-	InputTokens              int64
-	OutputTokens             int64
-	CacheReadInputTokens     int64
-	CacheCreationInputTokens int64
-}
-
 // Result describes a finished (or interrupted) stream.
 type Result struct {
 	Model      string // as reported by the upstream in message_start
 	StopReason string
-	Usage      Usage
+	// Usage is accumulated from message_start and message_delta: input
+	// and cache counts from message_start unless message_delta repeats
+	// them, output from the last message_delta.
+	Usage tokens.Usage
 }
 
 // Handler receives the stream as it arrives. OnStart is called once, when

@@ -12,6 +12,7 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/option"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // Defaults of the tuning options shared by both providers.
@@ -204,7 +205,7 @@ func (r *reading) accumulate(ev anthropic.MessageStreamEventUnion) {
 	m := &r.message
 	r.res.Model = string(m.Model)
 	r.res.StopReason = string(m.StopReason)
-	r.res.Usage = Usage{
+	r.res.Usage = tokens.Usage{
 		InputTokens:              counted(m.Usage.InputTokens, r.res.Usage.InputTokens),
 		OutputTokens:             m.Usage.OutputTokens,
 		CacheReadInputTokens:     counted(m.Usage.CacheReadInputTokens, r.res.Usage.CacheReadInputTokens),

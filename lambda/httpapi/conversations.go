@@ -12,6 +12,7 @@ import (
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // MaxTitleRunes bounds a conversation title.
@@ -32,16 +33,16 @@ type ConversationJSON struct {
 
 // MessageJSON is a stored message on the wire.
 type MessageJSON struct {
-	ID         string       `json:"id"`
-	MessageID  string       `json:"messageId"`
-	Role       string       `json:"role"`
-	Text       string       `json:"text"`
-	CreatedAt  time.Time    `json:"createdAt"`
-	RequestID  string       `json:"requestId,omitempty"`
-	Model      string       `json:"model,omitempty"`
-	StopReason string       `json:"stopReason,omitempty"`
-	Incomplete bool         `json:"incomplete,omitempty"`
-	Usage      *store.Usage `json:"usage,omitempty"`
+	ID         string        `json:"id"`
+	MessageID  string        `json:"messageId"`
+	Role       string        `json:"role"`
+	Text       string        `json:"text"`
+	CreatedAt  time.Time     `json:"createdAt"`
+	RequestID  string        `json:"requestId,omitempty"`
+	Model      string        `json:"model,omitempty"`
+	StopReason string        `json:"stopReason,omitempty"`
+	Incomplete bool          `json:"incomplete,omitempty"`
+	Usage      *tokens.Usage `json:"usage,omitempty"`
 }
 
 func conversationJSON(c store.Conversation) ConversationJSON {

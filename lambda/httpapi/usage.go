@@ -9,6 +9,7 @@ import (
 	"github.com/p2/buddy/lambda/pricing"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // MaxUsageDays bounds one /usage query.
@@ -18,7 +19,7 @@ const MaxUsageDays = 366
 type UsageRowJSON struct {
 	Day   string `json:"day"`
 	Model string `json:"model"`
-	store.Usage
+	tokens.Usage
 	// CostUSD is an estimate from list prices; null for an unknown model.
 	CostUSD *float64 `json:"costUsd"`
 }
@@ -63,7 +64,7 @@ func (u *Usage) get(ctx context.Context, r *Request) (Response, *Error) {
 		return Response{}, Internal(err)
 	}
 	out := make([]UsageRowJSON, 0, len(rows))
-	var total store.Usage
+	var total tokens.Usage
 	totalCost, costKnown := 0.0, true
 	for _, row := range rows {
 		j := UsageRowJSON{Day: row.Day, Model: row.Model, Usage: row.Usage}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
@@ -374,7 +375,7 @@ var conformance = []struct {
 		}
 		want[4] = store.Message{ConversationID: c.ConversationID, MessageID: want[4].MessageID, UserID: user, Role: store.RoleAssistant,
 			Text: "answer", CreatedAt: t0, RequestID: "req-4", Model: "claude-opus-4-5-20251101", StopReason: "max_tokens", Incomplete: true,
-			Usage: store.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 30, CacheCreationInputTokens: 40}}
+			Usage: tokens.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 30, CacheCreationInputTokens: 40}}
 		for _, i := range rand.Perm(len(want)) {
 			e.must(e.s.PutMessage(e.ctx, want[i]))
 		}
@@ -478,7 +479,7 @@ var conformance = []struct {
 		}
 		for i, st := range steps {
 			if st.add > 0 {
-				e.must(e.s.AddUsage(e.ctx, user, day, "m", store.Usage{InputTokens: st.add}))
+				e.must(e.s.AddUsage(e.ctx, user, day, "m", tokens.Usage{InputTokens: st.add}))
 			}
 			e.wantErr(fmt.Sprint("step ", i), e.s.ReserveQuota(e.ctx, user, day, 100), st.want)
 		}
@@ -488,7 +489,7 @@ var conformance = []struct {
 	}},
 	{"limit 0 never blocks", func(e *env) {
 		user, day := e.user(), "2026-03-01"
-		e.must(e.s.AddUsage(e.ctx, user, day, "m", store.Usage{OutputTokens: 1 << 40}))
+		e.must(e.s.AddUsage(e.ctx, user, day, "m", tokens.Usage{OutputTokens: 1 << 40}))
 		for range 3 {
 			e.must(e.s.ReserveQuota(e.ctx, user, day, 0))
 		}
@@ -496,7 +497,7 @@ var conformance = []struct {
 	{"concurrent usage adds up exactly", func(e *env) {
 		user, day := e.user(), "2026-03-01"
 		const workers, each = 12, 5
-		u := store.Usage{InputTokens: 1, OutputTokens: 2, CacheReadInputTokens: 3, CacheCreationInputTokens: 4}
+		u := tokens.Usage{InputTokens: 1, OutputTokens: 2, CacheReadInputTokens: 3, CacheCreationInputTokens: 4}
 		var wg sync.WaitGroup
 		errs := make(chan error, workers*each*2)
 		for range workers {
@@ -515,7 +516,7 @@ var conformance = []struct {
 		const n = workers * each
 		rows, err := e.s.ListUsage(e.ctx, user, day, day)
 		e.must(err)
-		equal(e, "rows", rows, []store.UsageRow{{Day: day, Model: "m", Usage: store.Usage{InputTokens: n, OutputTokens: 2 * n, CacheReadInputTokens: 3 * n, CacheCreationInputTokens: 4 * n}}})
+		equal(e, "rows", rows, []store.UsageRow{{Day: day, Model: "m", Usage: tokens.Usage{InputTokens: n, OutputTokens: 2 * n, CacheReadInputTokens: 3 * n, CacheCreationInputTokens: 4 * n}}})
 		total := int64(n) * u.Total()
 		e.wantErr("reserve at the exact total", e.s.ReserveQuota(e.ctx, user, day, total), store.ErrQuotaExceeded)
 		e.must(e.s.ReserveQuota(e.ctx, user, day, total+1))
@@ -529,16 +530,16 @@ var conformance = []struct {
 			{"2026-02-28", "a", 1}, {"2026-03-01", "b", 2}, {"2026-03-01", "a", 3},
 			{"2026-03-02", "a", 4}, {"2026-03-01", "a", 5}, {"2026-03-03", "a", 6},
 		} {
-			e.must(e.s.AddUsage(e.ctx, user, r.day, r.model, store.Usage{InputTokens: r.in}))
+			e.must(e.s.AddUsage(e.ctx, user, r.day, r.model, tokens.Usage{InputTokens: r.in}))
 		}
-		e.must(e.s.AddUsage(e.ctx, e.user(), "2026-03-01", "a", store.Usage{InputTokens: 100}))
+		e.must(e.s.AddUsage(e.ctx, e.user(), "2026-03-01", "a", tokens.Usage{InputTokens: 100}))
 		e.must(e.s.ReserveQuota(e.ctx, user, "2026-03-02", 10))
 		rows, err := e.s.ListUsage(e.ctx, user, "2026-03-01", "2026-03-02")
 		e.must(err)
 		equal(e, "rows", rows, []store.UsageRow{
-			{Day: "2026-03-01", Model: "a", Usage: store.Usage{InputTokens: 8}},
-			{Day: "2026-03-01", Model: "b", Usage: store.Usage{InputTokens: 2}},
-			{Day: "2026-03-02", Model: "a", Usage: store.Usage{InputTokens: 4}},
+			{Day: "2026-03-01", Model: "a", Usage: tokens.Usage{InputTokens: 8}},
+			{Day: "2026-03-01", Model: "b", Usage: tokens.Usage{InputTokens: 2}},
+			{Day: "2026-03-02", Model: "a", Usage: tokens.Usage{InputTokens: 4}},
 		})
 		rows, err = e.s.ListUsage(e.ctx, user, "2026-03-02", "2026-03-01")
 		e.must(err)
@@ -552,9 +553,9 @@ var conformance = []struct {
 		}{
 			{"reserve 2026-3-1", e.s.ReserveQuota(e.ctx, user, "2026-3-1", 10)},
 			{"reserve empty day", e.s.ReserveQuota(e.ctx, user, "", 0)},
-			{"add to February 30", e.s.AddUsage(e.ctx, user, "2026-02-30", "m", store.Usage{})},
-			{"add without a model", e.s.AddUsage(e.ctx, user, "2026-03-01", "", store.Usage{InputTokens: 1})},
-			{"add negative tokens", e.s.AddUsage(e.ctx, user, "2026-03-01", "m", store.Usage{OutputTokens: -1})},
+			{"add to February 30", e.s.AddUsage(e.ctx, user, "2026-02-30", "m", tokens.Usage{})},
+			{"add without a model", e.s.AddUsage(e.ctx, user, "2026-03-01", "", tokens.Usage{InputTokens: 1})},
+			{"add negative tokens", e.s.AddUsage(e.ctx, user, "2026-03-01", "m", tokens.Usage{OutputTokens: -1})},
 			{"list from junk", func() error { _, err := e.s.ListUsage(e.ctx, user, "yesterday", "2026-03-01"); return err }()},
 			{"list to with time", func() error { _, err := e.s.ListUsage(e.ctx, user, "2026-03-01", "2026-03-01T00:00"); return err }()},
 		} {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // DynamoAPI is the part of *dynamodb.Client the store uses, so a wrapped
@@ -645,7 +646,7 @@ func (d *Dynamo) ReserveQuota(ctx context.Context, userID, day string, limit int
 // AddUsage adds to the (day, model) row, then to the day's counter. The
 // two updates are separate (no transactions): if the second fails the
 // report shows tokens the quota has not counted, never the reverse.
-func (d *Dynamo) AddUsage(ctx context.Context, userID, day, model string, u Usage) error {
+func (d *Dynamo) AddUsage(ctx context.Context, userID, day, model string, u tokens.Usage) error {
 	if err := checkAddUsage(userID, day, model, u); err != nil {
 		return err
 	}
@@ -716,7 +717,7 @@ func (d *Dynamo) ListUsage(ctx context.Context, userID, from, to string) ([]Usag
 			if !ok {
 				continue // the day's quota counter
 			}
-			rows = append(rows, UsageRow{Day: day, Model: model, Usage: Usage(r.usageCounts)})
+			rows = append(rows, UsageRow{Day: day, Model: model, Usage: r.Usage})
 		}
 		return nil
 	})

@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // Attribute names the store's expressions use, next to the key attributes
@@ -81,15 +82,6 @@ type conversationRecord struct {
 	UpdatedAt      fixedTime `dynamodbav:"updatedAt"`
 }
 
-// usageCounts is Usage with the attribute names of its counters; embedded,
-// they are attributes of the message or usage row itself.
-type usageCounts struct {
-	InputTokens              int64 `dynamodbav:"inputTokens,omitempty"`
-	OutputTokens             int64 `dynamodbav:"outputTokens,omitempty"`
-	CacheReadInputTokens     int64 `dynamodbav:"cacheReadInputTokens,omitempty"`
-	CacheCreationInputTokens int64 `dynamodbav:"cacheCreationInputTokens,omitempty"`
-}
-
 type messageRecord struct {
 	ConversationID string    `dynamodbav:"conversationId"`
 	MessageID      string    `dynamodbav:"messageId"`
@@ -101,7 +93,7 @@ type messageRecord struct {
 	Model          string    `dynamodbav:"model,omitempty"`
 	StopReason     string    `dynamodbav:"stopReason,omitempty"`
 	Incomplete     bool      `dynamodbav:"incomplete,omitempty"`
-	usageCounts
+	tokens.Usage
 }
 
 type promptRecord struct {
@@ -117,7 +109,7 @@ type promptRecord struct {
 // ReserveQuota write these items by update expressions, never whole.
 type usageRowRecord struct {
 	Key string `dynamodbav:"day"`
-	usageCounts
+	tokens.Usage
 }
 
 // marshal encodes a record. MarshalMap fails only on values it cannot
@@ -195,7 +187,7 @@ func messageItem(m Message) item {
 		Model:          m.Model,
 		StopReason:     m.StopReason,
 		Incomplete:     m.Incomplete,
-		usageCounts:    usageCounts(m.Usage),
+		Usage:          m.Usage,
 	})
 }
 
@@ -212,7 +204,7 @@ func decodeMessage(it item) (Message, error) {
 		Model:          r.Model,
 		StopReason:     r.StopReason,
 		Incomplete:     r.Incomplete,
-		Usage:          Usage(r.usageCounts),
+		Usage:          r.Usage,
 	}, err
 }
 

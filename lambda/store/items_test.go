@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // The golden files pin the stored form of every item: the tables outlive
@@ -27,7 +28,7 @@ var updateGolden = flag.Bool("update", false, "rewrite the golden files in testd
 var goldenTime = time.Date(2026, 3, 1, 12, 34, 56, 120000000, time.UTC)
 
 func TestItemsMatchGolden(t *testing.T) {
-	usage := Usage{InputTokens: 1200, OutputTokens: 345, CacheReadInputTokens: 6789, CacheCreationInputTokens: 10}
+	usage := tokens.Usage{InputTokens: 1200, OutputTokens: 345, CacheReadInputTokens: 6789, CacheCreationInputTokens: 10}
 	cases := []struct {
 		name  string
 		value any
@@ -216,7 +217,7 @@ func parseValue(r map[string]any) (types.AttributeValue, error) {
 // names to lambda/schema (keys, indexes and TTL of the table definitions)
 // and to the names the store's update expressions use.
 func TestItemAttributeNames(t *testing.T) {
-	full := Usage{InputTokens: 1, OutputTokens: 1, CacheReadInputTokens: 1, CacheCreationInputTokens: 1}
+	full := tokens.Usage{InputTokens: 1, OutputTokens: 1, CacheReadInputTokens: 1, CacheCreationInputTokens: 1}
 	counters := []string{attrInputTokens, attrOutputTokens, attrCacheRead, attrCacheCreation}
 	for _, tc := range []struct {
 		name string
@@ -231,7 +232,7 @@ func TestItemAttributeNames(t *testing.T) {
 			append([]string{schema.AttrConversationID, schema.AttrMessageID, schema.AttrUserID, attrText, "role", "createdAt", "requestId", "model", "stopReason", "incomplete"}, counters...)},
 		{"prompt", promptItem(Prompt{UserID: "u", PromptID: "p", Name: "n", Text: "x"}),
 			[]string{schema.AttrUserID, schema.AttrPromptID, schema.AttrUpdatedAt, attrName, attrText, "createdAt"}},
-		{"usage row", marshal(usageRowRecord{Key: "k", usageCounts: usageCounts(full)}),
+		{"usage row", marshal(usageRowRecord{Key: "k", Usage: full}),
 			append([]string{schema.AttrUsageKey}, counters...)},
 	} {
 		got := slices.Sorted(maps.Keys(tc.it))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // Memory is the Store in memory, for fuzzing and fast handler tests. It
@@ -29,7 +30,7 @@ type Memory struct {
 	conversations map[string]map[string]Conversation // user → conversation id
 	messages      map[string]map[string]Message      // conversation → message id
 	prompts       map[string]map[string]Prompt       // user → prompt id
-	usage         map[string]map[string]Usage        // user → "<day>#<model>"
+	usage         map[string]map[string]tokens.Usage // user → "<day>#<model>"
 	quota         map[string]map[string]int64        // user → day → tokens
 }
 
@@ -42,7 +43,7 @@ func NewMemory() *Memory {
 		conversations: map[string]map[string]Conversation{},
 		messages:      map[string]map[string]Message{},
 		prompts:       map[string]map[string]Prompt{},
-		usage:         map[string]map[string]Usage{},
+		usage:         map[string]map[string]tokens.Usage{},
 		quota:         map[string]map[string]int64{},
 	}
 }
@@ -401,7 +402,7 @@ func (s *Memory) ReserveQuota(ctx context.Context, userID, day string, limit int
 	return nil
 }
 
-func (s *Memory) AddUsage(ctx context.Context, userID, day, model string, u Usage) error {
+func (s *Memory) AddUsage(ctx context.Context, userID, day, model string, u tokens.Usage) error {
 	if err := checkAddUsage(userID, day, model, u); err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // ErrInvalid: a write the store refuses before it reaches DynamoDB (an
@@ -183,13 +185,13 @@ func checkPromptUpdate(p Prompt) error {
 	return r.err()
 }
 
-func checkUsage(r *rules, u Usage) {
+func checkUsage(r *rules, u tokens.Usage) {
 	if u.InputTokens < 0 || u.OutputTokens < 0 || u.CacheReadInputTokens < 0 || u.CacheCreationInputTokens < 0 {
 		r.errs = append(r.errs, fmt.Sprintf("usage %+v has a negative count", u))
 	}
 }
 
-func checkAddUsage(userID, day, model string, u Usage) error {
+func checkAddUsage(userID, day, model string, u tokens.Usage) error {
 	var r rules
 	r.id("user id", userID)
 	r.day("day", day)

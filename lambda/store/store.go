@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 var (
@@ -49,19 +51,6 @@ type Conversation struct {
 	UpdatedAt time.Time
 }
 
-// Usage counts tokens as the Messages API reports them.
-type Usage struct {
-	InputTokens              int64 `json:"inputTokens"`
-	OutputTokens             int64 `json:"outputTokens"`
-	CacheReadInputTokens     int64 `json:"cacheReadInputTokens"`
-	CacheCreationInputTokens int64 `json:"cacheCreationInputTokens"`
-}
-
-// Total is what the daily quota counts: every token billed.
-func (u Usage) Total() int64 {
-	return u.InputTokens + u.OutputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens
-}
-
 type Message struct {
 	ConversationID string
 	MessageID      string // time-ordered: sorting by id is sorting by time
@@ -74,7 +63,7 @@ type Message struct {
 	Model      string
 	StopReason string
 	Incomplete bool // the reply was cut short (client gone, upstream error)
-	Usage      Usage
+	Usage      tokens.Usage
 }
 
 type Prompt struct {
@@ -90,7 +79,7 @@ type Prompt struct {
 type UsageRow struct {
 	Day   string // YYYY-MM-DD, UTC
 	Model string
-	Usage
+	tokens.Usage
 }
 
 // Page is one page of a listing; Next is empty on the last page.
@@ -136,7 +125,7 @@ type Store interface {
 	// together can overshoot by their own replies, never more.
 	ReserveQuota(ctx context.Context, userID, day string, limit int64) error
 	// AddUsage adds to the (day, model) row and to the day's quota counter.
-	AddUsage(ctx context.Context, userID, day, model string, u Usage) error
+	AddUsage(ctx context.Context, userID, day, model string, u tokens.Usage) error
 	// ListUsage returns rows with from <= day <= to, by day then model.
 	ListUsage(ctx context.Context, userID, from, to string) ([]UsageRow, error)
 }

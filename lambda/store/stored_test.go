@@ -10,6 +10,7 @@ import (
 
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // TestStoredItemsMatchGolden pins what the Dynamo store leaves in the
@@ -58,11 +59,11 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 		s.CreateConversation(ctx, store.Conversation{UserID: user, ConversationID: "touched", CreatedAt: at, UpdatedAt: at}),
 		s.TouchConversation(ctx, user, "touched", "p1", later),
 		s.PutMessage(ctx, store.Message{ConversationID: "renamed", MessageID: "m1", UserID: user, Role: store.RoleAssistant, Text: "Hi", CreatedAt: at,
-			Model: "claude-x", StopReason: "end_turn", Incomplete: true, Usage: store.Usage{InputTokens: 3, OutputTokens: 4}}),
+			Model: "claude-x", StopReason: "end_turn", Incomplete: true, Usage: tokens.Usage{InputTokens: 3, OutputTokens: 4}}),
 		s.CreatePrompt(ctx, store.Prompt{UserID: user, PromptID: "edited", Name: "Old", Text: "Old text", CreatedAt: at, UpdatedAt: at}),
 		s.ReserveQuota(ctx, user, day, 1000),
 		// A zero counter is added, and so stored, as 0.
-		s.AddUsage(ctx, user, day, "claude-x", store.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 30}),
+		s.AddUsage(ctx, user, day, "claude-x", tokens.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 30}),
 	}
 	_, err := s.RenameConversation(ctx, user, "renamed", "New", later)
 	steps = append(steps, err)

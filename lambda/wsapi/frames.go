@@ -3,7 +3,11 @@
 // the API Gateway @connections endpoint.
 package wsapi
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/p2/buddy/lambda/tokens"
+)
 
 // MaxMessageBytes is API Gateway's WebSocket message limit (128 KB).
 const MaxMessageBytes = 128 * 1024
@@ -44,26 +48,18 @@ const (
 // (API Gateway's 410 GoneException).
 var ErrGone = errors.New("wsapi: connection gone")
 
-// Usage is the `usage` object of the `end` frame.
-type Usage struct {
-	InputTokens              int64 `json:"inputTokens"`
-	OutputTokens             int64 `json:"outputTokens"`
-	CacheReadInputTokens     int64 `json:"cacheReadInputTokens"`
-	CacheCreationInputTokens int64 `json:"cacheCreationInputTokens"`
-}
-
 // Frame is every server → client frame; omitempty keeps each type to its
 // own fields. Seq is a pointer because delta 0 must be sent.
 type Frame struct {
-	Type           string `json:"type"`
-	RequestID      string `json:"requestId,omitempty"`
-	ConversationID string `json:"conversationId,omitempty"`
-	MessageID      string `json:"messageId,omitempty"`
-	Model          string `json:"model,omitempty"`
-	Seq            *int   `json:"seq,omitempty"`
-	Text           string `json:"text,omitempty"`
-	StopReason     string `json:"stopReason,omitempty"`
-	Usage          *Usage `json:"usage,omitempty"`
-	Code           string `json:"code,omitempty"`
-	Message        string `json:"message,omitempty"`
+	Type           string        `json:"type"`
+	RequestID      string        `json:"requestId,omitempty"`
+	ConversationID string        `json:"conversationId,omitempty"`
+	MessageID      string        `json:"messageId,omitempty"`
+	Model          string        `json:"model,omitempty"`
+	Seq            *int          `json:"seq,omitempty"`
+	Text           string        `json:"text,omitempty"`
+	StopReason     string        `json:"stopReason,omitempty"`
+	Usage          *tokens.Usage `json:"usage,omitempty"`
+	Code           string        `json:"code,omitempty"`
+	Message        string        `json:"message,omitempty"`
 }
