@@ -23,6 +23,7 @@ import (
 
 	"github.com/p2/buddy/lambda/claude"
 	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
@@ -176,11 +177,11 @@ func (s *Service) resolve(ctx context.Context, userID string, f wsapi.ClientFram
 	case err == nil:
 		th.system = p.Text
 	case errors.Is(err, store.ErrNotFound) && f.PromptID != "":
-		return th, reject(wsapi.CodeNotFound, "prompt not found", nil)
+		return th, reject(errcode.NotFound, "prompt not found", nil)
 	case errors.Is(err, store.ErrNotFound):
 		th.promptID = ""
 	default:
-		return th, reject(wsapi.CodeInternal, "could not load the prompt", err)
+		return th, reject(errcode.Internal, "could not load the prompt", err)
 	}
 	return th, nil
 }
@@ -192,10 +193,10 @@ func (s *Service) reserve(ctx context.Context, userID string, now time.Time) *Re
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrQuotaExceeded):
-		return reject(wsapi.CodeQuotaExceeded,
+		return reject(errcode.QuotaExceeded,
 			fmt.Sprintf("daily token limit of %d reached; it resets at 00:00 UTC", s.Config.DailyTokenLimit), nil)
 	default:
-		return reject(wsapi.CodeInternal, "could not check the quota", err)
+		return reject(errcode.Internal, "could not check the quota", err)
 	}
 }
 
@@ -228,10 +229,10 @@ func (s *Service) save(ctx context.Context, th thread, msg store.Message) *Rejec
 		return s.Store.PutMessage(ctx, msg)
 	})
 	if convErr != nil {
-		return reject(wsapi.CodeInternal, "could not save the conversation", convErr)
+		return reject(errcode.Internal, "could not save the conversation", convErr)
 	}
 	if msgErr != nil {
-		return reject(wsapi.CodeInternal, "could not store the message", msgErr)
+		return reject(errcode.Internal, "could not store the message", msgErr)
 	}
 	return nil
 }
@@ -289,14 +290,14 @@ func both(f, g func() error) (ferr, gerr error) {
 func (s *Service) getConversation(ctx context.Context, userID, id string) (store.Conversation, *Reject) {
 	if !ids.Valid(id) {
 		// Junk is indistinguishable from an unknown id, by design.
-		return store.Conversation{}, reject(wsapi.CodeNotFound, "conversation not found", nil)
+		return store.Conversation{}, reject(errcode.NotFound, "conversation not found", nil)
 	}
 	c, err := s.Store.GetConversation(ctx, userID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return c, reject(wsapi.CodeNotFound, "conversation not found", nil)
+		return c, reject(errcode.NotFound, "conversation not found", nil)
 	}
 	if err != nil {
-		return c, reject(wsapi.CodeInternal, "could not load the conversation", err)
+		return c, reject(errcode.Internal, "could not load the conversation", err)
 	}
 	return c, nil
 }

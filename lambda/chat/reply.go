@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/p2/buddy/lambda/claude"
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/obs"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/tokens"
@@ -28,7 +29,7 @@ func (s *Service) Run(ctx context.Context, job Job, sum *obs.Summary) error {
 	poster := s.poster(job.Endpoint)
 	req, err := s.prepare(ctx, job)
 	if err != nil {
-		postError(ctx, job, poster, wsapi.CodeInternal, "could not load the conversation")
+		postError(ctx, job, poster, errcode.Internal, "could not load the conversation")
 		sum.Outcome = obs.OutcomeServerError
 		return fmt.Errorf("load history: %w", err)
 	}
@@ -281,11 +282,11 @@ func postEnd(ctx context.Context, job Job, poster wsapi.Poster, out streamed) er
 func modelErrorFrame(err, cause error) (code, msg string) {
 	switch {
 	case errors.Is(err, ErrDeadline) || errors.Is(cause, ErrDeadline):
-		return wsapi.CodeUpstreamError, "the reply took too long and was cut short"
+		return errcode.UpstreamError, "the reply took too long and was cut short"
 	case claude.KindOf(err) == claude.KindRateLimited:
-		return wsapi.CodeRateLimited, "the model is busy; try again in a moment"
+		return errcode.RateLimited, "the model is busy; try again in a moment"
 	default:
-		return wsapi.CodeUpstreamError, "the model could not answer; try again"
+		return errcode.UpstreamError, "the model could not answer; try again"
 	}
 }
 

@@ -7,13 +7,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
 var knownCodes = map[string]bool{
-	wsapi.CodeBadRequest: true, wsapi.CodeUnauthorized: true, wsapi.CodeForbidden: true, wsapi.CodeNotFound: true,
-	wsapi.CodeTooLarge: true, wsapi.CodeQuotaExceeded: true, wsapi.CodeRateLimited: true, wsapi.CodeUpstreamError: true,
-	wsapi.CodeInternal: true,
+	errcode.BadRequest: true, errcode.Unauthorized: true, errcode.Forbidden: true, errcode.NotFound: true,
+	errcode.TooLarge: true, errcode.QuotaExceeded: true, errcode.RateLimited: true, errcode.UpstreamError: true,
+	errcode.Internal: true,
 }
 
 // FuzzRoute feeds arbitrary frames to the message route: it must never

@@ -16,6 +16,7 @@ import (
 
 	"github.com/p2/buddy/lambda/auth"
 	"github.com/p2/buddy/lambda/chat"
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/obs"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
@@ -151,7 +152,7 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 	body := []byte(ev.Body)
 	if ev.IsBase64Encoded {
 		// Binary frames are not part of the protocol.
-		return fail("", wsapi.CodeBadRequest, "frames must be JSON text", obs.OutcomeRejected, nil)
+		return fail("", errcode.BadRequest, "frames must be JSON text", obs.OutcomeRejected, nil)
 	}
 	f, perr := wsapi.ParseClientFrame(body)
 	if perr != nil {
@@ -162,10 +163,10 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 
 	conn, err := w.connection(ctx, rc.ConnectionID)
 	if errors.Is(err, store.ErrNotFound) {
-		return fail(f.RequestID, wsapi.CodeUnauthorized, "connection expired; reconnect with a fresh token", obs.OutcomeRejected, nil)
+		return fail(f.RequestID, errcode.Unauthorized, "connection expired; reconnect with a fresh token", obs.OutcomeRejected, nil)
 	}
 	if err != nil {
-		return fail(f.RequestID, wsapi.CodeInternal, "could not resolve the connection", obs.OutcomeServerError, err)
+		return fail(f.RequestID, errcode.Internal, "could not resolve the connection", obs.OutcomeServerError, err)
 	}
 	sum.User = conn.UserID
 
@@ -178,19 +179,19 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 		job, rej := w.Chat.Accept(ctx, conn.UserID, rc.ConnectionID, endpoint, f)
 		if rej != nil {
 			outcome := obs.OutcomeRejected
-			if rej.Code == wsapi.CodeInternal {
+			if rej.Code == errcode.Internal {
 				outcome = obs.OutcomeServerError
 			}
 			return fail(f.RequestID, rej.Code, rej.Message, outcome, rej.Err)
 		}
 		if err := w.Chat.Dispatch.Dispatch(ctx, job); err != nil {
 			// The user's message is stored; the client may retry.
-			return fail(f.RequestID, wsapi.CodeInternal, "could not start the reply; try again", obs.OutcomeServerError, err)
+			return fail(f.RequestID, errcode.Internal, "could not start the reply; try again", obs.OutcomeServerError, err)
 		}
 		sum.Outcome = obs.OutcomeOK
 		return ok, nil
 	}
-	return fail(f.RequestID, wsapi.CodeBadRequest, "unknown action", obs.OutcomeRejected, nil)
+	return fail(f.RequestID, errcode.BadRequest, "unknown action", obs.OutcomeRejected, nil)
 }
 
 // connection resolves a connection, through the cache when it can.

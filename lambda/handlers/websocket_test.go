@@ -12,6 +12,7 @@ import (
 
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
 )
@@ -140,24 +141,24 @@ func TestBadInputGetsAnErrorFrameAndStoresNothing(t *testing.T) {
 		code      string
 		requestID string
 	}{
-		{"invalid JSON", `{"action":"sendMessage",`, wsapi.CodeBadRequest, ""},
-		{"not an object", `["sendMessage"]`, wsapi.CodeBadRequest, ""},
-		{"plain text", `hello`, wsapi.CodeBadRequest, ""},
-		{"unknown action", `{"action":"deleteEverything","requestId":"x1"}`, wsapi.CodeBadRequest, "x1"},
-		{"missing action", `{"requestId":"x2","text":"hi"}`, wsapi.CodeBadRequest, "x2"},
-		{"missing requestId", `{"action":"sendMessage","text":"hi"}`, wsapi.CodeBadRequest, ""},
-		{"missing text", `{"action":"sendMessage","requestId":"x3"}`, wsapi.CodeBadRequest, "x3"},
-		{"blank text", `{"action":"sendMessage","requestId":"x4","text":"   "}`, wsapi.CodeBadRequest, "x4"},
-		{"text of the wrong type", `{"action":"sendMessage","requestId":"x5","text":42}`, wsapi.CodeBadRequest, "x5"},
-		{"unknown field", `{"action":"sendMessage","requestId":"x6","text":"hi","conversationID":"typo"}`, wsapi.CodeBadRequest, "x6"},
-		{"over-size text", sendFrame("x7", "", "", strings.Repeat("a", 100_001)), wsapi.CodeTooLarge, "x7"},
+		{"invalid JSON", `{"action":"sendMessage",`, errcode.BadRequest, ""},
+		{"not an object", `["sendMessage"]`, errcode.BadRequest, ""},
+		{"plain text", `hello`, errcode.BadRequest, ""},
+		{"unknown action", `{"action":"deleteEverything","requestId":"x1"}`, errcode.BadRequest, "x1"},
+		{"missing action", `{"requestId":"x2","text":"hi"}`, errcode.BadRequest, "x2"},
+		{"missing requestId", `{"action":"sendMessage","text":"hi"}`, errcode.BadRequest, ""},
+		{"missing text", `{"action":"sendMessage","requestId":"x3"}`, errcode.BadRequest, "x3"},
+		{"blank text", `{"action":"sendMessage","requestId":"x4","text":"   "}`, errcode.BadRequest, "x4"},
+		{"text of the wrong type", `{"action":"sendMessage","requestId":"x5","text":42}`, errcode.BadRequest, "x5"},
+		{"unknown field", `{"action":"sendMessage","requestId":"x6","text":"hi","conversationID":"typo"}`, errcode.BadRequest, "x6"},
+		{"over-size text", sendFrame("x7", "", "", strings.Repeat("a", 100_001)), errcode.TooLarge, "x7"},
 		// API Gateway never delivers such a frame; the parser refuses to read it.
-		{"over-size frame", sendFrame("x8", "", "", strings.Repeat("a", wsapi.MaxMessageBytes)), wsapi.CodeTooLarge, ""},
-		{"someone else's conversation", sendFrame("x9", bobConv, "", "let me in"), wsapi.CodeNotFound, "x9"},
-		{"unknown conversation", sendFrame("x10", "01JD0000000000000000000000", "", "hi"), wsapi.CodeNotFound, "x10"},
-		{"junk conversation id", sendFrame("x11", "../../etc", "", "hi"), wsapi.CodeNotFound, "x11"},
-		{"someone else's prompt", sendFrame("x12", "", bobPrompt, "be a pirate"), wsapi.CodeNotFound, "x12"},
-		{"junk prompt id", sendFrame("x13", "", "nope", "hi"), wsapi.CodeNotFound, "x13"},
+		{"over-size frame", sendFrame("x8", "", "", strings.Repeat("a", wsapi.MaxMessageBytes)), errcode.TooLarge, ""},
+		{"someone else's conversation", sendFrame("x9", bobConv, "", "let me in"), errcode.NotFound, "x9"},
+		{"unknown conversation", sendFrame("x10", "01JD0000000000000000000000", "", "hi"), errcode.NotFound, "x10"},
+		{"junk conversation id", sendFrame("x11", "../../etc", "", "hi"), errcode.NotFound, "x11"},
+		{"someone else's prompt", sendFrame("x12", "", bobPrompt, "be a pirate"), errcode.NotFound, "x12"},
+		{"junk prompt id", sendFrame("x13", "", "nope", "hi"), errcode.NotFound, "x13"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,7 +196,7 @@ func TestBinaryFrameIsRejected(t *testing.T) {
 	if _, err := h.ws.Route(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if f := h.posts.take(conn); len(f) != 1 || f[0].Code != wsapi.CodeBadRequest {
+	if f := h.posts.take(conn); len(f) != 1 || f[0].Code != errcode.BadRequest {
 		t.Errorf("binary frame answered %+v", f)
 	}
 }
@@ -203,7 +204,7 @@ func TestBinaryFrameIsRejected(t *testing.T) {
 func TestUnknownConnectionIsUnauthorized(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	frames := h.send("never-connected", sendFrame("r1", "", "", "hi"))
-	if len(frames) != 1 || frames[0].Code != wsapi.CodeUnauthorized || frames[0].RequestID != "r1" {
+	if len(frames) != 1 || frames[0].Code != errcode.Unauthorized || frames[0].RequestID != "r1" {
 		t.Errorf("got %+v", frames)
 	}
 }
@@ -279,7 +280,7 @@ func TestCachedConnectionStillExpires(t *testing.T) {
 	}
 	now = now.Add(h.ws.ConnectionTTL)
 	frames := h.send(conn, `{"action":"ping","requestId":"p2"}`)
-	if len(frames) != 1 || frames[0].Code != wsapi.CodeUnauthorized {
+	if len(frames) != 1 || frames[0].Code != errcode.Unauthorized {
 		t.Errorf("ping after expiry: %+v, want unauthorized", frames)
 	}
 }
@@ -310,7 +311,7 @@ func TestQuotaIsEnforcedBeforeTheModelIsCalled(t *testing.T) {
 	calls := h.model.Calls()
 	_, before := h.counts("alice")
 	frames := h.send(conn, sendFrame("r2", "", "", "second"))
-	if len(frames) != 1 || frames[0].Code != wsapi.CodeQuotaExceeded || frames[0].RequestID != "r2" {
+	if len(frames) != 1 || frames[0].Code != errcode.QuotaExceeded || frames[0].RequestID != "r2" {
 		t.Fatalf("got %+v, want quota_exceeded", frames)
 	}
 	if h.model.Calls() != calls {
@@ -332,12 +333,12 @@ func TestModelFaults(t *testing.T) {
 		// deltasBeforeError: the reply had streamed text before failing
 		partial bool
 	}{
-		{"429 after retries", "[[fault=429]]", wsapi.CodeRateLimited, false},
-		{"529 overloaded after retries", "[[fault=529]]", wsapi.CodeRateLimited, false},
-		{"500 after retries", "[[fault=500]]", wsapi.CodeUpstreamError, false},
+		{"429 after retries", "[[fault=429]]", errcode.RateLimited, false},
+		{"529 overloaded after retries", "[[fault=529]]", errcode.RateLimited, false},
+		{"500 after retries", "[[fault=500]]", errcode.UpstreamError, false},
 		{"529 once then success", "[[fault=529]] [[times=1]]", "", false},
-		{"error event mid-stream", "[[fault=midstream]] [[after=5]]", wsapi.CodeRateLimited, true},
-		{"model stops sending", "[[fault=hang]] [[after=3]]", wsapi.CodeUpstreamError, true},
+		{"error event mid-stream", "[[fault=midstream]] [[after=5]]", errcode.RateLimited, true},
+		{"model stops sending", "[[fault=hang]] [[after=3]]", errcode.UpstreamError, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
@@ -85,13 +86,13 @@ func (c *Conversations) list(ctx context.Context, r *Request) (Response, *Error)
 	if v := r.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
-			return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "limit must be a whole number from 1 to 100")
+			return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "limit must be a whole number from 1 to 100")
 		}
 		limit = n
 	}
 	page, err := c.Store.ListConversations(ctx, r.User, limit, r.Query("cursor"))
 	if errors.Is(err, store.ErrBadCursor) {
-		return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "cursor is not valid; start again without it")
+		return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "cursor is not valid; start again without it")
 	}
 	if err != nil {
 		return Response{}, Internal(err)
@@ -159,7 +160,7 @@ func (c *Conversations) rename(ctx context.Context, r *Request) (Response, *Erro
 		return Response{}, e
 	}
 	if in.Title == nil {
-		return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "title is required")
+		return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "title is required")
 	}
 	title := strings.TrimSpace(*in.Title)
 	if e := checkText("title", title, MaxTitleRunes); e != nil {
@@ -187,11 +188,11 @@ func (c *Conversations) delete(ctx context.Context, r *Request) (Response, *Erro
 func checkText(field, v string, maxRunes int) *Error {
 	switch {
 	case v == "":
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "%s must not be empty", field)
+		return Errorf(http.StatusBadRequest, errcode.BadRequest, "%s must not be empty", field)
 	case !utf8.ValidString(v):
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "%s must be valid UTF-8", field)
+		return Errorf(http.StatusBadRequest, errcode.BadRequest, "%s must be valid UTF-8", field)
 	case utf8.RuneCountInString(v) > maxRunes:
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "%s must be at most %d characters", field, maxRunes)
+		return Errorf(http.StatusBadRequest, errcode.BadRequest, "%s must be at most %d characters", field, maxRunes)
 	}
 	return nil
 }

@@ -20,22 +20,13 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/obs"
 	"github.com/p2/buddy/lambda/store"
 )
 
 // MaxBodyBytes bounds request bodies (the largest valid one is a prompt).
 const MaxBodyBytes = 128 * 1024
-
-// Error codes, shared with the WebSocket protocol where they overlap.
-const (
-	CodeBadRequest   = "bad_request"
-	CodeUnauthorized = "unauthorized"
-	CodeNotFound     = "not_found"
-	CodeTooLarge     = "too_large"
-	CodeInternal     = "internal"
-	CodeMethod       = "method_not_allowed"
-)
 
 // Request is what a route handler gets: the caller and the parsed request.
 type Request struct {
@@ -54,15 +45,15 @@ func (r *Request) Query(name string) string { return r.Event.QueryStringParamete
 // data are errors, so a typo in a field name is reported, not ignored.
 func (r *Request) Decode(v any) *Error {
 	if len(bytes.TrimSpace(r.Body)) == 0 {
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "a JSON body is required")
+		return Errorf(http.StatusBadRequest, errcode.BadRequest, "a JSON body is required")
 	}
 	dec := json.NewDecoder(bytes.NewReader(r.Body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "invalid JSON body: %s", jsonProblem(err))
+		return Errorf(http.StatusBadRequest, errcode.BadRequest, "invalid JSON body: %s", jsonProblem(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "invalid JSON body: unexpected data after the object")
+		return Errorf(http.StatusBadRequest, errcode.BadRequest, "invalid JSON body: unexpected data after the object")
 	}
 	return nil
 }
@@ -98,12 +89,12 @@ func Errorf(status int, code, format string, a ...any) *Error {
 
 // Internal hides err from the client and keeps it for the log.
 func Internal(err error) *Error {
-	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
+	return &Error{Status: http.StatusInternalServerError, Code: errcode.Internal, Message: "internal error", Err: err}
 }
 
 // NotFound is the answer for unknown and foreign ids alike.
 func NotFound(what string) *Error {
-	return Errorf(http.StatusNotFound, CodeNotFound, "%s not found", what)
+	return Errorf(http.StatusNotFound, errcode.NotFound, "%s not found", what)
 }
 
 // storeError answers a store failure: not found (what), or internal.
@@ -161,23 +152,23 @@ func (rt *Router) serve(ctx context.Context, ev events.APIGatewayV2HTTPRequest, 
 	}()
 	user := subject(ev)
 	if user == "" {
-		return Response{}, Errorf(http.StatusUnauthorized, CodeUnauthorized, "a valid bearer token is required")
+		return Response{}, Errorf(http.StatusUnauthorized, errcode.Unauthorized, "a valid bearer token is required")
 	}
 	sum.User = user
 	h, ok := rt.Routes[ev.RouteKey]
 	if !ok {
-		return Response{}, Errorf(http.StatusNotFound, CodeNotFound, "no route %s", ev.RouteKey)
+		return Response{}, Errorf(http.StatusNotFound, errcode.NotFound, "no route %s", ev.RouteKey)
 	}
 	body := []byte(ev.Body)
 	if ev.IsBase64Encoded {
 		b, err := base64.StdEncoding.DecodeString(ev.Body)
 		if err != nil {
-			return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "body is not valid base64")
+			return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "body is not valid base64")
 		}
 		body = b
 	}
 	if len(body) > MaxBodyBytes {
-		return Response{}, Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "body exceeds %d bytes", MaxBodyBytes)
+		return Response{}, Errorf(http.StatusRequestEntityTooLarge, errcode.TooLarge, "body exceeds %d bytes", MaxBodyBytes)
 	}
 	return h(ctx, &Request{User: user, Event: ev, Body: body})
 }

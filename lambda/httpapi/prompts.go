@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
@@ -56,17 +57,17 @@ type promptInput struct {
 
 func (in promptInput) validate() (name, text string, e *Error) {
 	if in.Name == nil {
-		return "", "", Errorf(http.StatusBadRequest, CodeBadRequest, "name is required")
+		return "", "", Errorf(http.StatusBadRequest, errcode.BadRequest, "name is required")
 	}
 	if in.Text == nil {
-		return "", "", Errorf(http.StatusBadRequest, CodeBadRequest, "text is required")
+		return "", "", Errorf(http.StatusBadRequest, errcode.BadRequest, "text is required")
 	}
 	name = strings.TrimSpace(*in.Name)
 	if e := checkText("name", name, MaxPromptNameRunes); e != nil {
 		return "", "", e
 	}
 	if strings.ContainsAny(name, "\r\n") {
-		return "", "", Errorf(http.StatusBadRequest, CodeBadRequest, "name must be a single line")
+		return "", "", Errorf(http.StatusBadRequest, errcode.BadRequest, "name must be a single line")
 	}
 	text = strings.TrimSpace(*in.Text)
 	if e := checkText("text", text, MaxPromptTextRunes); e != nil {
@@ -101,7 +102,7 @@ func (p *Prompts) create(ctx context.Context, r *Request) (Response, *Error) {
 		return Response{}, Internal(err)
 	}
 	if len(existing) >= MaxPromptsPerUser {
-		return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "at most %d saved prompts; delete one first", MaxPromptsPerUser)
+		return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "at most %d saved prompts; delete one first", MaxPromptsPerUser)
 	}
 	t := now(p.Now)
 	pr := store.Prompt{UserID: r.User, PromptID: ids.New(), Name: name, Text: text, CreatedAt: t, UpdatedAt: t}

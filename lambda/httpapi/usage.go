@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/pricing"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
@@ -42,7 +43,7 @@ func (u *Usage) get(ctx context.Context, r *Request) (Response, *Error) {
 	var err error
 	if v := r.Query("to"); v != "" {
 		if to, err = time.Parse(time.DateOnly, v); err != nil {
-			return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "to must be a date YYYY-MM-DD")
+			return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "to must be a date YYYY-MM-DD")
 		}
 		if r.Query("from") == "" {
 			from = to.AddDate(0, 0, -29)
@@ -50,14 +51,14 @@ func (u *Usage) get(ctx context.Context, r *Request) (Response, *Error) {
 	}
 	if v := r.Query("from"); v != "" {
 		if from, err = time.Parse(time.DateOnly, v); err != nil {
-			return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "from must be a date YYYY-MM-DD")
+			return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "from must be a date YYYY-MM-DD")
 		}
 	}
 	if from.After(to) {
-		return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "from must not be after to")
+		return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "from must not be after to")
 	}
 	if to.Sub(from) >= MaxUsageDays*24*time.Hour {
-		return Response{}, Errorf(http.StatusBadRequest, CodeBadRequest, "at most %d days per query", MaxUsageDays)
+		return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "at most %d days per query", MaxUsageDays)
 	}
 	rows, err := u.Store.ListUsage(ctx, r.User, from.Format(time.DateOnly), to.Format(time.DateOnly))
 	if err != nil {

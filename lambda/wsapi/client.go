@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/p2/buddy/lambda/errcode"
 )
 
 // MaxTextBytes bounds the `text` of a sendMessage (UTF-8 bytes). It leaves
@@ -53,7 +55,7 @@ func (e *ProtocolError) Error() string {
 }
 
 func badRequest(format string, a ...any) *ProtocolError {
-	return &ProtocolError{Code: CodeBadRequest, Message: fmt.Sprintf(format, a...)}
+	return &ProtocolError{Code: errcode.BadRequest, Message: fmt.Sprintf(format, a...)}
 }
 
 // fields of a client frame, as named on the wire.
@@ -89,7 +91,7 @@ func (f *ClientFrame) field(name string) *string {
 // action requires.
 func ParseClientFrame(data []byte) (ClientFrame, *ProtocolError) {
 	if len(data) > MaxMessageBytes {
-		return ClientFrame{}, &ProtocolError{Code: CodeTooLarge,
+		return ClientFrame{}, &ProtocolError{Code: errcode.TooLarge,
 			Message: fmt.Sprintf("frame is %d bytes; the limit is %d", len(data), MaxMessageBytes)}
 	}
 	// encoding/json would quietly turn invalid UTF-8 into U+FFFD; the client
@@ -202,7 +204,7 @@ func (f ClientFrame) validate(present func(name string) bool) *ProtocolError {
 			return badRequest("field %q must not be empty", fieldText)
 		}
 		if len(f.Text) > MaxTextBytes {
-			return &ProtocolError{Code: CodeTooLarge,
+			return &ProtocolError{Code: errcode.TooLarge,
 				Message: fmt.Sprintf("text is %d bytes; the limit is %d", len(f.Text), MaxTextBytes)}
 		}
 	case ActionPing:

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
@@ -53,50 +54,50 @@ func TestParseClientFrame(t *testing.T) {
 		{name: "ping is accepted", frame: `{"action":"ping"}`, want: wsapi.ClientFrame{Action: "ping"}},
 		{name: "ping with a requestId is accepted", frame: `{"action":"ping","requestId":"p1"}`, want: wsapi.ClientFrame{Action: "ping", RequestID: "p1"}},
 
-		{name: "empty frame is refused", frame: ``, wantCode: wsapi.CodeBadRequest, wantMsg: "empty"},
-		{name: "invalid JSON is refused", frame: `{"action":"ping",}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not valid JSON"},
-		{name: "JSON cut off after a key is refused", frame: `{"action":`, wantCode: wsapi.CodeBadRequest, wantMsg: "ends early"},
-		{name: "single-quoted JSON is refused", frame: `{'action':'ping'}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not valid JSON (at offset 1)"},
-		{name: "trailing garbage is refused", frame: `{"action":"ping"} x`, wantCode: wsapi.CodeBadRequest, wantMsg: "after the JSON object"},
-		{name: "a second object is refused", frame: `{"action":"ping"}{"action":"ping"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "after the JSON object"},
-		{name: "an array is refused", frame: `[{"action":"ping"}]`, wantCode: wsapi.CodeBadRequest, wantMsg: "must be a JSON object"},
-		{name: "a string is refused", frame: `"ping"`, wantCode: wsapi.CodeBadRequest, wantMsg: "must be a JSON object"},
-		{name: "null is refused", frame: `null`, wantCode: wsapi.CodeBadRequest, wantMsg: "must be a JSON object"},
-		{name: "invalid UTF-8 is refused", frame: "{\"action\":\"sendMessage\",\"requestId\":\"r\",\"text\":\"\xff\"}", wantCode: wsapi.CodeBadRequest, wantMsg: "UTF-8"},
-		{name: "unknown action is refused", frame: `{"action":"deleteEverything","requestId":"r9"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "unknown action", wantReq: "r9"},
-		{name: "empty action is refused", frame: `{"action":"","requestId":"r9"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "unknown action", wantReq: "r9"},
-		{name: "action with other case is refused", frame: `{"action":"SendMessage","requestId":"r","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "unknown action", wantReq: "r"},
-		{name: "missing action is refused", frame: `{"requestId":"r1","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"action" is required`, wantReq: "r1"},
-		{name: "missing requestId is refused", frame: `{"action":"sendMessage","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"requestId" is required`},
-		{name: "missing text is refused", frame: `{"action":"sendMessage","requestId":"r2"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"text" is required`, wantReq: "r2"},
-		{name: "empty text is refused", frame: `{"action":"sendMessage","requestId":"r3","text":""}`, wantCode: wsapi.CodeBadRequest, wantMsg: "must not be empty", wantReq: "r3"},
-		{name: "blank text is refused", frame: `{"action":"sendMessage","requestId":"r3","text":" \n\t "}`, wantCode: wsapi.CodeBadRequest, wantMsg: "must not be empty", wantReq: "r3"},
-		{name: "numeric text is refused", frame: `{"action":"sendMessage","requestId":"r4","text":42}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"text" must be a string, not a number`, wantReq: "r4"},
-		{name: "huge number is a wrong type, not broken JSON", frame: `{"action":"sendMessage","requestId":"r4","text":1e999}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not a number", wantReq: "r4"},
-		{name: "null conversationId is refused", frame: `{"action":"sendMessage","requestId":"r5","conversationId":null,"text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not null", wantReq: "r5"},
-		{name: "object action is refused", frame: `{"action":{"name":"ping"}}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not an object"},
-		{name: "numeric requestId is refused", frame: `{"action":"ping","requestId":7}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"requestId" must be a string, not a number`},
-		{name: "boolean promptId is refused", frame: `{"action":"sendMessage","requestId":"r","promptId":true,"text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "not a boolean", wantReq: "r"},
-		{name: "unknown field is refused by name", frame: `{"action":"sendMessage","requestId":"r6","text":"hi","model":"claude-opus"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `unknown field "model"`, wantReq: "r6"},
-		{name: "field with other case is unknown", frame: `{"action":"sendMessage","requestID":"r6","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `unknown field "requestID"`},
-		{name: "huge unknown field name is cut short", frame: `{"` + strings.Repeat("x", 1000) + `":1}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"…`},
-		{name: "duplicate field is refused", frame: `{"action":"sendMessage","requestId":"r7","text":"hi","text":"bye"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"text" appears more than once`, wantReq: "r7"},
-		{name: "duplicate action is refused", frame: `{"action":"ping","action":"sendMessage"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"action" appears more than once`},
-		{name: "over-size frame is too large", frame: `{"action":"sendMessage","requestId":"r","text":"` + strings.Repeat("a", wsapi.MaxMessageBytes) + `"}`, wantCode: wsapi.CodeTooLarge, wantMsg: "limit is 131072"},
-		{name: "over-size text is too large", frame: `{"action":"sendMessage","requestId":"r8","text":"` + strings.Repeat("a", wsapi.MaxTextBytes+1) + `"}`, wantCode: wsapi.CodeTooLarge, wantMsg: "limit is 100000", wantReq: "r8"},
+		{name: "empty frame is refused", frame: ``, wantCode: errcode.BadRequest, wantMsg: "empty"},
+		{name: "invalid JSON is refused", frame: `{"action":"ping",}`, wantCode: errcode.BadRequest, wantMsg: "not valid JSON"},
+		{name: "JSON cut off after a key is refused", frame: `{"action":`, wantCode: errcode.BadRequest, wantMsg: "ends early"},
+		{name: "single-quoted JSON is refused", frame: `{'action':'ping'}`, wantCode: errcode.BadRequest, wantMsg: "not valid JSON (at offset 1)"},
+		{name: "trailing garbage is refused", frame: `{"action":"ping"} x`, wantCode: errcode.BadRequest, wantMsg: "after the JSON object"},
+		{name: "a second object is refused", frame: `{"action":"ping"}{"action":"ping"}`, wantCode: errcode.BadRequest, wantMsg: "after the JSON object"},
+		{name: "an array is refused", frame: `[{"action":"ping"}]`, wantCode: errcode.BadRequest, wantMsg: "must be a JSON object"},
+		{name: "a string is refused", frame: `"ping"`, wantCode: errcode.BadRequest, wantMsg: "must be a JSON object"},
+		{name: "null is refused", frame: `null`, wantCode: errcode.BadRequest, wantMsg: "must be a JSON object"},
+		{name: "invalid UTF-8 is refused", frame: "{\"action\":\"sendMessage\",\"requestId\":\"r\",\"text\":\"\xff\"}", wantCode: errcode.BadRequest, wantMsg: "UTF-8"},
+		{name: "unknown action is refused", frame: `{"action":"deleteEverything","requestId":"r9"}`, wantCode: errcode.BadRequest, wantMsg: "unknown action", wantReq: "r9"},
+		{name: "empty action is refused", frame: `{"action":"","requestId":"r9"}`, wantCode: errcode.BadRequest, wantMsg: "unknown action", wantReq: "r9"},
+		{name: "action with other case is refused", frame: `{"action":"SendMessage","requestId":"r","text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: "unknown action", wantReq: "r"},
+		{name: "missing action is refused", frame: `{"requestId":"r1","text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: `"action" is required`, wantReq: "r1"},
+		{name: "missing requestId is refused", frame: `{"action":"sendMessage","text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: `"requestId" is required`},
+		{name: "missing text is refused", frame: `{"action":"sendMessage","requestId":"r2"}`, wantCode: errcode.BadRequest, wantMsg: `"text" is required`, wantReq: "r2"},
+		{name: "empty text is refused", frame: `{"action":"sendMessage","requestId":"r3","text":""}`, wantCode: errcode.BadRequest, wantMsg: "must not be empty", wantReq: "r3"},
+		{name: "blank text is refused", frame: `{"action":"sendMessage","requestId":"r3","text":" \n\t "}`, wantCode: errcode.BadRequest, wantMsg: "must not be empty", wantReq: "r3"},
+		{name: "numeric text is refused", frame: `{"action":"sendMessage","requestId":"r4","text":42}`, wantCode: errcode.BadRequest, wantMsg: `"text" must be a string, not a number`, wantReq: "r4"},
+		{name: "huge number is a wrong type, not broken JSON", frame: `{"action":"sendMessage","requestId":"r4","text":1e999}`, wantCode: errcode.BadRequest, wantMsg: "not a number", wantReq: "r4"},
+		{name: "null conversationId is refused", frame: `{"action":"sendMessage","requestId":"r5","conversationId":null,"text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: "not null", wantReq: "r5"},
+		{name: "object action is refused", frame: `{"action":{"name":"ping"}}`, wantCode: errcode.BadRequest, wantMsg: "not an object"},
+		{name: "numeric requestId is refused", frame: `{"action":"ping","requestId":7}`, wantCode: errcode.BadRequest, wantMsg: `"requestId" must be a string, not a number`},
+		{name: "boolean promptId is refused", frame: `{"action":"sendMessage","requestId":"r","promptId":true,"text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: "not a boolean", wantReq: "r"},
+		{name: "unknown field is refused by name", frame: `{"action":"sendMessage","requestId":"r6","text":"hi","model":"claude-opus"}`, wantCode: errcode.BadRequest, wantMsg: `unknown field "model"`, wantReq: "r6"},
+		{name: "field with other case is unknown", frame: `{"action":"sendMessage","requestID":"r6","text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: `unknown field "requestID"`},
+		{name: "huge unknown field name is cut short", frame: `{"` + strings.Repeat("x", 1000) + `":1}`, wantCode: errcode.BadRequest, wantMsg: `"…`},
+		{name: "duplicate field is refused", frame: `{"action":"sendMessage","requestId":"r7","text":"hi","text":"bye"}`, wantCode: errcode.BadRequest, wantMsg: `"text" appears more than once`, wantReq: "r7"},
+		{name: "duplicate action is refused", frame: `{"action":"ping","action":"sendMessage"}`, wantCode: errcode.BadRequest, wantMsg: `"action" appears more than once`},
+		{name: "over-size frame is too large", frame: `{"action":"sendMessage","requestId":"r","text":"` + strings.Repeat("a", wsapi.MaxMessageBytes) + `"}`, wantCode: errcode.TooLarge, wantMsg: "limit is 131072"},
+		{name: "over-size text is too large", frame: `{"action":"sendMessage","requestId":"r8","text":"` + strings.Repeat("a", wsapi.MaxTextBytes+1) + `"}`, wantCode: errcode.TooLarge, wantMsg: "limit is 100000", wantReq: "r8"},
 		{name: "text of exactly the limit is accepted", frame: `{"action":"sendMessage","requestId":"r","text":"` + strings.Repeat("a", wsapi.MaxTextBytes) + `"}`,
 			want: wsapi.ClientFrame{Action: "sendMessage", RequestID: "r", Text: strings.Repeat("a", wsapi.MaxTextBytes)}},
-		{name: "requestId with a space is refused", frame: `{"action":"sendMessage","requestId":"a b","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "A-Z a-z 0-9"},
-		{name: "requestId with markup is refused", frame: `{"action":"sendMessage","requestId":"<script>","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "A-Z a-z 0-9"},
-		{name: "requestId with non-ASCII is refused", frame: `{"action":"sendMessage","requestId":"réq","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "A-Z a-z 0-9"},
-		{name: "empty requestId is refused", frame: `{"action":"sendMessage","requestId":"","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "1 to 128"},
-		{name: "requestId over the maximum is refused", frame: `{"action":"sendMessage","requestId":"` + long + `x","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "1 to 128"},
-		{name: "ping with text is refused", frame: `{"action":"ping","requestId":"p2","text":"hi"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"text" is not allowed`, wantReq: "p2"},
-		{name: "ping with a bad requestId is refused", frame: `{"action":"ping","requestId":"no spaces"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "A-Z a-z 0-9"},
-		{name: "requestId is recovered from truncated JSON", frame: `{"requestId":"keep-me","action":"sendMessage","text":"unterminated`, wantCode: wsapi.CodeBadRequest, wantMsg: "ends early", wantReq: "keep-me"},
-		{name: "requestId is recovered after an earlier bad field", frame: `{"text":false,"requestId":"keep-me","action":"sendMessage"}`, wantCode: wsapi.CodeBadRequest, wantMsg: `"text" must be a string`, wantReq: "keep-me"},
-		{name: "requestId is recovered from a frame with trailing garbage", frame: `{"action":"sendMessage","requestId":"keep-me","text":"hi"}]`, wantCode: wsapi.CodeBadRequest, wantMsg: "after the JSON object", wantReq: "keep-me"},
-		{name: "an invalid requestId is never echoed", frame: `{"action":"nope","requestId":"<img src=x>"}`, wantCode: wsapi.CodeBadRequest, wantMsg: "unknown action"},
+		{name: "requestId with a space is refused", frame: `{"action":"sendMessage","requestId":"a b","text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: "A-Z a-z 0-9"},
+		{name: "requestId with markup is refused", frame: `{"action":"sendMessage","requestId":"<script>","text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: "A-Z a-z 0-9"},
+		{name: "requestId with non-ASCII is refused", frame: `{"action":"sendMessage","requestId":"réq","text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: "A-Z a-z 0-9"},
+		{name: "empty requestId is refused", frame: `{"action":"sendMessage","requestId":"","text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: "1 to 128"},
+		{name: "requestId over the maximum is refused", frame: `{"action":"sendMessage","requestId":"` + long + `x","text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: "1 to 128"},
+		{name: "ping with text is refused", frame: `{"action":"ping","requestId":"p2","text":"hi"}`, wantCode: errcode.BadRequest, wantMsg: `"text" is not allowed`, wantReq: "p2"},
+		{name: "ping with a bad requestId is refused", frame: `{"action":"ping","requestId":"no spaces"}`, wantCode: errcode.BadRequest, wantMsg: "A-Z a-z 0-9"},
+		{name: "requestId is recovered from truncated JSON", frame: `{"requestId":"keep-me","action":"sendMessage","text":"unterminated`, wantCode: errcode.BadRequest, wantMsg: "ends early", wantReq: "keep-me"},
+		{name: "requestId is recovered after an earlier bad field", frame: `{"text":false,"requestId":"keep-me","action":"sendMessage"}`, wantCode: errcode.BadRequest, wantMsg: `"text" must be a string`, wantReq: "keep-me"},
+		{name: "requestId is recovered from a frame with trailing garbage", frame: `{"action":"sendMessage","requestId":"keep-me","text":"hi"}]`, wantCode: errcode.BadRequest, wantMsg: "after the JSON object", wantReq: "keep-me"},
+		{name: "an invalid requestId is never echoed", frame: `{"action":"nope","requestId":"<img src=x>"}`, wantCode: errcode.BadRequest, wantMsg: "unknown action"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,9 +137,9 @@ func TestClientFrameValidate(t *testing.T) {
 	}{
 		{"built sendMessage is valid", wsapi.ClientFrame{Action: wsapi.ActionSendMessage, RequestID: "r", Text: "hi"}, "", ""},
 		{"built ping is valid", wsapi.ClientFrame{Action: wsapi.ActionPing}, "", ""},
-		{"sendMessage without text is refused with its requestId", wsapi.ClientFrame{Action: wsapi.ActionSendMessage, RequestID: "r"}, wsapi.CodeBadRequest, "r"},
-		{"over-size text is too large", wsapi.ClientFrame{Action: wsapi.ActionSendMessage, RequestID: "r", Text: strings.Repeat("x", wsapi.MaxTextBytes+1)}, wsapi.CodeTooLarge, "r"},
-		{"no action is refused", wsapi.ClientFrame{}, wsapi.CodeBadRequest, ""},
+		{"sendMessage without text is refused with its requestId", wsapi.ClientFrame{Action: wsapi.ActionSendMessage, RequestID: "r"}, errcode.BadRequest, "r"},
+		{"over-size text is too large", wsapi.ClientFrame{Action: wsapi.ActionSendMessage, RequestID: "r", Text: strings.Repeat("x", wsapi.MaxTextBytes+1)}, errcode.TooLarge, "r"},
+		{"no action is refused", wsapi.ClientFrame{}, errcode.BadRequest, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,7 +177,7 @@ func FuzzParseClientFrame(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	codes := map[string]bool{wsapi.CodeBadRequest: true, wsapi.CodeTooLarge: true}
+	codes := map[string]bool{errcode.BadRequest: true, errcode.TooLarge: true}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, perr := wsapi.ParseClientFrame(data)
 		if perr != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/tokens"
 	"github.com/p2/buddy/lambda/wsapi"
 )
@@ -25,7 +26,7 @@ func TestEncode(t *testing.T) {
 			`{"type":"delta","seq":0,"text":"<b>&</b>"}`},
 		{"end carries every usage count, zeros included", wsapi.Frame{Type: wsapi.TypeEnd, RequestID: "r", StopReason: "end_turn", Usage: &tokens.Usage{InputTokens: 3}},
 			`{"type":"end","requestId":"r","stopReason":"end_turn","usage":{"inputTokens":3,"outputTokens":0,"cacheReadInputTokens":0,"cacheCreationInputTokens":0}}`},
-		{"error carries code and message", wsapi.Frame{Type: wsapi.TypeError, RequestID: "r", Code: wsapi.CodeNotFound, Message: "conversation not found"},
+		{"error carries code and message", wsapi.Frame{Type: wsapi.TypeError, RequestID: "r", Code: errcode.NotFound, Message: "conversation not found"},
 			`{"type":"error","requestId":"r","code":"not_found","message":"conversation not found"}`},
 	}
 	for _, tt := range tests {

@@ -31,19 +31,6 @@ const (
 	TypePong  = "pong"
 )
 
-// Error codes of the `error` frame.
-const (
-	CodeBadRequest    = "bad_request"
-	CodeUnauthorized  = "unauthorized"
-	CodeForbidden     = "forbidden"
-	CodeNotFound      = "not_found"
-	CodeTooLarge      = "too_large"
-	CodeQuotaExceeded = "quota_exceeded"
-	CodeRateLimited   = "rate_limited"
-	CodeUpstreamError = "upstream_error"
-	CodeInternal      = "internal"
-)
-
 // ErrGone is returned by a Poster when the connection no longer exists
 // (API Gateway's 410 GoneException).
 var ErrGone = errors.New("wsapi: connection gone")

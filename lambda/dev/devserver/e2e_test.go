@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/p2/buddy/lambda/dev/localissuer"
+	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
@@ -161,7 +162,7 @@ func TestSavedPromptsAndAReplyUsingOne(t *testing.T) {
 		t.Errorf("GET a deleted prompt: %d, want 404", st)
 	}
 	r = bob.chat(ctx, sendMessage{RequestID: "p2", PromptID: p.ID, Text: "hi"})
-	if r.err == nil || r.err.Code != wsapi.CodeNotFound {
+	if r.err == nil || r.err.Code != errcode.NotFound {
 		t.Errorf("sendMessage with a deleted prompt: %+v, want not_found", r)
 	}
 }
@@ -223,7 +224,7 @@ func TestUsersSeeOnlyTheirOwnData(t *testing.T) {
 	}
 	for _, f := range frames {
 		r := dave.chat(ctx, f.msg)
-		if r.err == nil || r.err.Code != wsapi.CodeNotFound || r.err.RequestID != f.msg.RequestID {
+		if r.err == nil || r.err.Code != errcode.NotFound || r.err.RequestID != f.msg.RequestID {
 			t.Errorf("%s: %+v", f.name, r)
 		}
 	}
@@ -247,14 +248,14 @@ func TestBadFramesAnswerAnErrorAndKeepTheSocket(t *testing.T) {
 		code      string
 		requestID string
 	}{
-		{"invalid JSON", `{"action":`, wsapi.CodeBadRequest, ""},
-		{"plain text", `hello`, wsapi.CodeBadRequest, ""},
-		{"unknown action", `{"action":"dance","requestId":"b1"}`, wsapi.CodeBadRequest, "b1"},
-		{"missing text", `{"action":"sendMessage","requestId":"b2"}`, wsapi.CodeBadRequest, "b2"},
-		{"missing requestId", `{"action":"sendMessage","text":"hi"}`, wsapi.CodeBadRequest, ""},
-		{"unknown field", `{"action":"sendMessage","requestId":"b3","text":"hi","extra":1}`, wsapi.CodeBadRequest, "b3"},
-		{"text over the limit", `{"action":"sendMessage","requestId":"b4","text":"` + long + `"}`, wsapi.CodeTooLarge, "b4"},
-		{"unknown conversation", `{"action":"sendMessage","requestId":"b5","conversationId":"nope","text":"hi"}`, wsapi.CodeNotFound, "b5"},
+		{"invalid JSON", `{"action":`, errcode.BadRequest, ""},
+		{"plain text", `hello`, errcode.BadRequest, ""},
+		{"unknown action", `{"action":"dance","requestId":"b1"}`, errcode.BadRequest, "b1"},
+		{"missing text", `{"action":"sendMessage","requestId":"b2"}`, errcode.BadRequest, "b2"},
+		{"missing requestId", `{"action":"sendMessage","text":"hi"}`, errcode.BadRequest, ""},
+		{"unknown field", `{"action":"sendMessage","requestId":"b3","text":"hi","extra":1}`, errcode.BadRequest, "b3"},
+		{"text over the limit", `{"action":"sendMessage","requestId":"b4","text":"` + long + `"}`, errcode.TooLarge, "b4"},
+		{"unknown conversation", `{"action":"sendMessage","requestId":"b5","conversationId":"nope","text":"hi"}`, errcode.NotFound, "b5"},
 	}
 	for _, tt := range tests {
 		// A frame over 32 KB would close the socket (1009), as in AWS:
