@@ -93,13 +93,6 @@ type Reject struct {
 	Err     error // internal cause, for the log only
 }
 
-func (r *Reject) Error() string {
-	if r.Err != nil {
-		return r.Code + ": " + r.Message + ": " + r.Err.Error()
-	}
-	return r.Code + ": " + r.Message
-}
-
 func reject(code, msg string, err error) *Reject { return &Reject{Code: code, Message: msg, Err: err} }
 
 func (s *Service) now() time.Time {

@@ -11,6 +11,7 @@ import (
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/claude"
 	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/obs"
 	"github.com/p2/buddy/lambda/store"
@@ -115,7 +116,7 @@ func TestRunFinishesWhenAPostStalls(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			poster := &stallingPoster{stall: tt.stall, release: make(chan struct{})}
 			t.Cleanup(func() { close(poster.release) })
-			st := store.NewMemory()
+			st := store.NewDynamo(dynamodblocal.TestTables(t))
 			s := &chat.Service{
 				Store:       st,
 				Model:       scripted{words: []string{"Hello", " world"}, err: tt.modelErr},

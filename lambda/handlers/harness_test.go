@@ -89,7 +89,7 @@ func (d inline) Dispatch(ctx context.Context, job chat.Job) error {
 
 type harness struct {
 	t      testing.TB
-	store  *store.Memory
+	store  *store.Dynamo
 	model  *fakemodel.Server
 	posts  *postBox
 	issuer *localissuer.Issuer
@@ -107,7 +107,7 @@ type harnessOpts struct {
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, store: store.NewMemory(), posts: newPostBox()}
+	h := &harness{t: t, store: newStore(t), posts: newPostBox()}
 	h.model = fakemodel.New(o.model)
 	modelSrv := httptest.NewServer(h.model)
 	t.Cleanup(func() { h.model.Close(); modelSrv.Close() })

@@ -80,8 +80,6 @@ type Error struct {
 	Err     error // internal cause, logged, never sent
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
 // Errorf makes an Error answer.
 func Errorf(status int, code, format string, a ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}

@@ -563,7 +563,7 @@ var conformance = []struct {
 		}
 	}},
 
-	// Input rules shared by both stores.
+	// Input rules.
 	{"empty or oversized ids are refused on write and not found on read", func(e *env) {
 		long := strings.Repeat("é", 600) // 1200 bytes
 		user := e.user()
@@ -611,15 +611,11 @@ var conformance = []struct {
 }
 
 func TestConformance(t *testing.T) {
-	for _, im := range impls {
-		t.Run(im.name, func(t *testing.T) {
-			for _, row := range conformance {
-				t.Run(row.name, func(t *testing.T) {
-					t.Parallel()
-					clk := &clock{t: t0}
-					row.run(&env{T: t, s: im.open(t, clk.Now), clock: clk, ctx: t.Context()})
-				})
-			}
+	for _, row := range conformance {
+		t.Run(row.name, func(t *testing.T) {
+			t.Parallel()
+			clk := &clock{t: t0}
+			row.run(&env{T: t, s: open(t, clk.Now), clock: clk, ctx: t.Context()})
 		})
 	}
 }

@@ -35,27 +35,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// impl opens a store of one implementation with the test's clock.
-type impl struct {
-	name string
-	open func(t *testing.T, now func() time.Time) store.Store
-}
-
-var impls = []impl{
-	{"memory", func(t *testing.T, now func() time.Time) store.Store {
-		s := store.NewMemory()
-		s.Now = now
-		return s
-	}},
-	{"dynamo", func(t *testing.T, now func() time.Time) store.Store {
-		if dbFailed != nil {
-			// Memory rows still run and report; these say what to install.
-			t.Fatal(dbFailed)
-		}
-		s := store.NewDynamo(db.Client, db.Tables)
-		s.Now = now
-		return s
-	}},
+// open is the store on the test binary's DynamoDB Local, with the test's
+// clock.
+func open(t *testing.T, now func() time.Time) store.Store {
+	if dbFailed != nil {
+		t.Fatal(dbFailed)
+	}
+	s := store.NewDynamo(db.Client, db.Tables)
+	s.Now = now
+	return s
 }
 
 // clock is a settable test clock.

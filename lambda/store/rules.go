@@ -13,9 +13,8 @@ import (
 )
 
 // ErrInvalid: a write the store refuses before it reaches DynamoDB (an
-// empty or oversized id, a malformed day, a negative counter). Both
-// implementations apply the same rules, so Memory refuses exactly what
-// DynamoDB would.
+// empty or oversized id, a malformed day, a negative counter), with a
+// clear message instead of DynamoDB's own validation error.
 var ErrInvalid = errors.New("store: invalid input")
 
 // Size limits. DynamoDB caps partition keys at 2048 bytes, sort keys at
@@ -39,8 +38,8 @@ func invalid(format string, a ...any) error {
 }
 
 // wire is s as DynamoDB stores it: the SDK's JSON encoder replaces each
-// byte that is not valid UTF-8 with U+FFFD. Memory applies it to every
-// string so that both stores hold, compare and return the same values.
+// byte that is not valid UTF-8 with U+FFFD, so sizes and comparisons are
+// made on what is actually stored.
 func wire(s string) string {
 	if utf8.ValidString(s) {
 		return s

@@ -1,7 +1,7 @@
 // Package store keeps connections, conversations, messages, saved prompts and
-// token usage. Store is implemented twice: Dynamo (the product, DynamoDB via
-// aws-sdk-go-v2) and Memory (for fuzzing and fast handler tests). One
-// conformance suite runs against both, so they cannot drift apart.
+// token usage in DynamoDB (Dynamo, through aws-sdk-go-v2). Its tests and the
+// handlers' run against DynamoDB Local, AWS's own emulator, so there is no
+// second, in-memory implementation to keep in step.
 //
 // Ownership is enforced here, not in callers: every user-owned item is keyed
 // by userId, so another user's id is simply not found.

@@ -47,13 +47,6 @@ type ProtocolError struct {
 	RequestID string
 }
 
-func (e *ProtocolError) Error() string {
-	if e.RequestID != "" {
-		return fmt.Sprintf("wsapi: %s: %s (requestId %s)", e.Code, e.Message, e.RequestID)
-	}
-	return fmt.Sprintf("wsapi: %s: %s", e.Code, e.Message)
-}
-
 func badRequest(format string, a ...any) *ProtocolError {
 	return &ProtocolError{Code: errcode.BadRequest, Message: fmt.Sprintf(format, a...)}
 }
@@ -172,17 +165,6 @@ func ParseClientFrame(data []byte) (ClientFrame, *ProtocolError) {
 		return answer(p)
 	}
 	return f, nil
-}
-
-// Validate applies the rules of ParseClientFrame that do not depend on the
-// frame's encoding, treating empty fields as absent: a frame built in code
-// (or re-encoded) passes exactly when its wire form would.
-func (f ClientFrame) Validate() *ProtocolError {
-	p := f.validate(func(name string) bool { return *f.field(name) != "" })
-	if p != nil && ValidRequestID(f.RequestID) {
-		p.RequestID = f.RequestID
-	}
-	return p
 }
 
 func (f ClientFrame) validate(present func(name string) bool) *ProtocolError {

@@ -1,0 +1,23 @@
+package handlers_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/p2/buddy/lambda/dev/dynamodblocal"
+	"github.com/p2/buddy/lambda/store"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := dynamodblocal.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+// newStore is the real DynamoDB store, on tables of the test's own.
+func newStore(t testing.TB) *store.Dynamo {
+	return store.NewDynamo(dynamodblocal.TestTables(t))
+}
