@@ -37,13 +37,12 @@ func (staticKey) Invalidate()                           {}
 type postBox struct {
 	mu        sync.Mutex
 	frames    map[string][]wsapi.Frame
-	raw       map[string][][]byte
 	closed    map[string]bool
 	goneAfter map[string]int
 }
 
 func newPostBox() *postBox {
-	return &postBox{frames: map[string][]wsapi.Frame{}, raw: map[string][][]byte{}, closed: map[string]bool{}, goneAfter: map[string]int{}}
+	return &postBox{frames: map[string][]wsapi.Frame{}, closed: map[string]bool{}, goneAfter: map[string]int{}}
 }
 
 func (p *postBox) Post(_ context.Context, conn string, data []byte) error {
@@ -60,7 +59,6 @@ func (p *postBox) Post(_ context.Context, conn string, data []byte) error {
 		return err
 	}
 	p.frames[conn] = append(p.frames[conn], f)
-	p.raw[conn] = append(p.raw[conn], data)
 	return nil
 }
 
@@ -101,14 +99,13 @@ type harness struct {
 type harnessOpts struct {
 	limit       int64
 	idleTimeout time.Duration
-	model       fakemodel.Options
 	topP        bool
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
 	h := &harness{t: t, store: newStore(t), posts: newPostBox()}
-	h.model = fakemodel.New(o.model)
+	h.model = fakemodel.New(fakemodel.Options{})
 	modelSrv := httptest.NewServer(h.model)
 	t.Cleanup(func() { h.model.Close(); modelSrv.Close() })
 

@@ -1,0 +1,19 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/p2/buddy/lambda/dev/dynamodblocal"
+)
+
+// TestMain stops the DynamoDB Local the tests share: its JVM would
+// otherwise outlive the last test until the binary exits.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := dynamodblocal.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
