@@ -79,12 +79,37 @@ type Service struct {
 	Now func() time.Time
 }
 
-// History limits: the newest turns that fit are sent to the model.
+const maxTitleRunes = 60
+
+// History bounds: the newest turns that fit are read and sent to the
+// model. The request must fit the model's context window, which holds the
+// system prompt, the history and the reply (max tokens); every allowed
+// model (Claude 4.5) has 200K tokens. Tokens are only known after a
+// count_tokens call, a round trip before every reply, but a token stands
+// for at least one byte of text (the tokenizer works on bytes), so bytes
+// counted as tokens never underestimate: a history within historyBudget
+// fits whatever its language. The price is that ordinary text (some four
+// bytes a token) fills about a quarter of the window before the oldest
+// turns are left out; the newest turns, the ones that matter most, are
+// always kept.
 const (
+	contextTokens   = 200_000
 	maxHistoryTurns = 100
-	maxHistoryBytes = 400_000
-	maxTitleRunes   = 60
+	// turnOverhead allows for what frames each turn (role markers) and
+	// the system prompt in the model's input.
+	turnOverhead = 16
 )
+
+// historyBudget is the bytes of history a request with this system prompt
+// and max tokens can carry. It is positive whatever the configuration
+// (max tokens ≤ 64 000, a system prompt ≤ 20 000 characters), and the
+// newest message goes out even when it alone is larger.
+func historyBudget(system string, maxTokens int64) int {
+	return max(1, contextTokens-int(maxTokens)-len(system)-turnOverhead*(maxHistoryTurns+1))
+}
+
+// turnBytes is what a stored message costs in the model's input.
+func turnBytes(m store.Message) int { return len(m.Text) + turnOverhead }
 
 // Reject is an answer to the client that ends a request early.
 type Reject struct {
@@ -305,28 +330,17 @@ func Title(text string) string {
 	return strings.TrimSpace(string(r)) + "…"
 }
 
-// history turns stored messages into model turns: newest first until the
-// limits, then back in order. Empty (failed) assistant turns are skipped.
+// history turns the newest page of stored messages into model turns, in
+// order. Empty (failed) assistant turns are skipped, and so is an
+// assistant turn at the start: the Messages API wants the first turn to
+// be the user's.
 func history(msgs []store.Message) []claude.Turn {
-	var turns []claude.Turn
-	size := 0
-	for i := len(msgs) - 1; i >= 0 && len(turns) < maxHistoryTurns; i-- {
-		m := msgs[i]
-		if m.Text == "" {
+	turns := make([]claude.Turn, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Text == "" || (len(turns) == 0 && m.Role != store.RoleUser) {
 			continue
 		}
-		size += len(m.Text)
-		if size > maxHistoryBytes && len(turns) > 0 {
-			break
-		}
 		turns = append(turns, claude.Turn{Role: m.Role, Text: m.Text})
-	}
-	// The Messages API wants the first turn to be the user's.
-	for len(turns) > 0 && turns[len(turns)-1].Role != store.RoleUser {
-		turns = turns[:len(turns)-1]
-	}
-	for i, j := 0, len(turns)-1; i < j; i, j = i+1, j-1 {
-		turns[i], turns[j] = turns[j], turns[i]
 	}
 	return turns
 }

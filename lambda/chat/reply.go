@@ -74,16 +74,22 @@ func (s *Service) prepare(ctx context.Context, job Job) (claude.Request, error) 
 }
 
 // turns is the conversation so far: the job's first turn when it carries
-// one, else the history read back from the store.
+// one, else the newest turns that fit the request (historyBudget), read
+// back from the store; never the whole of a long conversation.
 func (s *Service) turns(ctx context.Context, job Job) ([]claude.Turn, error) {
 	if job.FirstTurn != "" {
 		return []claude.Turn{{Role: store.RoleUser, Text: job.FirstTurn}}, nil
 	}
-	msgs, err := s.Store.ListMessages(ctx, job.ConversationID)
+	bound := store.MessageBound{
+		Limit: maxHistoryTurns,
+		Bytes: historyBudget(job.System, s.Config.Model.MaxTokens),
+		Size:  turnBytes,
+	}
+	page, err := s.Store.ListMessagesPage(ctx, job.UserID, job.ConversationID, bound, "")
 	if err != nil {
 		return nil, err
 	}
-	return history(msgs), nil
+	return history(page.Items), nil
 }
 
 // streamed is how a model call went and what reached the client.

@@ -81,21 +81,35 @@ func (c *Conversations) Routes() map[string]HandlerFunc {
 	}
 }
 
+// parseLimit reads a page size of 1..max; unset is 0, the store's default.
+func parseLimit(v string, max int) (int, *Error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, Errorf(http.StatusBadRequest, errcode.BadRequest, "limit must be a whole number from 1 to %d", max)
+	}
+	return n, nil
+}
+
+// pageError answers a failed page read: a cursor the store did not issue
+// (for this caller and listing) is the client's mistake.
+func pageError(err error) *Error {
+	if errors.Is(err, store.ErrBadCursor) {
+		return Errorf(http.StatusBadRequest, errcode.BadRequest, "cursor is not valid; start again without it")
+	}
+	return Internal(err)
+}
+
 func (c *Conversations) list(ctx context.Context, r *Request) (Response, *Error) {
-	limit := 0
-	if v := r.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "limit must be a whole number from 1 to 100")
-		}
-		limit = n
+	limit, apiErr := parseLimit(r.Query("limit"), store.MaxConversationPage)
+	if apiErr != nil {
+		return Response{}, apiErr
 	}
 	page, err := c.Store.ListConversations(ctx, r.User, limit, r.Query("cursor"))
-	if errors.Is(err, store.ErrBadCursor) {
-		return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "cursor is not valid; start again without it")
-	}
 	if err != nil {
-		return Response{}, Internal(err)
+		return Response{}, pageError(err)
 	}
 	out := make([]ConversationJSON, 0, len(page.Items))
 	for _, it := range page.Items {
@@ -123,30 +137,68 @@ func (c *Conversations) load(ctx context.Context, r *Request) (store.Conversatio
 	return conv, nil
 }
 
+// get answers the conversation with its newest page of messages (or the
+// page before ?cursor=), bounded by ?limit= and by MaxResponseBytes.
 func (c *Conversations) get(ctx context.Context, r *Request) (Response, *Error) {
+	limit, apiErr := parseLimit(r.Query("limit"), store.MaxMessagePage)
+	if apiErr != nil {
+		return Response{}, apiErr
+	}
 	conv, apiErr := c.load(ctx, r)
 	if apiErr != nil {
 		return Response{}, apiErr
 	}
-	msgs, err := c.Store.ListMessages(ctx, conv.ConversationID)
+	out := conversationJSON(conv)
+	room, err := messageRoom(out)
 	if err != nil {
 		return Response{}, Internal(err)
 	}
-	out := conversationJSON(conv)
-	out.Messages = make([]MessageJSON, 0, len(msgs))
-	for _, m := range msgs {
+	bound := store.MessageBound{Limit: limit, Bytes: room, Size: messageBytes}
+	page, err := c.Store.ListMessagesPage(ctx, r.User, conv.ConversationID, bound, r.Query("cursor"))
+	if err != nil {
+		return Response{}, pageError(err)
+	}
+	out.Messages = make([]MessageJSON, 0, len(page.Items))
+	for _, m := range page.Items {
 		out.Messages = append(out.Messages, messageJSON(m))
 	}
-	return Response{Status: http.StatusOK, Body: fullConversation(out)}, nil
+	return Response{Status: http.StatusOK, Body: conversationPage(out, page.Next)}, nil
 }
 
-// fullConversation keeps `messages` in the body even when empty.
-func fullConversation(c ConversationJSON) any {
+// conversationPage is the body of GET /conversations/{id}: the
+// conversation, a page of its messages (`messages` even when empty) and,
+// when older messages exist, the cursor to them.
+func conversationPage(c ConversationJSON, olderCursor string) any {
 	type alias ConversationJSON
 	return struct {
 		alias
-		Messages []MessageJSON `json:"messages"`
-	}{alias(c), c.Messages}
+		Messages    []MessageJSON `json:"messages"`
+		OlderCursor string        `json:"olderCursor,omitempty"`
+	}{alias(c), c.Messages, olderCursor}
+}
+
+// messageRoom is how many bytes of a conversation page's body its
+// messages may take: MaxResponseBytes less the rest of the body, with
+// room for the longest cursor (the page's is only known once it is cut).
+func messageRoom(c ConversationJSON) (int, error) {
+	c.Messages = []MessageJSON{}
+	b, err := marshalJSON(conversationPage(c, strings.Repeat("x", store.MaxCursorBytes)))
+	if err != nil {
+		return 0, err
+	}
+	return MaxResponseBytes - len(b), nil
+}
+
+// messageBytes is what m adds to a conversation page's body: its JSON and
+// the comma before it.
+func messageBytes(m store.Message) int {
+	b, err := marshalJSON(messageJSON(m))
+	if err != nil {
+		// The body will not encode either and the route answers 500;
+		// until then the message takes a page of its own.
+		return MaxResponseBytes
+	}
+	return len(b) + 1
 }
 
 func (c *Conversations) rename(ctx context.Context, r *Request) (Response, *Error) {

@@ -119,7 +119,7 @@ func (a *api) seedPrompt(t testing.TB, user, name, text string) string {
 	t.Helper()
 	now := time.Now()
 	p := store.Prompt{UserID: user, PromptID: ids.New(), Name: name, Text: text, CreatedAt: now, UpdatedAt: now}
-	if err := a.store.CreatePrompt(t.Context(), p); err != nil {
+	if err := a.store.CreatePrompt(t.Context(), p, httpapi.MaxPromptsPerUser); err != nil {
 		t.Fatal(err)
 	}
 	return p.PromptID

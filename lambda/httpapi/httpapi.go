@@ -28,6 +28,11 @@ import (
 // MaxBodyBytes bounds request bodies (the largest valid one is a prompt).
 const MaxBodyBytes = 128 * 1024
 
+// MaxResponseBytes bounds response bodies: what a client must be ready to
+// read, well inside Lambda's 6 MB response payload limit. Routes whose
+// answer could grow past it page by bytes as well as by count.
+const MaxResponseBytes = 4 << 20
+
 // Request is what a route handler gets: the caller and the parsed request.
 type Request struct {
 	User  string
@@ -171,6 +176,20 @@ func (rt *Router) serve(ctx context.Context, ev events.APIGatewayV2HTTPRequest, 
 	return h(ctx, &Request{User: user, Event: ev, Body: body})
 }
 
+// marshalJSON is the JSON of a response body, and of a part of one when
+// a route measures what it adds. It leaves <, > and & as they are: the
+// bodies are JSON for programs, never HTML, and json.Marshal's escaping
+// (\u003c) only makes them larger, six bytes for one.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
 // subject is the sub claim from API Gateway's JWT authorizer.
 func subject(ev events.APIGatewayV2HTTPRequest) string {
 	a := ev.RequestContext.Authorizer
@@ -185,7 +204,7 @@ func encode(status int, body any) events.APIGatewayV2HTTPResponse {
 	if body == nil {
 		return resp
 	}
-	b, err := json.Marshal(body)
+	b, err := marshalJSON(body)
 	if err != nil {
 		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
 		resp.StatusCode = http.StatusInternalServerError

@@ -3,9 +3,12 @@ package httpapi_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/p2/buddy/lambda/errcode"
+	"github.com/p2/buddy/lambda/httpapi"
 )
 
 func TestBase64BodiesAreDecoded(t *testing.T) {
@@ -38,6 +41,49 @@ func TestBase64BodiesAreDecoded(t *testing.T) {
 					t.Fatalf("body is not JSON: %q", resp.Body)
 				}
 				checkError(t, body, tt.code)
+			}
+		})
+	}
+}
+
+// JSON bodies are read by programs, not browsers: <, > and & go out as
+// they are, not as \u003c, \u003e and \u0026.
+func TestBodiesLeaveHTMLCharactersUnescaped(t *testing.T) {
+	const text = "if a < b && b > c { return <b>&amp;</b> }"
+	a := newAPI(t, 0)
+	convID, _ := a.seedTexts(t, "alice", []string{text})
+	if _, err := a.store.RenameConversation(t.Context(), "alice", convID, text, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	promptID := a.seedPrompt(t, "alice", "<name>", text)
+
+	tests := []struct {
+		name     string
+		rt       *httpapi.Router
+		routeKey string
+		params   map[string]string
+		body     string
+		want     string // in the body as written
+	}{
+		{"a conversation and its messages", a.conversations, "GET /conversations/{id}", map[string]string{"id": convID}, "", text},
+		{"the conversation list", a.conversations, "GET /conversations", nil, "", text},
+		{"a renamed conversation", a.conversations, "PATCH /conversations/{id}", map[string]string{"id": convID}, `{"title":"<i>&</i>"}`, "<i>&</i>"},
+		{"a prompt", a.prompts, "GET /prompts/{id}", map[string]string{"id": promptID}, "", text},
+		{"a created prompt", a.prompts, "POST /prompts", nil, `{"name":"x","text":"` + text + `"}`, text},
+		{"the prompt list", a.prompts, "GET /prompts", nil, "", text},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := tt.rt.Handle(t.Context(), request("alice", tt.routeKey, tt.params, nil, tt.body))
+			if err != nil || resp.StatusCode >= 300 {
+				t.Fatalf("%d %v %s", resp.StatusCode, err, resp.Body)
+			}
+			if !strings.Contains(resp.Body, tt.want) {
+				t.Errorf("body does not hold %q as written: %.300s", tt.want, resp.Body)
+			}
+			var decoded any
+			if err := json.Unmarshal([]byte(resp.Body), &decoded); err != nil {
+				t.Errorf("body is not JSON: %v", err)
 			}
 		})
 	}

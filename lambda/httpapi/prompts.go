@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -97,16 +98,15 @@ func (p *Prompts) create(ctx context.Context, r *Request) (Response, *Error) {
 	if e != nil {
 		return Response{}, e
 	}
-	existing, err := p.Store.ListPrompts(ctx, r.User)
-	if err != nil {
-		return Response{}, Internal(err)
-	}
-	if len(existing) >= MaxPromptsPerUser {
-		return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "at most %d saved prompts; delete one first", MaxPromptsPerUser)
-	}
 	t := now(p.Now)
 	pr := store.Prompt{UserID: r.User, PromptID: ids.New(), Name: name, Text: text, CreatedAt: t, UpdatedAt: t}
-	if err := p.Store.CreatePrompt(ctx, pr); err != nil {
+	// The store checks the limit and creates in one atomic step: a count
+	// here first would let concurrent creates all pass it.
+	err := p.Store.CreatePrompt(ctx, pr, MaxPromptsPerUser)
+	if errors.Is(err, store.ErrLimit) {
+		return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "at most %d saved prompts; delete one first", MaxPromptsPerUser)
+	}
+	if err != nil {
 		return Response{}, Internal(err)
 	}
 	return Response{Status: http.StatusCreated, Body: promptJSON(pr)}, nil

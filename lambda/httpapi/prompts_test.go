@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/p2/buddy/lambda/errcode"
@@ -107,5 +108,58 @@ func TestPromptCreateStopsAtThePerUserCap(t *testing.T) {
 	_, body := call(t, a.prompts, request("alice", "GET /prompts", nil, nil, ""))
 	if n := len(list(body, "prompts")); n != httpapi.MaxPromptsPerUser {
 		t.Errorf("alice has %d prompts, want %d", n, httpapi.MaxPromptsPerUser)
+	}
+}
+
+func TestConcurrentPromptCreatesNeverPassThePerUserCap(t *testing.T) {
+	a := newAPI(t, 0)
+	tests := []struct {
+		name        string
+		user        string
+		stored      int // prompts the user has before the burst
+		burst       int // POST /prompts sent at once
+		wantCreated int
+	}{
+		{"at the cap minus 5", "alice", httpapi.MaxPromptsPerUser - 5, 20, 5},
+		{"with room for all", "bob", 0, 20, 20},
+		{"at the cap", "carol", httpapi.MaxPromptsPerUser, 5, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := range tt.stored {
+				a.seedPrompt(t, tt.user, fmt.Sprintf("p%d", i), "text")
+			}
+			statuses := make(chan int, tt.burst)
+			var wg sync.WaitGroup
+			for range tt.burst {
+				wg.Go(func() {
+					resp, err := a.prompts.Handle(t.Context(), request(tt.user, "POST /prompts", nil, nil, `{"name":"burst","text":"y"}`))
+					if err != nil {
+						t.Error(err)
+					}
+					statuses <- resp.StatusCode
+				})
+			}
+			wg.Wait()
+			close(statuses)
+			created, refused := 0, 0
+			for status := range statuses {
+				switch status {
+				case 201:
+					created++
+				case 400:
+					refused++
+				default:
+					t.Errorf("status %d, want 201 or 400", status)
+				}
+			}
+			if created != tt.wantCreated || refused != tt.burst-tt.wantCreated {
+				t.Errorf("%d created and %d refused, want %d and %d", created, refused, tt.wantCreated, tt.burst-tt.wantCreated)
+			}
+			_, body := call(t, a.prompts, request(tt.user, "GET /prompts", nil, nil, ""))
+			if n := len(list(body, "prompts")); n != tt.stored+tt.wantCreated {
+				t.Errorf("%s has %d prompts, want %d", tt.user, n, tt.stored+tt.wantCreated)
+			}
+		})
 	}
 }

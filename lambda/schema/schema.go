@@ -3,12 +3,14 @@
 // local dev server creates them from the same ones, so the runtime, the stack
 // and the dev store can never disagree. Plain Go: no CDK, no AWS SDK.
 //
-// Today every write is a single-item put or update: ownership is part of the
-// key (userId is the partition key of every user-owned item), and multi-item
-// deletes are ordered so that a crash leaves only unreachable items behind. A
-// change that must write several items together can use a transaction
-// (TransactWriteItems): DynamoDB has them, and so does DynamoDB Local, the
-// store of the tests and the dev server.
+// Nearly every write is a single-item put or update: ownership is part of
+// the key (userId is the partition key of every user-owned item), and
+// multi-item deletes are ordered so that a crash leaves only unreachable
+// items behind. Creating or deleting a saved prompt also changes the user's
+// prompt counter (an item of the prompts table), in one transaction
+// (TransactWriteItems), so that the per-user limit holds: DynamoDB has
+// them, and so does DynamoDB Local, the store of the tests and the dev
+// server.
 package schema
 
 import "github.com/p2/buddy/lambda/config"

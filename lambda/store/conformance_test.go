@@ -7,12 +7,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/tokens"
 )
@@ -67,6 +73,86 @@ func (e *env) msg(conversationID, user, text string) store.Message {
 	m := store.Message{ConversationID: conversationID, MessageID: ids.New(), UserID: user, Role: store.RoleUser, Text: text, CreatedAt: t0}
 	e.must(e.s.PutMessage(e.ctx, m))
 	return m
+}
+
+// msgs stores n messages of user in a conversation, oldest first, with
+// texts of size bytes.
+func (e *env) msgs(conversationID, user string, n, size int) []store.Message {
+	e.Helper()
+	out := make([]store.Message, n)
+	for i := range out {
+		out[i] = e.msg(conversationID, user, fmt.Sprintf("%0*d", size, i))
+	}
+	return out
+}
+
+// messagePages follows a conversation's message pages from the newest to
+// the oldest, failing on a repeated message, and returns the messages
+// oldest first with the page sizes, newest page first.
+func (e *env) messagePages(user, conversationID string, b store.MessageBound) (items []store.Message, pages []int) {
+	e.Helper()
+	seen := map[string]bool{}
+	cur := ""
+	for {
+		p, err := e.s.ListMessagesPage(e.ctx, user, conversationID, b, cur)
+		e.must(err)
+		for _, m := range p.Items {
+			if seen[m.MessageID] {
+				e.Fatalf("message %s listed twice", m.MessageID)
+			}
+			seen[m.MessageID] = true
+		}
+		items = append(slices.Clone(p.Items), items...)
+		pages = append(pages, len(p.Items))
+		if p.Next == "" {
+			return items, pages
+		}
+		if len(pages) > 1000 {
+			e.Fatal("cursors never end")
+		}
+		cur = p.Next
+	}
+}
+
+// createPrompts creates n prompts of user at once, against limit, and
+// returns how many were created; every other create must be refused
+// with ErrLimit.
+func (e *env) createPrompts(user string, n, limit int) int {
+	e.Helper()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			errs <- e.s.CreatePrompt(e.ctx, store.Prompt{UserID: user, PromptID: ids.New(), Name: "p", Text: "x", CreatedAt: t0, UpdatedAt: t0}, limit)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	created := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case !errors.Is(err, store.ErrLimit):
+			e.Errorf("create: %v, want nil or ErrLimit", err)
+		}
+	}
+	return created
+}
+
+// forgetPromptCounter deletes the user's prompt counter, as it is for
+// prompts stored before the counter existed.
+func (e *env) forgetPromptCounter(user string) {
+	e.Helper()
+	_, err := db.Client.DeleteItem(e.ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(db.Tables.Prompts),
+		Key: map[string]types.AttributeValue{
+			schema.AttrUserID:   &types.AttributeValueMemberS{Value: user},
+			schema.AttrPromptID: &types.AttributeValueMemberS{Value: store.PromptCounterKey},
+		},
+		ConditionExpression: aws.String("attribute_exists(prompts)"),
+	})
+	e.must(err)
 }
 
 // allPages follows cursors to the end, failing on a repeated item.
@@ -403,6 +489,123 @@ var conformance = []struct {
 		got, err := e.s.ListMessages(e.ctx, ids.New())
 		e.must(err)
 		equal(e, "messages", len(got), 0)
+		p, err := e.s.ListMessagesPage(e.ctx, e.user(), ids.New(), store.MessageBound{}, "")
+		e.must(err)
+		equal(e, "page", p, store.Page[store.Message]{})
+	}},
+	{"message pages run newest to oldest, each oldest first, every message once", func(e *env) {
+		for _, tc := range []struct {
+			name  string
+			n     int
+			bound store.MessageBound
+			pages []int // newest page first
+		}{
+			{"by count", 5, store.MessageBound{Limit: 2}, []int{2, 2, 1}},
+			{"ending exactly: no cursor to an empty page", 4, store.MessageBound{Limit: 2}, []int{2, 2}},
+			{"one page", 3, store.MessageBound{}, []int{3}},
+			{"by bytes", 5, store.MessageBound{Bytes: 250}, []int{2, 2, 1}},
+			{"by bytes, exactly full", 4, store.MessageBound{Bytes: 200}, []int{2, 2}},
+			{"a message over the bound is a page of its own", 3, store.MessageBound{Bytes: 99}, []int{1, 1, 1}},
+			{"by the caller's size", 5, store.MessageBound{Bytes: 1000, Size: func(m store.Message) int { return 10 * len(m.Text) }}, []int{1, 1, 1, 1, 1}},
+			{"by count before bytes", 5, store.MessageBound{Limit: 2, Bytes: 1 << 20}, []int{2, 2, 1}},
+		} {
+			user := e.user()
+			c := e.conv(user, t0)
+			want := e.msgs(c.ConversationID, user, tc.n, 100)
+			got, pages := e.messagePages(user, c.ConversationID, tc.bound)
+			equal(e, tc.name+": ids", msgIDs(got), msgIDs(want))
+			equal(e, tc.name+": page sizes", pages, tc.pages)
+		}
+	}},
+	{"message pages read past DynamoDB's 1 MB query pages", func(e *env) {
+		user := e.user()
+		c := e.conv(user, t0)
+		want := e.msgs(c.ConversationID, user, 4, 380_000)
+		got, pages := e.messagePages(user, c.ConversationID, store.MessageBound{})
+		equal(e, "ids", msgIDs(got), msgIDs(want))
+		equal(e, "page sizes", pages, []int{4})
+		got, pages = e.messagePages(user, c.ConversationID, store.MessageBound{Bytes: 800_000})
+		equal(e, "ids by bytes", msgIDs(got), msgIDs(want))
+		equal(e, "page sizes by bytes", pages, []int{2, 2})
+	}},
+	{"message page size defaults to 100 and is clamped to 1..200", func(e *env) {
+		user := e.user()
+		c := e.conv(user, t0)
+		all := e.msgs(c.ConversationID, user, 201, 1)
+		for _, tc := range []struct {
+			limit, want int
+		}{{0, 100}, {-7, 100}, {1, 1}, {200, 200}, {1000, 200}} {
+			p, err := e.s.ListMessagesPage(e.ctx, user, c.ConversationID, store.MessageBound{Limit: tc.limit}, "")
+			e.must(err)
+			if len(p.Items) != tc.want || p.Next == "" {
+				e.Errorf("limit %d: %d messages, next %q; want %d and a cursor", tc.limit, len(p.Items), p.Next, tc.want)
+				continue
+			}
+			equal(e, fmt.Sprintf("limit %d: the newest", tc.limit), msgIDs(p.Items), msgIDs(all[len(all)-tc.want:]))
+		}
+	}},
+	{"message cursors not issued for this user and conversation answer ErrBadCursor", func(e *env) {
+		user, other := e.user(), e.user()
+		c, c2 := e.conv(user, t0), e.conv(user, t0)
+		e.msgs(c.ConversationID, user, 3, 1)
+		e.msgs(c2.ConversationID, user, 3, 1)
+		p, err := e.s.ListMessagesPage(e.ctx, user, c.ConversationID, store.MessageBound{Limit: 1}, "")
+		e.must(err)
+		convs, err := e.s.ListConversations(e.ctx, user, 1, "")
+		e.must(err)
+		b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+		for _, tc := range []struct {
+			name, user, conv, cursor string
+		}{
+			{"junk", user, c.ConversationID, "!!!"},
+			{"not JSON", user, c.ConversationID, "bm90IGpzb24"},
+			{"empty object", user, c.ConversationID, b64("{}")},
+			{"no message id", user, c.ConversationID, b64(`{"u":"` + user + `","c":"` + c.ConversationID + `","m":""}`)},
+			{"an extra field", user, c.ConversationID, b64(`{"u":"` + user + `","c":"` + c.ConversationID + `","m":"x","x":1}`)},
+			{"cut short", user, c.ConversationID, p.Next[:len(p.Next)-3]},
+			{"another conversation's", user, c2.ConversationID, p.Next},
+			{"another user's", other, c.ConversationID, p.Next},
+			{"a conversation list cursor", user, c.ConversationID, convs.Next},
+		} {
+			_, err := e.s.ListMessagesPage(e.ctx, tc.user, tc.conv, store.MessageBound{}, tc.cursor)
+			e.wantErr(tc.name, err, store.ErrBadCursor)
+		}
+		_, err = e.s.ListConversations(e.ctx, user, 1, p.Next)
+		e.wantErr("a message cursor for the conversation list", err, store.ErrBadCursor)
+	}},
+	{"cursors stay within MaxCursorBytes, whatever the ids", func(e *env) {
+		// Ids of the longest kind, of characters JSON writes as \u0001.
+		long := func() string { return strings.Repeat("\x01", 1024-26) + ids.New() }
+		user := long()
+		c := store.Conversation{UserID: user, ConversationID: long(), CreatedAt: t0, UpdatedAt: t0}
+		e.must(e.s.CreateConversation(e.ctx, c))
+		e.conv(user, t0.Add(time.Minute))
+		for range 2 {
+			e.must(e.s.PutMessage(e.ctx, store.Message{ConversationID: c.ConversationID, MessageID: long(), UserID: user, Role: store.RoleUser, CreatedAt: t0}))
+		}
+		msgs, err := e.s.ListMessagesPage(e.ctx, user, c.ConversationID, store.MessageBound{Limit: 1}, "")
+		e.must(err)
+		convs, err := e.s.ListConversations(e.ctx, user, 1, "")
+		e.must(err)
+		for _, cur := range []string{msgs.Next, convs.Next} {
+			if cur == "" || len(cur) > store.MaxCursorBytes {
+				e.Errorf("cursor of %d bytes, want 1 to %d", len(cur), store.MaxCursorBytes)
+			}
+		}
+	}},
+	{"another user's messages are never paged", func(e *env) {
+		owner, other := e.user(), e.user()
+		c := e.conv(owner, t0)
+		mine := e.msg(c.ConversationID, owner, "mine")
+		// Message ids are the server's, so this cannot happen; if it did,
+		// each would still see only their own.
+		planted := e.msg(c.ConversationID, other, "planted")
+		p, err := e.s.ListMessagesPage(e.ctx, other, c.ConversationID, store.MessageBound{}, "")
+		e.must(err)
+		equal(e, "other's page", msgIDs(p.Items), []string{planted.MessageID})
+		p, err = e.s.ListMessagesPage(e.ctx, owner, c.ConversationID, store.MessageBound{}, "")
+		e.must(err)
+		equal(e, "owner's page", msgIDs(p.Items), []string{mine.MessageID})
 	}},
 
 	// Prompts.
@@ -413,7 +616,7 @@ var conformance = []struct {
 			ps[i] = store.Prompt{UserID: user, PromptID: ids.New(), Name: fmt.Sprint("p", i), Text: "Be brief.", CreatedAt: t0, UpdatedAt: t0}
 		}
 		for _, i := range []int{2, 0, 1} {
-			e.must(e.s.CreatePrompt(e.ctx, ps[i]))
+			e.must(e.s.CreatePrompt(e.ctx, ps[i], 0))
 		}
 		got, err := e.s.GetPrompt(e.ctx, user, ps[1].PromptID)
 		e.must(err)
@@ -442,15 +645,55 @@ var conformance = []struct {
 		e.must(err)
 		equal(e, "list after delete", list, []store.Prompt{ps[0], ps[2]})
 	}},
+	{"concurrent creates never take a user past the prompt limit", func(e *env) {
+		user := e.user()
+		equal(e, "created at 10 of limit 5", e.createPrompts(user, 10, 5), 5)
+		equal(e, "created at the limit", e.createPrompts(user, 3, 5), 0)
+		list, err := e.s.ListPrompts(e.ctx, user)
+		e.must(err)
+		equal(e, "stored", len(list), 5)
+		e.must(e.s.DeletePrompt(e.ctx, user, list[0].PromptID))
+		equal(e, "created after a delete", e.createPrompts(user, 4, 5), 1)
+		// A new user has no counter yet: their first creates start it.
+		equal(e, "a new user's burst below the limit", e.createPrompts(e.user(), 20, 30), 20)
+		equal(e, "limit 0 never blocks", e.createPrompts(user, 2, 0), 2)
+	}},
+	{"prompts stored before the prompt counter are counted", func(e *env) {
+		user := e.user()
+		equal(e, "seeded", e.createPrompts(user, 3, 0), 3)
+		e.forgetPromptCounter(user)
+		equal(e, "created with 3 stored, limit 4", e.createPrompts(user, 3, 4), 1)
+
+		list, err := e.s.ListPrompts(e.ctx, user)
+		e.must(err)
+		e.forgetPromptCounter(user)
+		e.must(e.s.DeletePrompt(e.ctx, user, list[0].PromptID))
+		equal(e, "created after deleting one of 4 uncounted", e.createPrompts(user, 3, 4), 1)
+	}},
+	{"the prompt counter is no prompt", func(e *env) {
+		user := e.user()
+		p := store.Prompt{UserID: user, PromptID: ids.New(), Name: "a", Text: "x", CreatedAt: t0, UpdatedAt: t0}
+		e.must(e.s.CreatePrompt(e.ctx, p, 10))
+		list, err := e.s.ListPrompts(e.ctx, user)
+		e.must(err)
+		equal(e, "list", list, []store.Prompt{p})
+		_, err = e.s.GetPrompt(e.ctx, user, store.PromptCounterKey)
+		e.wantErr("get", err, store.ErrNotFound)
+		_, err = e.s.UpdatePrompt(e.ctx, store.Prompt{UserID: user, PromptID: store.PromptCounterKey, Name: "x", UpdatedAt: t0})
+		e.wantErr("update", err, store.ErrNotFound)
+		e.wantErr("delete", e.s.DeletePrompt(e.ctx, user, store.PromptCounterKey), store.ErrNotFound)
+		counter := store.Prompt{UserID: user, PromptID: store.PromptCounterKey, Name: "x", CreatedAt: t0, UpdatedAt: t0}
+		e.wantErr("create", e.s.CreatePrompt(e.ctx, counter, 10), store.ErrInvalid)
+	}},
 	{"taken prompt id answers ErrExists", func(e *env) {
 		p := store.Prompt{UserID: e.user(), PromptID: ids.New(), Name: "a", Text: "x", CreatedAt: t0, UpdatedAt: t0}
-		e.must(e.s.CreatePrompt(e.ctx, p))
-		e.wantErr("create again", e.s.CreatePrompt(e.ctx, p), store.ErrExists)
+		e.must(e.s.CreatePrompt(e.ctx, p, 0))
+		e.wantErr("create again", e.s.CreatePrompt(e.ctx, p, 0), store.ErrExists)
 	}},
 	{"another user's prompt is not found by any call", func(e *env) {
 		owner, other := e.user(), e.user()
 		p := store.Prompt{UserID: owner, PromptID: ids.New(), Name: "a", Text: "x", CreatedAt: t0, UpdatedAt: t0}
-		e.must(e.s.CreatePrompt(e.ctx, p))
+		e.must(e.s.CreatePrompt(e.ctx, p, 0))
 		_, err := e.s.GetPrompt(e.ctx, other, p.PromptID)
 		e.wantErr("get", err, store.ErrNotFound)
 		_, err = e.s.UpdatePrompt(e.ctx, store.Prompt{UserID: other, PromptID: p.PromptID, Name: "mine", UpdatedAt: t0})
@@ -576,7 +819,7 @@ var conformance = []struct {
 			{"create with long id", e.s.CreateConversation(e.ctx, store.Conversation{UserID: user, ConversationID: long, CreatedAt: t0, UpdatedAt: t0}), store.ErrInvalid},
 			{"message without user", e.s.PutMessage(e.ctx, store.Message{ConversationID: ids.New(), MessageID: ids.New(), Role: store.RoleUser}), store.ErrInvalid},
 			{"message with unknown role", e.s.PutMessage(e.ctx, store.Message{ConversationID: ids.New(), MessageID: ids.New(), UserID: user, Role: "system"}), store.ErrInvalid},
-			{"prompt with empty id", e.s.CreatePrompt(e.ctx, store.Prompt{UserID: user}), store.ErrInvalid},
+			{"prompt with empty id", e.s.CreatePrompt(e.ctx, store.Prompt{UserID: user}, 0), store.ErrInvalid},
 			{"get with long id", func() error { _, err := e.s.GetConversation(e.ctx, user, long); return err }(), store.ErrNotFound},
 			{"get with empty user", func() error { _, err := e.s.GetPrompt(e.ctx, "", ids.New()); return err }(), store.ErrNotFound},
 			{"get connection with empty id", func() error { _, err := e.s.GetConnection(e.ctx, ""); return err }(), store.ErrNotFound},

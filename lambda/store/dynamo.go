@@ -27,14 +27,16 @@ type DynamoAPI interface {
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
 var _ DynamoAPI = (*dynamodb.Client)(nil)
 
 // Dynamo is the Store on DynamoDB. Every write is a single-item put or
 // update, conditional where existence matters, or a batch of deletes that
-// can be repeated. It uses no transactions: the data model needs none (see
-// lambda/schema).
+// can be repeated; except creating and deleting a prompt, which change the
+// user's prompt counter in the same transaction (promptcount.go), so that
+// the per-user limit holds under concurrent creates.
 //
 // Layout choices a reader of the tables needs:
 //   - Times are fixed-width UTC strings (timeLayout), so string order is
@@ -45,8 +47,10 @@ var _ DynamoAPI = (*dynamodb.Client)(nil)
 //     counters; "<day>#" is the quota counter with tokens (the day's
 //     total) and requests (admissions). Day and model are read back from
 //     the key, so no other copy of them can disagree.
-//   - A ListConversations cursor is base64url JSON of the index key of the
-//     page's last item; it is checked against the caller before use.
+//   - A cursor is base64url JSON of the key where its page ended, checked
+//     against the caller before use (rules.go).
+//   - The prompts table holds, beside a user's prompts, their prompt
+//     counter under the sort key promptCounterKey.
 type Dynamo struct {
 	api    DynamoAPI
 	tables config.Tables
@@ -252,7 +256,7 @@ func (d *Dynamo) ListConversations(ctx context.Context, userID string, limit int
 		ScanIndexForward:          aws.Bool(false),
 	}
 	if cur != "" {
-		c, err := decodeCursor(cur, userID)
+		c, err := parseConversationCursor(cur, userID)
 		if err != nil {
 			return Page[Conversation]{}, err
 		}
@@ -268,7 +272,7 @@ func (d *Dynamo) ListConversations(ctx context.Context, userID string, limit int
 	// Read one more than the page: whether it exists decides whether there
 	// is a next page, so the last page never carries a cursor to nothing
 	// (DynamoDB's own LastEvaluatedKey does whenever a page ends exactly).
-	n := pageSize(limit)
+	n := pageSize(limit, defaultConversationPage, MaxConversationPage)
 	var items []Conversation
 	for {
 		in.Limit = aws.Int32(int32(n + 1 - len(items)))
@@ -296,7 +300,7 @@ func pageOf(items []Conversation, n int) Page[Conversation] {
 	if len(items) <= n {
 		return Page[Conversation]{Items: items}
 	}
-	return Page[Conversation]{Items: items[:n], Next: encodeCursor(items[n-1])}
+	return Page[Conversation]{Items: items[:n], Next: conversationCursorAfter(items[n-1])}
 }
 
 func (d *Dynamo) RenameConversation(ctx context.Context, userID, conversationID, title string, at time.Time) (Conversation, error) {
@@ -511,26 +515,128 @@ func (d *Dynamo) ListMessages(ctx context.Context, conversationID string) ([]Mes
 		KeyConditionExpression:    expr.KeyCondition(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
-		// The reply's history must include the user message stored just
-		// before it.
-		ConsistentRead: aws.Bool(true),
+		ConsistentRead:            aws.Bool(true),
 	}
 	return queryAll(ctx, d, in, "list messages", decodeMessage)
+}
+
+// ListMessagesPage reads newest first, one DynamoDB query page at a time,
+// and stops at the first message that does not fit: a page of large
+// messages reads at most one query page (1 MB) more than it returns,
+// never the whole conversation.
+func (d *Dynamo) ListMessagesPage(ctx context.Context, userID, conversationID string, b MessageBound, cur string) (Page[Message], error) {
+	in, err := d.ownMessagesNewestFirst(userID, conversationID)
+	if err != nil {
+		return Page[Message]{}, err
+	}
+	if cur != "" {
+		c, err := parseMessageCursor(cur, userID, conversationID)
+		if err != nil {
+			return Page[Message]{}, err
+		}
+		in.ExclusiveStartKey = item{schema.AttrConversationID: attrS(c.ConversationID), schema.AttrMessageID: attrS(c.MessageID)}
+	}
+	if !findable(userID, conversationID) {
+		return Page[Message]{}, nil
+	}
+	p := newMessagePage(b)
+	for {
+		// One more than the page can take: whether it exists decides
+		// whether there is an older page (as in ListConversations).
+		in.Limit = aws.Int32(int32(p.limit + 1 - len(p.items)))
+		out, err := d.api.Query(ctx, in)
+		if err != nil {
+			return Page[Message]{}, wrap("list messages", err)
+		}
+		for _, it := range out.Items {
+			m, err := decodeMessage(it)
+			if err != nil {
+				return Page[Message]{}, err
+			}
+			if !p.add(m) {
+				return p.page(true), nil
+			}
+		}
+		if out.LastEvaluatedKey == nil {
+			return p.page(false), nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// ownMessagesNewestFirst is the query of a conversation's messages, newest
+// first, that only returns the user's own: message ids are never reused
+// across users, but a message of another user is never this caller's to
+// read.
+func (d *Dynamo) ownMessagesNewestFirst(userID, conversationID string) (*dynamodb.QueryInput, error) {
+	expr, err := expression.NewBuilder().
+		WithKeyCondition(keyEquals(schema.AttrConversationID, conversationID)).
+		WithFilter(expression.Name(schema.AttrUserID).Equal(expression.Value(userID))).
+		Build()
+	if err != nil {
+		return nil, wrap("list messages", err)
+	}
+	return &dynamodb.QueryInput{
+		TableName:                 &d.tables.Messages,
+		KeyConditionExpression:    expr.KeyCondition(),
+		FilterExpression:          expr.Filter(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ScanIndexForward:          aws.Bool(false),
+		// The reply's history must include the user message stored just
+		// before it, and a client reading after a reply's end must see it.
+		ConsistentRead: aws.Bool(true),
+	}, nil
+}
+
+// messagePage collects a page of messages, newest first, within a bound.
+type messagePage struct {
+	limit int
+	bytes int // 0: no byte bound
+	size  func(Message) int
+	items []Message
+	used  int
+}
+
+func newMessagePage(b MessageBound) *messagePage {
+	size := b.Size
+	if size == nil {
+		size = func(m Message) int { return len(m.Text) }
+	}
+	return &messagePage{limit: pageSize(b.Limit, defaultMessagePage, MaxMessagePage), bytes: b.Bytes, size: size}
+}
+
+// add takes m, the next older message, when it fits; false means the page
+// is full and m starts the next one.
+func (p *messagePage) add(m Message) bool {
+	if len(p.items) == p.limit {
+		return false
+	}
+	n := p.size(m)
+	if len(p.items) > 0 && p.bytes > 0 && p.used+n > p.bytes {
+		return false
+	}
+	p.items = append(p.items, m)
+	p.used += n
+	return true
+}
+
+// page is what was collected, oldest first, with a cursor to the older
+// messages when there are more.
+func (p *messagePage) page(more bool) Page[Message] {
+	slices.Reverse(p.items)
+	if !more || len(p.items) == 0 {
+		return Page[Message]{Items: p.items}
+	}
+	return Page[Message]{Items: p.items, Next: messageCursorBefore(p.items[0])}
 }
 
 func promptKey(userID, promptID string) item {
 	return item{schema.AttrUserID: attrS(userID), schema.AttrPromptID: attrS(promptID)}
 }
 
-func (d *Dynamo) CreatePrompt(ctx context.Context, p Prompt) error {
-	if err := checkPrompt(p); err != nil {
-		return err
-	}
-	return d.putNew(ctx, d.tables.Prompts, promptItem(p), schema.AttrPromptID, "create prompt")
-}
-
 func (d *Dynamo) GetPrompt(ctx context.Context, userID, promptID string) (Prompt, error) {
-	if !findable(userID, promptID) {
+	if !promptFindable(userID, promptID) {
 		return Prompt{}, ErrNotFound
 	}
 	it, err := d.getOne(ctx, d.tables.Prompts, promptKey(userID, promptID), "get prompt")
@@ -541,7 +647,8 @@ func (d *Dynamo) GetPrompt(ctx context.Context, userID, promptID string) (Prompt
 }
 
 // ListPrompts is in key order, which is creation order because prompt ids
-// are time-ordered (lambda/ids).
+// are time-ordered (lambda/ids). The user's prompt counter, in the same
+// partition, is left out.
 func (d *Dynamo) ListPrompts(ctx context.Context, userID string) ([]Prompt, error) {
 	if !findable(userID) {
 		return nil, nil
@@ -557,11 +664,28 @@ func (d *Dynamo) ListPrompts(ctx context.Context, userID string) ([]Prompt, erro
 		ExpressionAttributeValues: expr.Values(),
 		ConsistentRead:            aws.Bool(true),
 	}
-	return queryAll(ctx, d, in, "list prompts", decodePrompt)
+	var ps []Prompt
+	err = d.queryPages(ctx, in, "list prompts", func(items []item) error {
+		for _, it := range items {
+			if isPromptCounter(it) {
+				continue
+			}
+			p, err := decodePrompt(it)
+			if err != nil {
+				return err
+			}
+			ps = append(ps, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ps, nil
 }
 
 func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {
-	if !findable(p.UserID, p.PromptID) {
+	if !promptFindable(p.UserID, p.PromptID) {
 		return Prompt{}, ErrNotFound
 	}
 	if err := checkPromptUpdate(p); err != nil {
@@ -590,20 +714,6 @@ func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {
 		return Prompt{}, wrap("update prompt", err)
 	}
 	return decodePrompt(out.Attributes)
-}
-
-func (d *Dynamo) DeletePrompt(ctx context.Context, userID, promptID string) error {
-	if !findable(userID, promptID) {
-		return ErrNotFound
-	}
-	err := d.deleteExisting(ctx, d.tables.Prompts, promptKey(userID, promptID), schema.AttrPromptID)
-	if conditionFailed(err) {
-		return ErrNotFound
-	}
-	if err != nil {
-		return wrap("delete prompt", err)
-	}
-	return nil
 }
 
 func usageKey(userID, sortKey string) item {

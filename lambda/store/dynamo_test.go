@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	smithyjson "github.com/aws/smithy-go/encoding/json"
@@ -23,6 +24,11 @@ type fakeAPI struct {
 	DynamoAPI // nil: any other call panics
 	query     func(*dynamodb.QueryInput) *dynamodb.QueryOutput
 	batch     func(*dynamodb.BatchWriteItemInput) *dynamodb.BatchWriteItemOutput
+	transact  func(*dynamodb.TransactWriteItemsInput) error
+}
+
+func (f *fakeAPI) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	return &dynamodb.TransactWriteItemsOutput{}, f.transact(in)
 }
 
 func (f *fakeAPI) DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
@@ -162,6 +168,46 @@ func TestListConversationsFillsPagesCutShort(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[c0 c1 c2 c3 c4]" || fmt.Sprint(sizes) != "[2 2 1]" {
 		t.Errorf("listed %v in pages of %v, want [c0 c1 c2 c3 c4] in [2 2 1]", got, sizes)
+	}
+}
+
+// Concurrent creates of one user's prompts all write the user's counter,
+// and DynamoDB cancels a transaction that meets another on an item
+// (TransactionConflict): what DynamoDB Local cannot be made to do on cue.
+func TestPromptTransactionsRunAgainAfterAConflict(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		conflicts  int // transactions cancelled by a conflict before one goes through
+		wantErr    bool
+		wantPauses int
+	}{
+		{"no conflict runs once", 0, false, 0},
+		{"conflicts are run again", 3, false, 3},
+		{"gives up after a bounded number of attempts", 1000, true, batchAttempts - 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			api := &fakeAPI{transact: func(in *dynamodb.TransactWriteItemsInput) error {
+				calls++
+				if calls <= tc.conflicts {
+					return &types.TransactionCanceledException{CancellationReasons: []types.CancellationReason{
+						{Code: aws.String("None")}, {Code: aws.String(reasonConflict)},
+					}}
+				}
+				return nil
+			}}
+			d := NewDynamo(api, config.Tables{Prompts: "P"})
+			pauses := 0
+			d.pause = func(context.Context, time.Duration) error { pauses++; return nil }
+
+			err := d.CreatePrompt(t.Context(), Prompt{UserID: "alice", PromptID: "p1", CreatedAt: goldenTime, UpdatedAt: goldenTime}, 10)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error: %v", err, tc.wantErr)
+			}
+			if pauses != tc.wantPauses {
+				t.Errorf("paused %d times, want %d", pauses, tc.wantPauses)
+			}
+		})
 	}
 }
 

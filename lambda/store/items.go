@@ -23,6 +23,9 @@ const (
 	// On the daily quota counter item of the usage table.
 	attrTokens   = "tokens"
 	attrRequests = "requests"
+	// On the prompt counter item of the prompts table: how many prompts
+	// the user has.
+	attrPrompts = "prompts"
 )
 
 // timeLayout is fixed width (nanoseconds always printed, always UTC), so the
@@ -103,6 +106,14 @@ type promptRecord struct {
 	Text      string    `dynamodbav:"text,omitempty"`
 	CreatedAt fixedTime `dynamodbav:"createdAt"`
 	UpdatedAt fixedTime `dynamodbav:"updatedAt"`
+}
+
+// promptCounterRecord is a user's prompt counter (promptcount.go) as it
+// is created; creates and deletes then change it by update expressions.
+type promptCounterRecord struct {
+	UserID  string `dynamodbav:"userId"`
+	Key     string `dynamodbav:"promptId"`
+	Prompts int    `dynamodbav:"prompts"`
 }
 
 // usageRowRecord is a usage table item as ListUsage reads it; AddUsage and
@@ -229,6 +240,10 @@ func decodePrompt(it item) (Prompt, error) {
 		CreatedAt: time.Time(r.CreatedAt),
 		UpdatedAt: time.Time(r.UpdatedAt),
 	}, err
+}
+
+func promptCounterItem(userID string, prompts int) item {
+	return marshal(promptCounterRecord{UserID: userID, Key: promptCounterKey, Prompts: prompts})
 }
 
 // Usage table sort keys (schema.AttrUsageKey).

@@ -232,6 +232,8 @@ func TestItemAttributeNames(t *testing.T) {
 			append([]string{schema.AttrConversationID, schema.AttrMessageID, schema.AttrUserID, attrText, "role", "createdAt", "requestId", "model", "stopReason", "incomplete"}, counters...)},
 		{"prompt", promptItem(Prompt{UserID: "u", PromptID: "p", Name: "n", Text: "x"}),
 			[]string{schema.AttrUserID, schema.AttrPromptID, schema.AttrUpdatedAt, attrName, attrText, "createdAt"}},
+		{"prompt counter", promptCounterItem("u", 1),
+			[]string{schema.AttrUserID, schema.AttrPromptID, attrPrompts}},
 		{"usage row", marshal(usageRowRecord{Key: "k", Usage: full}),
 			append([]string{schema.AttrUsageKey}, counters...)},
 	} {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -27,11 +28,20 @@ const (
 	maxTextBytes  = 390_000
 )
 
-// Page sizes of ListConversations.
+// Page sizes: of ListConversations, and of ListMessagesPage (a client
+// reading a conversation wants more of it at once than of the list).
 const (
-	defaultPageSize = 20
-	maxPageSize     = 100
+	defaultConversationPage = 20
+	MaxConversationPage     = 100
+	defaultMessagePage      = 100
+	MaxMessagePage          = 200
 )
+
+// MaxCursorBytes bounds every cursor the store issues, so that a response
+// can keep room for one before its page is cut: base64 (4 bytes for 3) of
+// JSON holding at most three ids of at most maxIDBytes, each byte at most
+// six once escaped (\u00XX), and the field names.
+const MaxCursorBytes = (3*6*maxIDBytes + 64) * 4 / 3
 
 func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
@@ -67,6 +77,12 @@ func findable(ids ...string) bool {
 		}
 	}
 	return true
+}
+
+// promptFindable is findable for a prompt: the user's prompt counter
+// shares the prompts' key space but is never a prompt.
+func promptFindable(userID, promptID string) bool {
+	return findable(userID, promptID) && promptID != promptCounterKey
 }
 
 // rules collects the problems of one write, naming each field.
@@ -159,6 +175,9 @@ func checkPrompt(p Prompt) error {
 	var r rules
 	r.id("user id", p.UserID)
 	r.id("prompt id", p.PromptID)
+	if p.PromptID == promptCounterKey {
+		r.errs = append(r.errs, fmt.Sprintf("prompt id %q is the key of the user's prompt counter", p.PromptID))
+	}
 	r.field("name", p.Name, maxFieldBytes)
 	r.field("text", p.Text, maxTextBytes)
 	r.time("createdAt", p.CreatedAt)
@@ -215,48 +234,91 @@ func checkUsageRange(from, to string) error {
 	return r.err()
 }
 
-// pageSize clamps a requested page size to 1..100, 20 when unset.
-func pageSize(limit int) int {
+// pageSize clamps a requested page size to 1..max, def when unset.
+func pageSize(limit, def, max int) int {
 	switch {
 	case limit <= 0:
-		return defaultPageSize
-	case limit > maxPageSize:
-		return maxPageSize
+		return def
+	case limit > max:
+		return max
 	}
 	return limit
 }
 
-// cursor is the position after the last conversation of a page: the keys
-// of the conversations index (partition, sort) and of the table, which is
-// exactly DynamoDB's LastEvaluatedKey for that index. Both stores encode it
-// the same way, so a cursor means the same to each.
-type cursor struct {
+// A cursor is base64url JSON of the key where a page ended (what DynamoDB
+// takes as ExclusiveStartKey) and the user it was issued to. It is opaque
+// to clients, and checked against the caller before use: another user's
+// cursor would otherwise page through that user's items.
+func encodeCursor(key any) string {
+	b, _ := json.Marshal(key)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor reads what encodeCursor made of a C, strictly: anything
+// else (bad base64, other fields, trailing data) is ErrBadCursor.
+func decodeCursor[C any](s string) (C, error) {
+	var c C
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return c, ErrBadCursor
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil || dec.More() {
+		return *new(C), ErrBadCursor
+	}
+	return c, nil
+}
+
+// conversationCursor is the position after the last conversation of a
+// page: the keys of the conversations index (partition, sort) and of the
+// table, which is exactly DynamoDB's LastEvaluatedKey for that index.
+type conversationCursor struct {
 	UserID         string `json:"u"`
 	ConversationID string `json:"c"`
 	UpdatedAt      string `json:"t"`
 }
 
-func encodeCursor(c Conversation) string {
-	b, _ := json.Marshal(cursor{UserID: c.UserID, ConversationID: c.ConversationID, UpdatedAt: formatTime(c.UpdatedAt)})
-	return base64.RawURLEncoding.EncodeToString(b)
+func conversationCursorAfter(c Conversation) string {
+	return encodeCursor(conversationCursor{UserID: c.UserID, ConversationID: c.ConversationID, UpdatedAt: formatTime(c.UpdatedAt)})
 }
 
-// decodeCursor accepts only what encodeCursor makes for this user: another
-// user's cursor would otherwise page through that user's index partition.
-func decodeCursor(s, userID string) (cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
+// parseConversationCursor accepts only a conversation cursor of userID.
+func parseConversationCursor(s, userID string) (conversationCursor, error) {
+	c, err := decodeCursor[conversationCursor](s)
 	if err != nil {
-		return cursor{}, ErrBadCursor
-	}
-	var c cursor
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || dec.More() {
-		return cursor{}, ErrBadCursor
+		return c, err
 	}
 	t, err := time.Parse(timeLayout, c.UpdatedAt)
 	if err != nil || formatTime(t) != c.UpdatedAt || c.UserID != wire(userID) || !findable(c.UserID, c.ConversationID) {
-		return cursor{}, ErrBadCursor
+		return conversationCursor{}, ErrBadCursor
+	}
+	return c, nil
+}
+
+// messageCursor is the position of the oldest message of a page (the
+// messages table's key), with the owner: the next page holds the messages
+// before it.
+type messageCursor struct {
+	UserID         string `json:"u"`
+	ConversationID string `json:"c"`
+	MessageID      string `json:"m"`
+}
+
+func messageCursorBefore(m Message) string {
+	return encodeCursor(messageCursor{UserID: m.UserID, ConversationID: m.ConversationID, MessageID: m.MessageID})
+}
+
+// parseMessageCursor accepts only a cursor issued to userID for the
+// messages of conversationID: one of another conversation would page
+// through that conversation's messages.
+func parseMessageCursor(s, userID, conversationID string) (messageCursor, error) {
+	c, err := decodeCursor[messageCursor](s)
+	if err != nil {
+		return c, err
+	}
+	if c.UserID != wire(userID) || c.ConversationID != wire(conversationID) || !findable(c.UserID, c.ConversationID, c.MessageID) {
+		return messageCursor{}, ErrBadCursor
 	}
 	return c, nil
 }

@@ -25,6 +25,8 @@ var (
 	ErrBadCursor = errors.New("store: invalid cursor")
 	// ErrExists: a create whose id is already taken.
 	ErrExists = errors.New("store: already exists")
+	// ErrLimit: a create that would take the user past their limit.
+	ErrLimit = errors.New("store: limit reached")
 )
 
 // Roles of a message.
@@ -82,10 +84,23 @@ type UsageRow struct {
 	tokens.Usage
 }
 
-// Page is one page of a listing; Next is empty on the last page.
+// Page is one page of a listing; Next, the cursor of the page that
+// follows (older messages, for ListMessagesPage), is empty on the last.
 type Page[T any] struct {
 	Items []T
 	Next  string
+}
+
+// MessageBound is what one page of messages may hold: at most Limit
+// messages (clamped to 1..200, 100 when unset) whose Size adds up to at
+// most Bytes (0: no byte bound). Size is what a message costs the caller
+// (its JSON in a response, its turn in a model request); nil counts its
+// text. The newest message of a page is in it whatever its size, so that
+// paging always moves on.
+type MessageBound struct {
+	Limit int
+	Bytes int
+	Size  func(Message) int
 }
 
 type Store interface {
@@ -108,11 +123,22 @@ type Store interface {
 	DeleteConversation(ctx context.Context, userID, conversationID string) error
 
 	PutMessage(ctx context.Context, m Message) error
-	// ListMessages returns a conversation's messages oldest first. Callers
-	// check ownership with GetConversation first.
+	// ListMessages returns a whole conversation's messages oldest first,
+	// however many: for tests and tools. What serves a request reads
+	// bounded pages (ListMessagesPage). Callers check ownership with
+	// GetConversation first.
 	ListMessages(ctx context.Context, conversationID string) ([]Message, error)
+	// ListMessagesPage returns the newest messages of the user's
+	// conversation before cursor ("": the newest of all) that fit b, oldest
+	// first; Next leads to older ones. Only the user's own messages are
+	// listed, and a cursor only for the user and conversation it was issued
+	// for (ErrBadCursor otherwise).
+	ListMessagesPage(ctx context.Context, userID, conversationID string, b MessageBound, cursor string) (Page[Message], error)
 
-	CreatePrompt(ctx context.Context, p Prompt) error
+	// CreatePrompt answers ErrExists when the id is taken and ErrLimit when
+	// the user already has limit prompts (limit 0: no limit), atomically:
+	// concurrent creates never take a user past the limit.
+	CreatePrompt(ctx context.Context, p Prompt, limit int) error
 	GetPrompt(ctx context.Context, userID, promptID string) (Prompt, error)
 	// ListPrompts returns the user's prompts oldest first.
 	ListPrompts(ctx context.Context, userID string) ([]Prompt, error)

@@ -15,8 +15,8 @@ import (
 
 // TestStoredItemsMatchGolden pins what the Dynamo store leaves in the
 // tables, read back raw: items written whole and items shaped by updates
-// (renames, touches, prompt edits, the usage row and the quota counter),
-// which no encoder test sees.
+// (renames, touches, prompt edits, the prompt counter, the usage row and
+// the quota counter), which no encoder test sees.
 func TestStoredItemsMatchGolden(t *testing.T) {
 	if dbFailed != nil {
 		t.Fatal(dbFailed)
@@ -43,6 +43,9 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 		{"touched conversation", db.Tables.Conversations, s2(schema.AttrUserID, user, schema.AttrConversationID, "touched")},
 		{"message", db.Tables.Messages, s2(schema.AttrConversationID, "renamed", schema.AttrMessageID, "m1")},
 		{"prompt updated without name", db.Tables.Prompts, s2(schema.AttrUserID, user, schema.AttrPromptID, "edited")},
+		// Started from a count of the user's prompts (none), then counting
+		// the one created.
+		{"prompt counter", db.Tables.Prompts, s2(schema.AttrUserID, user, schema.AttrPromptID, store.PromptCounterKey)},
 		{"usage row", db.Tables.Usage, s2(schema.AttrUserID, user, schema.AttrUsageKey, day+"#claude-x")},
 		{"quota counter", db.Tables.Usage, s2(schema.AttrUserID, user, schema.AttrUsageKey, day+"#")},
 	}
@@ -53,14 +56,17 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 	}
 
 	steps := []error{
-		s.PutConnection(ctx, store.Connection{ConnectionID: "golden-conn", UserID: user, ConnectedAt: at, ExpiresAt: at.Add(2 * time.Hour)}),
+		// Expiring a century on: DynamoDB Local runs TTL, and an expiry
+		// already past (the golden time is fixed) let it delete the item
+		// before it was read back.
+		s.PutConnection(ctx, store.Connection{ConnectionID: "golden-conn", UserID: user, ConnectedAt: at, ExpiresAt: at.AddDate(100, 0, 0)}),
 		s.CreateConversation(ctx, store.Conversation{UserID: user, ConversationID: "renamed", Title: "Old", CreatedAt: at, UpdatedAt: at}),
 		s.CreateConversation(ctx, store.Conversation{UserID: user, ConversationID: "untitled", Title: "Old", PromptID: "p0", CreatedAt: at, UpdatedAt: at}),
 		s.CreateConversation(ctx, store.Conversation{UserID: user, ConversationID: "touched", CreatedAt: at, UpdatedAt: at}),
 		s.TouchConversation(ctx, user, "touched", "p1", later),
 		s.PutMessage(ctx, store.Message{ConversationID: "renamed", MessageID: "m1", UserID: user, Role: store.RoleAssistant, Text: "Hi", CreatedAt: at,
 			Model: "claude-x", StopReason: "end_turn", Incomplete: true, Usage: tokens.Usage{InputTokens: 3, OutputTokens: 4}}),
-		s.CreatePrompt(ctx, store.Prompt{UserID: user, PromptID: "edited", Name: "Old", Text: "Old text", CreatedAt: at, UpdatedAt: at}),
+		s.CreatePrompt(ctx, store.Prompt{UserID: user, PromptID: "edited", Name: "Old", Text: "Old text", CreatedAt: at, UpdatedAt: at}, 10),
 		s.ReserveQuota(ctx, user, day, 1000),
 		// A zero counter is added, and so stored, as 0.
 		s.AddUsage(ctx, user, day, "claude-x", tokens.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 30}),
