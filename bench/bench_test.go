@@ -2,20 +2,16 @@ package bench
 
 import (
 	"archive/zip"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/p2/buddy/bench/awsstub"
-	"github.com/p2/buddy/bench/runtimeapi"
 	"github.com/p2/buddy/infra/bundle"
+	"github.com/p2/buddy/lambda/dev/rie"
 	"github.com/p2/buddy/lambda/schema"
 )
 
@@ -61,47 +57,6 @@ func TestReplyCountsLostDuplicateAndOutOfOrderFrames(t *testing.T) {
 	}
 }
 
-func TestRuntimeAPIServesOneInvocation(t *testing.T) {
-	api, err := runtimeapi.Start("arn:aws:lambda:eu-west-1:000000000000:function:f", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close()
-	id, err := api.Enqueue(runtimeapi.Invocation{Payload: []byte(`{"k":1}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + api.Addr + runtimeapi.Prefix
-	res, err := http.Get(base + "invocation/next")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if got := res.Header.Get("Lambda-Runtime-Aws-Request-Id"); got != id || string(body) != `{"k":1}` {
-		t.Fatalf("next gave id %q body %s, want %q {\"k\":1}", got, body, id)
-	}
-	if res.Header.Get("Lambda-Runtime-Deadline-Ms") == "" {
-		t.Error("no deadline header")
-	}
-	select {
-	case <-api.Ready():
-	default:
-		t.Error("Ready not closed after the first GET /next")
-	}
-	post, err := http.Post(base+"invocation/"+id+"/response", "application/json", strings.NewReader(`"ok"`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	post.Body.Close()
-	if post.StatusCode != http.StatusAccepted {
-		t.Errorf("response post answered %d, want 202", post.StatusCode)
-	}
-	if r := <-api.Results(); r.ID != id || r.Err || string(r.Body) != `"ok"` {
-		t.Errorf("result %+v", r)
-	}
-}
-
 func TestZipIsDeflatedAndExecutable(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bootstrap")
@@ -125,15 +80,20 @@ func TestZipIsDeflatedAndExecutable(t *testing.T) {
 	}
 }
 
-// peerEnv is a cold start environment against a fresh AWS stub.
-func peerEnv(t *testing.T) Env {
+// peerEnv is a cold start environment on fresh stand-ins (the peers call
+// nothing, so no DynamoDB Local), and the emulator.
+func peerEnv(t *testing.T) (Env, string) {
 	t.Helper()
-	stub := &awsstub.Stub{SecretName: "buddy-v1", SecretString: `{"api_key":"x"}`}
-	if err := stub.Start(); err != nil {
+	bin, err := rie.Binary(t.Context(), root(t))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stub.Close() })
-	return Env{Endpoints: stub.URL, Home: t.TempDir()}
+	s, err := startStandIns(t.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.close() })
+	return Env{Home: t.TempDir(), Endpoints: s.endpoints}, bin
 }
 
 func root(t *testing.T) string {
@@ -150,20 +110,22 @@ func TestColdStartNodePeer(t *testing.T) {
 	if err != nil {
 		t.Skipf("Node peer not installed (%v); `make bench-peers` installs it", err)
 	}
-	checkPeer(t, peerEnv(t).NodeContender(node, filepath.Join(root(t), "bench", "peers", "node")), "node 22.")
+	env, bin := peerEnv(t)
+	checkPeer(t, bin, env.NodeContender(node, filepath.Join(root(t), "bench", "peers", "node")), "node 22.")
 }
 
 func TestColdStartPythonPeer(t *testing.T) {
-	python, err := LookPython(context.Background(), "")
+	python, err := LookPython(t.Context(), "")
 	if err != nil {
 		t.Skipf("Python peer cannot run (%v); `make bench-peers` installs python3-boto3", err)
 	}
-	checkPeer(t, peerEnv(t).PythonContender(python, filepath.Join(root(t), "bench", "peers", "python")), "python 3.")
+	env, bin := peerEnv(t)
+	checkPeer(t, bin, env.PythonContender(python, filepath.Join(root(t), "bench", "peers", "python")), "python 3.")
 }
 
-func checkPeer(t *testing.T, c Contender, version string) {
+func checkPeer(t *testing.T, rieBin string, c Contender, version string) {
 	t.Helper()
-	res, err := RunColdStarts(context.Background(), []Contender{c}, 1, 0, nil)
+	res, err := RunColdStarts(t.Context(), rieBin, []Contender{c}, 1, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +158,9 @@ func TestTinyRun(t *testing.T) {
 	g, ok := r.ColdStartMS[RuntimeGo]
 	if !ok || g.Runs != 1 || g.P50 <= 0 || len(r.ColdStartGoByFunctionMS) != len(schema.Functions) {
 		t.Errorf("Go cold start %+v over %d functions", g, len(r.ColdStartGoByFunctionMS))
+	}
+	if g.Emulator != rie.Command || !strings.HasPrefix(g.EmulatorVersion, "v") {
+		t.Errorf("Go cold start taken under %q %q, want %s at go.mod's version", g.Emulator, g.EmulatorVersion, rie.Command)
 	}
 	for _, n := range r.Notes {
 		t.Log("note:", n)

@@ -2,18 +2,18 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/p2/buddy/bench/runtimeapi"
 	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/dev/apigwfixtures"
+	"github.com/p2/buddy/lambda/dev/rie"
 	"github.com/p2/buddy/lambda/schema"
 )
 
@@ -27,79 +27,47 @@ const (
 	RuntimePython = "python"
 )
 
-// invocationDeadline is the Lambda deadline the first invocation carries
-// (the function's own context), as a deployed function's timeout would.
-const invocationDeadline = 15 * time.Second
-
-// Contender is one process whose init the benchmark times.
+// Contender is one bootstrap whose init the benchmark times.
 type Contender struct {
-	Runtime string // RuntimeGo, RuntimeNode or RuntimePython
-	Name    string // the function name, or the peer's
-	Argv    []string
-	Dir     string
-	Env     []string // complete environment, without AWS_LAMBDA_RUNTIME_API
-	Event   []byte   // the first invocation
-	// AllowError accepts a post to /error as the answer: the Go functions
-	// get events whose store calls fail on purpose (only readiness is
-	// timed), while a peer's handler must answer normally.
-	AllowError bool
+	Runtime   string // RuntimeGo, RuntimeNode or RuntimePython
+	Name      string // the function name, or the peer's
+	Bootstrap string // the executable the emulator runs, in its task root
+	Env       []string
+	Event     []byte // the first invocation
 }
 
 // Sample is one cold start.
 type Sample struct {
-	Ready  time.Duration // process start → first GET /next
-	Answer []byte        // the first invocation's response or error body
-	Error  bool          // the answer went to /error
+	// Ready is the init duration the emulator reported: from just before
+	// it started the bootstrap to the bootstrap's first request for work.
+	Ready  time.Duration
+	Answer []byte // the first invocation's response
 }
 
-// RunCold starts c once against a fresh Runtime API, times its init and
-// waits for the answer to its first invocation, then kills it.
-func RunCold(ctx context.Context, c Contender) (Sample, error) {
-	api, err := runtimeapi.Start("arn:aws:lambda:eu-west-1:000000000000:function:"+c.Name, 1)
+// RunCold starts c once under the emulator rieBin (a fresh execution
+// environment), invokes it with its first event, takes the init duration
+// the emulator reports, then stops it. The first invocation must answer:
+// a function that fails it did not really start.
+func RunCold(ctx context.Context, rieBin string, c Contender) (Sample, error) {
+	f, err := rie.Start(ctx, rie.Options{RIE: rieBin, Bootstrap: c.Bootstrap, Env: c.Env})
 	if err != nil {
-		return Sample{}, err
+		return Sample{}, fmt.Errorf("%s: %w", c.Name, err)
 	}
-	defer api.Close()
-	id, err := api.Enqueue(runtimeapi.Invocation{Payload: c.Event, Timeout: invocationDeadline})
-	if err != nil {
-		return Sample{}, err
-	}
-
-	p, err := startProc(c.Argv, c.Dir, append(slices.Clone(c.Env), "AWS_LAMBDA_RUNTIME_API="+api.Addr))
-	if err != nil {
-		return Sample{}, fmt.Errorf("%s: start: %w", c.Name, err)
-	}
-	defer p.kill()
-	out, done := p.out, p.done
-
+	defer f.Stop()
 	// No deadline of its own: a busy machine is slow, not broken; the
 	// caller's context bounds the run.
-	select {
-	case <-api.Ready():
-	case b := <-api.InitErrors():
-		return Sample{}, fmt.Errorf("%s: init error: %s\n%s", c.Name, b, out)
-	case <-done:
-		return Sample{}, fmt.Errorf("%s: exited before asking for work (%v)\n%s", c.Name, p.waitErr, out)
-	case <-ctx.Done():
-		return Sample{}, ctx.Err()
+	resp, err := f.Invoke(ctx, c.Event)
+	if err != nil {
+		return Sample{}, fmt.Errorf("%s: %w\n%s", c.Name, err, f.Output())
 	}
-	s := Sample{Ready: api.ReadyAt().Sub(p.started)}
-
-	select {
-	case r := <-api.Results():
-		if r.ID != id {
-			return s, fmt.Errorf("%s: answered unknown invocation %q", c.Name, r.ID)
-		}
-		s.Answer, s.Error = r.Body, r.Err
-	case <-done:
-		return s, fmt.Errorf("%s: exited during its first invocation (%v)\n%s", c.Name, p.waitErr, out)
-	case <-ctx.Done():
-		return s, ctx.Err()
+	if typ, msg, bad := resp.FunctionError(); bad || resp.Status != http.StatusOK {
+		return Sample{}, fmt.Errorf("%s: first invocation answered %d %s %s: %s\n%s", c.Name, resp.Status, typ, msg, resp.Body, f.Output())
 	}
-	if s.Error && !c.AllowError {
-		return s, fmt.Errorf("%s: first invocation failed: %s\n%s", c.Name, s.Answer, out)
+	d, err := f.InitDuration(ctx)
+	if err != nil {
+		return Sample{}, fmt.Errorf("%s: %w", c.Name, err)
 	}
-	return s, nil
+	return Sample{Ready: d, Answer: resp.Body}, nil
 }
 
 // ColdStarts holds every timed sample, in milliseconds, by contender name.
@@ -112,14 +80,14 @@ type ColdStarts struct {
 // RunColdStarts runs warmup untimed rounds and then runs timed rounds; each
 // round starts every contender once, in the given order, so that drift in
 // the machine's load or caches spreads over all runtimes alike.
-func RunColdStarts(ctx context.Context, cs []Contender, runs, warmup int, progress io.Writer) (*ColdStarts, error) {
+func RunColdStarts(ctx context.Context, rieBin string, cs []Contender, runs, warmup int, progress io.Writer) (*ColdStarts, error) {
 	res := &ColdStarts{Runtime: map[string]string{}, Samples: map[string][]float64{}, Answers: map[string][]byte{}}
 	for _, c := range cs {
 		res.Runtime[c.Name] = c.Runtime
 	}
 	for round := 0; round < warmup+runs; round++ {
 		for _, c := range cs {
-			s, err := RunCold(ctx, c)
+			s, err := RunCold(ctx, rieBin, c)
 			if err != nil {
 				return nil, err
 			}
@@ -180,19 +148,28 @@ func (c *ColdStarts) ByFunction(runtime string) map[string]ColdStart {
 }
 
 // Env is what the contenders share: a Lambda-like environment plus the
-// Buddy configuration. Endpoints is the loopback stub that answers every
-// AWS call, so nothing a handler does at init or in its first invocation
-// leaves the machine.
+// Buddy configuration, with every AWS endpoint on a loopback stand-in.
 type Env struct {
-	Endpoints string // base URL of the AWS stub
-	Home      string // an empty directory: no ~/.aws files to read
+	Home string // an empty directory: no ~/.aws files to read
+	// Endpoints are the variables pointing the functions at the stand-ins
+	// (standIns.endpoints).
+	Endpoints map[string]string
 }
 
+// functionTimeouts are the functions' timeouts as the stack sets them
+// (infra/buddy.Sizings); the emulator gives each invocation its function's.
+var functionTimeouts = map[string]string{schema.WebSocketMessage.Name: "300"}
+
 // FunctionEnv is the environment of one function as Lambda and the stack
-// would set it, with three loopback overrides: AWS_ENDPOINT_URL (the SDKs
-// read it at init whether set or not), CONNECTIONS_ENDPOINT, and a JWT
-// issuer on the stub. extra appends runtime-specific variables.
+// would set it, with the stand-ins' endpoints: the SDKs read the
+// AWS_ENDPOINT_URL_<service> variables at init whether set or not, so the
+// init timed is the one AWS runs. extra appends runtime-specific
+// variables.
 func (e Env) FunctionEnv(name, taskRoot, handler string, extra ...string) []string {
+	timeout := functionTimeouts[name]
+	if timeout == "" {
+		timeout = "10"
+	}
 	env := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"LANG=en_US.UTF-8",
@@ -204,6 +181,7 @@ func (e Env) FunctionEnv(name, taskRoot, handler string, extra ...string) []stri
 		"AWS_LAMBDA_FUNCTION_NAME=" + name,
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT=" + timeout,
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + name,
 		"AWS_LAMBDA_LOG_STREAM_NAME=2026/01/01/[$LATEST]0123456789abcdef",
 		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
@@ -212,10 +190,9 @@ func (e Env) FunctionEnv(name, taskRoot, handler string, extra ...string) []stri
 		"AWS_ACCESS_KEY_ID=ASIABENCHMARKEXAMPLE",
 		"AWS_SECRET_ACCESS_KEY=benchmark/secret/access/key/not/a/real/one0",
 		"AWS_SESSION_TOKEN=benchmark-session-token",
-		"AWS_ENDPOINT_URL=" + e.Endpoints,
-		config.JWTIssuer + "=" + e.Endpoints + "/issuer",
-		config.JWTAudience + "=buddy-bench",
-		config.ConnectionsEndpoint + "=" + e.Endpoints,
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.Endpoints)) {
+		env = append(env, k+"="+e.Endpoints[k])
 	}
 	defaults := config.ModelDefaults()
 	for _, k := range config.ModelKeys {
@@ -239,113 +216,69 @@ func (e Env) GoContenders(bins map[string]string) []Contender {
 			continue
 		}
 		cs = append(cs, Contender{
-			Runtime:    RuntimeGo,
-			Name:       fn.Name,
-			Argv:       []string{bin},
-			Dir:        filepath.Dir(bin),
-			Env:        e.FunctionEnv(fn.Name, filepath.Dir(bin), "bootstrap"),
-			Event:      FirstEvent(fn),
-			AllowError: true,
+			Runtime:   RuntimeGo,
+			Name:      fn.Name,
+			Bootstrap: bin,
+			Env:       e.FunctionEnv(fn.Name, filepath.Dir(bin), "bootstrap"),
+			Event:     FirstEvent(fn),
 		})
 	}
 	return cs
 }
 
-// NodeContender is the Node.js peer in dir (bench/peers/node).
+// NodeContender is the Node.js peer in dir (bench/peers/node), run by its
+// bootstrap script with node.
 func (e Env) NodeContender(node, dir string) Contender {
 	return Contender{
-		Runtime: RuntimeNode,
-		Name:    "node-peer",
-		Argv:    []string{node, filepath.Join(dir, "bootstrap.mjs")},
-		Dir:     dir,
+		Runtime:   RuntimeNode,
+		Name:      "node-peer",
+		Bootstrap: filepath.Join(dir, "bootstrap"),
 		Env: e.FunctionEnv(schema.WebSocketMessage.Name, dir, "index.handler",
-			"AWS_EXECUTION_ENV=AWS_Lambda_nodejs22.x"),
+			"AWS_EXECUTION_ENV=AWS_Lambda_nodejs22.x", "BENCH_NODE="+node),
 		Event: FirstEvent(schema.WebSocketMessage),
 	}
 }
 
-// PythonContender is the Python peer in dir (bench/peers/python).
+// PythonContender is the Python peer in dir (bench/peers/python), run by
+// its bootstrap script with python.
 func (e Env) PythonContender(python, dir string) Contender {
 	return Contender{
-		Runtime: RuntimePython,
-		Name:    "python-peer",
-		Argv:    []string{python, filepath.Join(dir, "bootstrap.py")},
-		Dir:     dir,
+		Runtime:   RuntimePython,
+		Name:      "python-peer",
+		Bootstrap: filepath.Join(dir, "bootstrap"),
 		// Lambda's code directory is read-only, so no bytecode is cached
 		// for the handler there either.
 		Env: e.FunctionEnv(schema.WebSocketMessage.Name, dir, "handler.handler",
-			"AWS_EXECUTION_ENV=AWS_Lambda_python3.11", "PYTHONDONTWRITEBYTECODE=1"),
+			"AWS_EXECUTION_ENV=AWS_Lambda_python3.11", "PYTHONDONTWRITEBYTECODE=1", "BENCH_PYTHON="+python),
 		Event: FirstEvent(schema.WebSocketMessage),
 	}
 }
 
+// firstConnection is the connection id of the first events; no client
+// holds it, so the functions answer without a store row to find.
+const firstConnection = "YmVuY2htYXJrAA="
+
 // FirstEvent is a realistic first invocation for fn: an API Gateway event
-// of one of its routes. It carries no valid token or connection, so the
-// handler answers quickly without needing a store.
+// of one of its routes, from aws-lambda-go's real payloads
+// (lambda/dev/apigwfixtures). It carries no token and names no stored
+// connection, so each function answers at once after one store call at
+// most.
 func FirstEvent(fn schema.Function) []byte {
-	ws := func(route, eventType, body string) []byte {
-		ev := map[string]any{
-			"requestContext": map[string]any{
-				"routeKey": route, "eventType": eventType, "connectionId": "YmVuY2htYXJrAA=",
-				"requestId": runtimeapi.NewID(), "domainName": "127.0.0.1", "stage": "bench", "apiId": "bench",
-				"requestTimeEpoch": time.Now().UnixMilli(),
-			},
-			"isBase64Encoded": false,
-		}
-		if body != "" {
-			ev["body"] = body
-		}
-		b, _ := json.Marshal(ev)
-		return b
-	}
-	httpEvent := func(method, path string) []byte {
-		b, _ := json.Marshal(map[string]any{
-			"version": "2.0", "routeKey": method + " " + path, "rawPath": path, "rawQueryString": "",
-			"headers": map[string]string{"authorization": "Bearer x"},
-			"requestContext": map[string]any{
-				"http":       map[string]string{"method": method, "path": path, "sourceIp": "127.0.0.1"},
-				"authorizer": map[string]any{"jwt": map[string]any{"claims": map[string]string{"sub": "bench-user"}}},
-				"routeKey":   method + " " + path, "stage": "$default", "requestId": runtimeapi.NewID(),
-			},
-			"isBase64Encoded": false,
-		})
-		return b
+	httpEvent := func(route, path string) []byte {
+		return apigwfixtures.HTTP{RouteKey: route, Path: path, Claims: map[string]string{"sub": "bench-user"}}.Event().JSON()
 	}
 	switch fn.Name {
 	case schema.WebSocketConnect.Name:
-		return ws(schema.RouteConnect, "CONNECT", "")
+		return apigwfixtures.Connect(firstConnection, "").JSON()
 	case schema.WebSocketDisconnect.Name:
-		return ws(schema.RouteDisconnect, "DISCONNECT", "")
+		return apigwfixtures.Disconnect(firstConnection).JSON()
 	case schema.WebSocketMessage.Name:
-		return ws(schema.RoutePing, "MESSAGE", `{"action":"ping"}`)
+		return apigwfixtures.Message(firstConnection, schema.RoutePing, `{"action":"ping"}`).JSON()
 	case schema.ConversationAPI.Name:
-		return httpEvent("GET", "/conversations")
+		return httpEvent(schema.RouteListConversations, "/conversations")
 	case schema.PromptCRUD.Name:
-		return httpEvent("GET", "/prompts")
+		return httpEvent(schema.RouteListPrompts, "/prompts")
 	default:
-		return httpEvent("GET", "/usage")
+		return httpEvent(schema.RouteGetUsage, "/usage")
 	}
-}
-
-// tail keeps the last max bytes a process wrote, for error reports.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.b))
 }

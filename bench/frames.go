@@ -6,20 +6,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// serverFrame is the part of a DESIGN §4 server frame the checks read.
-type serverFrame struct {
-	Type      string `json:"type"`
-	RequestID string `json:"requestId"`
-	Seq       *int   `json:"seq"`
-	Text      string `json:"text"`
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	Usage     *struct {
-		OutputTokens int64 `json:"outputTokens"`
-	} `json:"usage"`
-}
+	"github.com/p2/buddy/lambda/wsapi"
+)
 
 // ReplyStats is what a client saw of one reply.
 type ReplyStats struct {
@@ -103,15 +92,15 @@ func (r *Reply) Add(b []byte, at time.Time) {
 	s := &r.s
 	s.Frames++
 	s.MaxFrame = max(s.MaxFrame, len(b))
-	var f serverFrame
+	var f wsapi.Frame
 	if err := json.Unmarshal(b, &f); err != nil {
 		s.Lost++ // a frame the client cannot read is as good as lost
 		return
 	}
 	switch f.Type {
-	case "start":
+	case wsapi.TypeStart:
 		s.Start = true
-	case "delta":
+	case wsapi.TypeDelta:
 		if f.Seq == nil {
 			s.Lost++
 			return
@@ -140,23 +129,14 @@ func (r *Reply) Add(b []byte, at time.Time) {
 		s.LastDelta = at
 		s.Deltas++
 		r.text.WriteString(f.Text)
-	case "end":
+	case wsapi.TypeEnd:
 		s.End = true
 		if f.Usage != nil {
 			s.Output = f.Usage.OutputTokens
 		}
 		r.finish()
-	case "error":
+	case wsapi.TypeError:
 		s.Error = f.Code + ": " + f.Message
 		r.finish()
 	}
-}
-
-// requestIDOf reads a frame's requestId without decoding the rest.
-func requestIDOf(b []byte) string {
-	var f struct {
-		RequestID string `json:"requestId"`
-	}
-	_ = json.Unmarshal(b, &f)
-	return f.RequestID
 }

@@ -1,32 +1,37 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sync"
+	"strconv"
+	"strings"
 	"time"
 
-	"github.com/p2/buddy/bench/awsstub"
-	"github.com/p2/buddy/bench/runtimeapi"
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/dev/dynamodblocal"
+	"github.com/p2/buddy/lambda/dev/apigwfixtures"
+	"github.com/p2/buddy/lambda/dev/fakeconnections"
+	"github.com/p2/buddy/lambda/dev/rie"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
 )
 
 // MessagePath is one reply streamed by the deployed websocket-message
-// binary in its own process, as in Lambda: sendMessage arrives through the
-// Runtime API stand-in, the function stores the message in DynamoDB Local
-// and invokes itself (the stub turns the Invoke into the next invocation),
-// the reply job reads the key from Secrets Manager (the stub), streams from
-// the stand-in model and posts frames to @connections (the stub, which
-// counts them). Only the function's own process is weighed.
+// binary under the Lambda Runtime Interface Emulator, as in Lambda:
+// sendMessage arrives as an invocation, the function stores the message in
+// DynamoDB Local and invokes itself through the Lambda API (fakelambda,
+// which forwards the Event invocation to the same function under the
+// emulator once sendMessage has returned), the reply job reads the key
+// from Secrets Manager (fakesecrets), streams from the stand-in model and
+// posts frames to @connections (fakeconnections' recorder, which times
+// them). Only the function's own process is weighed.
 type MessagePath struct {
 	Reply   ReplyStats
 	Gaps    []time.Duration
@@ -35,131 +40,96 @@ type MessagePath struct {
 	Elapsed time.Duration
 }
 
-// RunMessagePath streams one reply of tokens at rate tokens/s through bin.
-func RunMessagePath(ctx context.Context, outDir, bin string, tokens, rate int) (*MessagePath, error) {
+// RunMessagePath streams one reply of tokens at rate tokens/s through bin
+// under the emulator rieBin, with s's stand-ins (DynamoDB Local included).
+func RunMessagePath(ctx context.Context, s *standIns, rieBin, home, bin string, tokens, rate int) (*MessagePath, error) {
 	model, err := startModel()
 	if err != nil {
 		return nil, err
 	}
 	defer model.Close()
-	db, err := dynamodblocal.StartWithTables(ctx, dynamodblocal.Options{}, tablePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSkip, err)
-	}
-	defer db.Stop()
 	const user, conn = "bench-user", "YmVuY2htYXJrMQ="
 	now := time.Now()
-	st := store.NewDynamo(db.Client, db.Tables)
+	st := store.NewDynamo(s.db.Client, s.db.Tables)
 	if err := st.PutConnection(ctx, store.Connection{ConnectionID: conn, UserID: user, ConnectedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		return nil, fmt.Errorf("seed connection: %w", err)
 	}
 
-	api, err := runtimeapi.Start("arn:aws:lambda:eu-west-1:000000000000:function:"+schema.WebSocketMessage.Name, 4)
-	if err != nil {
-		return nil, err
-	}
-	defer api.Close()
 	reply := NewReply(time.Time{})
-	var mu sync.Mutex
-	var invokeErr error
-	stub := &awsstub.Stub{
-		SecretName:   config.ModelDefaults()[config.SecretName],
-		SecretString: `{"api_key":"sk-ant-benchmark"}`,
-		OnInvoke: func(_ string, payload []byte) {
-			if _, err := api.Enqueue(runtimeapi.Invocation{Payload: slices.Clone(payload)}); err != nil {
-				mu.Lock()
-				invokeErr = err
-				mu.Unlock()
-			}
-		},
-		OnPost: func(p awsstub.Post) {
-			if p.ConnectionID == conn {
-				reply.Add(p.Body, p.At)
-			}
-		},
+	s.posts.OnPost = func(p fakeconnections.Post) {
+		if p.ConnectionID == conn {
+			reply.Add(p.Data, p.At)
+		}
 	}
-	if err := stub.Start(); err != nil {
-		return nil, err
-	}
-	defer stub.Close()
-	home, err := os.MkdirTemp(outDir, "home-")
+	defer func() { s.posts.OnPost = nil }()
+	fn := schema.WebSocketMessage
+	env := Env{Home: home, Endpoints: s.endpoints}.FunctionEnv(fn.Name, filepath.Dir(bin), "bootstrap",
+		config.AnthropicBaseURL+"="+model.URL)
+	f, err := rie.Start(ctx, rie.Options{RIE: rieBin, Bootstrap: bin, Env: env})
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(home)
-	env := Env{Endpoints: stub.URL, Home: home}.FunctionEnv(schema.WebSocketMessage.Name, filepath.Dir(bin), "bootstrap",
-		"AWS_ENDPOINT_URL_DYNAMODB="+db.Endpoint(),
-		config.AnthropicBaseURL+"="+model.URL,
-		"AWS_LAMBDA_RUNTIME_API="+api.Addr)
+	defer f.Stop()
+	s.route(fn.Name, f)
+	defer s.route(fn.Name, nil)
 
 	body, _ := json.Marshal(map[string]string{
 		"action": "sendMessage", "requestId": "bench-reply",
 		"text": directives(tokens, rate, 0) + " Write a long answer.",
 	})
-	ev, _ := json.Marshal(map[string]any{
-		"requestContext": map[string]any{
-			"routeKey": schema.RouteSendMessage, "eventType": "MESSAGE", "connectionId": conn,
-			"requestId": runtimeapi.NewID(), "domainName": "127.0.0.1", "stage": "bench", "apiId": "bench",
-			"requestTimeEpoch": now.UnixMilli(),
-		},
-		"body": string(body), "isBase64Encoded": false,
-	})
-	if _, err := api.Enqueue(runtimeapi.Invocation{Payload: ev, Timeout: 29 * time.Second}); err != nil {
-		return nil, err
-	}
-	p, err := startProc([]string{bin}, filepath.Dir(bin), env)
+	before := s.forwardedSoFar()
+	resp, err := f.Invoke(ctx, apigwfixtures.Message(conn, schema.RouteSendMessage, string(body)).JSON())
 	if err != nil {
 		return nil, err
 	}
-	defer p.kill()
-
-	// Two invocations answer: sendMessage, then the reply job. An error
-	// frame (e.g. a refused sendMessage, which still answers 200) ends the
-	// wait at once rather than at the budget.
-	ended := reply.Ended()
-	for answered := 0; answered < 2; {
-		select {
-		case <-ended:
-			if e := reply.Stats().Error; e != "" {
-				return nil, fmt.Errorf("websocket-message answered an error frame: %s\n%s", e, p.out)
-			}
-			ended = nil
-		case res := <-api.Results():
-			if res.Err {
-				return nil, fmt.Errorf("websocket-message failed invocation %d: %s\n%s", answered+1, res.Body, p.out)
-			}
-			answered++
-		case b := <-api.InitErrors():
-			return nil, fmt.Errorf("websocket-message init error: %s\n%s", b, p.out)
-		case <-p.done:
-			return nil, fmt.Errorf("websocket-message exited (%v)\n%s", p.waitErr, p.out)
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	if _, msg, bad := resp.FunctionError(); bad || resp.Status != http.StatusOK {
+		return nil, fmt.Errorf("websocket-message failed sendMessage (%d): %s %s\n%s", resp.Status, msg, resp.Body, f.Output())
+	}
+	// The reply job ends after its last post; a refused sendMessage (an
+	// error frame, still a 200) dispatches no job, so its error frame
+	// ends the wait too.
+	jobs, err := s.waitForwarded(ctx, before, 1, reply.Ended())
+	if err != nil {
+		return nil, err
+	}
+	if len(jobs) == 0 {
+		if e := reply.Stats().Error; e != "" {
+			return nil, fmt.Errorf("websocket-message answered an error frame: %s\n%s", e, f.Output())
+		}
+		// The end frame came first; the job's answer follows it.
+		if jobs, err = s.waitForwarded(ctx, before, 1, nil); err != nil {
+			return nil, err
 		}
 	}
-	mu.Lock()
-	err = invokeErr
-	mu.Unlock()
+	if j := jobs[0]; j.err != nil || j.resp.Status != http.StatusOK {
+		return nil, fmt.Errorf("the reply job failed (%d, %v): %s\n%s", j.resp.Status, j.err, j.resp.Body, f.Output())
+	} else if _, msg, bad := j.resp.FunctionError(); bad {
+		return nil, fmt.Errorf("the reply job failed: %s\n%s", msg, f.Output())
+	}
+	pid, err := f.RuntimePID()
 	if err != nil {
 		return nil, err
 	}
-	rss, err := peakRSS(p.cmd.Process.Pid)
+	rss, err := peakRSS(pid)
 	if err != nil {
 		return nil, err
 	}
 	rs := reply.Stats()
 	if rs.Error != "" || !rs.End {
-		return nil, fmt.Errorf("reply did not end well (error %q, end %v)\n%s", rs.Error, rs.End, p.out)
+		return nil, fmt.Errorf("reply did not end well (error %q, end %v)\n%s", rs.Error, rs.End, f.Output())
 	}
 	return &MessagePath{Reply: rs, Gaps: reply.Gaps(), PeakRSS: rss, Posts: rs.Frames, Elapsed: rs.LastDelta.Sub(rs.FirstDelta)}, nil
 }
 
-func messagePath(ctx context.Context, o *Options, r *Results, bins map[string]string) error {
+func messagePath(ctx context.Context, o *Options, r *Results, h *harness, bins map[string]string) error {
 	bin, ok := bins[schema.WebSocketMessage.Dir]
 	if !ok {
 		return fmt.Errorf("%w: websocket-message not built", ErrSkip)
 	}
-	m, err := RunMessagePath(ctx, o.OutDir, bin, o.ReplyTokens, o.ReplyRate)
+	if h.stands.db == nil {
+		return fmt.Errorf("%w: %v", ErrSkip, h.dbErr)
+	}
+	m, err := RunMessagePath(ctx, h.stands, h.rie, h.home, bin, o.ReplyTokens, o.ReplyRate)
 	if err != nil {
 		return err
 	}
@@ -190,6 +160,28 @@ func messagePath(ctx context.Context, o *Options, r *Results, bins map[string]st
 	if lost := m.Reply.Lost; lost != 0 {
 		return fmt.Errorf("message path lost %d frames of one reply", lost)
 	}
-	r.Note("posts, frames and peak RSS: the deployed websocket-message binary (GOARCH=%s) in its own process, sendMessage + its self-invoked reply job of %d output tokens at %d tokens/s; peak RSS is that process's VmHWM (init included), in MiB; frames counted at the @connections stub", runtime.GOARCH, m.Reply.Output, o.ReplyRate)
+	r.Note("posts, frames and peak RSS: the deployed websocket-message binary (GOARCH=%s) under %s %s, sendMessage + its self-invoked reply job of %d output tokens at %d tokens/s (the job through the Lambda API stand-in, back to the same function); peak RSS is that process's VmHWM (init included), in MiB; frames counted at the @connections stand-in", runtime.GOARCH, rie.Command, h.rieVersion, m.Reply.Output, o.ReplyRate)
 	return nil
+}
+
+// peakRSS is the process's high-water resident set (VmHWM) in bytes: the
+// most memory it held at any moment of its life, which is what Lambda's
+// "Max Memory Used" reports against the function's memory size.
+func peakRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, err
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }

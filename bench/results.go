@@ -21,6 +21,10 @@ type ColdStart struct {
 	// For Go: the function that was slowest at each percentile.
 	WorstP50 string `json:"worst_p50,omitempty"`
 	WorstP95 string `json:"worst_p95,omitempty"`
+	// Emulator ran the bootstraps and reported their init (aws-lambda-rie),
+	// at EmulatorVersion (the version go.mod pins).
+	Emulator        string `json:"emulator,omitempty"`
+	EmulatorVersion string `json:"emulator_version,omitempty"`
 }
 
 // Latency is a latency distribution in milliseconds.
@@ -69,7 +73,7 @@ type Machine struct {
 	Peers     map[string]string `json:"peers,omitempty"` // runtime → version the peer reported
 }
 
-// Goal is one target of the issue and whether this run met it.
+// Goal is one target of the benchmark and whether this run met it.
 type Goal struct {
 	Name   string  `json:"name"`
 	Target string  `json:"target"`
@@ -115,7 +119,7 @@ type Results struct {
 // Note records why a figure is missing or what it includes.
 func (r *Results) Note(format string, a ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, a...)) }
 
-// Evaluate fills Goals from the figures present, with the targets of issue 5.
+// Evaluate fills Goals from the figures present, with the benchmark's targets.
 func (r *Results) Evaluate() {
 	r.Goals = nil
 	add := func(name, target string, v float64, met bool) {

@@ -1,11 +1,13 @@
 // Package bench is the driver of `make bench`: it measures Buddy's six
 // functions against Node.js and Python peers on this machine, drives the
-// message path through the local dev server, and reports the figures of
-// issue 5 as a table and as bench/results.json.
+// message path through the local dev server, and reports the figures as a
+// table and as bench/results.json.
 //
-// Everything runs on loopback: the functions run unmodified against a
-// stand-in of the Lambda Runtime API (package runtimeapi) and a stub of the
-// AWS services they call (package awsstub).
+// Everything runs on loopback: the functions run unmodified under AWS's
+// Lambda Runtime Interface Emulator (lambda/dev/rie), against DynamoDB
+// Local and the project's stand-ins of the other services they call
+// (lambda/dev: fakesecrets, fakelambda, fakeconnections, localissuer,
+// fakemodel).
 package bench
 
 import (
@@ -19,8 +21,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/p2/buddy/bench/awsstub"
 	"github.com/p2/buddy/infra/bundle"
+	"github.com/p2/buddy/lambda/dev/rie"
 	"github.com/p2/buddy/lambda/schema"
 )
 
@@ -112,14 +114,25 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 			return nil, err
 		}
 	}
-	if o.Runs > 0 {
-		if err := coldStarts(ctx, &o, r, bins); err != nil {
+	var h *harness
+	if o.Runs > 0 || o.ReplyTokens > 0 {
+		logf("building %s (go.mod's tool), starting DynamoDB Local and the stand-ins", rie.Command)
+		if h, err = newHarness(ctx, &o); err != nil {
 			return nil, err
+		}
+		defer h.close()
+	}
+	if o.Runs > 0 {
+		if err := coldStarts(ctx, &o, r, h, bins); err != nil {
+			if !errors.Is(err, ErrSkip) {
+				return nil, err
+			}
+			r.Note("cold start not measured: %v", err)
 		}
 	}
 	if o.ReplyTokens > 0 {
-		logf("message path: one %d-token reply at %d tokens/s in a separate process", o.ReplyTokens, o.ReplyRate)
-		if err := messagePath(ctx, &o, r, bins); err != nil {
+		logf("message path: one %d-token reply at %d tokens/s under %s", o.ReplyTokens, o.ReplyRate, rie.Command)
+		if err := messagePath(ctx, &o, r, h, bins); err != nil {
 			if !errors.Is(err, ErrSkip) {
 				return nil, err
 			}
@@ -172,18 +185,51 @@ func bootstraps(b *bundle.Bundler, fns []schema.Function) (map[string]string, er
 	return bins, nil
 }
 
-func coldStarts(ctx context.Context, o *Options, r *Results, bins map[string]string) error {
-	stub := &awsstub.Stub{SecretName: "buddy-v1", SecretString: `{"api_key":"sk-ant-benchmark"}`}
-	if err := stub.Start(); err != nil {
-		return err
+// harness is what the functions run in: the emulator, the stand-ins
+// (DynamoDB Local included when it can start) and an empty home.
+type harness struct {
+	rie, rieVersion string
+	stands          *standIns
+	dbErr           error // why stands has no DynamoDB Local
+	home            string
+}
+
+func newHarness(ctx context.Context, o *Options) (h *harness, err error) {
+	h = &harness{}
+	if h.rie, err = rie.Binary(ctx, o.Root); err != nil {
+		return nil, err
 	}
-	defer stub.Close()
-	home, err := os.MkdirTemp(o.OutDir, "home-")
-	if err != nil {
-		return err
+	if h.rieVersion, err = rie.Version(ctx, o.Root); err != nil {
+		return nil, err
 	}
-	defer os.RemoveAll(home)
-	env := Env{Endpoints: stub.URL, Home: home}
+	if h.stands, h.dbErr = startStandIns(ctx, true); h.dbErr != nil {
+		// A figure that needs the store says why it is missing.
+		if h.stands, err = startStandIns(ctx, false); err != nil {
+			return nil, err
+		}
+	}
+	if h.home, err = os.MkdirTemp(o.OutDir, "home-"); err != nil {
+		h.close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *harness) env() Env { return Env{Home: h.home, Endpoints: h.stands.endpoints} }
+
+func (h *harness) close() {
+	_ = h.stands.close()
+	if h.home != "" {
+		os.RemoveAll(h.home)
+	}
+}
+
+func coldStarts(ctx context.Context, o *Options, r *Results, h *harness, bins map[string]string) error {
+	if h.stands.db == nil {
+		// The functions' first invocations call DynamoDB.
+		return fmt.Errorf("%w: %v", ErrSkip, h.dbErr)
+	}
+	env := h.env()
 	cs := env.GoContenders(bins)
 	peersDir := filepath.Join(o.Root, "bench", "peers")
 	if o.Node != "" {
@@ -197,13 +243,14 @@ func coldStarts(ctx context.Context, o *Options, r *Results, bins map[string]str
 		r.Note("python peer skipped (no python with boto3 given; `make bench-peers` installs python3-boto3)")
 	}
 	fmt.Fprintf(o.Progress, "cold start: %d contenders × %d timed runs (+%d warm-up), interleaved\n", len(cs), o.Runs, o.Warmup)
-	res, err := RunColdStarts(ctx, cs, o.Runs, o.Warmup, o.Progress)
+	res, err := RunColdStarts(ctx, h.rie, cs, o.Runs, o.Warmup, o.Progress)
 	if err != nil {
 		return err
 	}
 	r.Machine.Peers = map[string]string{}
 	for _, rt := range []string{RuntimeGo, RuntimeNode, RuntimePython} {
 		if s, ok := res.Summary(rt); ok {
+			s.Emulator, s.EmulatorVersion = rie.Command, h.rieVersion
 			r.ColdStartMS[rt] = s
 		}
 	}
@@ -223,7 +270,7 @@ func coldStarts(ctx context.Context, o *Options, r *Results, bins map[string]str
 			r.RatioPython = &v
 		}
 	}
-	r.Note("cold start: process start to first GET /next on a local Runtime API stand-in, GOARCH=%s (the stack deploys %s); Go figure is the worst of the %d functions at each percentile; ratios are peer p50 / Go p50", runtime.GOARCH, bundle.DeployArch, len(bins))
+	r.Note("cold start: the init duration %s %s reports (INIT REPORT: from starting the bootstrap to its first request for work), GOARCH=%s (the stack deploys %s); Go figure is the worst of the %d functions at each percentile; ratios are peer p50 / Go p50", rie.Command, h.rieVersion, runtime.GOARCH, bundle.DeployArch, len(bins))
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/p2/buddy/lambda/dev/devserver"
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
+	"github.com/p2/buddy/lambda/dev/wsclient"
 	"github.com/p2/buddy/lambda/schema"
 )
 
@@ -32,7 +33,7 @@ const (
 	dialParallel    = 16
 )
 
-// DevServer drives the local dev server (issue 4) in-process with real
+// DevServer drives the local dev server in-process with real
 // WebSocket clients.
 type DevServer struct {
 	srv       *devserver.Server
@@ -82,7 +83,7 @@ func (d *DevServer) token(ctx context.Context, sub string) (string, error) {
 	return out.Token, nil
 }
 
-func (d *DevServer) dial(ctx context.Context, sub string) (*wsClient, error) {
+func (d *DevServer) dial(ctx context.Context, sub string) (*client, error) {
 	tok, err := d.token(ctx, sub)
 	if err != nil {
 		return nil, err
@@ -274,7 +275,7 @@ type ConcurrentResult struct {
 // clients, missing start or end frames, and posts the gateway delivered or
 // refused (410) that no client read.
 func (d *DevServer) Concurrent(ctx context.Context, sockets, tokens, rate int) (*ConcurrentResult, error) {
-	clients := make([]*wsClient, sockets)
+	clients := make([]*client, sockets)
 	defer func() {
 		var wg sync.WaitGroup
 		for _, c := range clients {
@@ -490,4 +491,94 @@ func poll(ctx context.Context, done func() bool) error {
 		}
 	}
 	return nil
+}
+
+// client is one chat client on the WebSocket API (lambda/dev/wsclient)
+// whose frames are read as they come and filed under their reply by
+// requestId, each timed the moment it is read.
+type client struct {
+	conn *wsclient.Conn
+
+	mu        sync.Mutex
+	replies   map[string]*Reply
+	unmatched int // frames for no known request (e.g. an error without requestId)
+	readErr   error
+	closed    chan struct{}
+}
+
+// dialClient connects to wsURL with token in the query string, as a
+// browser does.
+func dialClient(ctx context.Context, wsURL, token string) (*client, error) {
+	conn, _, err := wsclient.Dial(ctx, wsURL, token)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{conn: conn, replies: map[string]*Reply{}, closed: make(chan struct{})}
+	go c.read()
+	return c, nil
+}
+
+func (c *client) read() {
+	defer close(c.closed)
+	// Ends when the connection closes: close or the server going away.
+	for {
+		f, err := c.conn.Read(context.Background())
+		if err != nil && !errors.Is(err, wsclient.ErrUndecodable) {
+			c.mu.Lock()
+			c.readErr = err
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Lock()
+		r := c.replies[f.RequestID]
+		if r == nil {
+			c.unmatched++
+		}
+		c.mu.Unlock()
+		if r != nil {
+			r.Add(f.Raw, f.At)
+		}
+	}
+}
+
+// send starts a reply to text; the Reply's Sent is taken just before the
+// frame is written. onFirst, when not nil, runs when the first delta
+// arrives.
+func (c *client) send(ctx context.Context, requestID, text string, onFirst func()) (*Reply, error) {
+	b, err := json.Marshal(wsclient.SendMessage{Action: "sendMessage", RequestID: requestID, Text: text})
+	if err != nil {
+		return nil, err
+	}
+	r := NewReply(time.Now())
+	r.onFirst = onFirst
+	c.mu.Lock()
+	c.replies[requestID] = r
+	c.mu.Unlock()
+	r.mu.Lock()
+	r.s.Sent = time.Now()
+	r.mu.Unlock()
+	if err := c.conn.SendRaw(ctx, b); err != nil {
+		return nil, fmt.Errorf("send %s: %w", requestID, err)
+	}
+	return r, nil
+}
+
+// wait blocks until r ends, the connection fails, or ctx ends.
+func (c *client) wait(ctx context.Context, r *Reply) error {
+	select {
+	case <-r.Ended():
+		return nil
+	case <-c.closed:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return fmt.Errorf("connection closed during a reply: %w", c.readErr)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close says goodbye as a browser tab does and waits for the reader.
+func (c *client) close() {
+	_ = c.conn.Close()
+	<-c.closed
 }

@@ -1,7 +1,8 @@
-// A minimal Lambda runtime client for the Node.js peer: load the handler
-// module (its import is the set-up being timed), then serve invocations from
-// the Runtime API at AWS_LAMBDA_RUNTIME_API. It stands in for the managed
-// runtime's own client, which cannot run outside Lambda. node:http rather
+// A minimal Lambda runtime client for the Node.js peer, started by the
+// bootstrap script beside it: load the handler module (its import is the
+// set-up being timed), then serve invocations from the Runtime API at
+// AWS_LAMBDA_RUNTIME_API (the emulator's). It stands in for the managed
+// runtime's own client, which is not packaged outside Lambda. node:http rather
 // than fetch because the managed runtime does not pay for loading undici.
 import http from 'node:http';
 import path from 'node:path';

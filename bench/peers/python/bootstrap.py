@@ -1,7 +1,8 @@
-"""A minimal Lambda runtime client for the Python peer: import the handler
-module (its import is the set-up being timed), then serve invocations from
-the Runtime API at AWS_LAMBDA_RUNTIME_API with urllib. It stands in for the
-managed runtime's own client, which cannot run outside Lambda."""
+"""A minimal Lambda runtime client for the Python peer, started by the
+bootstrap script beside it: import the handler module (its import is the
+set-up being timed), then serve invocations from the Runtime API at
+AWS_LAMBDA_RUNTIME_API (the emulator's) with urllib. It stands in for the
+managed runtime's own client, which Debian does not package."""
 import json
 import os
 import sys

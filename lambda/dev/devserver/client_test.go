@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
+	"github.com/p2/buddy/lambda/dev/wsclient"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
@@ -87,13 +88,15 @@ func sharedServer(t *testing.T) *Server {
 }
 
 // user is one person using the API: a token from POST /dev/token and, once
-// connected, a socket.
+// connected, a socket of the protocol's client (lambda/dev/wsclient, which
+// the benchmark drives the API with too).
 type user struct {
 	t     *testing.T
 	srv   *Server
 	sub   string
 	token string
-	ws    *websocket.Conn
+	conn  *wsclient.Conn
+	ws    *websocket.Conn // conn's socket, for raw writes and close codes
 }
 
 // testCtx is the context of every wait of a test: it ends with the test,
@@ -123,7 +126,7 @@ func newUser(t *testing.T, srv *Server, name string) *user {
 
 func (u *user) connect(ctx context.Context) {
 	u.t.Helper()
-	c, resp, err := websocket.Dial(ctx, u.srv.WebSocketURL+"?token="+u.token, nil)
+	c, resp, err := wsclient.Dial(ctx, u.srv.WebSocketURL, u.token)
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -131,132 +134,57 @@ func (u *user) connect(ctx context.Context) {
 		}
 		u.t.Fatalf("%s: connect: status %d: %v", u.sub, status, err)
 	}
-	c.SetReadLimit(wsapi.MaxMessageBytes)
-	u.ws = c
-	u.t.Cleanup(func() { _ = c.CloseNow() })
+	u.conn, u.ws = c, c.WS
+	u.t.Cleanup(func() { _ = c.WS.CloseNow() })
 }
 
 func (u *user) sendRaw(ctx context.Context, b []byte) {
 	u.t.Helper()
-	if err := u.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		u.t.Fatalf("%s: write: %v", u.sub, err)
+	if err := u.conn.SendRaw(ctx, b); err != nil {
+		u.t.Fatalf("%s: %v", u.sub, err)
 	}
 }
 
 func (u *user) send(ctx context.Context, v any) {
 	u.t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		u.t.Fatal(err)
+	if err := u.conn.Send(ctx, v); err != nil {
+		u.t.Fatalf("%s: %v", u.sub, err)
 	}
-	u.sendRaw(ctx, b)
 }
 
-// frame is a server frame with the raw bytes kept for messages.
-type frame struct {
-	wsapi.Frame
-	raw []byte
-}
-
-func (u *user) read(ctx context.Context) frame {
+// read reads one server frame; no server frame may exceed 32 KB.
+func (u *user) read(ctx context.Context) wsclient.Frame {
 	u.t.Helper()
-	typ, b, err := u.ws.Read(ctx)
+	f, err := u.conn.Read(ctx)
 	if err != nil {
-		u.t.Fatalf("%s: read: %v", u.sub, err)
+		u.t.Fatalf("%s: %v", u.sub, err)
 	}
-	if typ != websocket.MessageText {
-		u.t.Fatalf("%s: got a %v message", u.sub, typ)
+	if len(f.Raw) > wsapi.MaxFrameBytes {
+		u.t.Errorf("%s: a server frame of %d bytes exceeds 32 KB", u.sub, len(f.Raw))
 	}
-	if len(b) > wsapi.MaxFrameBytes {
-		u.t.Errorf("%s: a server frame of %d bytes exceeds 32 KB", u.sub, len(b))
-	}
-	var f frame
-	if err := json.Unmarshal(b, &f.Frame); err != nil {
-		u.t.Fatalf("%s: frame %q: %v", u.sub, b, err)
-	}
-	f.raw = b
 	return f
 }
 
 // sendMessage is a sendMessage frame.
-type sendMessage struct {
-	Action         string `json:"action"`
-	RequestID      string `json:"requestId"`
-	ConversationID string `json:"conversationId,omitempty"`
-	PromptID       string `json:"promptId,omitempty"`
-	Text           string `json:"text"`
-}
-
-// reply is what came back for one request.
-type reply struct {
-	start  wsapi.Frame
-	deltas []wsapi.Frame
-	end    wsapi.Frame
-	err    *wsapi.Frame
-}
-
-func (r reply) text() string {
-	var b strings.Builder
-	for _, d := range r.deltas {
-		b.WriteString(d.Text)
-	}
-	return b.String()
-}
+type sendMessage = wsclient.SendMessage
 
 // chat sends text and collects the reply's frames until end or error,
 // checking the order the protocol promises: start, deltas with seq
 // 0..n-1 in arrival order, end.
-func (u *user) chat(ctx context.Context, m sendMessage) reply {
+func (u *user) chat(ctx context.Context, m sendMessage) wsclient.Reply {
 	u.t.Helper()
-	m.Action = "sendMessage"
-	u.send(ctx, m)
-	return u.collect(ctx, m.RequestID)
-}
-
-func (u *user) collect(ctx context.Context, requestID string) reply {
-	u.t.Helper()
-	var r reply
-	for {
-		f := u.read(ctx)
-		if f.RequestID != requestID {
-			u.t.Fatalf("%s: frame for another request: %s", u.sub, f.raw)
-		}
-		switch f.Type {
-		case wsapi.TypeStart:
-			if r.start.Type != "" || len(r.deltas) > 0 {
-				u.t.Fatalf("%s: start out of place: %s", u.sub, f.raw)
-			}
-			r.start = f.Frame
-		case wsapi.TypeDelta:
-			if r.start.Type == "" {
-				u.t.Fatalf("%s: delta before start: %s", u.sub, f.raw)
-			}
-			if f.Seq == nil || *f.Seq != len(r.deltas) {
-				u.t.Fatalf("%s: delta %d has seq %v: lost, duplicated or out of order", u.sub, len(r.deltas), f.Seq)
-			}
-			r.deltas = append(r.deltas, f.Frame)
-		case wsapi.TypeEnd:
-			if r.start.Type == "" {
-				u.t.Fatalf("%s: end before start: %s", u.sub, f.raw)
-			}
-			r.end = f.Frame
-			return r
-		case wsapi.TypeError:
-			e := f.Frame
-			r.err = &e
-			return r
-		default:
-			u.t.Fatalf("%s: unexpected frame %s", u.sub, f.raw)
-		}
+	r, err := u.conn.Chat(ctx, m)
+	if err != nil {
+		u.t.Fatalf("%s: %v", u.sub, err)
 	}
+	return r
 }
 
 // ping checks that the socket still answers.
 func (u *user) ping(ctx context.Context) {
 	u.t.Helper()
-	u.sendRaw(ctx, []byte(`{"action":"ping"}`))
-	if f := u.read(ctx); f.Type != wsapi.TypePong {
-		u.t.Fatalf("%s: ping answered %s", u.sub, f.raw)
+	if err := u.conn.Ping(ctx); err != nil {
+		u.t.Fatalf("%s: %v", u.sub, err)
 	}
 }
 

@@ -92,7 +92,7 @@ func (d *devRoutes) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expiresIn": int(TokenTTL / time.Second)})
 }
 
-// writeAPIError answers in the HTTP API's error shape (DESIGN §5).
+// writeAPIError answers in the HTTP API's error shape.
 func writeAPIError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }

@@ -1,7 +1,9 @@
-// Package devserver runs the whole Buddy backend on one machine (`make dev`,
-// DESIGN §6): the six functions' real handler code behind local stand-ins
-// for API Gateway's WebSocket API (with its @connections endpoint) and HTTP
-// API (with its JWT authorizer), Amazon DynamoDB Local as the store,
+// Package devserver runs the whole Buddy backend on one machine (`make
+// dev`): the six functions' real handler code behind local stand-ins for
+// API Gateway's WebSocket API (with its @connections endpoint,
+// fakeconnections) and HTTP API (with its JWT authorizer), the Lambda
+// Invoke API the message function starts its reply jobs through
+// (fakelambda), Amazon DynamoDB Local as the store,
 // persisted in a state folder, and Claude or an offline stand-in that
 // speaks the Messages streaming protocol. It also serves a small chat page.
 //
@@ -32,12 +34,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	lambdasvc "github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/p2/buddy/lambda/app"
 	"github.com/p2/buddy/lambda/auth"
-	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
+	"github.com/p2/buddy/lambda/dev/fakelambda"
 	"github.com/p2/buddy/lambda/dev/localissuer"
 	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
@@ -52,7 +55,7 @@ const (
 	TablePrefix = "buddy-dev-"
 )
 
-// API Gateway's quotas (REFERENCE.md): the dev server enforces the same.
+// API Gateway's quotas: the dev server enforces the same.
 const (
 	IntegrationTimeout = 29 * time.Second
 	IdleTimeout        = 10 * time.Minute
@@ -125,6 +128,9 @@ type Server struct {
 	Store store.Store
 	// DynamoEndpoint is DynamoDB Local's URL.
 	DynamoEndpoint string
+	// LambdaURL is the Lambda API (Invoke) the message function starts its
+	// reply jobs through.
+	LambdaURL string
 
 	issuer    *localissuer.Issuer
 	iv        *invoker
@@ -132,6 +138,8 @@ type Server struct {
 	api       *httpGateway
 	httpSrv   *http.Server
 	wsSrv     *http.Server
+	lambdaSrv *http.Server
+	message   *function // the message function, where reply jobs go
 	db        *dynamodblocal.Local
 	ownDB     bool // started by Start, so stopped by Close
 	closeOnce sync.Once
@@ -167,6 +175,12 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("devserver: WebSocket API listener: %w", err)
 	}
 	cleanup = append(cleanup, func() { wsLn.Close() })
+	lambdaLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("devserver: Lambda API listener: %w", err)
+	}
+	cleanup = append(cleanup, func() { lambdaLn.Close() })
+	s.LambdaURL = "http://" + lambdaLn.Addr().String()
 	s.HTTPURL = "http://" + httpLn.Addr().String()
 	s.PageURL = s.HTTPURL + "/"
 	s.WebSocketURL = "ws://" + wsLn.Addr().String() + "/" + cfg.Stage
@@ -227,29 +241,23 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	errLog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	s.wsSrv = &http.Server{Handler: s.ws.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.lambdaSrv = &http.Server{Handler: fakelambda.New(s.acceptJob), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	go func() { _ = s.httpSrv.Serve(httpLn) }()
 	go func() { _ = s.wsSrv.Serve(wsLn) }()
+	go func() { _ = s.lambdaSrv.Serve(lambdaLn) }()
 	return s, nil
 }
 
 // gateways puts the functions behind the two APIs, on the routes of
 // lambda/schema.
 func (s *Server) gateways(cfg Config, fns builtFunctions) error {
-	s.ws = &wsGateway{
-		stage:  cfg.Stage,
-		apiID:  newAPIID(),
-		iv:     s.iv,
-		routes: map[string]*function{},
-		limits: wsLimits{
-			maxMessage:  wsapi.MaxMessageBytes,
-			maxFrame:    wsapi.MaxFrameBytes,
-			idle:        cfg.IdleTimeout,
-			maxAge:      cfg.MaxConnectionAge,
-			integration: cfg.IntegrationTimeout,
-		},
-		log:   cfg.Log,
-		conns: map[string]*wsConn{},
-	}
+	s.ws = newWSGateway(cfg.Stage, newAPIID(), s.iv, map[string]*function{}, wsLimits{
+		maxMessage:  wsapi.MaxMessageBytes,
+		maxFrame:    wsapi.MaxFrameBytes,
+		idle:        cfg.IdleTimeout,
+		maxAge:      cfg.MaxConnectionAge,
+		integration: cfg.IntegrationTimeout,
+	}, cfg.Log)
 	for _, r := range schema.WebSocketRoutes {
 		fn := fns.byName[r.Function.Name]
 		if fn == nil {
@@ -357,8 +365,9 @@ type builtFunctions struct {
 }
 
 // functions builds each function from its own app.Deps, as its main does
-// in AWS, all sharing one store. The reply job reaches the message function
-// as an Event invocation through the invoker, like Lambda's async invoke.
+// in AWS, all sharing one store. The message function starts its reply job
+// as in AWS, with an Event invocation of itself through the Lambda API
+// (fakelambda on LambdaURL), which hands it to the invoker (acceptJob).
 func (s *Server) functions(ctx context.Context, cfg Config, rt config.Runtime, keys staticKey) (builtFunctions, error) {
 	awsCfg := aws.Config{
 		Region: "us-east-1",
@@ -367,21 +376,18 @@ func (s *Server) functions(ctx context.Context, cfg Config, rt config.Runtime, k
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
 	}
 	out := builtFunctions{byName: map[string]*function{}}
-	var message *function
 	for _, fn := range schema.Functions {
 		opts := app.Options{AWS: &awsCfg, Store: s.Store, Log: cfg.Log}
 		if keys != "" {
 			opts.Keys = keys
 		}
 		if fn.Name == schema.WebSocketMessage.Name {
-			opts.Dispatcher = dispatcher(func(job chat.Job) error {
-				// Encoded as InvokeDispatcher encodes it in AWS.
-				payload, err := job.Payload()
-				if err != nil {
-					return err
-				}
-				return s.iv.dispatch(message, payload)
-			})
+			opts.Dispatcher = &app.InvokeDispatcher{
+				Client: lambdasvc.NewFromConfig(awsCfg, func(o *lambdasvc.Options) {
+					o.BaseEndpoint = aws.String(s.LambdaURL)
+				}),
+				Function: fn.Name,
+			}
 		}
 		d, err := app.New(ctx, fn, rt, opts)
 		if err != nil {
@@ -405,7 +411,7 @@ func (s *Server) functions(ctx context.Context, cfg Config, rt config.Runtime, k
 				// Gateway events and reply jobs alike.
 				f.handler = typed(w.Message)
 				f.timeout = messageFunctionTimeout
-				message = f
+				s.message = f
 			}
 		default:
 			r, err := d.Router()
@@ -422,10 +428,15 @@ func (s *Server) functions(ctx context.Context, cfg Config, rt config.Runtime, k
 	return out, nil
 }
 
-// dispatcher adapts a function to chat.Dispatcher.
-type dispatcher func(chat.Job) error
-
-func (d dispatcher) Dispatch(_ context.Context, job chat.Job) error { return d(job) }
+// acceptJob takes an Event invocation from the Lambda API: one of the
+// message function's reply jobs, run in the background, never retried
+// (the stack sets the function's async retries to zero).
+func (s *Server) acceptJob(_ context.Context, inv fakelambda.Invocation) error {
+	if inv.Function != schema.WebSocketMessage.Name {
+		return fakelambda.ErrUnknownFunction
+	}
+	return s.iv.dispatch(s.message, inv.Payload)
+}
 
 func (s *Server) pageConfig() PageConfig {
 	model := s.Model
@@ -471,15 +482,16 @@ func (s *Server) Stats() Stats {
 		}
 	}
 	g.mu.Unlock()
+	posts := g.connections.Stats()
 	return Stats{
 		OpenConnections:     open,
 		Connects:            g.stats.connects.Load(),
 		RefusedConnects:     g.stats.refused.Load(),
 		Disconnects:         g.stats.disconnects.Load(),
 		Messages:            g.stats.messages.Load(),
-		Posts:               g.stats.posts.Load(),
-		GonePosts:           g.stats.gone.Load(),
-		TooLargePosts:       g.stats.tooLarge.Load(),
+		Posts:               posts.Posts,
+		GonePosts:           posts.Gone,
+		TooLargePosts:       posts.TooLarge,
 		FragmentedPosts:     g.stats.fragment.Load(),
 		HTTPRequests:        s.api.requests.Load(),
 		HTTPUnauthorized:    s.api.unauthorized.Load(),
@@ -512,7 +524,8 @@ func shutdown(srv *http.Server) error {
 // replies finish cleanly: no new HTTP requests, every socket closed with
 // 1001 (each fires $disconnect, and a reply still streaming sees 410 and
 // stores what it has), running invocations drained, then the @connections
-// endpoint, the model stand-in and the DynamoDB Local that Start started.
+// endpoint, the Lambda API, the model stand-in and the DynamoDB Local that
+// Start started.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		errs := []error{
@@ -520,6 +533,7 @@ func (s *Server) Close() error {
 			s.ws.close(shutdownGrace),
 			s.iv.close(shutdownGrace),
 			shutdown(s.wsSrv),
+			shutdown(s.lambdaSrv),
 		}
 		if s.StandIn != nil {
 			errs = append(errs, s.StandIn.close())

@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/p2/buddy/lambda/dev/localissuer"
+	"github.com/p2/buddy/lambda/dev/wsclient"
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/wsapi"
 )
@@ -25,25 +26,25 @@ func TestChatStreamsAndStoresTheReply(t *testing.T) {
 	alice.connect(ctx)
 
 	first := alice.chat(ctx, sendMessage{RequestID: "r1", Text: "[[tokens=60]] Hello there"})
-	if first.err != nil {
-		t.Fatalf("error frame: %+v", *first.err)
+	if first.Err != nil {
+		t.Fatalf("error frame: %+v", *first.Err)
 	}
-	conv := first.start.ConversationID
+	conv := first.Start.ConversationID
 	checks := []struct {
 		name string
 		ok   bool
 	}{
 		{"start names the conversation", conv != ""},
-		{"start names the assistant message", first.start.MessageID != ""},
-		{"start reports the stand-in model", strings.HasPrefix(first.start.Model, StandInModelPrefix)},
-		{"deltas arrived", len(first.deltas) > 0},
-		{"end closes the same message", first.end.MessageID == first.start.MessageID && first.end.ConversationID == conv},
-		{"end reports the output tokens", first.end.Usage != nil && first.end.Usage.OutputTokens > 0},
-		{"end reports the stop reason", first.end.StopReason == "end_turn"},
+		{"start names the assistant message", first.Start.MessageID != ""},
+		{"start reports the stand-in model", strings.HasPrefix(first.Start.Model, StandInModelPrefix)},
+		{"deltas arrived", len(first.Deltas) > 0},
+		{"end closes the same message", first.End.MessageID == first.Start.MessageID && first.End.ConversationID == conv},
+		{"end reports the output tokens", first.End.Usage != nil && first.End.Usage.OutputTokens > 0},
+		{"end reports the stop reason", first.End.StopReason == "end_turn"},
 	}
 	for _, c := range checks {
 		if !c.ok {
-			t.Errorf("%s: start %+v end %+v", c.name, first.start, first.end)
+			t.Errorf("%s: start %+v end %+v", c.name, first.Start, first.End)
 		}
 	}
 
@@ -51,10 +52,10 @@ func TestChatStreamsAndStoresTheReply(t *testing.T) {
 	if len(stored.Messages) != 2 || stored.Messages[0].Role != "user" || stored.Messages[1].Role != "assistant" {
 		t.Fatalf("stored messages: %+v", stored.Messages)
 	}
-	if got, want := stored.Messages[1].Text, first.text(); got != want {
+	if got, want := stored.Messages[1].Text, first.Text(); got != want {
 		t.Errorf("stored reply differs from the concatenated deltas:\nstored %q\ndeltas %q", got, want)
 	}
-	if stored.Messages[1].Model != first.start.Model || stored.Messages[1].Incomplete {
+	if stored.Messages[1].Model != first.Start.Model || stored.Messages[1].Incomplete {
 		t.Errorf("stored reply: %+v", stored.Messages[1])
 	}
 	if stored.Messages[0].Text != "[[tokens=60]] Hello there" {
@@ -63,7 +64,7 @@ func TestChatStreamsAndStoresTheReply(t *testing.T) {
 
 	// A follow-up in the same conversation carries the history upstream.
 	second := alice.chat(ctx, sendMessage{RequestID: "r2", ConversationID: conv, Text: "[[tokens=5]] And again"})
-	if second.err != nil || second.start.ConversationID != conv {
+	if second.Err != nil || second.Start.ConversationID != conv {
 		t.Fatalf("follow-up: %+v", second)
 	}
 	if got := len(alice.conversation(ctx, conv).Messages); got != 4 {
@@ -90,12 +91,12 @@ func TestChatStreamsAndStoresTheReply(t *testing.T) {
 	if st := alice.api(ctx, http.MethodGet, "/usage", nil, &usage); st != 200 {
 		t.Fatalf("GET /usage: %d", st)
 	}
-	wantOut := first.end.Usage.OutputTokens + second.end.Usage.OutputTokens
+	wantOut := first.End.Usage.OutputTokens + second.End.Usage.OutputTokens
 	if usage.Totals.OutputTokens != wantOut || usage.Totals.InputTokens == 0 {
 		t.Errorf("usage totals %+v, want %d output tokens", usage.Totals, wantOut)
 	}
-	if len(usage.Days) != 1 || usage.Days[0].Model != first.start.Model || usage.Days[0].Day != time.Now().UTC().Format(time.DateOnly) {
-		t.Errorf("usage rows %+v, want one row for today and %s", usage.Days, first.start.Model)
+	if len(usage.Days) != 1 || usage.Days[0].Model != first.Start.Model || usage.Days[0].Day != time.Now().UTC().Format(time.DateOnly) {
+		t.Errorf("usage rows %+v, want one row for today and %s", usage.Days, first.Start.Model)
 	}
 	alice.ping(ctx)
 }
@@ -139,8 +140,8 @@ func TestSavedPromptsAndAReplyUsingOne(t *testing.T) {
 
 	marker := fmt.Sprintf("prompted-%d", time.Now().UnixNano())
 	r := bob.chat(ctx, sendMessage{RequestID: "p1", PromptID: p.ID, Text: "[[tokens=5]] " + marker})
-	if r.err != nil {
-		t.Fatalf("reply with a saved prompt: %+v", *r.err)
+	if r.Err != nil {
+		t.Fatalf("reply with a saved prompt: %+v", *r.Err)
 	}
 	system := ""
 	for _, req := range srv.StandIn.Requests() {
@@ -151,7 +152,7 @@ func TestSavedPromptsAndAReplyUsingOne(t *testing.T) {
 	if system != "Answer like a pirate, briefly." {
 		t.Errorf("the model received the system prompt %q, want the saved one", system)
 	}
-	if c := bob.conversation(ctx, r.start.ConversationID); c.PromptID != p.ID {
+	if c := bob.conversation(ctx, r.Start.ConversationID); c.PromptID != p.ID {
 		t.Errorf("the conversation records prompt %q, want %q", c.PromptID, p.ID)
 	}
 
@@ -162,7 +163,7 @@ func TestSavedPromptsAndAReplyUsingOne(t *testing.T) {
 		t.Errorf("GET a deleted prompt: %d, want 404", st)
 	}
 	r = bob.chat(ctx, sendMessage{RequestID: "p2", PromptID: p.ID, Text: "hi"})
-	if r.err == nil || r.err.Code != errcode.NotFound {
+	if r.Err == nil || r.Err.Code != errcode.NotFound {
 		t.Errorf("sendMessage with a deleted prompt: %+v, want not_found", r)
 	}
 }
@@ -177,10 +178,10 @@ func TestUsersSeeOnlyTheirOwnData(t *testing.T) {
 		t.Fatalf("POST /prompts: %d", st)
 	}
 	r := carol.chat(ctx, sendMessage{RequestID: "c1", Text: "[[tokens=5]] secret"})
-	if r.err != nil {
-		t.Fatal(*r.err)
+	if r.Err != nil {
+		t.Fatal(*r.Err)
 	}
-	conv := r.start.ConversationID
+	conv := r.Start.ConversationID
 
 	dave := newUser(t, srv, "dave")
 	dave.connect(ctx)
@@ -224,7 +225,7 @@ func TestUsersSeeOnlyTheirOwnData(t *testing.T) {
 	}
 	for _, f := range frames {
 		r := dave.chat(ctx, f.msg)
-		if r.err == nil || r.err.Code != errcode.NotFound || r.err.RequestID != f.msg.RequestID {
+		if r.Err == nil || r.Err.Code != errcode.NotFound || r.Err.RequestID != f.msg.RequestID {
 			t.Errorf("%s: %+v", f.name, r)
 		}
 	}
@@ -277,7 +278,7 @@ func TestBadFramesAnswerAnErrorAndKeepTheSocket(t *testing.T) {
 		}
 		f := erin.read(ctx)
 		if f.Type != wsapi.TypeError || f.Code != tt.code || f.RequestID != tt.requestID || f.Message == "" {
-			t.Errorf("%s: answered %s, want an error %s for %q", tt.name, f.raw, tt.code, tt.requestID)
+			t.Errorf("%s: answered %s, want an error %s for %q", tt.name, f.Raw, tt.code, tt.requestID)
 		}
 		erin.ping(ctx)
 	}
@@ -376,13 +377,13 @@ func TestSocketClosedMidReplyStoresWhatWasProducedAndStopsTheModel(t *testing.T)
 	gina.send(ctx, sendMessage{Action: "sendMessage", RequestID: "m1", Text: "[[tokens=2000]] [[rate=200]] tell me a long story"})
 	start := gina.read(ctx)
 	if start.Type != wsapi.TypeStart {
-		t.Fatalf("first frame %s", start.raw)
+		t.Fatalf("first frame %s", start.Raw)
 	}
 	var received strings.Builder
 	for range 2 {
 		f := gina.read(ctx)
 		if f.Type != wsapi.TypeDelta {
-			t.Fatalf("frame %s, want a delta", f.raw)
+			t.Fatalf("frame %s, want a delta", f.Raw)
 		}
 		received.WriteString(f.Text)
 	}
@@ -450,53 +451,21 @@ func streamOnce(ctx context.Context, srv *Server, i int) error {
 	if err != nil {
 		return err
 	}
-	c, _, err := websocket.Dial(ctx, srv.WebSocketURL+"?token="+token, nil)
+	c, _, err := wsclient.Dial(ctx, srv.WebSocketURL, token)
 	if err != nil {
 		return fmt.Errorf("%s: connect: %w", sub, err)
 	}
-	defer c.CloseNow()
-	c.SetReadLimit(wsapi.MaxMessageBytes)
-	requestID := fmt.Sprintf("req-%d", i)
-	msg := fmt.Sprintf(`{"action":"sendMessage","requestId":%q,"text":"[[tokens=300]] [[rate=600]] user %d"}`, requestID, i)
-	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-		return err
-	}
-	var text strings.Builder
-	var conv string
-	seq := 0
-	for done := false; !done; {
-		_, b, err := c.Read(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: read after %d deltas: %w", sub, seq, err)
-		}
-		var f wsapi.Frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			return err
-		}
-		if f.RequestID != requestID {
-			return fmt.Errorf("%s: frame of another request: %s", sub, b)
-		}
-		switch f.Type {
-		case wsapi.TypeStart:
-			if conv != "" {
-				return fmt.Errorf("%s: duplicated start", sub)
-			}
-			conv = f.ConversationID
-		case wsapi.TypeDelta:
-			if conv == "" || f.Seq == nil || *f.Seq != seq {
-				return fmt.Errorf("%s: delta %d arrived with seq %v (start seen: %v)", sub, seq, f.Seq, conv != "")
-			}
-			seq++
-			text.WriteString(f.Text)
-		case wsapi.TypeEnd:
-			done = true
-		default:
-			return fmt.Errorf("%s: unexpected frame %s", sub, b)
-		}
-	}
-	if seq == 0 {
+	defer c.WS.CloseNow()
+	r, err := c.Chat(ctx, wsclient.SendMessage{RequestID: fmt.Sprintf("req-%d", i), Text: fmt.Sprintf("[[tokens=300]] [[rate=600]] user %d", i)})
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: after %d deltas: %w", sub, len(r.Deltas), err)
+	case r.Err != nil:
+		return fmt.Errorf("%s: error frame %+v", sub, *r.Err)
+	case len(r.Deltas) == 0:
 		return fmt.Errorf("%s: no deltas", sub)
 	}
+	conv := r.Start.ConversationID
 	var stored apiConversation
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.HTTPURL+"/conversations/"+conv, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -508,16 +477,13 @@ func streamOnce(ctx context.Context, srv *Server, i int) error {
 	if err := json.NewDecoder(resp.Body).Decode(&stored); err != nil || resp.StatusCode != 200 {
 		return fmt.Errorf("%s: GET conversation: %d %v", sub, resp.StatusCode, err)
 	}
-	if len(stored.Messages) != 2 || stored.Messages[1].Text != text.String() {
-		return fmt.Errorf("%s: stored reply differs from the %d deltas", sub, seq)
+	if len(stored.Messages) != 2 || stored.Messages[1].Text != r.Text() {
+		return fmt.Errorf("%s: stored reply differs from the %d deltas", sub, len(r.Deltas))
 	}
 	// The reply's frames were all posted before end: the next frame must
 	// be the answer to a ping, not a late duplicate.
-	if err := c.Write(ctx, websocket.MessageText, []byte(`{"action":"ping"}`)); err != nil {
-		return err
-	}
-	if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), `"pong"`) {
-		return fmt.Errorf("%s: after end came %s (%v), want pong", sub, b, err)
+	if err := c.Ping(ctx); err != nil {
+		return fmt.Errorf("%s: after end: %w", sub, err)
 	}
 	return nil
 }

@@ -15,11 +15,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
-// asyncPayloadLimit is Lambda's payload limit for an asynchronous (Event)
-// invocation, the one the reply job travels in. Enforcing it here makes a
-// job that would not fit in AWS fail locally too.
-const asyncPayloadLimit = 256 * 1024
-
 // function is one Lambda function as the gateways see it: a JSON payload
 // in, a JSON payload out. Going through JSON, as the Lambda runtime does,
 // means a field that would not survive the trip to AWS does not survive
@@ -89,11 +84,9 @@ func (iv *invoker) start(fn *function, payload []byte) <-chan result {
 
 // dispatch is an asynchronous (Event) invocation: accepted at once, run in
 // the background, never retried (the stack sets the function's async
-// retries to zero).
+// retries to zero). The Lambda API in front of it (fakelambda) has
+// already enforced Lambda's payload limit.
 func (iv *invoker) dispatch(fn *function, payload []byte) error {
-	if len(payload) > asyncPayloadLimit {
-		return fmt.Errorf("invoke %s: payload of %d bytes exceeds the %d-byte limit of an Event invocation", fn.name, len(payload), asyncPayloadLimit)
-	}
 	if !iv.track() {
 		return errors.New("devserver: shutting down")
 	}

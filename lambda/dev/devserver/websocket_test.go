@@ -47,18 +47,18 @@ func (r *recorder) wrap(h wsHandler) wsHandler {
 	}
 }
 
-// next waits for the next event of routeKey.
+// next waits for the next event of routeKey; only go test's -timeout
+// bounds the wait.
 func (r *recorder) next(t *testing.T, routeKey string) events.APIGatewayWebsocketProxyRequest {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case ev := <-r.seen:
 			if ev.RequestContext.RouteKey == routeKey {
 				return ev
 			}
-		case <-timeout:
-			t.Fatalf("no %s event within 10 s", routeKey)
+		case <-t.Context().Done():
+			t.Fatalf("no %s event before the test ended", routeKey)
 		}
 	}
 }
@@ -94,7 +94,7 @@ func newTestGateway(t *testing.T, handlers map[string]wsHandler, limits wsLimits
 	if limits.maxMessage == 0 {
 		limits = wsLimits{maxMessage: 128 * 1024, maxFrame: 32 * 1024, idle: 10 * time.Minute, maxAge: 2 * time.Hour, integration: 29 * time.Second}
 	}
-	g := &wsGateway{stage: "dev", apiID: newAPIID(), iv: iv, routes: routes, limits: limits, log: log, conns: map[string]*wsConn{}}
+	g := newWSGateway("dev", newAPIID(), iv, routes, limits, log)
 	srv := httptest.NewServer(g.handler())
 	tg := &testGateway{g: g, srv: srv, rec: rec,
 		wsURL:    "ws" + strings.TrimPrefix(srv.URL, "http") + "/dev",

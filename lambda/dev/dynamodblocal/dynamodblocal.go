@@ -40,7 +40,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,6 +50,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/p2/buddy/lambda/dev/internal/devproc"
 )
 
 // emulatorInRepo is where `make tools` (npm ci --prefix infra) puts the
@@ -155,8 +156,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			// DynamoDB Local cannot be told to pick a port, so pick one
 			// here; it can be taken again before the JVM binds it, which
 			// the retry below absorbs.
-			if port, err = freePort(); err != nil {
-				return nil, err
+			if port, err = devproc.FreePort(); err != nil {
+				return nil, fmt.Errorf("dynamodblocal: %w", err)
 			}
 		}
 		s, err := start(ctx, []string{
@@ -190,7 +191,7 @@ func start(ctx context.Context, args []string, port int, opts Options) (*Server,
 		args = append(args, "-inMemory")
 	}
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = devproc.SysProcAttr()
 	// -disableTelemetry alone still sets telemetry up, which writes
 	// dynamodb-local-metadata.json into the working directory; the
 	// variable skips that. The working directory is a scratch one all the
@@ -250,7 +251,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 			// Someone else's server on the port answers too; only ours
 			// will do.
 			var ours bool
-			if ours, err = listensOn(s.cmd.Process.Pid, s.port); ours {
+			if ours, err = devproc.ListensOn(s.cmd.Process.Pid, s.port); ours {
 				return nil
 			}
 			if err == nil {
@@ -299,7 +300,7 @@ func (s *Server) Stop() error {
 			return
 		default:
 		}
-		if err := killGroup(s.cmd.Process); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		if err := devproc.KillGroup(s.cmd.Process); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			s.stopErr = fmt.Errorf("dynamodblocal: kill: %w", err)
 		}
 		<-s.done
@@ -317,15 +318,6 @@ func NewClient(endpoint string, optFns ...func(*dynamodb.Options)) *dynamodb.Cli
 		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
 		BaseEndpoint: aws.String(endpoint),
 	}, optFns...)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("dynamodblocal: pick a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // tailBuffer keeps the last max bytes written (enough stderr to explain a

@@ -8,15 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
 
+	"github.com/p2/buddy/lambda/dev/fakeconnections"
 	"github.com/p2/buddy/lambda/schema"
 )
 
@@ -43,7 +42,8 @@ type wsLimits struct {
 // successful $connect, selects a route for every message by
 // $request.body.action, invokes the route's function with the same event
 // API Gateway builds, fires $disconnect when a socket closes, and serves
-// the @connections management API the handlers post their frames to.
+// the @connections management API the handlers post their frames to
+// (fakeconnections, over this gateway's live sockets: wsconnections.go).
 type wsGateway struct {
 	stage  string
 	apiID  string
@@ -57,15 +57,24 @@ type wsGateway struct {
 	closing bool
 	wg      sync.WaitGroup // connection loops and message integrations
 
-	stats gatewayStats
+	stats       gatewayStats
+	connections *fakeconnections.Handler
 }
 
-// gatewayStats are counters a test or benchmark can read.
+// newWSGateway returns a gateway with no connection yet, serving routes.
+func newWSGateway(stage, apiID string, iv *invoker, routes map[string]*function, limits wsLimits, log *slog.Logger) *wsGateway {
+	g := &wsGateway{stage: stage, apiID: apiID, iv: iv, routes: routes, limits: limits, log: log, conns: map[string]*wsConn{}}
+	g.connections = fakeconnections.NewHandler(g)
+	return g
+}
+
+// gatewayStats are counters a test or benchmark can read; the
+// @connections handler counts its posts itself.
 type gatewayStats struct {
-	connects, refused, disconnects  atomic.Int64
-	messages                        atomic.Int64
-	posts, gone, tooLarge, fragment atomic.Int64
-	functionErrors, timeouts        atomic.Int64
+	connects, refused, disconnects atomic.Int64
+	messages                       atomic.Int64
+	fragment                       atomic.Int64
+	functionErrors, timeouts       atomic.Int64
 }
 
 type connState int
@@ -141,9 +150,7 @@ func (g *wsGateway) handler() http.Handler {
 	base := "/" + g.stage
 	mux.HandleFunc("GET "+base, g.connect)
 	mux.HandleFunc("GET "+base+"/{$}", g.connect)
-	mux.HandleFunc("POST "+base+"/@connections/{id}", g.postToConnection)
-	mux.HandleFunc("GET "+base+"/@connections/{id}", g.getConnection)
-	mux.HandleFunc("DELETE "+base+"/@connections/{id}", g.deleteConnection)
+	mux.Handle(base+"/@connections/", g.connections)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// What execute-api answers for a path no stage or route matches.
 		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Forbidden"})
@@ -347,250 +354,10 @@ func (g *wsGateway) finish(c *wsConn, code websocket.StatusCode, reason string) 
 	}
 }
 
-// route invokes the route selected for one message. The route's answer is
-// discarded (the routes have no route response); a failed or timed-out
-// integration reaches the client as API Gateway's own error message.
-func (g *wsGateway) route(c *wsConn, body []byte) {
-	key := g.selectRoute(body)
-	ev := g.messageEvent(c, key, body)
-	if _, ok := g.routes[key]; !ok {
-		g.sendGatewayError(c, "Forbidden", ev.RequestContext.RequestID)
-		return
-	}
-	_, err := g.invokeRoute(key, ev)
-	switch {
-	case errors.Is(err, errIntegrationTimeout):
-		g.sendGatewayError(c, "Endpoint request timed out", ev.RequestContext.RequestID)
-	case err != nil:
-		g.sendGatewayError(c, "Internal server error", ev.RequestContext.RequestID)
-	}
-}
-
-func (g *wsGateway) sendGatewayError(c *wsConn, msg, requestID string) {
-	b, _ := json.Marshal(map[string]string{"message": msg, "connectionId": c.id, "requestId": requestID})
-	if g.state(c) == stateOpen {
-		_ = c.send(context.Background(), b, g.limits.maxFrame)
-	}
-}
-
 func (g *wsGateway) state(c *wsConn) connState {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return c.state
-}
-
-// selectRoute applies the route selection expression $request.body.action:
-// a JSON object whose action names a route picks it; anything else, non-JSON
-// included, goes to $default.
-func (g *wsGateway) selectRoute(body []byte) string {
-	var probe struct {
-		Action any `json:"action"`
-	}
-	if json.Unmarshal(body, &probe) == nil {
-		if a, ok := probe.Action.(string); ok && !strings.HasPrefix(a, "$") {
-			if _, ok := g.routes[a]; ok {
-				return a
-			}
-		}
-	}
-	return schema.RouteDefault
-}
-
-func (g *wsGateway) invokeRoute(key string, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
-	var resp events.APIGatewayProxyResponse
-	fn, ok := g.routes[key]
-	if !ok {
-		return resp, errors.New("no integration for route " + key)
-	}
-	out, err := integrate(g.iv, fn, ev, g.limits.integration)
-	if errors.Is(err, errIntegrationTimeout) {
-		g.stats.timeouts.Add(1)
-		return resp, err
-	}
-	if err != nil {
-		g.stats.functionErrors.Add(1)
-		return resp, err
-	}
-	if len(out) > 0 && string(out) != "null" {
-		if err := json.Unmarshal(out, &resp); err != nil {
-			g.stats.functionErrors.Add(1)
-			return resp, err
-		}
-	}
-	if resp.StatusCode == 0 {
-		resp.StatusCode = http.StatusOK
-	}
-	return resp, nil
-}
-
-func (g *wsGateway) baseContext(c *wsConn, routeKey, eventType string, now time.Time) events.APIGatewayWebsocketProxyRequestContext {
-	id := newGatewayID()
-	return events.APIGatewayWebsocketProxyRequestContext{
-		RouteKey:          routeKey,
-		EventType:         eventType,
-		ExtendedRequestID: id,
-		RequestID:         id,
-		RequestTime:       requestTime(now),
-		RequestTimeEpoch:  now.UnixMilli(),
-		MessageDirection:  "IN",
-		Stage:             g.stage,
-		ConnectedAt:       c.connectedAt.UnixMilli(),
-		Identity:          events.APIGatewayRequestIdentity{SourceIP: c.sourceIP, UserAgent: c.userAgent},
-		DomainName:        c.host,
-		ConnectionID:      c.id,
-		APIID:             g.apiID,
-	}
-}
-
-// connectEvent is the $connect event: the only one carrying the handshake's
-// headers and query string (where the browser puts the token).
-func (g *wsGateway) connectEvent(r *http.Request, c *wsConn, now time.Time) events.APIGatewayWebsocketProxyRequest {
-	headers, multi := map[string]string{}, map[string][]string{}
-	for k, vs := range r.Header {
-		headers[k] = vs[len(vs)-1]
-		multi[k] = vs
-	}
-	headers["Host"], multi["Host"] = r.Host, []string{r.Host}
-	port := "80"
-	if _, p, err := net.SplitHostPort(r.Host); err == nil {
-		port = p
-	}
-	for k, v := range map[string]string{"X-Forwarded-For": c.sourceIP, "X-Forwarded-Port": port, "X-Forwarded-Proto": "http"} {
-		headers[k], multi[k] = v, []string{v}
-	}
-	ev := events.APIGatewayWebsocketProxyRequest{
-		Headers:           headers,
-		MultiValueHeaders: multi,
-		RequestContext:    g.baseContext(c, schema.RouteConnect, "CONNECT", now),
-		IsBase64Encoded:   false,
-	}
-	if q := r.URL.Query(); len(q) > 0 {
-		ev.QueryStringParameters, ev.MultiValueQueryStringParameters = flattenQuery(q)
-	}
-	return ev
-}
-
-func (g *wsGateway) messageEvent(c *wsConn, routeKey string, body []byte) events.APIGatewayWebsocketProxyRequest {
-	rc := g.baseContext(c, routeKey, "MESSAGE", time.Now())
-	rc.MessageID = newGatewayID()
-	return events.APIGatewayWebsocketProxyRequest{RequestContext: rc, Body: string(body)}
-}
-
-func (g *wsGateway) disconnectEvent(c *wsConn, code websocket.StatusCode, reason string) events.APIGatewayWebsocketProxyRequest {
-	rc := g.baseContext(c, schema.RouteDisconnect, "DISCONNECT", time.Now())
-	rc.DisconnectStatusCode = int64(code)
-	rc.DisconnectReason = &reason
-	headers := map[string]string{"Host": c.host, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}
-	multi := map[string][]string{}
-	for k, v := range headers {
-		multi[k] = []string{v}
-	}
-	return events.APIGatewayWebsocketProxyRequest{Headers: headers, MultiValueHeaders: multi, RequestContext: rc}
-}
-
-// flattenQuery gives the v1 payload's two views of a query string: the
-// last value of each name, and all of them.
-func flattenQuery(q url.Values) (map[string]string, map[string][]string) {
-	single, multi := map[string]string{}, map[string][]string{}
-	for k, vs := range q {
-		single[k] = vs[len(vs)-1]
-		multi[k] = vs
-	}
-	return single, multi
-}
-
-// postToConnection is PostToConnection: 200 once the data is on its way to
-// the client, 410 for a connection that is not open, 413 past 128 KB. The
-// SDK signs the request with SigV4; any signature is accepted here, an
-// unsigned request is not, as in AWS.
-func (g *wsGateway) postToConnection(w http.ResponseWriter, r *http.Request) {
-	if !signed(r) {
-		writeAWSError(w, http.StatusForbidden, "ForbiddenException", "Missing Authentication Token")
-		return
-	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, g.limits.maxMessage+1))
-	if err != nil {
-		writeAWSError(w, http.StatusBadRequest, "BadRequestException", "could not read the request body")
-		return
-	}
-	if int64(len(data)) > g.limits.maxMessage {
-		g.stats.tooLarge.Add(1)
-		writeAWSError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request entity too large")
-		return
-	}
-	c := g.openConn(r.PathValue("id"))
-	if c == nil {
-		g.stats.gone.Add(1)
-		writeAWSError(w, http.StatusGone, "GoneException", "")
-		return
-	}
-	if int64(len(data)) > g.limits.maxFrame {
-		g.stats.fragment.Add(1)
-	}
-	if err := c.send(r.Context(), data, g.limits.maxFrame); err != nil {
-		// The socket died under the write: to the poster it is gone.
-		g.stats.gone.Add(1)
-		writeAWSError(w, http.StatusGone, "GoneException", "")
-		return
-	}
-	c.touch()
-	g.stats.posts.Add(1)
-	w.WriteHeader(http.StatusOK)
-}
-
-func (g *wsGateway) getConnection(w http.ResponseWriter, r *http.Request) {
-	if !signed(r) {
-		writeAWSError(w, http.StatusForbidden, "ForbiddenException", "Missing Authentication Token")
-		return
-	}
-	c := g.openConn(r.PathValue("id"))
-	if c == nil {
-		writeAWSError(w, http.StatusGone, "GoneException", "")
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"connectedAt":  c.connectedAt.UTC().Format(time.RFC3339Nano),
-		"lastActiveAt": time.Unix(0, c.lastActive.Load()).UTC().Format(time.RFC3339Nano),
-		"identity":     map[string]string{"sourceIp": c.sourceIP, "userAgent": c.userAgent},
-	})
-}
-
-func (g *wsGateway) deleteConnection(w http.ResponseWriter, r *http.Request) {
-	if !signed(r) {
-		writeAWSError(w, http.StatusForbidden, "ForbiddenException", "Missing Authentication Token")
-		return
-	}
-	c := g.openConn(r.PathValue("id"))
-	if c == nil {
-		writeAWSError(w, http.StatusGone, "GoneException", "")
-		return
-	}
-	go c.closeWith(websocket.StatusNormalClosure, "")
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (g *wsGateway) openConn(id string) *wsConn {
-	g.mu.Lock()
-	c := g.conns[id]
-	st := stateClosed
-	if c != nil {
-		st = c.state
-	}
-	g.mu.Unlock()
-	switch st {
-	case stateOpen:
-		return c
-	case stateUpgrading:
-		select {
-		case <-c.ready:
-		case <-time.After(postWriteTimeout):
-			return nil
-		}
-		if g.state(c) == stateOpen {
-			return c
-		}
-	}
-	return nil
 }
 
 // close shuts every socket with 1001 (each fires $disconnect) and waits up
@@ -618,10 +385,6 @@ func (g *wsGateway) close(grace time.Duration) error {
 	}
 }
 
-func signed(r *http.Request) bool {
-	return strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ")
-}
-
 func remoteIP(r *http.Request) string {
 	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return h
@@ -643,15 +406,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-}
-
-// writeAWSError answers like an AWS REST-JSON service, so the SDK maps the
-// error to its typed exception (GoneException, PayloadTooLargeException).
-func writeAWSError(w http.ResponseWriter, status int, typ, msg string) {
-	w.Header().Set("X-Amzn-ErrorType", typ)
-	body := map[string]any{"message": msg}
-	if msg == "" {
-		body["message"] = nil
-	}
-	writeJSON(w, status, body)
 }

@@ -1,0 +1,662 @@
+package rie_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2/buddy/infra/bundle"
+	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/dev/apigwfixtures"
+	"github.com/p2/buddy/lambda/dev/dynamodblocal"
+	"github.com/p2/buddy/lambda/dev/fakeconnections"
+	"github.com/p2/buddy/lambda/dev/fakelambda"
+	"github.com/p2/buddy/lambda/dev/fakemodel"
+	"github.com/p2/buddy/lambda/dev/fakesecrets"
+	"github.com/p2/buddy/lambda/dev/localissuer"
+	"github.com/p2/buddy/lambda/dev/rie"
+	"github.com/p2/buddy/lambda/errcode"
+	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/tokens"
+	"github.com/p2/buddy/lambda/wsapi"
+)
+
+// What the six functions find around them, started once for the package
+// (a JVM and six builds take seconds) and stopped by TestMain: the
+// deployed bootstraps built for this machine, one DynamoDB Local with the
+// tables, and the stand-ins of the services they call.
+type world struct {
+	root, rie string
+	bins      map[string]string // function dir → bootstrap
+	home      string
+	db        *dynamodblocal.Local
+	store     store.Store
+	issuer    *localissuer.Issuer
+	posts     *fakeconnections.Recorder
+	lambda    *fakelambda.Server
+	model     *fakemodel.Server
+	servers   []*httptest.Server
+	env       map[string]string // the stand-ins' endpoints, for every function
+
+	mu      sync.Mutex
+	running map[string]*rie.Function // function name → the one under test
+	jobs    chan jobResult
+}
+
+// jobResult is how an invocation forwarded from the Lambda API ended.
+type jobResult struct {
+	resp rie.Response
+	err  error
+}
+
+const (
+	tablePrefix = "rie-test-"
+	audience    = "buddy-rie-test"
+	apiKey      = "sk-ant-rie-test"
+	stage       = "prod"
+)
+
+var (
+	setupOnce sync.Once
+	shared    *world
+	setupErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		if err := shared.close(); err != nil {
+			fmt.Fprintln(os.Stderr, "rie:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func setup(t *testing.T) *world {
+	t.Helper()
+	setupOnce.Do(func() {
+		// No one test's context, and no deadline but go test's own: on a
+		// cold, busy machine the builds alone take minutes.
+		shared, setupErr = newWorld(context.Background())
+	})
+	if setupErr != nil {
+		t.Fatal(setupErr)
+	}
+	return shared
+}
+
+func newWorld(ctx context.Context) (w *world, err error) {
+	w = &world{running: map[string]*rie.Function{}, jobs: make(chan jobResult, 16)}
+	defer func() {
+		if err != nil {
+			_ = w.close()
+		}
+	}()
+	if w.root, err = bundle.FindModuleRoot("."); err != nil {
+		return w, err
+	}
+	dirs, err := bundle.HostBundler(w.root).Bundle()
+	if err != nil {
+		return w, err
+	}
+	w.bins = map[string]string{}
+	for dir, assets := range dirs {
+		w.bins[dir] = filepath.Join(assets, "bootstrap")
+	}
+	if w.rie, err = rie.Binary(ctx, w.root); err != nil {
+		return w, err
+	}
+	if w.home, err = os.MkdirTemp("", "rie-home-"); err != nil {
+		return w, err
+	}
+	if w.db, err = dynamodblocal.StartWithTables(ctx, dynamodblocal.Options{}, tablePrefix); err != nil {
+		return w, err // says what to install when java or the jar is missing
+	}
+	w.store = store.NewDynamo(w.db.Client, w.db.Tables)
+
+	secrets := fakesecrets.New()
+	secrets.Set(config.ModelDefaults()[config.SecretName], `{"api_key":"`+apiKey+`"}`)
+	// The model accepts only the key in the secret: a reply proves the
+	// function read it from Secrets Manager.
+	w.model = fakemodel.New(fakemodel.Options{APIKey: apiKey})
+	w.posts = &fakeconnections.Recorder{}
+	w.lambda = fakelambda.New(w.forward)
+	var jwks http.Handler = http.NotFoundHandler()
+	issuerSrv := w.serve(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { jwks.ServeHTTP(rw, r) }))
+	// The issuer is the server's URL, so config derives its JWKS URL
+	// <issuer>/.well-known/jwks.json as it does for Cognito.
+	if w.issuer, err = localissuer.New(issuerSrv.URL, audience, nil); err != nil {
+		return w, err
+	}
+	jwks = w.issuer.JWKSHandler()
+	w.env = map[string]string{
+		"AWS_ENDPOINT_URL_DYNAMODB":        w.db.Endpoint(),
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": w.serve(secrets).URL,
+		"AWS_ENDPOINT_URL_LAMBDA":          w.serve(w.lambda).URL,
+		config.ConnectionsEndpoint:         w.serve(fakeconnections.NewHandler(w.posts)).URL + "/" + stage,
+		config.AnthropicBaseURL:            w.serve(w.model).URL,
+	}
+	return w, nil
+}
+
+func (w *world) serve(h http.Handler) *httptest.Server {
+	s := httptest.NewServer(h)
+	w.servers = append(w.servers, s)
+	return s
+}
+
+func (w *world) close() error {
+	if w.model != nil {
+		w.model.Close()
+	}
+	for _, s := range w.servers {
+		s.Close()
+	}
+	if w.home != "" {
+		os.RemoveAll(w.home)
+	}
+	if w.db != nil {
+		return w.db.Stop()
+	}
+	return nil
+}
+
+// forward is the Lambda API's callback: an Event invocation of a function
+// under test goes to that function under the emulator, after the
+// invocation that made it (one execution environment runs one invocation
+// at a time, and the emulator has only one).
+func (w *world) forward(_ context.Context, inv fakelambda.Invocation) error {
+	w.mu.Lock()
+	f := w.running[inv.Function]
+	w.mu.Unlock()
+	if f == nil {
+		return fakelambda.ErrUnknownFunction
+	}
+	go func() {
+		// Not the request's context, which ends with the 202: the job
+		// runs until it ends or its emulator is stopped.
+		resp, err := f.Invoke(context.Background(), inv.Payload)
+		w.jobs <- jobResult{resp, err}
+	}()
+	return nil
+}
+
+// Lambda sizes as the stack sets them (infra/buddy.Sizings): the emulator
+// gives each invocation the function's timeout.
+var timeouts = map[string]string{schema.WebSocketMessage.Name: "300"}
+
+// envFor is fn's environment as Lambda and the stack give it: the platform's
+// variables, the configuration every function validates (the documented
+// defaults), the tables fn uses, the issuer for $connect, and the
+// stand-ins' endpoints; overrides last.
+func (w *world) envFor(fn schema.Function, overrides map[string]string) []string {
+	timeout := timeouts[fn.Name]
+	if timeout == "" {
+		timeout = "10"
+	}
+	vars := map[string]string{
+		"PATH":                            "/usr/local/bin:/usr/bin:/bin",
+		"LANG":                            "en_US.UTF-8",
+		"TZ":                              ":UTC",
+		"HOME":                            w.home,
+		"AWS_LAMBDA_FUNCTION_NAME":        fn.Name,
+		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT":     timeout,
+		"AWS_LAMBDA_LOG_GROUP_NAME":       "/aws/lambda/" + fn.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME":      "2026/01/01/[$LATEST]0123456789abcdef",
+		"AWS_REGION":                      "us-east-1",
+		"AWS_DEFAULT_REGION":              "us-east-1",
+		"AWS_ACCESS_KEY_ID":               "ASIARIETESTEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY":           "rie/test/secret/access/key/not/a/real/one0",
+		"AWS_SESSION_TOKEN":               "rie-test-session-token",
+	}
+	for k, v := range config.ModelDefaults() {
+		vars[k] = v
+	}
+	for _, t := range fn.Tables {
+		vars[t.EnvVar] = tablePrefix + t.ID
+	}
+	if fn.Name == schema.WebSocketConnect.Name {
+		vars[config.JWTIssuer] = w.issuer.Issuer()
+		vars[config.JWTAudience] = w.issuer.Audience()
+	}
+	for k, v := range w.env {
+		vars[k] = v
+	}
+	for k, v := range overrides {
+		vars[k] = v
+	}
+	env := make([]string, 0, len(vars))
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// harness is one function under the emulator, for one test.
+type harness struct {
+	*world
+	t  *testing.T
+	fn schema.Function
+	f  *rie.Function
+}
+
+func (w *world) start(t *testing.T, fn schema.Function, overrides map[string]string) *harness {
+	t.Helper()
+	f, err := rie.Start(t.Context(), rie.Options{RIE: w.rie, Bootstrap: w.bins[fn.Dir], Env: w.envFor(fn, overrides)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.running[fn.Name] = f
+	w.mu.Unlock()
+	t.Cleanup(func() {
+		w.mu.Lock()
+		delete(w.running, fn.Name)
+		w.mu.Unlock()
+		if err := f.Stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("%s under the emulator wrote:\n%s", fn.Name, f.Output())
+		}
+	})
+	return &harness{world: w, t: t, fn: fn, f: f}
+}
+
+// invoke sends ev and decodes the function's answer into out; a function
+// error or a failed init fails the test.
+func (h *harness) invoke(ev apigwfixtures.Event, out any) {
+	h.t.Helper()
+	resp, err := h.f.Invoke(h.t.Context(), ev.JSON())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if typ, msg, ok := resp.FunctionError(); ok || resp.Status != http.StatusOK {
+		h.t.Fatalf("%s answered %d %s %s: %s", h.fn.Name, resp.Status, typ, msg, resp.Body)
+	}
+	if err := json.Unmarshal(resp.Body, out); err != nil {
+		h.t.Fatalf("%s answered %s: %v", h.fn.Name, resp.Body, err)
+	}
+}
+
+// response is the part of either API Gateway response the tests read.
+type response struct {
+	StatusCode int    `json:"statusCode"`
+	Body       string `json:"body"`
+}
+
+// http invokes an HTTP API route as user and decodes the JSON body into out.
+func (h *harness) http(route, path string, params map[string]string, body, user string, out any) int {
+	h.t.Helper()
+	var resp response
+	h.invoke(apigwfixtures.HTTP{RouteKey: route, Path: path, PathParams: params, Body: body, Claims: map[string]string{"sub": user}}.Event(), &resp)
+	if resp.StatusCode >= 400 {
+		h.t.Logf("%s %s as %s answered %d %s", route, path, user, resp.StatusCode, resp.Body)
+	}
+	if out != nil {
+		if err := json.Unmarshal([]byte(resp.Body), out); err != nil {
+			h.t.Fatalf("%s %s answered %d %q: %v", route, path, resp.StatusCode, resp.Body, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// unique makes ids no other test (or earlier run against a persistent
+// store) uses.
+func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()) }
+
+// connect stores an open connection of user, as $connect would have.
+func (h *harness) connect(user string) string {
+	h.t.Helper()
+	id := unique("conn") + "="
+	now := time.Now()
+	if err := h.store.PutConnection(h.t.Context(), store.Connection{ConnectionID: id, UserID: user, ConnectedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		h.t.Fatal(err)
+	}
+	return id
+}
+
+// frames decodes the posts to connectionID.
+func frames(posts []fakeconnections.Post) []wsapi.Frame {
+	out := make([]wsapi.Frame, len(posts))
+	for i, p := range posts {
+		_ = json.Unmarshal(p.Data, &out[i])
+	}
+	return out
+}
+
+func TestFunctionsRunUnderTheEmulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the six functions and starts DynamoDB Local")
+	}
+	tests := []struct {
+		name string
+		fn   schema.Function
+		run  func(h *harness)
+	}{
+		{"$connect without a token answers 401 and stores nothing", schema.WebSocketConnect, func(h *harness) {
+			id := unique("anon") + "="
+			var resp response
+			h.invoke(apigwfixtures.Connect(id, ""), &resp)
+			if resp.StatusCode != http.StatusUnauthorized {
+				h.t.Errorf("status %d, want 401", resp.StatusCode)
+			}
+			if _, err := h.store.GetConnection(h.t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+				h.t.Errorf("connection stored anyway: %v", err)
+			}
+		}},
+		{"$connect with a dev token answers 200 and stores the connection", schema.WebSocketConnect, func(h *harness) {
+			user, id := unique("alice"), unique("conn")+"="
+			token, err := h.issuer.Sign(user, time.Hour)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			var resp response
+			h.invoke(apigwfixtures.Connect(id, token), &resp)
+			if resp.StatusCode != http.StatusOK {
+				h.t.Fatalf("status %d (%q), want 200", resp.StatusCode, resp.Body)
+			}
+			c, err := h.store.GetConnection(h.t.Context(), id)
+			if err != nil || c.UserID != user {
+				h.t.Errorf("stored connection %+v, %v; want one of %s", c, err, user)
+			}
+		}},
+		{"$disconnect forgets the connection", schema.WebSocketDisconnect, func(h *harness) {
+			id := h.connect(unique("bob"))
+			var resp response
+			h.invoke(apigwfixtures.Disconnect(id), &resp)
+			if resp.StatusCode != http.StatusOK {
+				h.t.Errorf("status %d, want 200", resp.StatusCode)
+			}
+			if _, err := h.store.GetConnection(h.t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+				h.t.Errorf("connection still stored: %v", err)
+			}
+		}},
+		{"ping answers pong through @connections", schema.WebSocketMessage, func(h *harness) {
+			id := h.connect(unique("carol"))
+			var resp response
+			h.invoke(apigwfixtures.Message(id, schema.RoutePing, `{"action":"ping"}`), &resp)
+			if got := frames(h.posts.PostsTo(id)); len(got) != 1 || got[0].Type != wsapi.TypePong {
+				h.t.Errorf("posted %+v, want one pong", got)
+			}
+		}},
+		{"$default answers a frame of no action with a bad_request error frame", schema.WebSocketMessage, func(h *harness) {
+			id := h.connect(unique("cleo"))
+			// Upstream's own MESSAGE event: {"a": 1} on $default.
+			ev := apigwfixtures.Load(apigwfixtures.WebSocketMessage).Set("requestContext.connectionId", id)
+			var resp response
+			h.invoke(ev, &resp)
+			if got := frames(h.posts.PostsTo(id)); len(got) != 1 || got[0].Type != wsapi.TypeError || got[0].Code != errcode.BadRequest {
+				h.t.Errorf("posted %+v, want one bad_request error", got)
+			}
+		}},
+		{"sendMessage streams the reply its self-invoked job produces", schema.WebSocketMessage, func(h *harness) {
+			user := unique("dave")
+			id := h.connect(user)
+			body := `{"action":"sendMessage","requestId":"r1","text":"[[tokens=12]] Hello from the emulator"}`
+			var resp response
+			h.invoke(apigwfixtures.Message(id, schema.RouteSendMessage, body), &resp)
+			if resp.StatusCode != http.StatusOK {
+				h.t.Fatalf("sendMessage answered %d", resp.StatusCode)
+			}
+			// The reply job reached the Lambda API as an Event
+			// invocation of this same function, which ran it.
+			var job jobResult
+			select {
+			case job = <-h.jobs:
+			case <-h.t.Context().Done():
+				h.t.Fatal("the reply job never ran")
+			}
+			if job.err != nil || job.resp.Status != http.StatusOK {
+				h.t.Fatalf("reply job: %+v, %v", job.resp, job.err)
+			}
+			if _, msg, ok := job.resp.FunctionError(); ok {
+				h.t.Fatalf("reply job failed: %s", msg)
+			}
+			got := frames(h.posts.PostsTo(id))
+			if len(got) < 3 || got[0].Type != wsapi.TypeStart || got[len(got)-1].Type != wsapi.TypeEnd {
+				h.t.Fatalf("posted %+v, want start, deltas, end", got)
+			}
+			var text strings.Builder
+			for i, f := range got[1 : len(got)-1] {
+				if f.Type != wsapi.TypeDelta || f.Seq == nil || *f.Seq != i || f.RequestID != "r1" {
+					h.t.Fatalf("frame %d: %+v, want delta seq %d", i+1, f, i)
+				}
+				text.WriteString(f.Text)
+			}
+			msgs, err := h.store.ListMessages(h.t.Context(), got[0].ConversationID)
+			if err != nil || len(msgs) != 2 || msgs[1].Text != text.String() || msgs[1].UserID != user {
+				h.t.Errorf("stored %+v, %v; want the user's message and the streamed reply", msgs, err)
+			}
+			if n := len(h.lambda.Invocations()); n == 0 || h.lambda.Invocations()[n-1].Function != schema.WebSocketMessage.Name {
+				h.t.Errorf("the Lambda API saw %+v, want the message function's own Event invocation", h.lambda.Invocations())
+			}
+		}},
+	}
+	w := setup(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.run(w.start(t, tt.fn, nil))
+		})
+	}
+}
+
+// httpRouteCases check each HTTP API route, under the function that serves
+// it, with the caller me and another user: the answer carries me's data
+// and never the other's.
+var httpRouteCases = map[string]func(h *harness, me, other string){
+	schema.RouteListConversations: func(h *harness, me, other string) {
+		h.conversation(me)
+		h.conversation(other)
+		var list struct {
+			Conversations []struct{ Title string } `json:"conversations"`
+		}
+		if st := h.http(schema.RouteListConversations, "/conversations", nil, "", me, &list); st != http.StatusOK || len(list.Conversations) != 1 || list.Conversations[0].Title != "of "+me {
+			h.t.Errorf("listed %d %+v, want only the caller's", st, list.Conversations)
+		}
+	},
+	schema.RouteGetConversation: func(h *harness, me, other string) {
+		id := h.conversation(me)
+		path, params := "/conversations/"+id, map[string]string{"id": id}
+		var got struct {
+			Title    string
+			Messages []struct{ Text string } `json:"messages"`
+		}
+		if st := h.http(schema.RouteGetConversation, path, params, "", me, &got); st != http.StatusOK || got.Title != "of "+me || len(got.Messages) != 1 || got.Messages[0].Text != "hello" {
+			h.t.Errorf("the owner's GET: %d %+v", st, got)
+		}
+		if st := h.http(schema.RouteGetConversation, path, params, "", other, nil); st != http.StatusNotFound {
+			h.t.Errorf("another user's GET: %d, want 404", st)
+		}
+	},
+	schema.RouteRenameConversation: func(h *harness, me, other string) {
+		id := h.conversation(me)
+		path, params := "/conversations/"+id, map[string]string{"id": id}
+		if st := h.http(schema.RouteRenameConversation, path, params, `{"title":"stolen"}`, other, nil); st != http.StatusNotFound {
+			h.t.Errorf("another user's PATCH: %d, want 404", st)
+		}
+		if st := h.http(schema.RouteRenameConversation, path, params, `{"title":"renamed"}`, me, nil); st != http.StatusOK {
+			h.t.Errorf("the owner's PATCH: %d", st)
+		}
+		if c, err := h.store.GetConversation(h.t.Context(), me, id); err != nil || c.Title != "renamed" {
+			h.t.Errorf("stored %+v, %v; want the new title", c, err)
+		}
+	},
+	schema.RouteDeleteConversation: func(h *harness, me, other string) {
+		id := h.conversation(me)
+		path, params := "/conversations/"+id, map[string]string{"id": id}
+		if st := h.http(schema.RouteDeleteConversation, path, params, "", other, nil); st != http.StatusNotFound {
+			h.t.Errorf("another user's DELETE: %d, want 404", st)
+		}
+		if st := h.http(schema.RouteDeleteConversation, path, params, "", me, nil); st != http.StatusNoContent {
+			h.t.Errorf("the owner's DELETE: %d, want 204", st)
+		}
+		if _, err := h.store.GetConversation(h.t.Context(), me, id); !errors.Is(err, store.ErrNotFound) {
+			h.t.Errorf("still stored: %v", err)
+		}
+	},
+	schema.RouteListPrompts: func(h *harness, me, other string) {
+		h.prompt(me)
+		h.prompt(other)
+		var list struct {
+			Prompts []struct{ Name string } `json:"prompts"`
+		}
+		if st := h.http(schema.RouteListPrompts, "/prompts", nil, "", me, &list); st != http.StatusOK || len(list.Prompts) != 1 || list.Prompts[0].Name != "of "+me {
+			h.t.Errorf("listed %d %+v, want only the caller's", st, list.Prompts)
+		}
+	},
+	schema.RouteCreatePrompt: func(h *harness, me, _ string) {
+		var created struct{ ID string }
+		if st := h.http(schema.RouteCreatePrompt, "/prompts", nil, `{"name":"Pirate","text":"Arr."}`, me, &created); st != http.StatusCreated || created.ID == "" {
+			h.t.Fatalf("POST /prompts: %d %+v", st, created)
+		}
+		if p, err := h.store.GetPrompt(h.t.Context(), me, created.ID); err != nil || p.Text != "Arr." {
+			h.t.Errorf("stored %+v, %v", p, err)
+		}
+	},
+	schema.RouteGetPrompt: func(h *harness, me, other string) {
+		id := h.prompt(me)
+		path, params := "/prompts/"+id, map[string]string{"id": id}
+		var got struct{ Text string }
+		if st := h.http(schema.RouteGetPrompt, path, params, "", me, &got); st != http.StatusOK || got.Text != "text of "+me {
+			h.t.Errorf("the owner's GET: %d %+v", st, got)
+		}
+		if st := h.http(schema.RouteGetPrompt, path, params, "", other, nil); st != http.StatusNotFound {
+			h.t.Errorf("another user's GET: %d, want 404", st)
+		}
+	},
+	schema.RouteUpdatePrompt: func(h *harness, me, other string) {
+		id := h.prompt(me)
+		path, params := "/prompts/"+id, map[string]string{"id": id}
+		if st := h.http(schema.RouteUpdatePrompt, path, params, `{"name":"x","text":"stolen"}`, other, nil); st != http.StatusNotFound {
+			h.t.Errorf("another user's PUT: %d, want 404", st)
+		}
+		if st := h.http(schema.RouteUpdatePrompt, path, params, `{"name":"Pirate","text":"Arr!"}`, me, nil); st != http.StatusOK {
+			h.t.Errorf("the owner's PUT: %d", st)
+		}
+		if p, err := h.store.GetPrompt(h.t.Context(), me, id); err != nil || p.Text != "Arr!" {
+			h.t.Errorf("stored %+v, %v; want the new text", p, err)
+		}
+	},
+	schema.RouteDeletePrompt: func(h *harness, me, other string) {
+		id := h.prompt(me)
+		path, params := "/prompts/"+id, map[string]string{"id": id}
+		if st := h.http(schema.RouteDeletePrompt, path, params, "", other, nil); st != http.StatusNotFound {
+			h.t.Errorf("another user's DELETE: %d, want 404", st)
+		}
+		if st := h.http(schema.RouteDeletePrompt, path, params, "", me, nil); st != http.StatusNoContent {
+			h.t.Errorf("the owner's DELETE: %d, want 204", st)
+		}
+		if _, err := h.store.GetPrompt(h.t.Context(), me, id); !errors.Is(err, store.ErrNotFound) {
+			h.t.Errorf("still stored: %v", err)
+		}
+	},
+	schema.RouteGetUsage: func(h *harness, me, other string) {
+		day := time.Now().UTC().Format(time.DateOnly)
+		for u, n := range map[string]int64{me: 7, other: 1000} {
+			if err := h.store.AddUsage(h.t.Context(), u, day, config.DefaultModelID, tokens.Usage{InputTokens: n, OutputTokens: n + 4}); err != nil {
+				h.t.Fatal(err)
+			}
+		}
+		var usage struct {
+			Totals struct {
+				InputTokens, OutputTokens int64
+			} `json:"totals"`
+		}
+		if st := h.http(schema.RouteGetUsage, "/usage", nil, "", me, &usage); st != http.StatusOK || usage.Totals.InputTokens != 7 || usage.Totals.OutputTokens != 11 {
+			h.t.Errorf("answered %d, totals %+v; want the caller's 7 in, 11 out", st, usage.Totals)
+		}
+	},
+}
+
+func TestHTTPRoutesAnswerTheCallersDataUnderTheEmulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the six functions and starts DynamoDB Local")
+	}
+	w := setup(t)
+	for _, r := range schema.HTTPRoutes {
+		t.Run(r.RouteKey+" answers the caller's data only", func(t *testing.T) {
+			check, ok := httpRouteCases[r.RouteKey]
+			if !ok {
+				t.Fatalf("no case for %s: every route of the HTTP API has one", r.RouteKey)
+			}
+			check(w.start(t, r.Function, nil), unique("me"), unique("other"))
+		})
+	}
+}
+
+// conversation stores a conversation of user with one message.
+func (h *harness) conversation(user string) string {
+	h.t.Helper()
+	id, now := ids.New(), time.Now()
+	if err := h.store.CreateConversation(h.t.Context(), store.Conversation{UserID: user, ConversationID: id, Title: "of " + user, CreatedAt: now, UpdatedAt: now}); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.store.PutMessage(h.t.Context(), store.Message{ConversationID: id, MessageID: ids.New(), UserID: user, Role: store.RoleUser, Text: "hello", CreatedAt: now}); err != nil {
+		h.t.Fatal(err)
+	}
+	return id
+}
+
+// prompt stores a saved prompt of user.
+func (h *harness) prompt(user string) string {
+	h.t.Helper()
+	id, now := ids.New(), time.Now()
+	if err := h.store.CreatePrompt(h.t.Context(), store.Prompt{UserID: user, PromptID: id, Name: "of " + user, Text: "text of " + user, CreatedAt: now, UpdatedAt: now}, 200); err != nil {
+		h.t.Fatal(err)
+	}
+	return id
+}
+
+func TestABadEnvironmentValueFailsInitNamingTheVariable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the six functions and starts DynamoDB Local")
+	}
+	w := setup(t)
+	for _, fn := range schema.Functions {
+		t.Run(fn.Dir+" refuses TEMPERATURE=7", func(t *testing.T) {
+			h := w.start(t, fn, map[string]string{config.Temperature: "7"})
+			resp, err := h.f.Invoke(t.Context(), apigwfixtures.Disconnect("x=").JSON())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The emulator answers a failed init with 502, as Lambda
+			// fails the invocation with Runtime.ExitError.
+			if resp.Status != http.StatusBadGateway {
+				t.Errorf("status %d (%s), want 502", resp.Status, resp.Body)
+			}
+			if _, err := h.f.InitDuration(t.Context()); err == nil {
+				t.Error("the emulator reports a successful init")
+			}
+			if line := configError(h.f.Output(), config.Temperature); line == "" {
+				t.Errorf("no log line names %s:\n%s", config.Temperature, h.f.Output())
+			}
+		})
+	}
+}
+
+// configError finds the function's log line that names variable as
+// invalid configuration.
+func configError(output, variable string) string {
+	for _, line := range strings.Split(output, "\n") {
+		var l struct{ Msg, Variable, Problem string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "invalid configuration" && l.Variable == variable && l.Problem != "" {
+			return line
+		}
+	}
+	return ""
+}
