@@ -12,7 +12,7 @@ import (
 
 	"github.com/p2/buddy/infra/bundle"
 	"github.com/p2/buddy/lambda/dev/rie"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // These tests only check that the benchmark code runs on a tiny input;
@@ -156,7 +156,7 @@ func TestTinyRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, ok := r.ColdStartMS[RuntimeGo]
-	if !ok || g.Runs != 1 || g.P50 <= 0 || len(r.ColdStartGoByFunctionMS) != len(schema.Functions) {
+	if !ok || g.Runs != 1 || g.P50 <= 0 || len(r.ColdStartGoByFunctionMS) != len(manifest.Functions) {
 		t.Errorf("Go cold start %+v over %d functions", g, len(r.ColdStartGoByFunctionMS))
 	}
 	if g.Emulator != rie.Command || !strings.HasPrefix(g.EmulatorVersion, "v") {
@@ -199,13 +199,13 @@ func TestWallProfileAttributesHandlerStacksOnly(t *testing.T) {
 		"1 @ 0x1 0x2 0x3\n" +
 		"#\t0x1\tnet/http.(*persistConn).roundTrip+0x10\t/x.go:1\n" +
 		"#\t0x2\tgithub.com/p2/buddy/lambda/store.(*Dynamo).GetConnection+0x20\t/s.go:2\n" +
-		"#\t0x3\tgithub.com/p2/buddy/lambda/handlers.(*WebSocket).Route+0x30\t/h.go:3\n" +
+		"#\t0x3\tgithub.com/p2/buddy/lambda/wshandler.(*WebSocket).Route+0x30\t/h.go:3\n" +
 		"\n" +
 		"2 @ 0x4 0x5\n" +
 		"#\t0x4\tgithub.com/p2/buddy/lambda/chat.(*relay).run+0x10\t/r.go:1\n" +
 		"#\t0x5\truntime.goexit+0x1\t/g.go:1\n"
 	got := handlerFrames(text)
-	want := "store.(*Dynamo).GetConnection ← handlers.(*WebSocket).Route"
+	want := "store.(*Dynamo).GetConnection ← wshandler.(*WebSocket).Route"
 	if len(got) != 1 || !got[want] {
 		t.Errorf("got %v, want only %q (the relay runs outside a handler)", got, want)
 	}

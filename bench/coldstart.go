@@ -9,12 +9,13 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/dev/apigwfixtures"
 	"github.com/p2/buddy/lambda/dev/rie"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // tablePrefix names the benchmark's tables, local or not.
@@ -156,20 +157,14 @@ type Env struct {
 	Endpoints map[string]string
 }
 
-// functionTimeouts are the functions' timeouts as the stack sets them
-// (infra/buddy.Sizings); the emulator gives each invocation its function's.
-var functionTimeouts = map[string]string{schema.WebSocketMessage.Name: "300"}
-
 // FunctionEnv is the environment of one function as Lambda and the stack
 // would set it, with the stand-ins' endpoints: the SDKs read the
 // AWS_ENDPOINT_URL_<service> variables at init whether set or not, so the
 // init timed is the one AWS runs. extra appends runtime-specific
 // variables.
-func (e Env) FunctionEnv(name, taskRoot, handler string, extra ...string) []string {
-	timeout := functionTimeouts[name]
-	if timeout == "" {
-		timeout = "10"
-	}
+func (e Env) FunctionEnv(fn manifest.Function, taskRoot, handler string, extra ...string) []string {
+	// The emulator gives each invocation the function's own timeout.
+	timeout := strconv.Itoa(fn.TimeoutSeconds)
 	env := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"LANG=en_US.UTF-8",
@@ -178,11 +173,11 @@ func (e Env) FunctionEnv(name, taskRoot, handler string, extra ...string) []stri
 		"LAMBDA_TASK_ROOT=" + taskRoot,
 		"LAMBDA_RUNTIME_DIR=" + taskRoot,
 		"_HANDLER=" + handler,
-		"AWS_LAMBDA_FUNCTION_NAME=" + name,
+		"AWS_LAMBDA_FUNCTION_NAME=" + fn.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=" + timeout,
-		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + name,
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.Name,
 		"AWS_LAMBDA_LOG_STREAM_NAME=2026/01/01/[$LATEST]0123456789abcdef",
 		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
 		"AWS_REGION=eu-west-1",
@@ -194,13 +189,12 @@ func (e Env) FunctionEnv(name, taskRoot, handler string, extra ...string) []stri
 	for _, k := range slices.Sorted(maps.Keys(e.Endpoints)) {
 		env = append(env, k+"="+e.Endpoints[k])
 	}
-	defaults := config.ModelDefaults()
 	for _, k := range config.ModelKeys {
-		if v, ok := defaults[k]; ok {
+		if v, ok := config.ModelDefaults[k]; ok {
 			env = append(env, k+"="+v)
 		}
 	}
-	for _, t := range schema.All {
+	for _, t := range manifest.All {
 		env = append(env, t.EnvVar+"="+tablePrefix+t.ID)
 	}
 	return append(env, extra...)
@@ -210,7 +204,7 @@ func (e Env) FunctionEnv(name, taskRoot, handler string, extra ...string) []stri
 // provided.al2023 runtime runs bootstrap.
 func (e Env) GoContenders(bins map[string]string) []Contender {
 	var cs []Contender
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		bin, ok := bins[fn.Dir]
 		if !ok {
 			continue
@@ -219,7 +213,7 @@ func (e Env) GoContenders(bins map[string]string) []Contender {
 			Runtime:   RuntimeGo,
 			Name:      fn.Name,
 			Bootstrap: bin,
-			Env:       e.FunctionEnv(fn.Name, filepath.Dir(bin), "bootstrap"),
+			Env:       e.FunctionEnv(fn, filepath.Dir(bin), "bootstrap"),
 			Event:     FirstEvent(fn),
 		})
 	}
@@ -233,9 +227,9 @@ func (e Env) NodeContender(node, dir string) Contender {
 		Runtime:   RuntimeNode,
 		Name:      "node-peer",
 		Bootstrap: filepath.Join(dir, "bootstrap"),
-		Env: e.FunctionEnv(schema.WebSocketMessage.Name, dir, "index.handler",
+		Env: e.FunctionEnv(manifest.WebSocketMessage, dir, "index.handler",
 			"AWS_EXECUTION_ENV=AWS_Lambda_nodejs22.x", "BENCH_NODE="+node),
-		Event: FirstEvent(schema.WebSocketMessage),
+		Event: FirstEvent(manifest.WebSocketMessage),
 	}
 }
 
@@ -248,9 +242,9 @@ func (e Env) PythonContender(python, dir string) Contender {
 		Bootstrap: filepath.Join(dir, "bootstrap"),
 		// Lambda's code directory is read-only, so no bytecode is cached
 		// for the handler there either.
-		Env: e.FunctionEnv(schema.WebSocketMessage.Name, dir, "handler.handler",
+		Env: e.FunctionEnv(manifest.WebSocketMessage, dir, "handler.handler",
 			"AWS_EXECUTION_ENV=AWS_Lambda_python3.11", "PYTHONDONTWRITEBYTECODE=1", "BENCH_PYTHON="+python),
-		Event: FirstEvent(schema.WebSocketMessage),
+		Event: FirstEvent(manifest.WebSocketMessage),
 	}
 }
 
@@ -263,22 +257,22 @@ const firstConnection = "YmVuY2htYXJrAA="
 // (lambda/dev/apigwfixtures). It carries no token and names no stored
 // connection, so each function answers at once after one store call at
 // most.
-func FirstEvent(fn schema.Function) []byte {
+func FirstEvent(fn manifest.Function) []byte {
 	httpEvent := func(route, path string) []byte {
 		return apigwfixtures.HTTP{RouteKey: route, Path: path, Claims: map[string]string{"sub": "bench-user"}}.Event().JSON()
 	}
 	switch fn.Name {
-	case schema.WebSocketConnect.Name:
+	case manifest.WebSocketConnect.Name:
 		return apigwfixtures.Connect(firstConnection, "").JSON()
-	case schema.WebSocketDisconnect.Name:
+	case manifest.WebSocketDisconnect.Name:
 		return apigwfixtures.Disconnect(firstConnection).JSON()
-	case schema.WebSocketMessage.Name:
-		return apigwfixtures.Message(firstConnection, schema.RoutePing, `{"action":"ping"}`).JSON()
-	case schema.ConversationAPI.Name:
-		return httpEvent(schema.RouteListConversations, "/conversations")
-	case schema.PromptCRUD.Name:
-		return httpEvent(schema.RouteListPrompts, "/prompts")
+	case manifest.WebSocketMessage.Name:
+		return apigwfixtures.Message(firstConnection, manifest.RoutePing, `{"action":"ping"}`).JSON()
+	case manifest.ConversationAPI.Name:
+		return httpEvent(manifest.RouteListConversations, "/conversations")
+	case manifest.PromptCRUD.Name:
+		return httpEvent(manifest.RouteListPrompts, "/prompts")
 	default:
-		return httpEvent(schema.RouteGetUsage, "/usage")
+		return httpEvent(manifest.RouteGetUsage, "/usage")
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/p2/buddy/lambda/dev/apigwfixtures"
 	"github.com/p2/buddy/lambda/dev/fakeconnections"
 	"github.com/p2/buddy/lambda/dev/rie"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 )
 
@@ -62,8 +62,8 @@ func RunMessagePath(ctx context.Context, s *standIns, rieBin, home, bin string, 
 		}
 	}
 	defer func() { s.posts.OnPost = nil }()
-	fn := schema.WebSocketMessage
-	env := Env{Home: home, Endpoints: s.endpoints}.FunctionEnv(fn.Name, filepath.Dir(bin), "bootstrap",
+	fn := manifest.WebSocketMessage
+	env := Env{Home: home, Endpoints: s.endpoints}.FunctionEnv(fn, filepath.Dir(bin), "bootstrap",
 		config.AnthropicBaseURL+"="+model.URL)
 	f, err := rie.Start(ctx, rie.Options{RIE: rieBin, Bootstrap: bin, Env: env})
 	if err != nil {
@@ -78,7 +78,7 @@ func RunMessagePath(ctx context.Context, s *standIns, rieBin, home, bin string, 
 		"text": directives(tokens, rate, 0) + " Write a long answer.",
 	})
 	before := s.forwardedSoFar()
-	resp, err := f.Invoke(ctx, apigwfixtures.Message(conn, schema.RouteSendMessage, string(body)).JSON())
+	resp, err := f.Invoke(ctx, apigwfixtures.Message(conn, manifest.RouteSendMessage, string(body)).JSON())
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func RunMessagePath(ctx context.Context, s *standIns, rieBin, home, bin string, 
 }
 
 func messagePath(ctx context.Context, o *Options, r *Results, h *harness, bins map[string]string) error {
-	bin, ok := bins[schema.WebSocketMessage.Dir]
+	bin, ok := bins[manifest.WebSocketMessage.Dir]
 	if !ok {
 		return fmt.Errorf("%w: websocket-message not built", ErrSkip)
 	}

@@ -23,7 +23,7 @@ import (
 
 	"github.com/p2/buddy/infra/bundle"
 	"github.com/p2/buddy/lambda/dev/rie"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // ErrSkip marks a measurement that cannot run here; the report says why
@@ -37,9 +37,9 @@ type Options struct {
 
 	// Cold start.
 	Runs, Warmup int
-	Functions    []schema.Function // default: all six
-	Node         string            // node binary of the peer; "" skips it
-	Python       string            // python3 with boto3; "" skips it
+	Functions    []manifest.Function // default: all six
+	Node         string              // node binary of the peer; "" skips it
+	Python       string              // python3 with boto3; "" skips it
 
 	// Message path (separate process): one reply of ReplyTokens at
 	// ReplyRate tokens/s.
@@ -70,7 +70,7 @@ func (o *Options) defaults(ctx context.Context) error {
 		o.OutDir = filepath.Join(o.Root, "bench", "out")
 	}
 	if len(o.Functions) == 0 {
-		o.Functions = schema.Functions
+		o.Functions = manifest.Functions
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -173,7 +173,7 @@ func zips(o *Options, r *Results) error {
 
 // bootstraps builds fns with b (a no-op when they are up to date) and
 // returns the path of each bootstrap by function directory.
-func bootstraps(b *bundle.Bundler, fns []schema.Function) (map[string]string, error) {
+func bootstraps(b *bundle.Bundler, fns []manifest.Function) (map[string]string, error) {
 	dirs, err := b.BundleFunctions(fns...)
 	if err != nil {
 		return nil, err

@@ -72,7 +72,7 @@ func startStandIns(ctx context.Context, withDB bool) (s *standIns, err error) {
 		}
 		s.endpoints["AWS_ENDPOINT_URL_DYNAMODB"] = s.db.Endpoint()
 	}
-	s.secrets.Set(config.ModelDefaults()[config.SecretName], `{"api_key":"sk-ant-benchmark"}`)
+	s.secrets.Set(config.ModelDefaults[config.SecretName], `{"api_key":"sk-ant-benchmark"}`)
 	s.lambda = fakelambda.New(s.forward)
 	var jwks http.Handler = http.NotFoundHandler()
 	issuerSrv := s.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { jwks.ServeHTTP(w, r) }))

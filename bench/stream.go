@@ -21,7 +21,7 @@ import (
 	"github.com/p2/buddy/lambda/dev/devserver"
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/dev/wsclient"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // Sizes of the dev-server runs that are not options: enough warm-up
@@ -179,10 +179,10 @@ func (d *DevServer) split(ctx context.Context, ids map[string]float64) (beforeP5
 // on the path. The items are scratch ones under an id no client uses.
 func (d *DevServer) storeRoundTrips(ctx context.Context, n int) (get, put, query []float64, err error) {
 	db := dynamodblocal.NewClient(d.srv.DynamoEndpoint)
-	table := devserver.TablePrefix + schema.Connections.ID
-	key := map[string]types.AttributeValue{schema.AttrConnectionID: &types.AttributeValueMemberS{Value: "bench-scratch"}}
-	msgs := devserver.TablePrefix + schema.Messages.ID
-	cond := schema.AttrConversationID + " = :c"
+	table := devserver.TablePrefix + manifest.Connections.ID
+	key := map[string]types.AttributeValue{manifest.AttrConnectionID: &types.AttributeValueMemberS{Value: "bench-scratch"}}
+	msgs := devserver.TablePrefix + manifest.Messages.ID
+	cond := manifest.AttrConversationID + " = :c"
 	vals := map[string]types.AttributeValue{":c": &types.AttributeValueMemberS{Value: "bench-scratch"}}
 	calls := []struct {
 		out  *[]float64

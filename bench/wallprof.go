@@ -105,7 +105,7 @@ func handlerFrames(text string) map[string]bool {
 		fn, _, _ := strings.Cut(f[2], "+0x")
 		if name, ok := strings.CutPrefix(fn, buddyPrefix); ok {
 			buddy = append(buddy, name)
-			if strings.HasPrefix(name, "handlers.") {
+			if strings.HasPrefix(name, "wshandler.") {
 				inHandler = true
 			}
 		}

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // AlarmPeriodMinutes is the evaluation window of every alarm.
@@ -46,7 +46,7 @@ func newAlarms(stack awscdk.Stack, s Settings, r *Resources) (awssns.Topic, []aw
 	}
 	sum := &awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")}
 	var alarms []awscloudwatch.Alarm
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		f := r.Functions[fn.Name]
 		id := constructID(fn.Dir)
 		alarms = append(alarms,
@@ -58,19 +58,19 @@ func newAlarms(stack awscdk.Stack, s Settings, r *Resources) (awssns.Topic, []aw
 	}
 	modelMetric := func(name string) awscloudwatch.Metric {
 		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
-			Namespace: jsii.String(schema.MetricNamespace), MetricName: jsii.String(name),
+			Namespace: jsii.String(manifest.MetricNamespace), MetricName: jsii.String(name),
 			Period: period, Statistic: jsii.String("Sum"),
 		})
 	}
 	alarms = append(alarms, awscloudwatch.NewAlarm(stack, jsii.String("ModelErrorRateAlarm"), &awscloudwatch.AlarmProps{
 		AlarmName: jsii.String(fmt.Sprintf("buddy-%s-model-error-rate", s.Stage)),
 		AlarmDescription: jsii.String(fmt.Sprintf("More than %g%% of Claude calls failed in %d minutes (%s/%s over %s)",
-			s.ModelErrorRatePercent, AlarmPeriodMinutes, schema.MetricNamespace, schema.MetricModelErrors, schema.MetricModelRequests)),
+			s.ModelErrorRatePercent, AlarmPeriodMinutes, manifest.MetricNamespace, manifest.MetricModelErrors, manifest.MetricModelRequests)),
 		Metric: awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 			Expression: jsii.String(ModelErrorRateExpression),
 			UsingMetrics: &map[string]awscloudwatch.IMetric{
-				"requests": modelMetric(schema.MetricModelRequests),
-				"errors":   modelMetric(schema.MetricModelErrors),
+				"requests": modelMetric(manifest.MetricModelRequests),
+				"errors":   modelMetric(manifest.MetricModelErrors),
 			},
 			Label:  jsii.String("model error rate (%)"),
 			Period: period,

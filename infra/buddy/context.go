@@ -274,7 +274,7 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 //
 // The result is validated with the runtime's own rules (config.ParseRuntime).
 func modelEnv(val func(string) string, has func(string) bool) (map[string]string, config.Model, error) {
-	defaults := config.ModelDefaults()
+	defaults := maps.Clone(config.ModelDefaults)
 	defaults[config.DailyTokenLimit] = DefaultDailyTokenLimit
 	if has(config.TopP) && !has(config.Temperature) {
 		delete(defaults, config.Temperature)

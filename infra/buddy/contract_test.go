@@ -9,7 +9,7 @@ import (
 
 	"github.com/p2/buddy/infra/buddy"
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // The documented defaults of the functions' environment, written out here on purpose: if a default in
@@ -74,19 +74,18 @@ func TestFunctions(t *testing.T) {
 		if got := sortedKeys(byName); !slices.Equal(got, sortedCopy(designFunctionNames)) {
 			t.Errorf("%s: functions %v, want %v", v, got, designFunctionNames)
 		}
-		for _, fn := range schema.Functions {
+		for _, fn := range manifest.Functions {
 			id, ok := byName[fn.Name]
 			if !ok {
 				continue
 			}
 			p := props(resource(t, s.template, id))
-			size := buddy.Sizings[fn.Name]
 			want := map[string]any{
 				"Runtime":       "provided.al2023",
 				"Architectures": []string{"arm64"},
 				"Handler":       "bootstrap",
-				"MemorySize":    size.MemoryMB,
-				"Timeout":       size.TimeoutSeconds,
+				"MemorySize":    fn.MemoryMB,
+				"Timeout":       fn.TimeoutSeconds,
 				"TracingConfig": map[string]any{"Mode": "Active"},
 				"LoggingConfig": map[string]any{
 					"LogFormat": "JSON",
@@ -102,19 +101,22 @@ func TestFunctions(t *testing.T) {
 			}
 		}
 	}
-	// The sizing decisions themselves (functions.go explains them).
-	for name, want := range map[string]buddy.Sizing{
-		"p2-two-websocket-message-two": {MemoryMB: 256, TimeoutSeconds: 300},
-		"p2-two-websocket-connect-two": {MemoryMB: 128, TimeoutSeconds: 10},
+	// The sizing decisions themselves (lambda/manifest explains them).
+	for _, tc := range []struct {
+		fn              manifest.Function
+		memoryMB, limit int
+	}{
+		{manifest.WebSocketMessage, 256, 300},
+		{manifest.WebSocketConnect, 128, 10},
 	} {
-		if got := buddy.Sizings[name]; got != want {
-			t.Errorf("sizing of %s: %+v, want %+v", name, got, want)
+		if tc.fn.MemoryMB != tc.memoryMB || tc.fn.TimeoutSeconds != tc.limit {
+			t.Errorf("sizing of %s: %d MB, %d s; want %d MB, %d s", tc.fn.Name, tc.fn.MemoryMB, tc.fn.TimeoutSeconds, tc.memoryMB, tc.limit)
 		}
 	}
 }
 
 // expectedEnv is a function's whole environment as the template renders it.
-func expectedEnv(t *testing.T, s *synthesized, fn schema.Function, model map[string]string) map[string]any {
+func expectedEnv(t *testing.T, s *synthesized, fn manifest.Function, model map[string]string) map[string]any {
 	env := map[string]any{"DAILY_TOKEN_LIMIT": "1000000"}
 	for k, v := range model {
 		env[k] = v
@@ -122,7 +124,7 @@ func expectedEnv(t *testing.T, s *synthesized, fn schema.Function, model map[str
 	for _, table := range fn.Tables {
 		env[table.EnvVar] = "${" + logicalID(s.stack, s.res.Tables[table.ID]) + "}"
 	}
-	if fn.Name == schema.WebSocketConnect.Name {
+	if fn.Name == manifest.WebSocketConnect.Name {
 		if s.res.UserPool != nil {
 			env["JWT_ISSUER"] = "https://cognito-idp.us-east-1.amazonaws.com/${" + logicalID(s.stack, s.res.UserPool) + "}"
 			env["JWT_AUDIENCE"] = "${" + logicalID(s.stack, s.res.UserPoolClient) + "}"
@@ -146,7 +148,7 @@ func TestEnvironment(t *testing.T) {
 	for v, model := range map[string]map[string]string{"dev": designEnv, "prod": designEnv, "alt": alt} {
 		s := synth(t, v)
 		byName := functionsByName(t, s.template)
-		for _, fn := range schema.Functions {
+		for _, fn := range manifest.Functions {
 			p := props(resource(t, s.template, byName[fn.Name]))
 			got := render(p["Environment"].(map[string]any)["Variables"])
 			equal(t, fmt.Sprintf("%s: environment of %s", v, fn.Name), got, expectedEnv(t, s, fn, model))
@@ -170,7 +172,7 @@ func TestEnvironment(t *testing.T) {
 			for _, table := range fn.Tables {
 				required = append(required, table.EnvVar)
 			}
-			if fn.Name == schema.WebSocketConnect.Name {
+			if fn.Name == manifest.WebSocketConnect.Name {
 				required = append(required, config.JWTIssuer, config.JWTAudience)
 			}
 			if err := config.Require(get, required...); err != nil {
@@ -375,10 +377,10 @@ func TestSecret(t *testing.T) {
 func TestTables(t *testing.T) {
 	for v, prod := range map[string]bool{"dev": false, "prod": true} {
 		s := synth(t, v)
-		if n := len(resources(s.template, "AWS::DynamoDB::Table")); n != len(schema.All) {
-			t.Errorf("%s: %d tables, want %d", v, n, len(schema.All))
+		if n := len(resources(s.template, "AWS::DynamoDB::Table")); n != len(manifest.All) {
+			t.Errorf("%s: %d tables, want %d", v, n, len(manifest.All))
 		}
-		for _, table := range schema.All {
+		for _, table := range manifest.All {
 			r := resource(t, s.template, logicalID(s.stack, s.res.Tables[table.ID]))
 			p := props(r)
 			keys := []any{map[string]any{"AttributeName": table.PartitionKey.Name, "KeyType": "HASH"}}
@@ -428,7 +430,7 @@ func TestWebSocketAPI(t *testing.T) {
 		}
 	}
 	var want []string
-	for _, route := range schema.WebSocketRoutes {
+	for _, route := range manifest.WebSocketRoutes {
 		want = append(want, route.RouteKey)
 		p, ok := routes[route.RouteKey]
 		if !ok {
@@ -489,7 +491,7 @@ func TestHTTPAPI(t *testing.T) {
 			}
 		}
 		var want []string
-		for _, route := range schema.HTTPRoutes {
+		for _, route := range manifest.HTTPRoutes {
 			want = append(want, route.RouteKey)
 			p, ok := routes[route.RouteKey]
 			if !ok {
@@ -598,8 +600,8 @@ func TestAlarms(t *testing.T) {
 	}
 	equal(t, "model error rate expression", expr, buddy.ModelErrorRateExpression)
 	equal(t, "model error rate metrics", stats, map[string]any{
-		"requests": map[string]any{"ns": schema.MetricNamespace, "name": schema.MetricModelRequests, "dims": nil, "period": 300, "stat": "Sum"},
-		"errors":   map[string]any{"ns": schema.MetricNamespace, "name": schema.MetricModelErrors, "dims": nil, "period": 300, "stat": "Sum"},
+		"requests": map[string]any{"ns": manifest.MetricNamespace, "name": manifest.MetricModelRequests, "dims": nil, "period": 300, "stat": "Sum"},
+		"errors":   map[string]any{"ns": manifest.MetricNamespace, "name": manifest.MetricModelErrors, "dims": nil, "period": 300, "stat": "Sum"},
 	})
 }
 

@@ -9,35 +9,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
-
-// Sizing is a function's memory and timeout.
-type Sizing struct {
-	MemoryMB       int
-	TimeoutSeconds int
-}
-
-// Sizings by function name.
-//
-// 128 MB is plenty for a Go handler doing a few DynamoDB calls (its
-// resident set is ~30 MB); CPU scales with memory, but these handlers wait
-// on the network, not the CPU. 10 s covers a cold start, a JWKS fetch on
-// $connect and DynamoDB retries; API Gateway gives up after 29 s anyway.
-//
-// websocket-message gets 256 MB (more CPU for TLS and JSON while streaming)
-// and 300 s: besides answering sendMessage within API Gateway's 29 s it
-// runs the reply job it dispatches to itself, which streams a whole Claude
-// reply (4096 Opus tokens take one to three minutes) and stops itself 5 s
-// before this deadline, storing the text so far as incomplete.
-var Sizings = map[string]Sizing{
-	schema.WebSocketConnect.Name:    {MemoryMB: 128, TimeoutSeconds: 10},
-	schema.WebSocketDisconnect.Name: {MemoryMB: 128, TimeoutSeconds: 10},
-	schema.WebSocketMessage.Name:    {MemoryMB: 256, TimeoutSeconds: 300},
-	schema.ConversationAPI.Name:     {MemoryMB: 128, TimeoutSeconds: 10},
-	schema.PromptCRUD.Name:          {MemoryMB: 128, TimeoutSeconds: 10},
-	schema.UsageHandler.Name:        {MemoryMB: 128, TimeoutSeconds: 10},
-}
 
 // ReplyJobMaxEventAgeMinutes bounds how long a dispatched reply job may wait in
 // Lambda's async queue: after two minutes the user has long given up on
@@ -47,12 +20,11 @@ const ReplyJobMaxEventAgeMinutes = 2
 // newFunctions declares the six functions by schema name.
 func newFunctions(stack awscdk.Stack, s Settings, r *Resources, assets map[string]string) map[string]awslambda.Function {
 	fns := map[string]awslambda.Function{}
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		dir, ok := assets[fn.Dir]
 		if !ok {
 			panic("no bundled asset for " + fn.Name)
 		}
-		size := Sizings[fn.Name]
 		props := &awslambda.FunctionProps{
 			FunctionName:  jsii.String(fn.Name),
 			Description:   jsii.String("Buddy " + fn.Dir + " (lambda/cmd/" + fn.Dir + ")"),
@@ -61,14 +33,14 @@ func newFunctions(stack awscdk.Stack, s Settings, r *Resources, assets map[strin
 			Handler:       jsii.String("bootstrap"),
 			Code:          awslambda.Code_FromAsset(jsii.String(dir), nil),
 			Role:          r.Role,
-			MemorySize:    jsii.Number(size.MemoryMB),
-			Timeout:       awscdk.Duration_Seconds(jsii.Number(size.TimeoutSeconds)),
+			MemorySize:    jsii.Number(fn.MemoryMB),
+			Timeout:       awscdk.Duration_Seconds(jsii.Number(fn.TimeoutSeconds)),
 			Tracing:       awslambda.Tracing_ACTIVE,
 			LoggingFormat: awslambda.LoggingFormat_JSON,
 			LogGroup:      r.LogGroups[fn.Name],
 			Environment:   toStringPtrs(FunctionEnv(fn, s, r)),
 		}
-		if fn.Name == schema.WebSocketMessage.Name {
+		if fn.Name == manifest.WebSocketMessage.Name {
 			// The only async invocations are the reply jobs: a retry
 			// would stream the same reply a second time.
 			props.RetryAttempts = jsii.Number(0)
@@ -86,14 +58,14 @@ func newFunctions(stack awscdk.Stack, s Settings, r *Resources, assets map[strin
 
 // FunctionEnv is fn's environment: the validated UPPER_CASE context (model
 // variables, DAILY_TOKEN_LIMIT, ...) for every function, the names of the
-// tables fn uses (schema.Function.Tables, nothing more), and the JWT
+// tables fn uses (manifest.Function.Tables, nothing more), and the JWT
 // issuer and audience for the $connect function, which verifies tokens.
-func FunctionEnv(fn schema.Function, s Settings, r *Resources) map[string]string {
+func FunctionEnv(fn manifest.Function, s Settings, r *Resources) map[string]string {
 	env := maps.Clone(s.Env)
 	for _, t := range fn.Tables {
 		env[t.EnvVar] = *r.Tables[t.ID].TableName()
 	}
-	if fn.Name == schema.WebSocketConnect.Name {
+	if fn.Name == manifest.WebSocketConnect.Name {
 		env[config.JWTIssuer] = r.JWTIssuer
 		env[config.JWTAudience] = r.JWTAudience
 	}

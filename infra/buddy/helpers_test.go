@@ -12,12 +12,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/constructs-go/constructs/v10"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 func functionDirs() []string {
 	var dirs []string
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		dirs = append(dirs, fn.Dir)
 	}
 	return dirs

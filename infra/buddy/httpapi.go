@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 const httpAccessLogFormat = `{"requestId":"$context.requestId","routeKey":"$context.routeKey",` +
@@ -21,7 +21,7 @@ const httpAccessLogFormat = `{"requestId":"$context.requestId","routeKey":"$cont
 	`"authorizerError":"$context.authorizer.error"}`
 
 // newHTTPAPI declares the HTTP API (conversations, prompts, usage): every route of
-// schema.HTTPRoutes behind a JWT authorizer (Authorization: Bearer, the
+// manifest.HTTPRoutes behind a JWT authorizer (Authorization: Bearer, the
 // issuer and audience of the stack), CORS for a browser page, and the
 // $default stage with throttling and access logs.
 func newHTTPAPI(stack awscdk.Stack, s Settings, r *Resources) (awsapigatewayv2.HttpApi, awsapigatewayv2.HttpStage) {
@@ -60,7 +60,7 @@ func newHTTPAPI(stack awscdk.Stack, s Settings, r *Resources) (awsapigatewayv2.H
 	})
 
 	integrations := map[string]awsapigatewayv2integrations.HttpLambdaIntegration{}
-	for _, route := range schema.HTTPRoutes {
+	for _, route := range manifest.HTTPRoutes {
 		method, path, err := splitRouteKey(route.RouteKey)
 		if err != nil {
 			panic(err)
@@ -93,7 +93,7 @@ func splitRouteKey(key string) (awsapigatewayv2.HttpMethod, string, error) {
 		ok = false
 	}
 	if !ok || !strings.HasPrefix(path, "/") {
-		return "", "", fmt.Errorf("schema.HTTPRoutes: %q is not \"METHOD /path\"", key)
+		return "", "", fmt.Errorf("manifest.HTTPRoutes: %q is not \"METHOD /path\"", key)
 	}
 	return method, path, nil
 }

@@ -5,7 +5,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // newLogGroups declares /aws/lambda/<name> for each function, with the
@@ -15,7 +15,7 @@ import (
 // only.
 func newLogGroups(stack awscdk.Stack, s Settings) map[string]awslogs.LogGroup {
 	groups := map[string]awslogs.LogGroup{}
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		groups[fn.Name] = newLogGroup(stack, constructID(fn.Dir)+"Logs", "/aws/lambda/"+fn.Name, s)
 	}
 	return groups

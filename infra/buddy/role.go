@@ -6,7 +6,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // Names the old deployment scripts created that are not in the runtime's packages: only the
@@ -51,10 +51,10 @@ func newRole(stack awscdk.Stack, s Settings, r *Resources) awsiam.Role {
 	})
 	// Explicit DeletionPolicy, so `cdk import` can adopt the existing role.
 	role.ApplyRemovalPolicy(removalPolicy(s))
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		r.LogGroups[fn.Name].GrantWrite(role)
 	}
-	for _, t := range schema.All {
+	for _, t := range manifest.All {
 		r.Tables[t.ID].GrantReadWriteData(role)
 	}
 	// The ARN is built from the fixed name, not from the function: the
@@ -92,7 +92,7 @@ func SelfInvokeArn(stack awscdk.Stack) *string {
 	return stack.FormatArn(&awscdk.ArnComponents{
 		Service:      jsii.String("lambda"),
 		Resource:     jsii.String("function"),
-		ResourceName: jsii.String(schema.WebSocketMessage.Name),
+		ResourceName: jsii.String(manifest.WebSocketMessage.Name),
 		ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
 	})
 }

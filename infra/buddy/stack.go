@@ -2,7 +2,7 @@
 // stage holding the secret, the shared role, the tables, the six functions,
 // the WebSocket and HTTP APIs, the JWT issuer and the alarms. The names and
 // the environment come from the plain-Go contract packages lambda/config
-// and lambda/schema, never repeated here.
+// and lambda/manifest, never repeated here.
 //
 // Files are grouped by what they declare; stack.go reads top to bottom like
 // the architecture.
@@ -32,7 +32,7 @@ import (
 type Props struct {
 	Settings Settings
 	// Assets holds the directory of each function's bootstrap, by
-	// schema.Function.Dir (Bundler.Bundle).
+	// manifest.Function.Dir (Bundler.Bundle).
 	Assets map[string]string
 }
 
@@ -43,9 +43,9 @@ type Resources struct {
 	// SecretPolicyArn is the resource of SecretsManagerAccess.
 	SecretPolicyArn string
 	Role            awsiam.Role
-	// Tables by schema.Table.ID.
+	// Tables by manifest.Table.ID.
 	Tables map[string]awsdynamodb.Table
-	// Functions and LogGroups by schema.Function.Name.
+	// Functions and LogGroups by manifest.Function.Name.
 	Functions map[string]awslambda.Function
 	LogGroups map[string]awslogs.LogGroup
 
@@ -119,7 +119,7 @@ func NewApp(context map[string]any, outdir string) awscdk.App {
 }
 
 // AssetBundler provides the directory of each function's bootstrap, by
-// schema.Function.Dir. *Bundler compiles them; tests may pass a stand-in.
+// manifest.Function.Dir. *Bundler compiles them; tests may pass a stand-in.
 type AssetBundler interface {
 	Bundle() (map[string]string, error)
 }

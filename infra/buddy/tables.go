@@ -5,10 +5,10 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
-// newTables declares one table per schema.All entry, keyed by schema ID.
+// newTables declares one table per manifest.All entry, keyed by schema ID.
 //
 // On-demand billing (traffic is spiky and small), point-in-time recovery,
 // encryption with the AWS-managed key aws/dynamodb (KMS-backed and
@@ -20,7 +20,7 @@ import (
 // dev tables go with the stack.
 func newTables(stack awscdk.Stack, s Settings) map[string]awsdynamodb.Table {
 	tables := map[string]awsdynamodb.Table{}
-	for _, t := range schema.All {
+	for _, t := range manifest.All {
 		props := &awsdynamodb.TableProps{
 			PartitionKey: attr(t.PartitionKey),
 			BillingMode:  awsdynamodb.BillingMode_PAY_PER_REQUEST,
@@ -54,10 +54,10 @@ func newTables(stack awscdk.Stack, s Settings) map[string]awsdynamodb.Table {
 	return tables
 }
 
-func attr(k schema.Key) *awsdynamodb.Attribute {
-	types := map[schema.KeyType]awsdynamodb.AttributeType{
-		schema.String: awsdynamodb.AttributeType_STRING,
-		schema.Number: awsdynamodb.AttributeType_NUMBER,
+func attr(k manifest.Key) *awsdynamodb.Attribute {
+	types := map[manifest.KeyType]awsdynamodb.AttributeType{
+		manifest.String: awsdynamodb.AttributeType_STRING,
+		manifest.Number: awsdynamodb.AttributeType_NUMBER,
 	}
 	at, ok := types[k.Type]
 	if !ok {

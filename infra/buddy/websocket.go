@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // RouteSelectionExpression picks the WebSocket route from the frame's
@@ -24,7 +24,7 @@ const webSocketAccessLogFormat = `{"requestId":"$context.requestId","connectionI
 	`"error":"$context.error.message"}`
 
 // newWebSocketAPI declares the chat WebSocket API: one route per
-// schema.WebSocketRoutes entry, each a Lambda proxy integration (one per
+// manifest.WebSocketRoutes entry, each a Lambda proxy integration (one per
 // function, shared by its routes), and a stage with throttling and access
 // logs. Authentication is the $connect function's: browsers cannot set
 // headers on a WebSocket, so the JWT travels in ?token= and the function
@@ -37,7 +37,7 @@ func newWebSocketAPI(stack awscdk.Stack, s Settings, r *Resources) (awsapigatewa
 		RouteSelectionExpression: jsii.String(RouteSelectionExpression),
 	})
 	integrations := map[string]awsapigatewayv2integrations.WebSocketLambdaIntegration{}
-	for _, route := range schema.WebSocketRoutes {
+	for _, route := range manifest.WebSocketRoutes {
 		fn := route.Function
 		integ, ok := integrations[fn.Name]
 		if !ok {

@@ -19,7 +19,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // ModulePath is the Go module of this repository.
@@ -75,7 +75,7 @@ var buildEnvOverrides = map[string]string{
 // less per GB-second than x86_64).
 const DeployArch = "arm64"
 
-// Bundler compiles the handlers of schema.Functions into per-function asset
+// Bundler compiles the handlers of manifest.Functions into per-function asset
 // directories: <OutDir>/<fn.Dir>/bootstrap.
 type Bundler struct {
 	// Root is the module root (the directory holding go.mod).
@@ -198,16 +198,16 @@ func (b *Bundler) BuildEnv() ([]string, error) {
 // Bundle builds every function once per Bundler and returns the asset
 // directory of each, by fn.Dir.
 func (b *Bundler) Bundle() (map[string]string, error) {
-	b.once.Do(func() { b.assets, b.err = b.bundle(schema.Functions) })
+	b.once.Do(func() { b.assets, b.err = b.bundle(manifest.Functions) })
 	return b.assets, b.err
 }
 
 // BundleFunctions builds the given functions, every call.
-func (b *Bundler) BundleFunctions(fns ...schema.Function) (map[string]string, error) {
+func (b *Bundler) BundleFunctions(fns ...manifest.Function) (map[string]string, error) {
 	return b.bundle(fns)
 }
 
-func (b *Bundler) bundle(fns []schema.Function) (map[string]string, error) {
+func (b *Bundler) bundle(fns []manifest.Function) (map[string]string, error) {
 	var missing []string
 	pkgs := make([]string, len(fns))
 	for i, fn := range fns {

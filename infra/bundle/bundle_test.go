@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/p2/buddy/infra/bundle"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // root is the module root of this checkout.
@@ -39,7 +39,7 @@ func TestBundleHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		dir := assets[fn.Dir]
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -73,7 +73,7 @@ func TestBundleHandlers(t *testing.T) {
 // where the checkout is. The copies hold the real go.mod, go.sum and
 // lambda/ tree; the build cache makes the second build a link only.
 func TestBundleIsReproducible(t *testing.T) {
-	fn := schema.WebSocketDisconnect
+	fn := manifest.WebSocketDisconnect
 	var sums []string
 	for _, dir := range []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "checkout", "elsewhere")} {
 		copyModule(t, dir)
@@ -95,7 +95,7 @@ func TestBundleRefusals(t *testing.T) {
 	dir := t.TempDir()
 	copyFile(t, filepath.Join(root, "go.mod"), filepath.Join(dir, "go.mod"))
 	copyFile(t, filepath.Join(root, "go.sum"), filepath.Join(dir, "go.sum"))
-	_, err := bundle.NewBundler(dir, "bundle").BundleFunctions(schema.PromptCRUD)
+	_, err := bundle.NewBundler(dir, "bundle").BundleFunctions(manifest.PromptCRUD)
 	if err == nil || !strings.Contains(err.Error(), "lambda/cmd/prompt-crud/main.go") {
 		t.Errorf("missing main: %v", err)
 	}
@@ -108,7 +108,7 @@ func TestBundleRefusals(t *testing.T) {
 	if err := os.WriteFile(main, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = bundle.NewBundler(dir, "bundle").BundleFunctions(schema.PromptCRUD)
+	_, err = bundle.NewBundler(dir, "bundle").BundleFunctions(manifest.PromptCRUD)
 	if err == nil || !strings.Contains(err.Error(), "must never link the CDK") {
 		t.Errorf("CDK-linking main: %v", err)
 	}
@@ -123,7 +123,7 @@ func TestBundleRefusals(t *testing.T) {
 // the CDK itself.
 func TestFunctionsLinkNeitherToolingNorTheCDK(t *testing.T) {
 	args := []string{"list", "-deps", "-tags", "lambda.norpc", "-f", "{{.ImportPath}}"}
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		t.Run(fn.Name, func(t *testing.T) {
 			cmd := exec.Command("go", append(args, "./lambda/cmd/"+fn.Dir)...)
 			cmd.Dir = root

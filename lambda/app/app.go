@@ -24,12 +24,12 @@ import (
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/claude"
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/handlers"
 	"github.com/p2/buddy/lambda/httpapi"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/obs"
-	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
+	"github.com/p2/buddy/lambda/wshandler"
 )
 
 // Options replace parts of the wiring; zero values mean "as in AWS".
@@ -66,7 +66,7 @@ type Deps struct {
 }
 
 // New validates cfg for fn and builds what fn needs.
-func New(ctx context.Context, fn schema.Function, cfg config.Runtime, opts Options) (*Deps, error) {
+func New(ctx context.Context, fn manifest.Function, cfg config.Runtime, opts Options) (*Deps, error) {
 	d := &Deps{Function: fn.Name, Config: cfg, opts: opts, Log: opts.Log}
 	if d.Log == nil {
 		d.Log = obs.NewLogger(os.Stdout)
@@ -90,12 +90,12 @@ func New(ctx context.Context, fn schema.Function, cfg config.Runtime, opts Optio
 
 // Required lists the variables fn cannot run without, beyond the model
 // variables every function validates.
-func Required(fn schema.Function) []string {
+func Required(fn manifest.Function) []string {
 	var names []string
 	for _, t := range fn.Tables {
 		names = append(names, t.EnvVar)
 	}
-	if fn.Name == schema.WebSocketConnect.Name {
+	if fn.Name == manifest.WebSocketConnect.Name {
 		names = append(names, config.JWTIssuer, config.JWTAudience)
 	}
 	return names
@@ -103,7 +103,7 @@ func Required(fn schema.Function) []string {
 
 // Main is the whole main of a function: configuration errors stop the
 // function at init with one log line per offending variable.
-func Main(fn schema.Function, handler func(*Deps) (any, error)) {
+func Main(fn manifest.Function, handler func(*Deps) (any, error)) {
 	log := obs.NewLogger(os.Stdout)
 	ctx := context.Background()
 	cfg, err := config.Load()
@@ -200,8 +200,8 @@ func (d *Deps) Verifier() auth.Verifier {
 
 // WebSocket builds the WebSocket handlers; the model and the dispatcher
 // only for the message function.
-func (d *Deps) WebSocket(ctx context.Context) (*handlers.WebSocket, error) {
-	w := &handlers.WebSocket{
+func (d *Deps) WebSocket(ctx context.Context) (*wshandler.WebSocket, error) {
+	w := &wshandler.WebSocket{
 		Function:      d.Function,
 		Store:         d.Store,
 		Posters:       d.Posters(),
@@ -210,9 +210,9 @@ func (d *Deps) WebSocket(ctx context.Context) (*handlers.WebSocket, error) {
 		Log:           d.Log,
 	}
 	switch d.Function {
-	case schema.WebSocketConnect.Name:
+	case manifest.WebSocketConnect.Name:
 		w.Verifier = d.Verifier()
-	case schema.WebSocketMessage.Name:
+	case manifest.WebSocketMessage.Name:
 		model, err := d.Model(ctx)
 		if err != nil {
 			return nil, err
@@ -237,11 +237,11 @@ func (d *Deps) WebSocket(ctx context.Context) (*handlers.WebSocket, error) {
 func (d *Deps) Router() (*httpapi.Router, error) {
 	rt := &httpapi.Router{Function: d.Function, Log: d.Log}
 	switch d.Function {
-	case schema.ConversationAPI.Name:
+	case manifest.ConversationAPI.Name:
 		rt.Routes = (&httpapi.Conversations{Store: d.Store}).Routes()
-	case schema.PromptCRUD.Name:
+	case manifest.PromptCRUD.Name:
 		rt.Routes = (&httpapi.Prompts{Store: d.Store}).Routes()
-	case schema.UsageHandler.Name:
+	case manifest.UsageHandler.Name:
 		rt.Routes = (&httpapi.Usage{Store: d.Store, DailyTokenLimit: d.Config.DailyTokenLimit}).Routes()
 	default:
 		return nil, fmt.Errorf("%s has no HTTP routes", d.Function)

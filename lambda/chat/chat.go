@@ -25,6 +25,7 @@ import (
 	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
 )
@@ -34,7 +35,7 @@ import (
 const JobKind = "buddy.reply"
 
 // Job is one reply to stream. It travels as the async invocation payload
-// (Payload keeps it under MaxJobPayload), so it carries ids, the system
+// (Payload keeps it under manifest.AsyncPayloadLimit), so it carries ids, the system
 // prompt and at most the first turn, never a history.
 type Job struct {
 	Kind               string `json:"kind"`
@@ -277,16 +278,13 @@ func (th thread) job(msg store.Message, assistantMsgID, connectionID, endpoint s
 	}
 }
 
-// MaxJobPayload is Lambda's limit on an asynchronous invocation's payload.
-const MaxJobPayload = 256 * 1024
-
 // Payload encodes the job for an asynchronous invocation. A message full of
 // characters JSON escapes (up to six bytes each) can push a job with its
-// first turn past MaxJobPayload; then the turn is left out and Run reads
+// first turn past manifest.AsyncPayloadLimit; then the turn is left out and Run reads
 // it from the store. The system prompt alone always fits (prompt limits).
 func (j Job) Payload() ([]byte, error) {
 	b, err := json.Marshal(j)
-	if err != nil || len(b) <= MaxJobPayload || j.FirstTurn == "" {
+	if err != nil || len(b) <= manifest.AsyncPayloadLimit || j.FirstTurn == "" {
 		return b, err
 	}
 	j.FirstTurn = ""

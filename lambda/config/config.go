@@ -70,19 +70,18 @@ var RetiredModelIDs = []string{
 	"claude-instant-1.2",
 }
 
-// ModelDefaults are the documented defaults. TOP_P is absent on purpose:
-// it is optional and excludes TEMPERATURE.
-func ModelDefaults() map[string]string {
-	return map[string]string{
-		ModelID:         DefaultModelID,
-		UseOpusModel:    "true",
-		SecretName:      "buddy-v1",
-		UseAnthropicAPI: "true",
-		AIProvider:      ProviderAnthropicAPI,
-		MaxTokens:       "4096",
-		Temperature:     "0.3",
-		TopK:            "40",
-	}
+// ModelDefaults are the documented defaults, which the stack uses for
+// context keys left unset. TOP_P is absent on purpose: it is optional and
+// excludes TEMPERATURE. Read-only: clone it (maps.Clone) to change values.
+var ModelDefaults = map[string]string{
+	ModelID:         DefaultModelID,
+	UseOpusModel:    "true",
+	SecretName:      "buddy-v1",
+	UseAnthropicAPI: "true",
+	AIProvider:      ProviderAnthropicAPI,
+	MaxTokens:       "4096",
+	Temperature:     "0.3",
+	TopK:            "40",
 }
 
 // ModelKeys lists the model-call variables in a stable order.

@@ -2,12 +2,13 @@ package config
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 )
 
 func env(over map[string]string) func(string) string {
-	m := ModelDefaults()
+	m := maps.Clone(ModelDefaults)
 	for k, v := range over {
 		m[k] = v
 	}

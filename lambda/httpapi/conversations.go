@@ -11,7 +11,7 @@ import (
 
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/tokens"
 )
@@ -74,10 +74,10 @@ type Conversations struct {
 // Routes returns the route table.
 func (c *Conversations) Routes() map[string]HandlerFunc {
 	return map[string]HandlerFunc{
-		schema.RouteListConversations:  c.list,
-		schema.RouteGetConversation:    c.get,
-		schema.RouteRenameConversation: c.rename,
-		schema.RouteDeleteConversation: c.delete,
+		manifest.RouteListConversations:  c.list,
+		manifest.RouteGetConversation:    c.get,
+		manifest.RouteRenameConversation: c.rename,
+		manifest.RouteDeleteConversation: c.delete,
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/httpapi"
 	"github.com/p2/buddy/lambda/ids"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/tokens"
 )
@@ -36,9 +36,9 @@ func newAPI(t testing.TB, dailyTokenLimit int64) *api {
 	log := slog.New(slog.DiscardHandler)
 	return &api{
 		store:         st,
-		conversations: &httpapi.Router{Function: schema.ConversationAPI.Name, Log: log, Routes: (&httpapi.Conversations{Store: st}).Routes()},
-		prompts:       &httpapi.Router{Function: schema.PromptCRUD.Name, Log: log, Routes: (&httpapi.Prompts{Store: st}).Routes()},
-		usage:         &httpapi.Router{Function: schema.UsageHandler.Name, Log: log, Routes: (&httpapi.Usage{Store: st, DailyTokenLimit: dailyTokenLimit}).Routes()},
+		conversations: &httpapi.Router{Function: manifest.ConversationAPI.Name, Log: log, Routes: (&httpapi.Conversations{Store: st}).Routes()},
+		prompts:       &httpapi.Router{Function: manifest.PromptCRUD.Name, Log: log, Routes: (&httpapi.Prompts{Store: st}).Routes()},
+		usage:         &httpapi.Router{Function: manifest.UsageHandler.Name, Log: log, Routes: (&httpapi.Usage{Store: st, DailyTokenLimit: dailyTokenLimit}).Routes()},
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 )
 
@@ -43,11 +43,11 @@ type Prompts struct {
 // Routes returns the route table.
 func (p *Prompts) Routes() map[string]HandlerFunc {
 	return map[string]HandlerFunc{
-		schema.RouteListPrompts:  p.list,
-		schema.RouteCreatePrompt: p.create,
-		schema.RouteGetPrompt:    p.get,
-		schema.RouteUpdatePrompt: p.update,
-		schema.RouteDeletePrompt: p.delete,
+		manifest.RouteListPrompts:  p.list,
+		manifest.RouteCreatePrompt: p.create,
+		manifest.RouteGetPrompt:    p.get,
+		manifest.RouteUpdatePrompt: p.update,
+		manifest.RouteDeletePrompt: p.delete,
 	}
 }
 

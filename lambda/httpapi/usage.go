@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/p2/buddy/lambda/errcode"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/pricing"
-	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/tokens"
 )
@@ -34,7 +34,7 @@ type Usage struct {
 
 // Routes returns the route table.
 func (u *Usage) Routes() map[string]HandlerFunc {
-	return map[string]HandlerFunc{schema.RouteGetUsage: u.get}
+	return map[string]HandlerFunc{manifest.RouteGetUsage: u.get}
 }
 
 func (u *Usage) get(ctx context.Context, r *Request) (Response, *Error) {

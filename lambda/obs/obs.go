@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // NewLogger returns a JSON logger; AWS_LAMBDA_LOG_LEVEL (set by Lambda's
@@ -109,8 +109,8 @@ func (s *Summary) Log(ctx context.Context, l *slog.Logger) {
 			slog.Int64("cacheCreationInputTokens", s.CacheWrite),
 			slog.String("stopReason", s.StopReason),
 			slog.Int("deltas", s.Deltas),
-			slog.Int(schema.MetricModelRequests, 1),
-			slog.Int(schema.MetricModelErrors, modelErr),
+			slog.Int(manifest.MetricModelRequests, 1),
+			slog.Int(manifest.MetricModelErrors, modelErr),
 			slog.Any("_aws", emf(time.Now())),
 		)
 	}
@@ -122,11 +122,11 @@ func emf(now time.Time) map[string]any {
 	return map[string]any{
 		"Timestamp": now.UnixMilli(),
 		"CloudWatchMetrics": []map[string]any{{
-			"Namespace":  schema.MetricNamespace,
+			"Namespace":  manifest.MetricNamespace,
 			"Dimensions": [][]string{{}},
 			"Metrics": []map[string]string{
-				{"Name": schema.MetricModelRequests, "Unit": "Count"},
-				{"Name": schema.MetricModelErrors, "Unit": "Count"},
+				{"Name": manifest.MetricModelRequests, "Unit": "Count"},
+				{"Name": manifest.MetricModelErrors, "Unit": "Count"},
 			},
 		}},
 	}

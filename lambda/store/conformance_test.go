@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/p2/buddy/lambda/ids"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/tokens"
 )
@@ -147,8 +147,8 @@ func (e *env) forgetPromptCounter(user string) {
 	_, err := db.Client.DeleteItem(e.ctx, &dynamodb.DeleteItemInput{
 		TableName: aws.String(db.Tables.Prompts),
 		Key: map[string]types.AttributeValue{
-			schema.AttrUserID:   &types.AttributeValueMemberS{Value: user},
-			schema.AttrPromptID: &types.AttributeValueMemberS{Value: store.PromptCounterKey},
+			manifest.AttrUserID:   &types.AttributeValueMemberS{Value: user},
+			manifest.AttrPromptID: &types.AttributeValueMemberS{Value: store.PromptCounterKey},
 		},
 		ConditionExpression: aws.String("attribute_exists(prompts)"),
 	})

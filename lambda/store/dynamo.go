@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/tokens"
 )
 
@@ -137,7 +137,7 @@ func (d *Dynamo) GetConnection(ctx context.Context, connectionID string) (Connec
 		return Connection{}, ErrNotFound
 	}
 	// Consistent: $connect wrote it a moment ago.
-	it, err := d.getOne(ctx, d.tables.Connections, item{schema.AttrConnectionID: attrS(connectionID)}, "get connection")
+	it, err := d.getOne(ctx, d.tables.Connections, item{manifest.AttrConnectionID: attrS(connectionID)}, "get connection")
 	if err != nil {
 		return Connection{}, err
 	}
@@ -157,7 +157,7 @@ func (d *Dynamo) DeleteConnection(ctx context.Context, connectionID string) erro
 	}
 	_, err := d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName: &d.tables.Connections,
-		Key:       item{schema.AttrConnectionID: attrS(connectionID)},
+		Key:       item{manifest.AttrConnectionID: attrS(connectionID)},
 	})
 	if err != nil {
 		return wrap("delete connection", err)
@@ -166,14 +166,14 @@ func (d *Dynamo) DeleteConnection(ctx context.Context, connectionID string) erro
 }
 
 func conversationKey(userID, conversationID string) item {
-	return item{schema.AttrUserID: attrS(userID), schema.AttrConversationID: attrS(conversationID)}
+	return item{manifest.AttrUserID: attrS(userID), manifest.AttrConversationID: attrS(conversationID)}
 }
 
 func (d *Dynamo) CreateConversation(ctx context.Context, c Conversation) error {
 	if err := checkConversation(c); err != nil {
 		return err
 	}
-	return d.putNew(ctx, d.tables.Conversations, conversationItem(c), schema.AttrConversationID, "create conversation")
+	return d.putNew(ctx, d.tables.Conversations, conversationItem(c), manifest.AttrConversationID, "create conversation")
 }
 
 // putNew writes an item that must not exist yet (ErrExists otherwise).
@@ -243,13 +243,13 @@ func (d *Dynamo) GetConversation(ctx context.Context, userID, conversationID str
 }
 
 func (d *Dynamo) ListConversations(ctx context.Context, userID string, limit int, cur string) (Page[Conversation], error) {
-	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(schema.AttrUserID, userID)).Build()
+	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(manifest.AttrUserID, userID)).Build()
 	if err != nil {
 		return Page[Conversation]{}, wrap("list conversations", err)
 	}
 	in := &dynamodb.QueryInput{
 		TableName:                 &d.tables.Conversations,
-		IndexName:                 aws.String(schema.IndexConversationsByUpdated),
+		IndexName:                 aws.String(manifest.IndexConversationsByUpdated),
 		KeyConditionExpression:    expr.KeyCondition(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
@@ -261,9 +261,9 @@ func (d *Dynamo) ListConversations(ctx context.Context, userID string, limit int
 			return Page[Conversation]{}, err
 		}
 		in.ExclusiveStartKey = item{
-			schema.AttrUserID:         attrS(c.UserID),
-			schema.AttrConversationID: attrS(c.ConversationID),
-			schema.AttrUpdatedAt:      attrS(c.UpdatedAt),
+			manifest.AttrUserID:         attrS(c.UserID),
+			manifest.AttrConversationID: attrS(c.ConversationID),
+			manifest.AttrUpdatedAt:      attrS(c.UpdatedAt),
 		}
 	}
 	if !findable(userID) {
@@ -310,9 +310,9 @@ func (d *Dynamo) RenameConversation(ctx context.Context, userID, conversationID,
 	if err := checkRename(title, at); err != nil {
 		return Conversation{}, err
 	}
-	update := expression.Set(expression.Name(schema.AttrUpdatedAt), expression.Value(fixedTime(at)))
+	update := expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(at)))
 	update = setOrRemove(update, attrTitle, title)
-	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(schema.AttrConversationID)).Build()
+	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(manifest.AttrConversationID)).Build()
 	if err != nil {
 		return Conversation{}, wrap("rename conversation", err)
 	}
@@ -344,11 +344,11 @@ func (d *Dynamo) TouchConversation(ctx context.Context, userID, conversationID, 
 	if err := r.err(); err != nil {
 		return err
 	}
-	update := expression.Set(expression.Name(schema.AttrUpdatedAt), expression.Value(fixedTime(at)))
+	update := expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(at)))
 	if promptID != "" {
-		update = update.Set(expression.Name(schema.AttrPromptID), expression.Value(promptID))
+		update = update.Set(expression.Name(manifest.AttrPromptID), expression.Value(promptID))
 	}
-	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(schema.AttrConversationID)).Build()
+	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(manifest.AttrConversationID)).Build()
 	if err != nil {
 		return wrap("touch conversation", err)
 	}
@@ -377,7 +377,7 @@ func (d *Dynamo) DeleteConversation(ctx context.Context, userID, conversationID 
 	if !findable(userID, conversationID) {
 		return ErrNotFound
 	}
-	err := d.deleteExisting(ctx, d.tables.Conversations, conversationKey(userID, conversationID), schema.AttrConversationID)
+	err := d.deleteExisting(ctx, d.tables.Conversations, conversationKey(userID, conversationID), manifest.AttrConversationID)
 	gone := conditionFailed(err)
 	if err != nil && !gone {
 		return wrap("delete conversation", err)
@@ -395,8 +395,8 @@ func (d *Dynamo) DeleteConversation(ctx context.Context, userID, conversationID 
 // page at a time so memory stays flat for long conversations.
 func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID string) error {
 	expr, err := expression.NewBuilder().
-		WithKeyCondition(keyEquals(schema.AttrConversationID, conversationID)).
-		WithProjection(expression.NamesList(expression.Name(schema.AttrConversationID), expression.Name(schema.AttrMessageID), expression.Name(schema.AttrUserID))).
+		WithKeyCondition(keyEquals(manifest.AttrConversationID, conversationID)).
+		WithProjection(expression.NamesList(expression.Name(manifest.AttrConversationID), expression.Name(manifest.AttrMessageID), expression.Name(manifest.AttrUserID))).
 		Build()
 	if err != nil {
 		return wrap("list messages to delete", err)
@@ -414,10 +414,10 @@ func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID stri
 		for _, it := range items {
 			// Ids are made by the server and never reused, but a message
 			// of another user is never this caller's to delete.
-			if owner, _ := it[schema.AttrUserID].(*types.AttributeValueMemberS); owner == nil || owner.Value != wire(userID) {
+			if owner, _ := it[manifest.AttrUserID].(*types.AttributeValueMemberS); owner == nil || owner.Value != wire(userID) {
 				continue
 			}
-			keys = append(keys, item{schema.AttrConversationID: it[schema.AttrConversationID], schema.AttrMessageID: it[schema.AttrMessageID]})
+			keys = append(keys, item{manifest.AttrConversationID: it[manifest.AttrConversationID], manifest.AttrMessageID: it[manifest.AttrMessageID]})
 		}
 		for chunk := range slices.Chunk(keys, batchSize) {
 			if err := d.batchDelete(ctx, d.tables.Messages, chunk); err != nil {
@@ -506,7 +506,7 @@ func (d *Dynamo) ListMessages(ctx context.Context, conversationID string) ([]Mes
 	if !findable(conversationID) {
 		return nil, nil
 	}
-	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(schema.AttrConversationID, conversationID)).Build()
+	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(manifest.AttrConversationID, conversationID)).Build()
 	if err != nil {
 		return nil, wrap("list messages", err)
 	}
@@ -534,7 +534,7 @@ func (d *Dynamo) ListMessagesPage(ctx context.Context, userID, conversationID st
 		if err != nil {
 			return Page[Message]{}, err
 		}
-		in.ExclusiveStartKey = item{schema.AttrConversationID: attrS(c.ConversationID), schema.AttrMessageID: attrS(c.MessageID)}
+		in.ExclusiveStartKey = item{manifest.AttrConversationID: attrS(c.ConversationID), manifest.AttrMessageID: attrS(c.MessageID)}
 	}
 	if !findable(userID, conversationID) {
 		return Page[Message]{}, nil
@@ -570,8 +570,8 @@ func (d *Dynamo) ListMessagesPage(ctx context.Context, userID, conversationID st
 // read.
 func (d *Dynamo) ownMessagesNewestFirst(userID, conversationID string) (*dynamodb.QueryInput, error) {
 	expr, err := expression.NewBuilder().
-		WithKeyCondition(keyEquals(schema.AttrConversationID, conversationID)).
-		WithFilter(expression.Name(schema.AttrUserID).Equal(expression.Value(userID))).
+		WithKeyCondition(keyEquals(manifest.AttrConversationID, conversationID)).
+		WithFilter(expression.Name(manifest.AttrUserID).Equal(expression.Value(userID))).
 		Build()
 	if err != nil {
 		return nil, wrap("list messages", err)
@@ -632,7 +632,7 @@ func (p *messagePage) page(more bool) Page[Message] {
 }
 
 func promptKey(userID, promptID string) item {
-	return item{schema.AttrUserID: attrS(userID), schema.AttrPromptID: attrS(promptID)}
+	return item{manifest.AttrUserID: attrS(userID), manifest.AttrPromptID: attrS(promptID)}
 }
 
 func (d *Dynamo) GetPrompt(ctx context.Context, userID, promptID string) (Prompt, error) {
@@ -653,7 +653,7 @@ func (d *Dynamo) ListPrompts(ctx context.Context, userID string) ([]Prompt, erro
 	if !findable(userID) {
 		return nil, nil
 	}
-	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(schema.AttrUserID, userID)).Build()
+	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(manifest.AttrUserID, userID)).Build()
 	if err != nil {
 		return nil, wrap("list prompts", err)
 	}
@@ -691,10 +691,10 @@ func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {
 	if err := checkPromptUpdate(p); err != nil {
 		return Prompt{}, err
 	}
-	update := expression.Set(expression.Name(schema.AttrUpdatedAt), expression.Value(fixedTime(p.UpdatedAt)))
+	update := expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(p.UpdatedAt)))
 	update = setOrRemove(update, attrName, p.Name)
 	update = setOrRemove(update, attrText, p.Text)
-	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(schema.AttrPromptID)).Build()
+	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(manifest.AttrPromptID)).Build()
 	if err != nil {
 		return Prompt{}, wrap("update prompt", err)
 	}
@@ -717,7 +717,7 @@ func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {
 }
 
 func usageKey(userID, sortKey string) item {
-	return item{schema.AttrUserID: attrS(userID), schema.AttrUsageKey: attrS(sortKey)}
+	return item{manifest.AttrUserID: attrS(userID), manifest.AttrUsageKey: attrS(sortKey)}
 }
 
 // ReserveQuota counts the request on the day's counter item only while its
@@ -804,7 +804,7 @@ func (d *Dynamo) ListUsage(ctx context.Context, userID, from, to string) ([]Usag
 	}
 	// "<to>$" is the smallest string above every "<to>#<model>" ('$'
 	// follows '#'), so the range is exact for any model name.
-	days := keyEquals(schema.AttrUserID, userID).And(expression.Key(schema.AttrUsageKey).Between(expression.Value(from+"#"), expression.Value(to+"$")))
+	days := keyEquals(manifest.AttrUserID, userID).And(expression.Key(manifest.AttrUsageKey).Between(expression.Value(from+"#"), expression.Value(to+"$")))
 	expr, err := expression.NewBuilder().WithKeyCondition(days).Build()
 	if err != nil {
 		return nil, wrap("list usage", err)

@@ -14,7 +14,7 @@ import (
 	smithyjson "github.com/aws/smithy-go/encoding/json"
 
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // fakeAPI answers the calls these tests make and nothing else: what
@@ -63,9 +63,9 @@ func TestDeleteConversationRetriesUnprocessedDeletes(t *testing.T) {
 			var msgs []item
 			for i := range n {
 				msgs = append(msgs, item{
-					schema.AttrConversationID: attrS("c1"),
-					schema.AttrMessageID:      attrS(fmt.Sprintf("m%02d", i)),
-					schema.AttrUserID:         attrS("alice"),
+					manifest.AttrConversationID: attrS("c1"),
+					manifest.AttrMessageID:      attrS(fmt.Sprintf("m%02d", i)),
+					manifest.AttrUserID:         attrS("alice"),
 				})
 			}
 			deleted := map[string]bool{}
@@ -82,7 +82,7 @@ func TestDeleteConversationRetriesUnprocessedDeletes(t *testing.T) {
 						done, left = reqs[:1], map[string][]types.WriteRequest{"M": reqs[1:]}
 					}
 					for _, r := range done {
-						deleted[r.DeleteRequest.Key[schema.AttrMessageID].(*types.AttributeValueMemberS).Value] = true
+						deleted[r.DeleteRequest.Key[manifest.AttrMessageID].(*types.AttributeValueMemberS).Value] = true
 					}
 					return &dynamodb.BatchWriteItemOutput{UnprocessedItems: left}
 				},
@@ -111,7 +111,7 @@ func TestDeleteConversationRetriesUnprocessedDeletes(t *testing.T) {
 func TestDeleteConversationStopsRetryingWhenTheContextEnds(t *testing.T) {
 	api := &fakeAPI{
 		query: func(*dynamodb.QueryInput) *dynamodb.QueryOutput {
-			return &dynamodb.QueryOutput{Items: []item{{schema.AttrConversationID: attrS("c1"), schema.AttrMessageID: attrS("m1"), schema.AttrUserID: attrS("alice")}}}
+			return &dynamodb.QueryOutput{Items: []item{{manifest.AttrConversationID: attrS("c1"), manifest.AttrMessageID: attrS("m1"), manifest.AttrUserID: attrS("alice")}}}
 		},
 		batch: func(in *dynamodb.BatchWriteItemInput) *dynamodb.BatchWriteItemOutput {
 			return &dynamodb.BatchWriteItemOutput{UnprocessedItems: in.RequestItems}
@@ -136,7 +136,7 @@ func TestListConversationsFillsPagesCutShort(t *testing.T) {
 		// One item per call, resuming after the start key.
 		next := 0
 		if in.ExclusiveStartKey != nil {
-			id := in.ExclusiveStartKey[schema.AttrConversationID].(*types.AttributeValueMemberS).Value
+			id := in.ExclusiveStartKey[manifest.AttrConversationID].(*types.AttributeValueMemberS).Value
 			fmt.Sscanf(id, "c%d", &next)
 			next++
 		}

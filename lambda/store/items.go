@@ -10,7 +10,7 @@ import (
 )
 
 // Attribute names the store's expressions use, next to the key attributes
-// shared with the table definitions in lambda/schema. Struct tags below
+// shared with the table definitions in lambda/manifest. Struct tags below
 // cannot refer to constants; TestItemAttributeNames ties the two together.
 const (
 	attrTitle         = "title"
@@ -246,6 +246,6 @@ func promptCounterItem(userID string, prompts int) item {
 	return marshal(promptCounterRecord{UserID: userID, Key: promptCounterKey, Prompts: prompts})
 }
 
-// Usage table sort keys (schema.AttrUsageKey).
+// Usage table sort keys (manifest.AttrUsageKey).
 func usageRowKey(day, model string) string { return day + "#" + model }
 func quotaKey(day string) string           { return day + "#" }

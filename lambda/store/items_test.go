@@ -15,7 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/tokens"
 )
 
@@ -214,7 +214,7 @@ func parseValue(r map[string]any) (types.AttributeValue, error) {
 }
 
 // Struct tags cannot name constants, so this ties the records' attribute
-// names to lambda/schema (keys, indexes and TTL of the table definitions)
+// names to lambda/manifest (keys, indexes and TTL of the table definitions)
 // and to the names the store's update expressions use.
 func TestItemAttributeNames(t *testing.T) {
 	full := tokens.Usage{InputTokens: 1, OutputTokens: 1, CacheReadInputTokens: 1, CacheCreationInputTokens: 1}
@@ -225,17 +225,17 @@ func TestItemAttributeNames(t *testing.T) {
 		want []string
 	}{
 		{"connection", connectionItem(Connection{ConnectionID: "c", UserID: "u", ExpiresAt: goldenTime}),
-			[]string{schema.AttrConnectionID, schema.AttrUserID, schema.AttrExpiresAt, "connectedAt"}},
+			[]string{manifest.AttrConnectionID, manifest.AttrUserID, manifest.AttrExpiresAt, "connectedAt"}},
 		{"conversation", conversationItem(Conversation{UserID: "u", ConversationID: "c", Title: "t", PromptID: "p"}),
-			[]string{schema.AttrUserID, schema.AttrConversationID, schema.AttrPromptID, schema.AttrUpdatedAt, attrTitle, "createdAt"}},
+			[]string{manifest.AttrUserID, manifest.AttrConversationID, manifest.AttrPromptID, manifest.AttrUpdatedAt, attrTitle, "createdAt"}},
 		{"message", messageItem(Message{ConversationID: "c", MessageID: "m", UserID: "u", Role: RoleUser, Text: "x", RequestID: "r", Model: "m", StopReason: "s", Incomplete: true, Usage: full}),
-			append([]string{schema.AttrConversationID, schema.AttrMessageID, schema.AttrUserID, attrText, "role", "createdAt", "requestId", "model", "stopReason", "incomplete"}, counters...)},
+			append([]string{manifest.AttrConversationID, manifest.AttrMessageID, manifest.AttrUserID, attrText, "role", "createdAt", "requestId", "model", "stopReason", "incomplete"}, counters...)},
 		{"prompt", promptItem(Prompt{UserID: "u", PromptID: "p", Name: "n", Text: "x"}),
-			[]string{schema.AttrUserID, schema.AttrPromptID, schema.AttrUpdatedAt, attrName, attrText, "createdAt"}},
+			[]string{manifest.AttrUserID, manifest.AttrPromptID, manifest.AttrUpdatedAt, attrName, attrText, "createdAt"}},
 		{"prompt counter", promptCounterItem("u", 1),
-			[]string{schema.AttrUserID, schema.AttrPromptID, attrPrompts}},
+			[]string{manifest.AttrUserID, manifest.AttrPromptID, attrPrompts}},
 		{"usage row", marshal(usageRowRecord{Key: "k", Usage: full}),
-			append([]string{schema.AttrUsageKey}, counters...)},
+			append([]string{manifest.AttrUsageKey}, counters...)},
 	} {
 		got := slices.Sorted(maps.Keys(tc.it))
 		slices.Sort(tc.want)

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // The per-user prompt limit. Counting a user's prompts and then creating
@@ -54,7 +54,7 @@ const (
 )
 
 func isPromptCounter(it item) bool {
-	k, _ := it[schema.AttrPromptID].(*types.AttributeValueMemberS)
+	k, _ := it[manifest.AttrPromptID].(*types.AttributeValueMemberS)
 	return k != nil && k.Value == promptCounterKey
 }
 
@@ -95,7 +95,7 @@ func (d *Dynamo) counted(ctx context.Context, userID, what string, write func() 
 
 // createCounted puts p and counts it, if the counter has room.
 func (d *Dynamo) createCounted(ctx context.Context, p Prompt, limit int) error {
-	put, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name(schema.AttrPromptID))).Build()
+	put, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name(manifest.AttrPromptID))).Build()
 	if err != nil {
 		return wrap("create prompt", err)
 	}
@@ -149,7 +149,7 @@ func (d *Dynamo) noRoom(ctx context.Context, userID string, limit int) error {
 
 // deleteCounted deletes the prompt and uncounts it.
 func (d *Dynamo) deleteCounted(ctx context.Context, userID, promptID string) error {
-	del, err := expression.NewBuilder().WithCondition(exists(schema.AttrPromptID)).Build()
+	del, err := expression.NewBuilder().WithCondition(exists(manifest.AttrPromptID)).Build()
 	if err != nil {
 		return wrap("delete prompt", err)
 	}
@@ -204,7 +204,7 @@ func (d *Dynamo) startPromptCounter(ctx context.Context, userID string) error {
 	if err != nil {
 		return err
 	}
-	err = d.putNew(ctx, d.tables.Prompts, promptCounterItem(userID, len(ps)), schema.AttrPromptID, "start prompt counter")
+	err = d.putNew(ctx, d.tables.Prompts, promptCounterItem(userID, len(ps)), manifest.AttrPromptID, "start prompt counter")
 	if errors.Is(err, ErrExists) {
 		return nil
 	}

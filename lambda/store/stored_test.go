@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/tokens"
 )
@@ -37,17 +37,17 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 		name, table string
 		key         map[string]types.AttributeValue
 	}{
-		{"connection", db.Tables.Connections, map[string]types.AttributeValue{schema.AttrConnectionID: &types.AttributeValueMemberS{Value: "golden-conn"}}},
-		{"renamed conversation", db.Tables.Conversations, s2(schema.AttrUserID, user, schema.AttrConversationID, "renamed")},
-		{"conversation renamed to no title", db.Tables.Conversations, s2(schema.AttrUserID, user, schema.AttrConversationID, "untitled")},
-		{"touched conversation", db.Tables.Conversations, s2(schema.AttrUserID, user, schema.AttrConversationID, "touched")},
-		{"message", db.Tables.Messages, s2(schema.AttrConversationID, "renamed", schema.AttrMessageID, "m1")},
-		{"prompt updated without name", db.Tables.Prompts, s2(schema.AttrUserID, user, schema.AttrPromptID, "edited")},
+		{"connection", db.Tables.Connections, map[string]types.AttributeValue{manifest.AttrConnectionID: &types.AttributeValueMemberS{Value: "golden-conn"}}},
+		{"renamed conversation", db.Tables.Conversations, s2(manifest.AttrUserID, user, manifest.AttrConversationID, "renamed")},
+		{"conversation renamed to no title", db.Tables.Conversations, s2(manifest.AttrUserID, user, manifest.AttrConversationID, "untitled")},
+		{"touched conversation", db.Tables.Conversations, s2(manifest.AttrUserID, user, manifest.AttrConversationID, "touched")},
+		{"message", db.Tables.Messages, s2(manifest.AttrConversationID, "renamed", manifest.AttrMessageID, "m1")},
+		{"prompt updated without name", db.Tables.Prompts, s2(manifest.AttrUserID, user, manifest.AttrPromptID, "edited")},
 		// Started from a count of the user's prompts (none), then counting
 		// the one created.
-		{"prompt counter", db.Tables.Prompts, s2(schema.AttrUserID, user, schema.AttrPromptID, store.PromptCounterKey)},
-		{"usage row", db.Tables.Usage, s2(schema.AttrUserID, user, schema.AttrUsageKey, day+"#claude-x")},
-		{"quota counter", db.Tables.Usage, s2(schema.AttrUserID, user, schema.AttrUsageKey, day+"#")},
+		{"prompt counter", db.Tables.Prompts, s2(manifest.AttrUserID, user, manifest.AttrPromptID, store.PromptCounterKey)},
+		{"usage row", db.Tables.Usage, s2(manifest.AttrUserID, user, manifest.AttrUsageKey, day+"#claude-x")},
+		{"quota counter", db.Tables.Usage, s2(manifest.AttrUserID, user, manifest.AttrUsageKey, day+"#")},
 	}
 	for _, r := range reads {
 		if _, err := db.Client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(r.table), Key: r.key}); err != nil {

@@ -3,11 +3,11 @@ package main
 
 import (
 	"github.com/p2/buddy/lambda/app"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 func main() {
-	app.Main(schema.ConversationAPI, func(d *app.Deps) (any, error) {
+	app.Main(manifest.ConversationAPI, func(d *app.Deps) (any, error) {
 		rt, err := d.Router()
 		if err != nil {
 			return nil, err

@@ -6,11 +6,11 @@ import (
 	"context"
 
 	"github.com/p2/buddy/lambda/app"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 func main() {
-	app.Main(schema.WebSocketConnect, func(d *app.Deps) (any, error) {
+	app.Main(manifest.WebSocketConnect, func(d *app.Deps) (any, error) {
 		w, err := d.WebSocket(context.Background())
 		if err != nil {
 			return nil, err

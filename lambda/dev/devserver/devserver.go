@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -42,7 +43,7 @@ import (
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/dev/fakelambda"
 	"github.com/p2/buddy/lambda/dev/localissuer"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
 )
@@ -64,12 +65,12 @@ const (
 	httpAPIIntegrationTimeout = 30 * time.Second
 )
 
-// Function timeouts as the stack sets them: the message function runs the
-// reply job, which may stream for minutes; the others answer at once.
-const (
-	messageFunctionTimeout = 5 * time.Minute
-	otherFunctionTimeout   = 30 * time.Second
-)
+// otherFunctionTimeout is longer than the stack's 10 s for the functions
+// that answer at once: the dev server and its tests run on busy developer
+// and CI machines, where a slow answer is not a bug. The message function
+// gets its deployed timeout (it bounds a reply's stream). The deployed
+// timeouts themselves are exercised under the Lambda emulator.
+const otherFunctionTimeout = 30 * time.Second
 
 // Config says how to run the dev server. Only StateDir is required.
 type Config struct {
@@ -249,7 +250,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 }
 
 // gateways puts the functions behind the two APIs, on the routes of
-// lambda/schema.
+// lambda/manifest.
 func (s *Server) gateways(cfg Config, fns builtFunctions) error {
 	s.ws = newWSGateway(cfg.Stage, newAPIID(), s.iv, map[string]*function{}, wsLimits{
 		maxMessage:  wsapi.MaxMessageBytes,
@@ -258,7 +259,7 @@ func (s *Server) gateways(cfg Config, fns builtFunctions) error {
 		maxAge:      cfg.MaxConnectionAge,
 		integration: cfg.IntegrationTimeout,
 	}, cfg.Log)
-	for _, r := range schema.WebSocketRoutes {
+	for _, r := range manifest.WebSocketRoutes {
 		fn := fns.byName[r.Function.Name]
 		if fn == nil {
 			return fmt.Errorf("devserver: route %s: no function %s", r.RouteKey, r.Function.Name)
@@ -276,7 +277,7 @@ func (s *Server) gateways(cfg Config, fns builtFunctions) error {
 		integration: httpIntegration,
 		log:         cfg.Log,
 	}
-	for _, r := range schema.HTTPRoutes {
+	for _, r := range manifest.HTTPRoutes {
 		fn := fns.byName[r.Function.Name]
 		if fn == nil {
 			return fmt.Errorf("devserver: route %s: no function %s", r.RouteKey, r.Function.Name)
@@ -328,7 +329,7 @@ var overridable = []string{
 // runtimeConfig builds the environment the functions would have in AWS and
 // validates it with the same rules.
 func runtimeConfig(cfg Config, s *Server, tables config.Tables, modelURL string) (config.Runtime, error) {
-	env := config.ModelDefaults()
+	env := maps.Clone(config.ModelDefaults)
 	for _, k := range overridable {
 		if v := cfg.Getenv(k); v != "" {
 			env[k] = v
@@ -349,7 +350,7 @@ func runtimeConfig(cfg Config, s *Server, tables config.Tables, modelURL string)
 	env[config.AnthropicBaseURL] = modelURL
 	get := func(k string) string { return env[k] }
 	rt, err := config.ParseRuntime(get)
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		err = errors.Join(err, config.Require(get, app.Required(fn)...))
 	}
 	if err != nil {
@@ -376,12 +377,12 @@ func (s *Server) functions(ctx context.Context, cfg Config, rt config.Runtime, k
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
 	}
 	out := builtFunctions{byName: map[string]*function{}}
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		opts := app.Options{AWS: &awsCfg, Store: s.Store, Log: cfg.Log}
 		if keys != "" {
 			opts.Keys = keys
 		}
-		if fn.Name == schema.WebSocketMessage.Name {
+		if fn.Name == manifest.WebSocketMessage.Name {
 			opts.Dispatcher = &app.InvokeDispatcher{
 				Client: lambdasvc.NewFromConfig(awsCfg, func(o *lambdasvc.Options) {
 					o.BaseEndpoint = aws.String(s.LambdaURL)
@@ -395,22 +396,22 @@ func (s *Server) functions(ctx context.Context, cfg Config, rt config.Runtime, k
 		}
 		f := &function{name: fn.Name, timeout: otherFunctionTimeout}
 		switch fn.Name {
-		case schema.WebSocketConnect.Name, schema.WebSocketDisconnect.Name, schema.WebSocketMessage.Name:
+		case manifest.WebSocketConnect.Name, manifest.WebSocketDisconnect.Name, manifest.WebSocketMessage.Name:
 			w, err := d.WebSocket(ctx)
 			if err != nil {
 				return out, fmt.Errorf("devserver: %s: %w", fn.Name, err)
 			}
 			switch fn.Name {
-			case schema.WebSocketConnect.Name:
+			case manifest.WebSocketConnect.Name:
 				f.handler = typed(w.Connect)
 				out.verifier = w.Verifier
-			case schema.WebSocketDisconnect.Name:
+			case manifest.WebSocketDisconnect.Name:
 				f.handler = typed(w.Disconnect)
 			default:
 				// The entry point its main hands to lambda.Start: API
 				// Gateway events and reply jobs alike.
 				f.handler = typed(w.Message)
-				f.timeout = messageFunctionTimeout
+				f.timeout = time.Duration(fn.TimeoutSeconds) * time.Second
 				s.message = f
 			}
 		default:
@@ -432,7 +433,7 @@ func (s *Server) functions(ctx context.Context, cfg Config, rt config.Runtime, k
 // message function's reply jobs, run in the background, never retried
 // (the stack sets the function's async retries to zero).
 func (s *Server) acceptJob(_ context.Context, inv fakelambda.Invocation) error {
-	if inv.Function != schema.WebSocketMessage.Name {
+	if inv.Function != manifest.WebSocketMessage.Name {
 		return fakelambda.ErrUnknownFunction
 	}
 	return s.iv.dispatch(s.message, inv.Payload)

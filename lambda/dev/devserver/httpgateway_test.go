@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 func TestHTTPRoutesMatchLikeAPIGateway(t *testing.T) {
 	var routes []httpRoute
-	for _, r := range schema.HTTPRoutes {
+	for _, r := range manifest.HTTPRoutes {
 		rt, err := newHTTPRoute(r.RouteKey, &function{name: r.Function.Name})
 		if err != nil {
 			t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/coder/websocket"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 type wsHandler func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error)
@@ -84,7 +84,7 @@ func newTestGateway(t *testing.T, handlers map[string]wsHandler, limits wsLimits
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	iv := newInvoker(log)
 	routes := map[string]*function{}
-	for _, r := range schema.WebSocketRoutes {
+	for _, r := range manifest.WebSocketRoutes {
 		h := handlers[r.RouteKey]
 		if h == nil {
 			h = okHandler
@@ -126,7 +126,7 @@ func (tg *testGateway) dial(t *testing.T, query string) (*websocket.Conn, events
 	}
 	c.SetReadLimit(1 << 20)
 	t.Cleanup(func() { _ = c.CloseNow() })
-	return c, tg.rec.next(t, schema.RouteConnect)
+	return c, tg.rec.next(t, manifest.RouteConnect)
 }
 
 func (tg *testGateway) post(ctx context.Context, id string, data []byte) error {
@@ -171,7 +171,7 @@ func TestConnectRefusalKeepsTheFunctionStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tg := newTestGateway(t, map[string]wsHandler{
-				schema.RouteConnect: func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+				manifest.RouteConnect: func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 					if tt.status == http.StatusInternalServerError {
 						return events.APIGatewayProxyResponse{}, errors.New("boom")
 					}
@@ -224,12 +224,12 @@ func TestEventsAreShapedLikeAPIGateway(t *testing.T) {
 	messages := []struct {
 		name, body, route string
 	}{
-		{"action picks its route", `{"action":"sendMessage","text":"hi"}`, schema.RouteSendMessage},
-		{"ping action picks ping", `{"action":"ping"}`, schema.RoutePing},
-		{"unknown action goes to $default", `{"action":"dance"}`, schema.RouteDefault},
-		{"non-JSON goes to $default", `hello`, schema.RouteDefault},
-		{"a reserved route name is not selectable", `{"action":"$connect"}`, schema.RouteDefault},
-		{"a non-string action goes to $default", `{"action":7}`, schema.RouteDefault},
+		{"action picks its route", `{"action":"sendMessage","text":"hi"}`, manifest.RouteSendMessage},
+		{"ping action picks ping", `{"action":"ping"}`, manifest.RoutePing},
+		{"unknown action goes to $default", `{"action":"dance"}`, manifest.RouteDefault},
+		{"non-JSON goes to $default", `hello`, manifest.RouteDefault},
+		{"a reserved route name is not selectable", `{"action":"$connect"}`, manifest.RouteDefault},
+		{"a non-string action goes to $default", `{"action":7}`, manifest.RouteDefault},
 	}
 	ctx := t.Context()
 	for _, m := range messages {
@@ -246,7 +246,7 @@ func TestEventsAreShapedLikeAPIGateway(t *testing.T) {
 	}
 
 	c.Close(websocket.StatusNormalClosure, "bye")
-	dis := tg.rec.next(t, schema.RouteDisconnect)
+	dis := tg.rec.next(t, manifest.RouteDisconnect)
 	if dis.RequestContext.EventType != "DISCONNECT" || dis.RequestContext.DisconnectStatusCode != 1000 || dis.RequestContext.ConnectionID != id {
 		t.Errorf("disconnect event: %+v", dis.RequestContext)
 	}
@@ -294,14 +294,14 @@ func TestOversizeAndBinaryFramesCloseTheSocket(t *testing.T) {
 			if got := closeCode(t, c); got != tt.want {
 				t.Errorf("close code = %v, want %v", got, tt.want)
 			}
-			dis := tg.rec.next(t, schema.RouteDisconnect)
+			dis := tg.rec.next(t, manifest.RouteDisconnect)
 			if got := websocket.StatusCode(dis.RequestContext.DisconnectStatusCode); got != tt.want {
 				t.Errorf("$disconnect code = %v, want %v", got, tt.want)
 			}
 			routed := false
 			tg.rec.mu.Lock()
 			for _, ev := range tg.rec.events {
-				routed = routed || ev.RequestContext.RouteKey == schema.RoutePing
+				routed = routed || ev.RequestContext.RouteKey == manifest.RoutePing
 			}
 			tg.rec.mu.Unlock()
 			if routed != tt.first {
@@ -315,7 +315,7 @@ func TestConnectionsAPIAnswersLikeAPIGateway(t *testing.T) {
 	var postDuringConnect error
 	var tg *testGateway
 	tg = newTestGateway(t, map[string]wsHandler{
-		schema.RouteConnect: func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+		manifest.RouteConnect: func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 			postDuringConnect = tg.post(ctx, ev.RequestContext.ConnectionID, []byte("too early"))
 			return events.APIGatewayProxyResponse{StatusCode: 200}, nil
 		},
@@ -384,7 +384,7 @@ func TestConnectionsAPIAnswersLikeAPIGateway(t *testing.T) {
 	}
 
 	c.Close(websocket.StatusNormalClosure, "")
-	tg.rec.next(t, schema.RouteDisconnect)
+	tg.rec.next(t, manifest.RouteDisconnect)
 	if err := tg.post(ctx, id, []byte("late")); !errors.As(err, &gone) {
 		t.Errorf("post after close: %v, want GoneException", err)
 	}
@@ -410,17 +410,17 @@ func TestDeleteConnectionClosesTheSocket(t *testing.T) {
 	if got := closeCode(t, c); got != websocket.StatusNormalClosure {
 		t.Errorf("close code %v, want 1000", got)
 	}
-	tg.rec.next(t, schema.RouteDisconnect)
+	tg.rec.next(t, manifest.RouteDisconnect)
 }
 
 func TestIntegrationFailuresReachTheClientAsGatewayMessages(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	tg := newTestGateway(t, map[string]wsHandler{
-		schema.RoutePing: func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+		manifest.RoutePing: func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 			return events.APIGatewayProxyResponse{}, errors.New("handler failed")
 		},
-		schema.RouteSendMessage: func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+		manifest.RouteSendMessage: func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 			<-release
 			return events.APIGatewayProxyResponse{StatusCode: 200}, nil
 		},
@@ -453,7 +453,7 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	if got := closeCode(t, c); got != websocket.StatusGoingAway {
 		t.Errorf("close code %v, want 1001", got)
 	}
-	dis := tg.rec.next(t, schema.RouteDisconnect)
+	dis := tg.rec.next(t, manifest.RouteDisconnect)
 	if dis.RequestContext.DisconnectStatusCode != 1001 {
 		t.Errorf("$disconnect code %d, want 1001", dis.RequestContext.DisconnectStatusCode)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // The events API Gateway's WebSocket API passes to the route functions,
@@ -55,7 +55,7 @@ func (g *wsGateway) connectEvent(r *http.Request, c *wsConn, now time.Time) even
 	ev := events.APIGatewayWebsocketProxyRequest{
 		Headers:           headers,
 		MultiValueHeaders: multi,
-		RequestContext:    g.baseContext(c, schema.RouteConnect, "CONNECT", now),
+		RequestContext:    g.baseContext(c, manifest.RouteConnect, "CONNECT", now),
 		IsBase64Encoded:   false,
 	}
 	if q := r.URL.Query(); len(q) > 0 {
@@ -71,7 +71,7 @@ func (g *wsGateway) messageEvent(c *wsConn, routeKey string, body []byte) events
 }
 
 func (g *wsGateway) disconnectEvent(c *wsConn, code websocket.StatusCode, reason string) events.APIGatewayWebsocketProxyRequest {
-	rc := g.baseContext(c, schema.RouteDisconnect, "DISCONNECT", time.Now())
+	rc := g.baseContext(c, manifest.RouteDisconnect, "DISCONNECT", time.Now())
 	rc.DisconnectStatusCode = int64(code)
 	rc.DisconnectReason = &reason
 	headers := map[string]string{"Host": c.host, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}

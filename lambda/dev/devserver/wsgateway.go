@@ -16,7 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/p2/buddy/lambda/dev/fakeconnections"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // Close codes API Gateway uses.
@@ -196,7 +196,7 @@ func (g *wsGateway) connect(w http.ResponseWriter, r *http.Request) {
 	}
 	defer g.wg.Done()
 
-	resp, err := g.invokeRoute(schema.RouteConnect, g.connectEvent(r, c, now))
+	resp, err := g.invokeRoute(manifest.RouteConnect, g.connectEvent(r, c, now))
 	status := resp.StatusCode
 	switch {
 	case errors.Is(err, errIntegrationTimeout):
@@ -349,7 +349,7 @@ func (g *wsGateway) unregister(c *wsConn) {
 func (g *wsGateway) finish(c *wsConn, code websocket.StatusCode, reason string) {
 	g.unregister(c)
 	g.stats.disconnects.Add(1)
-	if _, err := g.invokeRoute(schema.RouteDisconnect, g.disconnectEvent(c, code, reason)); err != nil {
+	if _, err := g.invokeRoute(manifest.RouteDisconnect, g.disconnectEvent(c, code, reason)); err != nil {
 		g.log.Warn("$disconnect failed", "connectionId", c.id, "error", err.Error())
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // Routing a client's message as API Gateway does: the route selection
@@ -56,7 +56,7 @@ func (g *wsGateway) selectRoute(body []byte) string {
 			}
 		}
 	}
-	return schema.RouteDefault
+	return manifest.RouteDefault
 }
 
 func (g *wsGateway) invokeRoute(key string, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {

@@ -2,7 +2,7 @@
 // DynamoDBLocal.jar from the npm package amplify-dynamodb-simulator pinned
 // in infra/package.json, on Debian's Java runtime) for tests, the local dev
 // server and the benchmarks, and creates Buddy's tables in it from
-// lambda/schema, so the store is always exercised over the real DynamoDB
+// lambda/manifest, so the store is always exercised over the real DynamoDB
 // wire protocol with the real SDK client.
 //
 // DynamoDB Local has transactions, conditional writes and PartiQL. It

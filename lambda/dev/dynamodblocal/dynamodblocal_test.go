@@ -20,7 +20,7 @@ import (
 
 	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // shared serves the tests that only need tables: the JVM takes seconds to
@@ -62,11 +62,11 @@ func TestCreateTablesIsIdempotentAndEnablesTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	gsis := out.Table.GlobalSecondaryIndexes
-	if len(gsis) != 1 || aws.ToString(gsis[0].IndexName) != schema.IndexConversationsByUpdated ||
+	if len(gsis) != 1 || aws.ToString(gsis[0].IndexName) != manifest.IndexConversationsByUpdated ||
 		gsis[0].Projection.ProjectionType != types.ProjectionTypeAll || gsis[0].IndexStatus != types.IndexStatusActive {
-		t.Errorf("conversations indexes = %+v, want one ACTIVE %s projecting all", gsis, schema.IndexConversationsByUpdated)
+		t.Errorf("conversations indexes = %+v, want one ACTIVE %s projecting all", gsis, manifest.IndexConversationsByUpdated)
 	}
-	for _, table := range schema.All {
+	for _, table := range manifest.All {
 		t.Run(table.ID, func(t *testing.T) {
 			out, err := client.DescribeTimeToLive(t.Context(), &dynamodb.DescribeTimeToLiveInput{TableName: aws.String("idem-" + table.ID)})
 			if err != nil {
@@ -104,12 +104,12 @@ func TestCreateTablesRejectsATableWithOtherKeys(t *testing.T) {
 func TestTransactionReportsCancellationReasons(t *testing.T) {
 	ctx, client, table := t.Context(), shared.Client, aws.String(shared.Tables.Connections)
 	conn := func(id string) map[string]types.AttributeValue {
-		return map[string]types.AttributeValue{schema.AttrConnectionID: &types.AttributeValueMemberS{Value: id}}
+		return map[string]types.AttributeValue{manifest.AttrConnectionID: &types.AttributeValueMemberS{Value: id}}
 	}
 	if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: conn("tx-existing")}); err != nil {
 		t.Fatal(err)
 	}
-	absent := aws.String("attribute_not_exists(" + schema.AttrConnectionID + ")")
+	absent := aws.String("attribute_not_exists(" + manifest.AttrConnectionID + ")")
 	_, err := client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{TableName: table, Item: conn("tx-new"), ConditionExpression: absent}},
 		{ConditionCheck: &types.ConditionCheck{TableName: table, Key: conn("tx-existing"), ConditionExpression: absent,
@@ -148,7 +148,7 @@ func TestStopLeavesNothingAndDataPersistsInDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = first.Stop() })
-	key := map[string]types.AttributeValue{schema.AttrConnectionID: &types.AttributeValueMemberS{Value: "c1"}}
+	key := map[string]types.AttributeValue{manifest.AttrConnectionID: &types.AttributeValueMemberS{Value: "c1"}}
 	_, err = first.Client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String(first.Tables.Connections), Item: key})
 	if err != nil {
 		t.Fatal(err)

@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
-// CreateTables creates every table of schema.All, named prefix + table ID,
+// CreateTables creates every table of manifest.All, named prefix + table ID,
 // waits until all are ACTIVE and enables TTL where the schema names an
 // expiry attribute, as the stack does. A table that already exists with the
 // same keys is kept with its data (the dev server persists between runs);
@@ -28,20 +28,20 @@ func CreateTables(ctx context.Context, client *dynamodb.Client, prefix string) (
 	names := map[string]*string{}
 	var tables config.Tables
 	for _, dst := range []struct {
-		table schema.Table
+		table manifest.Table
 		name  *string
 	}{
-		{schema.Connections, &tables.Connections},
-		{schema.Conversations, &tables.Conversations},
-		{schema.Messages, &tables.Messages},
-		{schema.Prompts, &tables.Prompts},
-		{schema.Usage, &tables.Usage},
+		{manifest.Connections, &tables.Connections},
+		{manifest.Conversations, &tables.Conversations},
+		{manifest.Messages, &tables.Messages},
+		{manifest.Prompts, &tables.Prompts},
+		{manifest.Usage, &tables.Usage},
 	} {
 		*dst.name = prefix + dst.table.ID
 		names[dst.table.ID] = dst.name
 	}
 	// Create all first and wait once: tables come up in parallel.
-	for _, t := range schema.All {
+	for _, t := range manifest.All {
 		name := names[t.ID]
 		if name == nil {
 			return config.Tables{}, fmt.Errorf("dynamodblocal: schema table %q has no field in config.Tables", t.ID)
@@ -50,7 +50,7 @@ func CreateTables(ctx context.Context, client *dynamodb.Client, prefix string) (
 			return config.Tables{}, err
 		}
 	}
-	for _, t := range schema.All {
+	for _, t := range manifest.All {
 		if err := waitActive(ctx, client, *names[t.ID]); err != nil {
 			return config.Tables{}, err
 		}
@@ -73,7 +73,7 @@ func enableTTL(ctx context.Context, client *dynamodb.Client, name, attr string) 
 	}
 	if d := out.TimeToLiveDescription; d.TimeToLiveStatus == types.TimeToLiveStatusEnabled || d.TimeToLiveStatus == types.TimeToLiveStatusEnabling {
 		if got := aws.ToString(d.AttributeName); got != attr {
-			return fmt.Errorf("dynamodblocal: table %s has TTL on %s, lambda/schema says %s; delete the local data directory (or the table) and start again", name, got, attr)
+			return fmt.Errorf("dynamodblocal: table %s has TTL on %s, lambda/manifest says %s; delete the local data directory (or the table) and start again", name, got, attr)
 		}
 		return nil
 	}
@@ -87,7 +87,7 @@ func enableTTL(ctx context.Context, client *dynamodb.Client, name, attr string) 
 	return nil
 }
 
-func createTable(ctx context.Context, client *dynamodb.Client, name string, t schema.Table) error {
+func createTable(ctx context.Context, client *dynamodb.Client, name string, t manifest.Table) error {
 	in := createTableInput(name, t)
 	_, err := client.CreateTable(ctx, in)
 	var inUse *types.ResourceInUseException
@@ -100,9 +100,9 @@ func createTable(ctx context.Context, client *dynamodb.Client, name string, t sc
 	return nil
 }
 
-func createTableInput(name string, t schema.Table) *dynamodb.CreateTableInput {
+func createTableInput(name string, t manifest.Table) *dynamodb.CreateTableInput {
 	var attrs []types.AttributeDefinition
-	define := func(k schema.Key) {
+	define := func(k manifest.Key) {
 		for _, a := range attrs {
 			if *a.AttributeName == k.Name {
 				return
@@ -110,7 +110,7 @@ func createTableInput(name string, t schema.Table) *dynamodb.CreateTableInput {
 		}
 		attrs = append(attrs, types.AttributeDefinition{AttributeName: aws.String(k.Name), AttributeType: types.ScalarAttributeType(k.Type)})
 	}
-	keySchema := func(pk schema.Key, sk *schema.Key) []types.KeySchemaElement {
+	keySchema := func(pk manifest.Key, sk *manifest.Key) []types.KeySchemaElement {
 		define(pk)
 		ks := []types.KeySchemaElement{{AttributeName: aws.String(pk.Name), KeyType: types.KeyTypeHash}}
 		if sk != nil {
@@ -152,7 +152,7 @@ func checkExisting(ctx context.Context, client *dynamodb.Client, want *dynamodb.
 		same = same && i >= 0 && keysString(got.GlobalSecondaryIndexes[i].KeySchema) == keysString(w.KeySchema)
 	}
 	if !same {
-		return fmt.Errorf("dynamodblocal: table %s exists with other keys or indexes than lambda/schema defines; delete the local data directory (or the table) and start again", *want.TableName)
+		return fmt.Errorf("dynamodblocal: table %s exists with other keys or indexes than lambda/manifest defines; delete the local data directory (or the table) and start again", *want.TableName)
 	}
 	return nil
 }

@@ -19,12 +19,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-)
 
-// AsyncPayloadLimit is Lambda's payload limit for an asynchronous (Event)
-// invocation, the one a reply job travels in: enforcing it here makes a
-// job that would not fit in AWS fail locally too.
-const AsyncPayloadLimit = 256 * 1024
+	"github.com/p2/buddy/lambda/manifest"
+)
 
 // ErrUnknownFunction is what a callback returns for a function it does not
 // run; the caller gets 404 ResourceNotFoundException.
@@ -95,12 +92,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "InvalidParameterValueException", "the stand-in serves InvocationType Event only, not "+strconv.Quote(t))
 		return
 	}
-	payload, err := io.ReadAll(io.LimitReader(r.Body, AsyncPayloadLimit+1))
+	payload, err := io.ReadAll(io.LimitReader(r.Body, manifest.AsyncPayloadLimit+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "InvalidRequestContentException", "could not read the request body")
 		return
 	}
-	if len(payload) > AsyncPayloadLimit {
+	if len(payload) > manifest.AsyncPayloadLimit {
 		writeError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", "Request must be smaller than 262144 bytes for the Event invocation type")
 		return
 	}

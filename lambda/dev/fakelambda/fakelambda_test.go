@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/p2/buddy/lambda/dev/fakelambda"
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // client is the SDK's Lambda client on srv, as a function built against
@@ -54,7 +55,7 @@ func TestInvokeAnswersLikeLambda(t *testing.T) {
 		{"an Event invocation is accepted with 202 and handed over", "known", types.InvocationTypeEvent, []byte(`{"kind":"job"}`), 202, nil, true},
 		{"an empty payload is accepted", "known", types.InvocationTypeEvent, nil, 202, nil, true},
 		{"an unknown function is not found", "nobody", types.InvocationTypeEvent, []byte(`{}`), 0, new(*types.ResourceNotFoundException), false},
-		{"a payload over 256 KB is refused", "known", types.InvocationTypeEvent, []byte(`"` + strings.Repeat("x", fakelambda.AsyncPayloadLimit) + `"`), 0, new(*types.RequestTooLargeException), false},
+		{"a payload over 256 KB is refused", "known", types.InvocationTypeEvent, []byte(`"` + strings.Repeat("x", manifest.AsyncPayloadLimit) + `"`), 0, new(*types.RequestTooLargeException), false},
 		{"a payload that is not JSON is refused", "known", types.InvocationTypeEvent, []byte(`{`), 0, new(*types.InvalidRequestContentException), false},
 		{"a synchronous invocation is refused", "known", types.InvocationTypeRequestResponse, []byte(`{}`), 0, new(*types.InvalidParameterValueException), false},
 		{"a failing callback is a service error", "broken", types.InvocationTypeEvent, []byte(`{}`), 0, new(*types.ServiceException), false},

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +27,7 @@ import (
 	"github.com/p2/buddy/lambda/dev/rie"
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
-	"github.com/p2/buddy/lambda/schema"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/tokens"
 	"github.com/p2/buddy/lambda/wsapi"
@@ -127,7 +128,7 @@ func newWorld(ctx context.Context) (w *world, err error) {
 	w.store = store.NewDynamo(w.db.Client, w.db.Tables)
 
 	secrets := fakesecrets.New()
-	secrets.Set(config.ModelDefaults()[config.SecretName], `{"api_key":"`+apiKey+`"}`)
+	secrets.Set(config.ModelDefaults[config.SecretName], `{"api_key":"`+apiKey+`"}`)
 	// The model accepts only the key in the secret: a reply proves the
 	// function read it from Secrets Manager.
 	w.model = fakemodel.New(fakemodel.Options{APIKey: apiKey})
@@ -193,19 +194,13 @@ func (w *world) forward(_ context.Context, inv fakelambda.Invocation) error {
 	return nil
 }
 
-// Lambda sizes as the stack sets them (infra/buddy.Sizings): the emulator
-// gives each invocation the function's timeout.
-var timeouts = map[string]string{schema.WebSocketMessage.Name: "300"}
-
 // envFor is fn's environment as Lambda and the stack give it: the platform's
 // variables, the configuration every function validates (the documented
 // defaults), the tables fn uses, the issuer for $connect, and the
 // stand-ins' endpoints; overrides last.
-func (w *world) envFor(fn schema.Function, overrides map[string]string) []string {
-	timeout := timeouts[fn.Name]
-	if timeout == "" {
-		timeout = "10"
-	}
+func (w *world) envFor(fn manifest.Function, overrides map[string]string) []string {
+	// The emulator gives each invocation the function's own timeout.
+	timeout := strconv.Itoa(fn.TimeoutSeconds)
 	vars := map[string]string{
 		"PATH":                            "/usr/local/bin:/usr/bin:/bin",
 		"LANG":                            "en_US.UTF-8",
@@ -223,13 +218,13 @@ func (w *world) envFor(fn schema.Function, overrides map[string]string) []string
 		"AWS_SECRET_ACCESS_KEY":           "rie/test/secret/access/key/not/a/real/one0",
 		"AWS_SESSION_TOKEN":               "rie-test-session-token",
 	}
-	for k, v := range config.ModelDefaults() {
+	for k, v := range config.ModelDefaults {
 		vars[k] = v
 	}
 	for _, t := range fn.Tables {
 		vars[t.EnvVar] = tablePrefix + t.ID
 	}
-	if fn.Name == schema.WebSocketConnect.Name {
+	if fn.Name == manifest.WebSocketConnect.Name {
 		vars[config.JWTIssuer] = w.issuer.Issuer()
 		vars[config.JWTAudience] = w.issuer.Audience()
 	}
@@ -250,11 +245,11 @@ func (w *world) envFor(fn schema.Function, overrides map[string]string) []string
 type harness struct {
 	*world
 	t  *testing.T
-	fn schema.Function
+	fn manifest.Function
 	f  *rie.Function
 }
 
-func (w *world) start(t *testing.T, fn schema.Function, overrides map[string]string) *harness {
+func (w *world) start(t *testing.T, fn manifest.Function, overrides map[string]string) *harness {
 	t.Helper()
 	f, err := rie.Start(t.Context(), rie.Options{RIE: w.rie, Bootstrap: w.bins[fn.Dir], Env: w.envFor(fn, overrides)})
 	if err != nil {
@@ -345,10 +340,10 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		fn   schema.Function
+		fn   manifest.Function
 		run  func(h *harness)
 	}{
-		{"$connect without a token answers 401 and stores nothing", schema.WebSocketConnect, func(h *harness) {
+		{"$connect without a token answers 401 and stores nothing", manifest.WebSocketConnect, func(h *harness) {
 			id := unique("anon") + "="
 			var resp response
 			h.invoke(apigwfixtures.Connect(id, ""), &resp)
@@ -359,7 +354,7 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 				h.t.Errorf("connection stored anyway: %v", err)
 			}
 		}},
-		{"$connect with a dev token answers 200 and stores the connection", schema.WebSocketConnect, func(h *harness) {
+		{"$connect with a dev token answers 200 and stores the connection", manifest.WebSocketConnect, func(h *harness) {
 			user, id := unique("alice"), unique("conn")+"="
 			token, err := h.issuer.Sign(user, time.Hour)
 			if err != nil {
@@ -375,7 +370,7 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 				h.t.Errorf("stored connection %+v, %v; want one of %s", c, err, user)
 			}
 		}},
-		{"$disconnect forgets the connection", schema.WebSocketDisconnect, func(h *harness) {
+		{"$disconnect forgets the connection", manifest.WebSocketDisconnect, func(h *harness) {
 			id := h.connect(unique("bob"))
 			var resp response
 			h.invoke(apigwfixtures.Disconnect(id), &resp)
@@ -386,15 +381,15 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 				h.t.Errorf("connection still stored: %v", err)
 			}
 		}},
-		{"ping answers pong through @connections", schema.WebSocketMessage, func(h *harness) {
+		{"ping answers pong through @connections", manifest.WebSocketMessage, func(h *harness) {
 			id := h.connect(unique("carol"))
 			var resp response
-			h.invoke(apigwfixtures.Message(id, schema.RoutePing, `{"action":"ping"}`), &resp)
+			h.invoke(apigwfixtures.Message(id, manifest.RoutePing, `{"action":"ping"}`), &resp)
 			if got := frames(h.posts.PostsTo(id)); len(got) != 1 || got[0].Type != wsapi.TypePong {
 				h.t.Errorf("posted %+v, want one pong", got)
 			}
 		}},
-		{"$default answers a frame of no action with a bad_request error frame", schema.WebSocketMessage, func(h *harness) {
+		{"$default answers a frame of no action with a bad_request error frame", manifest.WebSocketMessage, func(h *harness) {
 			id := h.connect(unique("cleo"))
 			// Upstream's own MESSAGE event: {"a": 1} on $default.
 			ev := apigwfixtures.Load(apigwfixtures.WebSocketMessage).Set("requestContext.connectionId", id)
@@ -404,12 +399,12 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 				h.t.Errorf("posted %+v, want one bad_request error", got)
 			}
 		}},
-		{"sendMessage streams the reply its self-invoked job produces", schema.WebSocketMessage, func(h *harness) {
+		{"sendMessage streams the reply its self-invoked job produces", manifest.WebSocketMessage, func(h *harness) {
 			user := unique("dave")
 			id := h.connect(user)
 			body := `{"action":"sendMessage","requestId":"r1","text":"[[tokens=12]] Hello from the emulator"}`
 			var resp response
-			h.invoke(apigwfixtures.Message(id, schema.RouteSendMessage, body), &resp)
+			h.invoke(apigwfixtures.Message(id, manifest.RouteSendMessage, body), &resp)
 			if resp.StatusCode != http.StatusOK {
 				h.t.Fatalf("sendMessage answered %d", resp.StatusCode)
 			}
@@ -442,7 +437,7 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 			if err != nil || len(msgs) != 2 || msgs[1].Text != text.String() || msgs[1].UserID != user {
 				h.t.Errorf("stored %+v, %v; want the user's message and the streamed reply", msgs, err)
 			}
-			if n := len(h.lambda.Invocations()); n == 0 || h.lambda.Invocations()[n-1].Function != schema.WebSocketMessage.Name {
+			if n := len(h.lambda.Invocations()); n == 0 || h.lambda.Invocations()[n-1].Function != manifest.WebSocketMessage.Name {
 				h.t.Errorf("the Lambda API saw %+v, want the message function's own Event invocation", h.lambda.Invocations())
 			}
 		}},
@@ -459,113 +454,113 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 // it, with the caller me and another user: the answer carries me's data
 // and never the other's.
 var httpRouteCases = map[string]func(h *harness, me, other string){
-	schema.RouteListConversations: func(h *harness, me, other string) {
+	manifest.RouteListConversations: func(h *harness, me, other string) {
 		h.conversation(me)
 		h.conversation(other)
 		var list struct {
 			Conversations []struct{ Title string } `json:"conversations"`
 		}
-		if st := h.http(schema.RouteListConversations, "/conversations", nil, "", me, &list); st != http.StatusOK || len(list.Conversations) != 1 || list.Conversations[0].Title != "of "+me {
+		if st := h.http(manifest.RouteListConversations, "/conversations", nil, "", me, &list); st != http.StatusOK || len(list.Conversations) != 1 || list.Conversations[0].Title != "of "+me {
 			h.t.Errorf("listed %d %+v, want only the caller's", st, list.Conversations)
 		}
 	},
-	schema.RouteGetConversation: func(h *harness, me, other string) {
+	manifest.RouteGetConversation: func(h *harness, me, other string) {
 		id := h.conversation(me)
 		path, params := "/conversations/"+id, map[string]string{"id": id}
 		var got struct {
 			Title    string
 			Messages []struct{ Text string } `json:"messages"`
 		}
-		if st := h.http(schema.RouteGetConversation, path, params, "", me, &got); st != http.StatusOK || got.Title != "of "+me || len(got.Messages) != 1 || got.Messages[0].Text != "hello" {
+		if st := h.http(manifest.RouteGetConversation, path, params, "", me, &got); st != http.StatusOK || got.Title != "of "+me || len(got.Messages) != 1 || got.Messages[0].Text != "hello" {
 			h.t.Errorf("the owner's GET: %d %+v", st, got)
 		}
-		if st := h.http(schema.RouteGetConversation, path, params, "", other, nil); st != http.StatusNotFound {
+		if st := h.http(manifest.RouteGetConversation, path, params, "", other, nil); st != http.StatusNotFound {
 			h.t.Errorf("another user's GET: %d, want 404", st)
 		}
 	},
-	schema.RouteRenameConversation: func(h *harness, me, other string) {
+	manifest.RouteRenameConversation: func(h *harness, me, other string) {
 		id := h.conversation(me)
 		path, params := "/conversations/"+id, map[string]string{"id": id}
-		if st := h.http(schema.RouteRenameConversation, path, params, `{"title":"stolen"}`, other, nil); st != http.StatusNotFound {
+		if st := h.http(manifest.RouteRenameConversation, path, params, `{"title":"stolen"}`, other, nil); st != http.StatusNotFound {
 			h.t.Errorf("another user's PATCH: %d, want 404", st)
 		}
-		if st := h.http(schema.RouteRenameConversation, path, params, `{"title":"renamed"}`, me, nil); st != http.StatusOK {
+		if st := h.http(manifest.RouteRenameConversation, path, params, `{"title":"renamed"}`, me, nil); st != http.StatusOK {
 			h.t.Errorf("the owner's PATCH: %d", st)
 		}
 		if c, err := h.store.GetConversation(h.t.Context(), me, id); err != nil || c.Title != "renamed" {
 			h.t.Errorf("stored %+v, %v; want the new title", c, err)
 		}
 	},
-	schema.RouteDeleteConversation: func(h *harness, me, other string) {
+	manifest.RouteDeleteConversation: func(h *harness, me, other string) {
 		id := h.conversation(me)
 		path, params := "/conversations/"+id, map[string]string{"id": id}
-		if st := h.http(schema.RouteDeleteConversation, path, params, "", other, nil); st != http.StatusNotFound {
+		if st := h.http(manifest.RouteDeleteConversation, path, params, "", other, nil); st != http.StatusNotFound {
 			h.t.Errorf("another user's DELETE: %d, want 404", st)
 		}
-		if st := h.http(schema.RouteDeleteConversation, path, params, "", me, nil); st != http.StatusNoContent {
+		if st := h.http(manifest.RouteDeleteConversation, path, params, "", me, nil); st != http.StatusNoContent {
 			h.t.Errorf("the owner's DELETE: %d, want 204", st)
 		}
 		if _, err := h.store.GetConversation(h.t.Context(), me, id); !errors.Is(err, store.ErrNotFound) {
 			h.t.Errorf("still stored: %v", err)
 		}
 	},
-	schema.RouteListPrompts: func(h *harness, me, other string) {
+	manifest.RouteListPrompts: func(h *harness, me, other string) {
 		h.prompt(me)
 		h.prompt(other)
 		var list struct {
 			Prompts []struct{ Name string } `json:"prompts"`
 		}
-		if st := h.http(schema.RouteListPrompts, "/prompts", nil, "", me, &list); st != http.StatusOK || len(list.Prompts) != 1 || list.Prompts[0].Name != "of "+me {
+		if st := h.http(manifest.RouteListPrompts, "/prompts", nil, "", me, &list); st != http.StatusOK || len(list.Prompts) != 1 || list.Prompts[0].Name != "of "+me {
 			h.t.Errorf("listed %d %+v, want only the caller's", st, list.Prompts)
 		}
 	},
-	schema.RouteCreatePrompt: func(h *harness, me, _ string) {
+	manifest.RouteCreatePrompt: func(h *harness, me, _ string) {
 		var created struct{ ID string }
-		if st := h.http(schema.RouteCreatePrompt, "/prompts", nil, `{"name":"Pirate","text":"Arr."}`, me, &created); st != http.StatusCreated || created.ID == "" {
+		if st := h.http(manifest.RouteCreatePrompt, "/prompts", nil, `{"name":"Pirate","text":"Arr."}`, me, &created); st != http.StatusCreated || created.ID == "" {
 			h.t.Fatalf("POST /prompts: %d %+v", st, created)
 		}
 		if p, err := h.store.GetPrompt(h.t.Context(), me, created.ID); err != nil || p.Text != "Arr." {
 			h.t.Errorf("stored %+v, %v", p, err)
 		}
 	},
-	schema.RouteGetPrompt: func(h *harness, me, other string) {
+	manifest.RouteGetPrompt: func(h *harness, me, other string) {
 		id := h.prompt(me)
 		path, params := "/prompts/"+id, map[string]string{"id": id}
 		var got struct{ Text string }
-		if st := h.http(schema.RouteGetPrompt, path, params, "", me, &got); st != http.StatusOK || got.Text != "text of "+me {
+		if st := h.http(manifest.RouteGetPrompt, path, params, "", me, &got); st != http.StatusOK || got.Text != "text of "+me {
 			h.t.Errorf("the owner's GET: %d %+v", st, got)
 		}
-		if st := h.http(schema.RouteGetPrompt, path, params, "", other, nil); st != http.StatusNotFound {
+		if st := h.http(manifest.RouteGetPrompt, path, params, "", other, nil); st != http.StatusNotFound {
 			h.t.Errorf("another user's GET: %d, want 404", st)
 		}
 	},
-	schema.RouteUpdatePrompt: func(h *harness, me, other string) {
+	manifest.RouteUpdatePrompt: func(h *harness, me, other string) {
 		id := h.prompt(me)
 		path, params := "/prompts/"+id, map[string]string{"id": id}
-		if st := h.http(schema.RouteUpdatePrompt, path, params, `{"name":"x","text":"stolen"}`, other, nil); st != http.StatusNotFound {
+		if st := h.http(manifest.RouteUpdatePrompt, path, params, `{"name":"x","text":"stolen"}`, other, nil); st != http.StatusNotFound {
 			h.t.Errorf("another user's PUT: %d, want 404", st)
 		}
-		if st := h.http(schema.RouteUpdatePrompt, path, params, `{"name":"Pirate","text":"Arr!"}`, me, nil); st != http.StatusOK {
+		if st := h.http(manifest.RouteUpdatePrompt, path, params, `{"name":"Pirate","text":"Arr!"}`, me, nil); st != http.StatusOK {
 			h.t.Errorf("the owner's PUT: %d", st)
 		}
 		if p, err := h.store.GetPrompt(h.t.Context(), me, id); err != nil || p.Text != "Arr!" {
 			h.t.Errorf("stored %+v, %v; want the new text", p, err)
 		}
 	},
-	schema.RouteDeletePrompt: func(h *harness, me, other string) {
+	manifest.RouteDeletePrompt: func(h *harness, me, other string) {
 		id := h.prompt(me)
 		path, params := "/prompts/"+id, map[string]string{"id": id}
-		if st := h.http(schema.RouteDeletePrompt, path, params, "", other, nil); st != http.StatusNotFound {
+		if st := h.http(manifest.RouteDeletePrompt, path, params, "", other, nil); st != http.StatusNotFound {
 			h.t.Errorf("another user's DELETE: %d, want 404", st)
 		}
-		if st := h.http(schema.RouteDeletePrompt, path, params, "", me, nil); st != http.StatusNoContent {
+		if st := h.http(manifest.RouteDeletePrompt, path, params, "", me, nil); st != http.StatusNoContent {
 			h.t.Errorf("the owner's DELETE: %d, want 204", st)
 		}
 		if _, err := h.store.GetPrompt(h.t.Context(), me, id); !errors.Is(err, store.ErrNotFound) {
 			h.t.Errorf("still stored: %v", err)
 		}
 	},
-	schema.RouteGetUsage: func(h *harness, me, other string) {
+	manifest.RouteGetUsage: func(h *harness, me, other string) {
 		day := time.Now().UTC().Format(time.DateOnly)
 		for u, n := range map[string]int64{me: 7, other: 1000} {
 			if err := h.store.AddUsage(h.t.Context(), u, day, config.DefaultModelID, tokens.Usage{InputTokens: n, OutputTokens: n + 4}); err != nil {
@@ -577,7 +572,7 @@ var httpRouteCases = map[string]func(h *harness, me, other string){
 				InputTokens, OutputTokens int64
 			} `json:"totals"`
 		}
-		if st := h.http(schema.RouteGetUsage, "/usage", nil, "", me, &usage); st != http.StatusOK || usage.Totals.InputTokens != 7 || usage.Totals.OutputTokens != 11 {
+		if st := h.http(manifest.RouteGetUsage, "/usage", nil, "", me, &usage); st != http.StatusOK || usage.Totals.InputTokens != 7 || usage.Totals.OutputTokens != 11 {
 			h.t.Errorf("answered %d, totals %+v; want the caller's 7 in, 11 out", st, usage.Totals)
 		}
 	},
@@ -588,7 +583,7 @@ func TestHTTPRoutesAnswerTheCallersDataUnderTheEmulator(t *testing.T) {
 		t.Skip("builds the six functions and starts DynamoDB Local")
 	}
 	w := setup(t)
-	for _, r := range schema.HTTPRoutes {
+	for _, r := range manifest.HTTPRoutes {
 		t.Run(r.RouteKey+" answers the caller's data only", func(t *testing.T) {
 			check, ok := httpRouteCases[r.RouteKey]
 			if !ok {
@@ -627,7 +622,7 @@ func TestABadEnvironmentValueFailsInitNamingTheVariable(t *testing.T) {
 		t.Skip("builds the six functions and starts DynamoDB Local")
 	}
 	w := setup(t)
-	for _, fn := range schema.Functions {
+	for _, fn := range manifest.Functions {
 		t.Run(fn.Dir+" refuses TEMPERATURE=7", func(t *testing.T) {
 			h := w.start(t, fn, map[string]string{config.Temperature: "7"})
 			resp, err := h.f.Invoke(t.Context(), apigwfixtures.Disconnect("x=").JSON())

@@ -1,17 +1,16 @@
-// Package schema describes the DynamoDB tables: keys, indexes and the expiry
-// attribute. The CDK app declares the tables from these definitions and the
-// local dev server creates them from the same ones, so the runtime, the stack
-// and the dev store can never disagree. Plain Go: no CDK, no AWS SDK.
+// Package manifest is the one description of what is deployed, shared by
+// the CDK app, the runtime and the local tools so they can never disagree:
+// the DynamoDB tables (keys, indexes, expiry attribute; this file), the six
+// functions and the routes of both APIs (functions.go), and the metrics.
+// Plain Go: no CDK, no AWS SDK.
 //
 // Nearly every write is a single-item put or update: ownership is part of
 // the key (userId is the partition key of every user-owned item), and
 // multi-item deletes are ordered so that a crash leaves only unreachable
 // items behind. Creating or deleting a saved prompt also changes the user's
-// prompt counter (an item of the prompts table), in one transaction
-// (TransactWriteItems), so that the per-user limit holds: DynamoDB has
-// them, and so does DynamoDB Local, the store of the tests and the dev
-// server.
-package schema
+// prompt counter (an item of the prompts table) in the same transaction
+// (TransactWriteItems), so that the per-user limit holds.
+package manifest
 
 import "github.com/p2/buddy/lambda/config"
 

@@ -1,4 +1,4 @@
-package handlers_test
+package wshandler_test
 
 import (
 	"context"

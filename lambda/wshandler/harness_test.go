@@ -1,4 +1,4 @@
-package handlers_test
+package wshandler_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -19,10 +20,10 @@ import (
 	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
 	"github.com/p2/buddy/lambda/dev/localissuer"
-	"github.com/p2/buddy/lambda/handlers"
 	"github.com/p2/buddy/lambda/httpapi"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
+	"github.com/p2/buddy/lambda/wshandler"
 )
 
 // staticKey is a KeySource with a fixed key.
@@ -73,7 +74,7 @@ func (p *postBox) take(conn string) []wsapi.Frame {
 
 // inline runs a reply job before Dispatch returns, so a test sees the
 // whole reply when the route handler returns.
-type inline struct{ ws *handlers.WebSocket }
+type inline struct{ ws *wshandler.WebSocket }
 
 func (d inline) Dispatch(ctx context.Context, job chat.Job) error {
 	// The job travels as JSON in AWS: do the same round trip.
@@ -91,7 +92,7 @@ type harness struct {
 	model  *fakemodel.Server
 	posts  *postBox
 	issuer *localissuer.Issuer
-	ws     *handlers.WebSocket
+	ws     *wshandler.WebSocket
 	routes map[string]*httpapi.Router
 	nextID int
 }
@@ -117,7 +118,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	jwks := httptest.NewServer(iss.JWKSHandler())
 	t.Cleanup(jwks.Close)
 
-	env := config.ModelDefaults()
+	env := maps.Clone(config.ModelDefaults)
 	if o.topP {
 		env[config.Temperature] = ""
 		env[config.TopP] = "0.8"
@@ -132,7 +133,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		idle = 10 * time.Second
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	h.ws = &handlers.WebSocket{
+	h.ws = &wshandler.WebSocket{
 		Function:      "p2-two-websocket-message-two",
 		Store:         h.store,
 		Verifier:      auth.NewJWKSVerifier(auth.JWKSOptions{URL: jwks.URL, Issuer: iss.Issuer(), Audience: iss.Audience()}),

@@ -1,4 +1,4 @@
-package handlers_test
+package wshandler_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
 	"github.com/p2/buddy/lambda/errcode"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
 )
@@ -423,8 +424,8 @@ func TestJobPayload(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(b) > chat.MaxJobPayload {
-				t.Errorf("payload %d bytes, limit %d", len(b), chat.MaxJobPayload)
+			if len(b) > manifest.AsyncPayloadLimit {
+				t.Errorf("payload %d bytes, limit %d", len(b), manifest.AsyncPayloadLimit)
 			}
 			var back chat.Job
 			if err := json.Unmarshal(b, &back); err != nil {

@@ -1,4 +1,4 @@
-package handlers_test
+package wshandler_test
 
 import "github.com/p2/buddy/lambda/dev/localissuer"
 

@@ -1,7 +1,9 @@
-// Package handlers adapts API Gateway events to Buddy's logic: one file per
-// event source. Each exported method is what a function's main hands to
-// lambda.Start, and what the local dev server invokes with the same events.
-package handlers
+// Package wshandler adapts API Gateway WebSocket events ($connect,
+// $disconnect, the message routes and the reply jobs) to Buddy's logic.
+// Each exported method is what a function's main hands to lambda.Start, and
+// what the local dev server invokes with the same events. The HTTP API's
+// adapter is httpapi.Router.
+package wshandler
 
 import (
 	"context"
@@ -17,8 +19,8 @@ import (
 	"github.com/p2/buddy/lambda/auth"
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/errcode"
+	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/obs"
-	"github.com/p2/buddy/lambda/schema"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
 )
@@ -60,7 +62,7 @@ var ok = events.APIGatewayProxyResponse{StatusCode: 200}
 // Connect verifies the token in the query string and records the
 // connection. A bad or missing token answers 401 and stores nothing.
 func (w *WebSocket) Connect(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
-	sum := w.summary(ctx, schema.RouteConnect, ev.RequestContext.RequestID)
+	sum := w.summary(ctx, manifest.RouteConnect, ev.RequestContext.RequestID)
 	sum.ConnectionID = ev.RequestContext.ConnectionID
 	defer sum.Log(ctx, w.Log)
 
@@ -91,7 +93,7 @@ func (w *WebSocket) Connect(ctx context.Context, ev events.APIGatewayWebsocketPr
 
 // Disconnect forgets the connection.
 func (w *WebSocket) Disconnect(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
-	sum := w.summary(ctx, schema.RouteDisconnect, ev.RequestContext.RequestID)
+	sum := w.summary(ctx, manifest.RouteDisconnect, ev.RequestContext.RequestID)
 	sum.ConnectionID = ev.RequestContext.ConnectionID
 	defer sum.Log(ctx, w.Log)
 	w.conns.forget(ev.RequestContext.ConnectionID)
