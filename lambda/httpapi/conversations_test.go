@@ -200,7 +200,7 @@ func texts(n, size int, unit string) []string {
 }
 
 func TestConversationPagesStayUnderFourMegabytesAndCoverEveryMessageOnce(t *testing.T) {
-	const limit4MB = 4 << 20 // DESIGN §5: no response of the HTTP API exceeds 4 MB
+	const limit4MB = 4 << 20 // no response of the HTTP API exceeds 4 MB
 	a := newAPI(t, 0)
 	tests := []struct {
 		name  string

@@ -1,4 +1,4 @@
-// Package wsapi is the WebSocket wire protocol of DESIGN §4: parsing client
+// Package wsapi is the WebSocket wire protocol: parsing client
 // frames, building server frames, and posting them to a connection through
 // the API Gateway @connections endpoint.
 package wsapi

@@ -1,6 +1,6 @@
 // Buddy chat page: plain JavaScript, no build step. It speaks the same
 // protocols to the local dev server and to a deployed stack: the WebSocket
-// API (DESIGN §4) for chatting and the HTTP API (§5) for history, prompts
+// API for chatting and the HTTP API for history, prompts
 // and usage.
 "use strict";
 
