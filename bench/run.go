@@ -58,11 +58,8 @@ type Options struct {
 
 func (o *Options) defaults(ctx context.Context) error {
 	if o.Root == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return err
-		}
-		if o.Root, err = bundle.FindModuleRoot(wd); err != nil {
+		var err error
+		if o.Root, err = bundle.FindModuleRoot("."); err != nil {
 			return err
 		}
 	}

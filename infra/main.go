@@ -23,11 +23,7 @@ func main() {
 }
 
 func run() error {
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root, err := bundle.FindModuleRoot(wd)
+	root, err := bundle.FindModuleRoot(".")
 	if err != nil {
 		return err
 	}

@@ -5,10 +5,10 @@ import (
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2authorizers"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/p2/buddy/lambda/manifest"
@@ -45,37 +45,26 @@ func newHTTPAPI(stack awscdk.Stack, s Settings, r *Resources) (awsapigatewayv2.H
 		},
 		CreateDefaultStage: jsii.Bool(false),
 	})
-	logs := newLogGroup(stack, "HttpAccessLogs", "/aws/apigateway/buddy-"+s.Stage+"-http", s)
 	stage := api.AddStage(jsii.String("HttpStage"), &awsapigatewayv2.HttpStageOptions{
-		StageName:  jsii.String("$default"),
-		AutoDeploy: jsii.Bool(true),
-		Throttle: &awsapigatewayv2.ThrottleSettings{
-			RateLimit:  jsii.Number(s.ThrottleRate),
-			BurstLimit: jsii.Number(s.ThrottleBurst),
-		},
-		AccessLogSettings: &accessLogSettings{
-			destination: awsapigatewayv2.NewLogGroupLogDestination(logs),
-			format:      awsapigateway.AccessLogFormat_Custom(jsii.String(httpAccessLogFormat)),
-		},
+		StageName:         jsii.String("$default"),
+		AutoDeploy:        jsii.Bool(true),
+		Throttle:          stageThrottle(s),
+		AccessLogSettings: newAccessLogs(stack, "HttpAccessLogs", "/aws/apigateway/buddy-"+s.Stage+"-http", httpAccessLogFormat, s),
 	})
 
 	integrations := map[string]awsapigatewayv2integrations.HttpLambdaIntegration{}
+	declare := func(id *string, handler awslambda.IFunction) awsapigatewayv2integrations.HttpLambdaIntegration {
+		return awsapigatewayv2integrations.NewHttpLambdaIntegration(id, handler, nil)
+	}
 	for _, route := range manifest.HTTPRoutes {
 		method, path, err := splitRouteKey(route.RouteKey)
 		if err != nil {
 			panic(err)
 		}
-		fn := route.Function
-		integ, ok := integrations[fn.Name]
-		if !ok {
-			integ = awsapigatewayv2integrations.NewHttpLambdaIntegration(
-				jsii.String(constructID(fn.Dir)+"Integration"), r.Functions[fn.Name], nil)
-			integrations[fn.Name] = integ
-		}
 		api.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
 			Path:        jsii.String(path),
 			Methods:     &[]awsapigatewayv2.HttpMethod{method},
-			Integration: integ,
+			Integration: integrationOf(integrations, route.Function, r, declare),
 			Authorizer:  authorizer,
 		})
 	}

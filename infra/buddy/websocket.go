@@ -6,6 +6,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/p2/buddy/lambda/manifest"
@@ -37,30 +38,20 @@ func newWebSocketAPI(stack awscdk.Stack, s Settings, r *Resources) (awsapigatewa
 		RouteSelectionExpression: jsii.String(RouteSelectionExpression),
 	})
 	integrations := map[string]awsapigatewayv2integrations.WebSocketLambdaIntegration{}
+	declare := func(id *string, handler awslambda.IFunction) awsapigatewayv2integrations.WebSocketLambdaIntegration {
+		return awsapigatewayv2integrations.NewWebSocketLambdaIntegration(id, handler, nil)
+	}
 	for _, route := range manifest.WebSocketRoutes {
-		fn := route.Function
-		integ, ok := integrations[fn.Name]
-		if !ok {
-			integ = awsapigatewayv2integrations.NewWebSocketLambdaIntegration(
-				jsii.String(constructID(fn.Dir)+"Integration"), r.Functions[fn.Name], nil)
-			integrations[fn.Name] = integ
-		}
+		integ := integrationOf(integrations, route.Function, r, declare)
 		api.AddRoute(jsii.String(route.RouteKey), &awsapigatewayv2.WebSocketRouteOptions{Integration: integ})
 	}
 
-	logs := newLogGroup(stack, "WebSocketAccessLogs", "/aws/apigateway/buddy-"+s.Stage+"-websocket", s)
 	stage := awsapigatewayv2.NewWebSocketStage(stack, jsii.String("WebSocketStage"), &awsapigatewayv2.WebSocketStageProps{
-		WebSocketApi: api,
-		StageName:    jsii.String(s.WebSocketStageName),
-		AutoDeploy:   jsii.Bool(true),
-		Throttle: &awsapigatewayv2.ThrottleSettings{
-			RateLimit:  jsii.Number(s.ThrottleRate),
-			BurstLimit: jsii.Number(s.ThrottleBurst),
-		},
-		AccessLogSettings: &accessLogSettings{
-			destination: awsapigatewayv2.NewLogGroupLogDestination(logs),
-			format:      awsapigateway.AccessLogFormat_Custom(jsii.String(webSocketAccessLogFormat)),
-		},
+		WebSocketApi:      api,
+		StageName:         jsii.String(s.WebSocketStageName),
+		AutoDeploy:        jsii.Bool(true),
+		Throttle:          stageThrottle(s),
+		AccessLogSettings: newAccessLogs(stack, "WebSocketAccessLogs", "/aws/apigateway/buddy-"+s.Stage+"-websocket", webSocketAccessLogFormat, s),
 	})
 	if s.APIGatewayAccountRole {
 		stage.Node().AddDependency(newAPIGatewayAccount(stack))
@@ -91,12 +82,3 @@ func newAPIGatewayAccount(stack awscdk.Stack) awsapigateway.CfnAccount {
 	account.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN, nil)
 	return account
 }
-
-// accessLogSettings implements awsapigatewayv2.IAccessLogSettings.
-type accessLogSettings struct {
-	destination awsapigatewayv2.IAccessLogDestination
-	format      awsapigateway.AccessLogFormat
-}
-
-func (a *accessLogSettings) Destination() awsapigatewayv2.IAccessLogDestination { return a.destination }
-func (a *accessLogSettings) Format() awsapigateway.AccessLogFormat              { return a.format }

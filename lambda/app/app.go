@@ -125,6 +125,31 @@ func Main(fn manifest.Function, handler func(*Deps) (any, error)) {
 	lambda.Start(h)
 }
 
+// HTTPMain is the whole main of one of the three HTTP functions: they
+// differ only in the routes Router picks for fn.
+func HTTPMain(fn manifest.Function) {
+	Main(fn, func(d *Deps) (any, error) {
+		rt, err := d.Router()
+		if err != nil {
+			return nil, err
+		}
+		return rt.Handle, nil
+	})
+}
+
+// WebSocketMain is the whole main of one of the three WebSocket functions:
+// they share the handlers WebSocket builds for fn, and route picks the one
+// that function serves.
+func WebSocketMain(fn manifest.Function, route func(*wshandler.WebSocket) any) {
+	Main(fn, func(d *Deps) (any, error) {
+		w, err := d.WebSocket(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		return route(w), nil
+	})
+}
+
 func logConfigErrors(log *slog.Logger, function string, err error) {
 	var errs []error
 	if j, ok := err.(interface{ Unwrap() []error }); ok {

@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/p2/buddy/lambda/auth"
+	"github.com/p2/buddy/lambda/dev/fakeclock"
 	"github.com/p2/buddy/lambda/dev/localissuer"
 )
 
@@ -30,26 +31,9 @@ const (
 	testAudience = "buddy-client"
 )
 
-// clock is a hand-driven time source, so rate limits and key ages are
-// tested by moving time, not by waiting.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock is a hand-driven clock at a whole second, so rate limits and
+// key ages are tested by moving time, not by waiting.
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Now().Truncate(time.Second)) }
 
 // jwksServer is an issuer's JWKS endpoint whose key set and health the
 // test changes, counting the fetches it answers.

@@ -10,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/p2/buddy/lambda/claude"
+	"github.com/p2/buddy/lambda/dev/fakeclock"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
 	"github.com/p2/buddy/lambda/dev/fakesecrets"
 )
@@ -26,29 +25,7 @@ func secretsClient(t *testing.T, h http.Handler) *secretsmanager.Client {
 	t.Helper()
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
-	return secretsmanager.NewFromConfig(aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "standin-secret", ""),
-		BaseEndpoint: aws.String(ts.URL),
-	})
-}
-
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+	return fakesecrets.NewClient(ts.URL)
 }
 
 func TestSecretKeysRejectsUnusableSecrets(t *testing.T) {
@@ -90,7 +67,7 @@ func TestSecretKeysRejectsUnusableSecrets(t *testing.T) {
 func TestSecretKeysCachesForTheTTL(t *testing.T) {
 	srv := fakesecrets.New()
 	srv.Set(secretName, `{"api_key":"sk-ant-one"}`)
-	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	keys := claude.NewSecretKeys(secretsClient(t, srv), secretName, time.Minute)
 	keys.Now = c.Now
 	ctx := context.Background()
@@ -102,9 +79,9 @@ func TestSecretKeysCachesForTheTTL(t *testing.T) {
 		wantCalls int
 	}{
 		{name: "the first Key reads the secret", before: func() {}, wantKey: "sk-ant-one", wantCalls: 1},
-		{name: "within the TTL the cached key is served", before: func() { c.advance(time.Minute - time.Second) }, wantKey: "sk-ant-one", wantCalls: 1},
+		{name: "within the TTL the cached key is served", before: func() { c.Advance(time.Minute - time.Second) }, wantKey: "sk-ant-one", wantCalls: 1},
 		{name: "a rotation is not seen before the TTL ends", before: func() { srv.Set(secretName, `{"api_key":"sk-ant-two"}`) }, wantKey: "sk-ant-one", wantCalls: 1},
-		{name: "after the TTL the secret is read again", before: func() { c.advance(time.Second) }, wantKey: "sk-ant-two", wantCalls: 2},
+		{name: "after the TTL the secret is read again", before: func() { c.Advance(time.Second) }, wantKey: "sk-ant-two", wantCalls: 2},
 		{name: "Invalidate forces a read before the TTL ends", before: func() { srv.Set(secretName, `{"api_key":"sk-ant-three"}`); keys.Invalidate() }, wantKey: "sk-ant-three", wantCalls: 3},
 		{name: "failures are not cached", before: func() { srv.Delete(secretName); keys.Invalidate() }, wantCalls: 4},
 		{name: "a value set after a failure is read at once", before: func() { srv.Set(secretName, `{"api_key":"sk-ant-four"}`) }, wantKey: "sk-ant-four", wantCalls: 5},

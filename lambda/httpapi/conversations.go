@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/p2/buddy/lambda/errcode"
-	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/tokens"
@@ -123,9 +122,9 @@ func (c *Conversations) list(ctx context.Context, r *Request) (Response, *Error)
 }
 
 func (c *Conversations) load(ctx context.Context, r *Request) (store.Conversation, *Error) {
-	id := r.Param("id")
-	if !ids.Valid(id) {
-		return store.Conversation{}, NotFound("conversation")
+	id, e := r.ID("conversation")
+	if e != nil {
+		return store.Conversation{}, e
 	}
 	conv, err := c.Store.GetConversation(ctx, r.User, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -202,8 +201,9 @@ func messageBytes(m store.Message) int {
 }
 
 func (c *Conversations) rename(ctx context.Context, r *Request) (Response, *Error) {
-	if !ids.Valid(r.Param("id")) {
-		return Response{}, NotFound("conversation")
+	id, e := r.ID("conversation")
+	if e != nil {
+		return Response{}, e
 	}
 	var in struct {
 		Title *string `json:"title"`
@@ -218,7 +218,7 @@ func (c *Conversations) rename(ctx context.Context, r *Request) (Response, *Erro
 	if e := checkText("title", title, MaxTitleRunes); e != nil {
 		return Response{}, e
 	}
-	conv, err := c.Store.RenameConversation(ctx, r.User, r.Param("id"), title, now(c.Now))
+	conv, err := c.Store.RenameConversation(ctx, r.User, id, title, now(c.Now))
 	if err != nil {
 		return Response{}, storeError(err, "conversation")
 	}
@@ -226,12 +226,18 @@ func (c *Conversations) rename(ctx context.Context, r *Request) (Response, *Erro
 }
 
 func (c *Conversations) delete(ctx context.Context, r *Request) (Response, *Error) {
-	if !ids.Valid(r.Param("id")) {
-		return Response{}, NotFound("conversation")
+	return deleteByID(ctx, r, "conversation", c.Store.DeleteConversation)
+}
+
+// deleteByID answers a DELETE of the user's {id} of what: 204, or 404 when
+// there is no such one, as for every route of a single item.
+func deleteByID(ctx context.Context, r *Request, what string, del func(ctx context.Context, userID, id string) error) (Response, *Error) {
+	id, e := r.ID(what)
+	if e != nil {
+		return Response{}, e
 	}
-	err := c.Store.DeleteConversation(ctx, r.User, r.Param("id"))
-	if err != nil {
-		return Response{}, storeError(err, "conversation")
+	if err := del(ctx, r.User, id); err != nil {
+		return Response{}, storeError(err, what)
 	}
 	return Response{Status: http.StatusNoContent}, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/p2/buddy/lambda/errcode"
+	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/obs"
 	"github.com/p2/buddy/lambda/store"
 )
@@ -42,6 +43,17 @@ type Request struct {
 
 // Param is a path parameter.
 func (r *Request) Param(name string) string { return r.Event.PathParameters[name] }
+
+// ID is the {id} path parameter of a route on one of what (a conversation,
+// a prompt). An id the server could never have made is not found, as an
+// unknown one is, without asking the store.
+func (r *Request) ID(what string) (string, *Error) {
+	id := r.Param("id")
+	if !ids.Valid(id) {
+		return "", NotFound(what)
+	}
+	return id, nil
+}
 
 // Query is a query string parameter.
 func (r *Request) Query(name string) string { return r.Event.QueryStringParameters[name] }

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -10,10 +9,4 @@ import (
 
 // TestMain stops the DynamoDB Local the tests share: its JVM would
 // otherwise outlive the last test until the binary exits.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := dynamodblocal.StopShared(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(dynamodblocal.RunTests(m)) }

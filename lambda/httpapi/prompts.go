@@ -56,6 +56,16 @@ type promptInput struct {
 	Text *string `json:"text"`
 }
 
+// decodePrompt reads the body of a create or an update: both take the
+// whole prompt.
+func decodePrompt(r *Request) (name, text string, e *Error) {
+	var in promptInput
+	if e := r.Decode(&in); e != nil {
+		return "", "", e
+	}
+	return in.validate()
+}
+
 func (in promptInput) validate() (name, text string, e *Error) {
 	if in.Name == nil {
 		return "", "", Errorf(http.StatusBadRequest, errcode.BadRequest, "name is required")
@@ -90,11 +100,7 @@ func (p *Prompts) list(ctx context.Context, r *Request) (Response, *Error) {
 }
 
 func (p *Prompts) create(ctx context.Context, r *Request) (Response, *Error) {
-	var in promptInput
-	if e := r.Decode(&in); e != nil {
-		return Response{}, e
-	}
-	name, text, e := in.validate()
+	name, text, e := decodePrompt(r)
 	if e != nil {
 		return Response{}, e
 	}
@@ -113,9 +119,9 @@ func (p *Prompts) create(ctx context.Context, r *Request) (Response, *Error) {
 }
 
 func (p *Prompts) get(ctx context.Context, r *Request) (Response, *Error) {
-	id := r.Param("id")
-	if !ids.Valid(id) {
-		return Response{}, NotFound("prompt")
+	id, e := r.ID("prompt")
+	if e != nil {
+		return Response{}, e
 	}
 	pr, err := p.Store.GetPrompt(ctx, r.User, id)
 	if err != nil {
@@ -125,15 +131,11 @@ func (p *Prompts) get(ctx context.Context, r *Request) (Response, *Error) {
 }
 
 func (p *Prompts) update(ctx context.Context, r *Request) (Response, *Error) {
-	id := r.Param("id")
-	if !ids.Valid(id) {
-		return Response{}, NotFound("prompt")
-	}
-	var in promptInput
-	if e := r.Decode(&in); e != nil {
+	id, e := r.ID("prompt")
+	if e != nil {
 		return Response{}, e
 	}
-	name, text, e := in.validate()
+	name, text, e := decodePrompt(r)
 	if e != nil {
 		return Response{}, e
 	}
@@ -145,13 +147,5 @@ func (p *Prompts) update(ctx context.Context, r *Request) (Response, *Error) {
 }
 
 func (p *Prompts) delete(ctx context.Context, r *Request) (Response, *Error) {
-	id := r.Param("id")
-	if !ids.Valid(id) {
-		return Response{}, NotFound("prompt")
-	}
-	err := p.Store.DeletePrompt(ctx, r.User, id)
-	if err != nil {
-		return Response{}, storeError(err, "prompt")
-	}
-	return Response{Status: http.StatusNoContent}, nil
+	return deleteByID(ctx, r, "prompt", p.Store.DeletePrompt)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/p2/buddy/lambda/dev/fakeclock"
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
@@ -30,7 +31,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 type env struct {
 	*testing.T
 	s     store.Store
-	clock *clock
+	clock *fakeclock.Clock
 	ctx   context.Context
 }
 
@@ -857,7 +858,7 @@ func TestConformance(t *testing.T) {
 	for _, row := range conformance {
 		t.Run(row.name, func(t *testing.T) {
 			t.Parallel()
-			clk := &clock{t: t0}
+			clk := fakeclock.New(t0)
 			row.run(&env{T: t, s: open(t, clk.Now), clock: clk, ctx: t.Context()})
 		})
 	}

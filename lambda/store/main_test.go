@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,22 +43,4 @@ func open(t *testing.T, now func() time.Time) store.Store {
 	s := store.NewDynamo(db.Client, db.Tables)
 	s.Now = now
 	return s
-}
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
 }

@@ -1,7 +1,6 @@
 package wshandler_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -9,13 +8,7 @@ import (
 	"github.com/p2/buddy/lambda/store"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := dynamodblocal.StopShared(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(dynamodblocal.RunTests(m)) }
 
 // newStore is the real DynamoDB store, on tables of the test's own.
 func newStore(t testing.TB) *store.Dynamo {

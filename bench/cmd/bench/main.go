@@ -54,11 +54,7 @@ func main() {
 }
 
 func run(ctx context.Context, o bench.Options, out, node, python string, noPeers bool) error {
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root, err := bundle.FindModuleRoot(wd)
+	root, err := bundle.FindModuleRoot(".")
 	if err != nil {
 		return err
 	}

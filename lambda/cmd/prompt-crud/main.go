@@ -6,12 +6,4 @@ import (
 	"github.com/p2/buddy/lambda/manifest"
 )
 
-func main() {
-	app.Main(manifest.PromptCRUD, func(d *app.Deps) (any, error) {
-		rt, err := d.Router()
-		if err != nil {
-			return nil, err
-		}
-		return rt.Handle, nil
-	})
-}
+func main() { app.HTTPMain(manifest.PromptCRUD) }

@@ -3,18 +3,11 @@
 package main
 
 import (
-	"context"
-
 	"github.com/p2/buddy/lambda/app"
 	"github.com/p2/buddy/lambda/manifest"
+	"github.com/p2/buddy/lambda/wshandler"
 )
 
 func main() {
-	app.Main(manifest.WebSocketDisconnect, func(d *app.Deps) (any, error) {
-		w, err := d.WebSocket(context.Background())
-		if err != nil {
-			return nil, err
-		}
-		return w.Disconnect, nil
-	})
+	app.WebSocketMain(manifest.WebSocketDisconnect, func(w *wshandler.WebSocket) any { return w.Disconnect })
 }

@@ -2,8 +2,6 @@ package devserver
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/p2/buddy/lambda/dev/fakelambda"
 )
 
 // function is one Lambda function as the gateways see it: a JSON payload
@@ -108,7 +108,7 @@ func (iv *invoker) track() bool {
 }
 
 func (iv *invoker) run(fn *function, payload []byte) result {
-	requestID := newUUID()
+	requestID := fakelambda.NewRequestID()
 	ctx, cancel := context.WithTimeout(iv.base, fn.timeout)
 	defer cancel()
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
@@ -166,13 +166,4 @@ func (iv *invoker) close(grace time.Duration) error {
 	case <-time.After(grace):
 		return errors.New("devserver: function invocations still running after shutdown")
 	}
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -3,6 +3,7 @@ package dynamodblocal
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,8 +26,8 @@ var shared struct {
 // TestTables creates a fresh set of Buddy's tables, under a prefix of its
 // own, on the test binary's shared DynamoDB Local, and returns a client and
 // the table names. Tests holding different sets never see each other's
-// rows. A test binary that calls it stops the server with StopShared in
-// its TestMain.
+// rows. A test binary that calls it runs its tests with RunTests in its
+// TestMain.
 func TestTables(t testing.TB) (*dynamodb.Client, config.Tables) {
 	t.Helper()
 	shared.once.Do(func() { shared.srv, shared.err = Start(context.Background(), Options{}) })
@@ -41,12 +42,19 @@ func TestTables(t testing.TB) (*dynamodb.Client, config.Tables) {
 	return client, tables
 }
 
-// StopShared stops the shared server, if one was started. Call it after
-// m.Run() in TestMain; Pdeathsig would take the JVM down with the test
-// binary anyway, but not until the binary exits.
-func StopShared() error {
-	if shared.srv == nil {
-		return nil
+// RunTests runs m and then stops the shared server, if one was started,
+// and returns m's exit code: a package whose tests use TestTables has
+//
+//	func TestMain(m *testing.M) { os.Exit(dynamodblocal.RunTests(m)) }
+//
+// Pdeathsig would take the JVM down with the test binary anyway, but not
+// until the binary exits, so it would outlive the last test.
+func RunTests(m *testing.M) int {
+	code := m.Run()
+	if shared.srv != nil {
+		if err := shared.srv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
 	}
-	return shared.srv.Stop()
+	return code
 }

@@ -123,7 +123,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.calls = append(s.calls, inv)
 	s.mu.Unlock()
-	w.Header().Set("X-Amzn-RequestId", newRequestID())
+	w.Header().Set("X-Amzn-RequestId", NewRequestID())
 	w.WriteHeader(http.StatusAccepted)
 }
 

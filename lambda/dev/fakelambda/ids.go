@@ -5,8 +5,9 @@ import (
 	"encoding/hex"
 )
 
-// newRequestID makes a request id of the UUID shape Lambda uses.
-func newRequestID() string {
+// NewRequestID makes a request id of the UUID shape Lambda uses; the dev
+// server's in-process invocations use it too, so both look like Lambda's.
+func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40

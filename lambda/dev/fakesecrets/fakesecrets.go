@@ -13,6 +13,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
 // Operation names, as in X-Amz-Target.
@@ -29,6 +33,17 @@ type secret struct {
 	version  int
 	created  time.Time
 	modified time.Time
+}
+
+// NewClient is the real SDK client, as a function builds it, pointed at a
+// stand-in served at endpoint (any static credentials do: nothing checks
+// them).
+func NewClient(endpoint string) *secretsmanager.Client {
+	return secretsmanager.NewFromConfig(aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "standin-secret", ""),
+		BaseEndpoint: aws.String(endpoint),
+	})
 }
 
 // Server holds secrets by name. The zero value is not usable; call New.

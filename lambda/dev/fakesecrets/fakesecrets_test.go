@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
@@ -21,11 +20,7 @@ func client(t *testing.T, srv *fakesecrets.Server) (*secretsmanager.Client, stri
 	t.Helper()
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	return secretsmanager.NewFromConfig(aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "standin-secret", ""),
-		BaseEndpoint: aws.String(ts.URL),
-	}), ts.URL
+	return fakesecrets.NewClient(ts.URL), ts.URL
 }
 
 func TestTheSDKClientReadsSecrets(t *testing.T) {
