@@ -151,6 +151,9 @@ func TestTinyRun(t *testing.T) {
 		Runs:        1,
 		ReplyTokens: 30, ReplyRate: 300,
 		TTFTSamples: 2, Sockets: 2, ConcurrentTokens: 10,
+		// The arm64 bundle is the stack's own, which infra/bundle's tests
+		// build in the same run: weighing it costs a link at most.
+		Zips: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +164,9 @@ func TestTinyRun(t *testing.T) {
 	}
 	if g.Emulator != rie.Command || !strings.HasPrefix(g.EmulatorVersion, "v") {
 		t.Errorf("Go cold start taken under %q %q, want %s at go.mod's version", g.Emulator, g.EmulatorVersion, rie.Command)
+	}
+	if len(r.ZipMB) != len(manifest.Functions) {
+		t.Errorf("zips weighed for %d functions, want %d: %v", len(r.ZipMB), len(manifest.Functions), r.ZipMB)
 	}
 	for _, n := range r.Notes {
 		t.Log("note:", n)

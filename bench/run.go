@@ -157,8 +157,12 @@ func zips(o *Options, r *Results) error {
 	if err != nil {
 		return err
 	}
+	zipDir := filepath.Join(o.OutDir, bundle.DeployArch)
+	if err := os.MkdirAll(zipDir, 0o755); err != nil {
+		return err
+	}
 	for _, fn := range o.Functions {
-		size, err := ZipBootstrap(bins[fn.Dir], filepath.Join(o.OutDir, bundle.DeployArch, fn.Dir+".zip"))
+		size, err := ZipBootstrap(bins[fn.Dir], filepath.Join(zipDir, fn.Dir+".zip"))
 		if err != nil {
 			return err
 		}

@@ -506,16 +506,9 @@ func (d *Dynamo) ListMessages(ctx context.Context, conversationID string) ([]Mes
 	if !findable(conversationID) {
 		return nil, nil
 	}
-	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(manifest.AttrConversationID, conversationID)).Build()
+	in, err := consistentQuery(d.tables.Messages, keyEquals(manifest.AttrConversationID, conversationID))
 	if err != nil {
 		return nil, wrap("list messages", err)
-	}
-	in := &dynamodb.QueryInput{
-		TableName:                 &d.tables.Messages,
-		KeyConditionExpression:    expr.KeyCondition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ConsistentRead:            aws.Bool(true),
 	}
 	return queryAll(ctx, d, in, "list messages", decodeMessage)
 }
@@ -653,16 +646,9 @@ func (d *Dynamo) ListPrompts(ctx context.Context, userID string) ([]Prompt, erro
 	if !findable(userID) {
 		return nil, nil
 	}
-	expr, err := expression.NewBuilder().WithKeyCondition(keyEquals(manifest.AttrUserID, userID)).Build()
+	in, err := consistentQuery(d.tables.Prompts, keyEquals(manifest.AttrUserID, userID))
 	if err != nil {
 		return nil, wrap("list prompts", err)
-	}
-	in := &dynamodb.QueryInput{
-		TableName:                 &d.tables.Prompts,
-		KeyConditionExpression:    expr.KeyCondition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ConsistentRead:            aws.Bool(true),
 	}
 	var ps []Prompt
 	err = d.queryPages(ctx, in, "list prompts", func(items []item) error {
@@ -805,16 +791,9 @@ func (d *Dynamo) ListUsage(ctx context.Context, userID, from, to string) ([]Usag
 	// "<to>$" is the smallest string above every "<to>#<model>" ('$'
 	// follows '#'), so the range is exact for any model name.
 	days := keyEquals(manifest.AttrUserID, userID).And(expression.Key(manifest.AttrUsageKey).Between(expression.Value(from+"#"), expression.Value(to+"$")))
-	expr, err := expression.NewBuilder().WithKeyCondition(days).Build()
+	in, err := consistentQuery(d.tables.Usage, days)
 	if err != nil {
 		return nil, wrap("list usage", err)
-	}
-	in := &dynamodb.QueryInput{
-		TableName:                 &d.tables.Usage,
-		KeyConditionExpression:    expr.KeyCondition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ConsistentRead:            aws.Bool(true),
 	}
 	var rows []UsageRow
 	err = d.queryPages(ctx, in, "list usage", func(items []item) error {
@@ -853,4 +832,20 @@ func sortUsage(rows []UsageRow) {
 	slices.SortFunc(rows, func(a, b UsageRow) int {
 		return cmp.Or(cmp.Compare(a.Day, b.Day), cmp.Compare(a.Model, b.Model))
 	})
+}
+
+// consistentQuery is a strongly consistent query of table by a key
+// condition: every list the store answers reads its own writes.
+func consistentQuery(table string, key expression.KeyConditionBuilder) (*dynamodb.QueryInput, error) {
+	expr, err := expression.NewBuilder().WithKeyCondition(key).Build()
+	if err != nil {
+		return nil, err
+	}
+	return &dynamodb.QueryInput{
+		TableName:                 aws.String(table),
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ConsistentRead:            aws.Bool(true),
+	}, nil
 }
