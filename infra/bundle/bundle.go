@@ -241,10 +241,12 @@ func (b *Bundler) bundle(fns []manifest.Function) (map[string]string, error) {
 		return nil, err
 	}
 
-	// One go command compiles every package the mains share, once; the
-	// per-function builds below then only link. Started side by side on a
-	// cold cache, each of them would compile the SDKs again on its own.
-	if _, err := b.goCmd(env, append(append([]string{"build"}, BuildFlags...), pkgs...)...); err != nil {
+	// One go command compiles every package the mains share, once, without
+	// linking (go list -export); the per-function builds below then only
+	// link, or do nothing when a bootstrap is up to date. Started side by
+	// side on a cold cache, each of them would compile the SDKs again on
+	// its own.
+	if _, err := b.goCmd(env, append(append([]string{"list", "-export", "-f", "{{.ImportPath}}"}, BuildFlags...), pkgs...)...); err != nil {
 		return nil, fmt.Errorf("bundling: %w", err)
 	}
 	assets := make(map[string]string, len(fns))
