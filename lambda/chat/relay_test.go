@@ -51,11 +51,10 @@ func TestRelayFirstTextIsNotHeldButLaterTextIsCoalesced(t *testing.T) {
 	if err := r.Text("Hel"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-rec.posted:
-	case <-time.After(10 * time.Second):
-		t.Fatal("first text was held back")
-	}
+	// Held back, the first text would wait out the hour-long window: go
+	// test's -timeout reports that hang; the test sets no deadline of its
+	// own that a busy machine could trip.
+	<-rec.posted
 	for _, s := range []string{"lo", ", ", "world"} {
 		if err := r.Text(s); err != nil {
 			t.Fatal(err)
