@@ -35,17 +35,23 @@ const (
 
 // Runtime variables the code needs beyond §3.
 const (
-	ConnectionsTable     = "CONNECTIONS_TABLE"
-	ConversationsTable   = "CONVERSATIONS_TABLE"
-	MessagesTable        = "MESSAGES_TABLE"
-	PromptsTable         = "PROMPTS_TABLE"
-	UsageTable           = "USAGE_TABLE"
-	DailyTokenLimit      = "DAILY_TOKEN_LIMIT"
-	JWTIssuer            = "JWT_ISSUER"
-	JWTAudience          = "JWT_AUDIENCE"
-	JWKSURL              = "JWKS_URL"
-	ConnectionTTLSeconds = "CONNECTION_TTL_SECONDS"
-	SecretTTLSeconds     = "SECRET_TTL_SECONDS"
+	ConnectionsTable   = "CONNECTIONS_TABLE"
+	ConversationsTable = "CONVERSATIONS_TABLE"
+	MessagesTable      = "MESSAGES_TABLE"
+	PromptsTable       = "PROMPTS_TABLE"
+	UsageTable         = "USAGE_TABLE"
+	RepliesTable       = "REPLIES_TABLE"
+	DailyTokenLimit    = "DAILY_TOKEN_LIMIT"
+	// MaxInflightReplies bounds the replies a user has running at once.
+	MaxInflightReplies = "MAX_INFLIGHT_REPLIES_PER_USER"
+	// OrphanReplyGraceSeconds is how long a reply whose client left keeps
+	// running, waiting for a resume, before it stops upstream.
+	OrphanReplyGraceSeconds = "ORPHAN_REPLY_GRACE_SECONDS"
+	JWTIssuer               = "JWT_ISSUER"
+	JWTAudience             = "JWT_AUDIENCE"
+	JWKSURL                 = "JWKS_URL"
+	ConnectionTTLSeconds    = "CONNECTION_TTL_SECONDS"
+	SecretTTLSeconds        = "SECRET_TTL_SECONDS"
 	// Overrides for local runs and tests; unset in AWS.
 	AnthropicBaseURL    = "ANTHROPIC_BASE_URL"
 	ConnectionsEndpoint = "CONNECTIONS_ENDPOINT"
@@ -193,7 +199,7 @@ func ParseModel(get func(string) string) (Model, error) {
 
 // Tables holds the DynamoDB table names.
 type Tables struct {
-	Connections, Conversations, Messages, Prompts, Usage string
+	Connections, Conversations, Messages, Prompts, Usage, Replies string
 }
 
 // Runtime is everything a function reads from its environment.
@@ -203,11 +209,15 @@ type Runtime struct {
 	// DailyTokenLimit is the per-user input+output token budget per UTC day;
 	// 0 means no limit.
 	DailyTokenLimit int64
-	JWTIssuer       string
-	JWTAudience     string
-	JWKSURL         string
-	ConnectionTTL   time.Duration
-	SecretTTL       time.Duration
+	// MaxInflightReplies is how many replies a user may have running.
+	MaxInflightReplies int
+	// OrphanGrace is how long a reply nobody listens to keeps running.
+	OrphanGrace   time.Duration
+	JWTIssuer     string
+	JWTAudience   string
+	JWKSURL       string
+	ConnectionTTL time.Duration
+	SecretTTL     time.Duration
 	// AnthropicBaseURL and ConnectionsEndpoint are empty in AWS.
 	AnthropicBaseURL    string
 	ConnectionsEndpoint string
@@ -215,8 +225,13 @@ type Runtime struct {
 
 // Runtime defaults for the non-model variables.
 const (
-	DefaultConnectionTTL = 2 * time.Hour // API Gateway's maximum connection age
-	DefaultSecretTTL     = 5 * time.Minute
+	DefaultConnectionTTL      = 2 * time.Hour // API Gateway's maximum connection age
+	DefaultSecretTTL          = 5 * time.Minute
+	DefaultMaxInflightReplies = 2
+	DefaultOrphanGrace        = 120 * time.Second
+	// MaxOrphanGrace is Lambda's longest invocation: a reply cannot wait
+	// longer than its function runs.
+	MaxOrphanGrace = 15 * time.Minute
 )
 
 // Load reads and validates the whole runtime configuration from the process
@@ -238,7 +253,10 @@ func ParseRuntime(get func(string) string) (Runtime, error) {
 			Messages:      get(MessagesTable),
 			Prompts:       get(PromptsTable),
 			Usage:         get(UsageTable),
+			Replies:       get(RepliesTable),
 		},
+		MaxInflightReplies:  DefaultMaxInflightReplies,
+		OrphanGrace:         DefaultOrphanGrace,
 		JWTIssuer:           strings.TrimSpace(get(JWTIssuer)),
 		JWTAudience:         strings.TrimSpace(get(JWTAudience)),
 		JWKSURL:             strings.TrimSpace(get(JWKSURL)),
@@ -268,6 +286,15 @@ func ParseRuntime(get func(string) string) (Runtime, error) {
 	}
 	seconds(ConnectionTTLSeconds, &r.ConnectionTTL, 24*time.Hour)
 	seconds(SecretTTLSeconds, &r.SecretTTL, 24*time.Hour)
+	seconds(OrphanReplyGraceSeconds, &r.OrphanGrace, MaxOrphanGrace)
+	if v := strings.TrimSpace(get(MaxInflightReplies)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			bad(MaxInflightReplies, "%q must be a whole number from 1 to 100", v)
+		} else {
+			r.MaxInflightReplies = n
+		}
+	}
 	for _, u := range []struct{ key, val string }{
 		{JWTIssuer, r.JWTIssuer}, {JWKSURL, r.JWKSURL},
 		{AnthropicBaseURL, r.AnthropicBaseURL}, {ConnectionsEndpoint, r.ConnectionsEndpoint},

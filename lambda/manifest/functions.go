@@ -39,15 +39,19 @@ const (
 	RouteDefault     = "$default"
 	RouteSendMessage = "sendMessage"
 	RoutePing        = "ping"
+	RouteStop        = "stop"
+	RouteResume      = "resume"
 )
 
 var (
 	WebSocketConnect    = Function{Name: "p2-two-websocket-connect-two", Dir: "websocket-connect", Tables: []Table{Connections}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
 	WebSocketDisconnect = Function{Name: "p2-two-websocket-disconnect-two", Dir: "websocket-disconnect", Tables: []Table{Connections}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
 	WebSocketMessage    = Function{Name: "p2-two-websocket-message-two", Dir: "websocket-message", Tables: All, MemoryMB: messageMemoryMB, TimeoutSeconds: messageTimeoutSeconds}
-	ConversationAPI     = Function{Name: "p2-two-conversation-api-two", Dir: "conversation-api", Tables: []Table{Conversations, Messages}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
-	PromptCRUD          = Function{Name: "p2-two-prompt-crud-two", Dir: "prompt-crud", Tables: []Table{Prompts}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
-	UsageHandler        = Function{Name: "p2-two-usage-handler-two", Dir: "usage-handler", Tables: []Table{Usage}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
+	// The conversation API deletes a conversation's replies with it, which
+	// also stops one still running.
+	ConversationAPI = Function{Name: "p2-two-conversation-api-two", Dir: "conversation-api", Tables: []Table{Conversations, Messages, Replies}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
+	PromptCRUD      = Function{Name: "p2-two-prompt-crud-two", Dir: "prompt-crud", Tables: []Table{Prompts}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
+	UsageHandler    = Function{Name: "p2-two-usage-handler-two", Dir: "usage-handler", Tables: []Table{Usage}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
 )
 
 // Functions lists the six functions in a stable order.
@@ -94,6 +98,8 @@ var WebSocketRoutes = []struct {
 	{RouteDisconnect, WebSocketDisconnect},
 	{RouteSendMessage, WebSocketMessage},
 	{RoutePing, WebSocketMessage},
+	{RouteStop, WebSocketMessage},
+	{RouteResume, WebSocketMessage},
 	{RouteDefault, WebSocketMessage},
 }
 

@@ -57,8 +57,9 @@ const (
 	AttrPromptID       = "promptId"
 	AttrUpdatedAt      = "updatedAt"
 	AttrExpiresAt      = "expiresAt"
-	// AttrUsageKey is "<YYYY-MM-DD>#<model>" for a usage row, and
-	// "<YYYY-MM-DD>#" for the user's daily quota counter.
+	// AttrUsageKey is "<YYYY-MM-DD>#<model>" for a usage row,
+	// "<YYYY-MM-DD>#" for the user's daily quota counter and "live" for
+	// the set of the user's running replies.
 	AttrUsageKey = "day"
 )
 
@@ -101,7 +102,18 @@ var (
 		PartitionKey: Key{AttrUserID, String},
 		SortKey:      &Key{AttrUsageKey, String},
 	}
+	// Replies holds the live state of each reply, keyed by the assistant
+	// message's id (the only id stop and resume carry): its owner and
+	// conversation, the connections listening, a stop request, and, once
+	// it ended, where the stored message is. Items expire some days after
+	// their reply ended.
+	Replies = Table{
+		ID:           "Replies",
+		EnvVar:       config.RepliesTable,
+		PartitionKey: Key{AttrMessageID, String},
+		TTLAttribute: AttrExpiresAt,
+	}
 )
 
 // All lists every table in a stable order.
-var All = []Table{Connections, Conversations, Messages, Prompts, Usage}
+var All = []Table{Connections, Conversations, Messages, Prompts, Usage, Replies}

@@ -36,6 +36,7 @@ func CreateTables(ctx context.Context, client *dynamodb.Client, prefix string) (
 		{manifest.Messages, &tables.Messages},
 		{manifest.Prompts, &tables.Prompts},
 		{manifest.Usage, &tables.Usage},
+		{manifest.Replies, &tables.Replies},
 	} {
 		*dst.name = prefix + dst.table.ID
 		names[dst.table.ID] = dst.name
