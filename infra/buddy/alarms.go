@@ -21,8 +21,9 @@ const AlarmPeriodMinutes = 5
 const ModelErrorRateExpression = "IF(requests > 0, 100 * errors / requests, 0)"
 
 // newAlarms declares, for each function, an alarm on any error and on any
-// throttle in five minutes, and one on the model error rate; all notify
-// one SNS topic (subscribe with -c alarmEmail=... or later in the console).
+// throttle in five minutes, one on the model error rate, and two on the
+// reply jobs' failure queues; all notify one SNS topic (subscribe with
+// -c alarmEmail=... or later in the console).
 func newAlarms(stack awscdk.Stack, s Settings, r *Resources) (awssns.Topic, []awscloudwatch.Alarm) {
 	topic := awssns.NewTopic(stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
 		DisplayName: jsii.String("Buddy " + s.Stage + " alarms"),
@@ -56,6 +57,22 @@ func newAlarms(stack awscdk.Stack, s Settings, r *Resources) (awssns.Topic, []aw
 				fmt.Sprintf("%s was throttled at least once in %d minutes", fn.Name, AlarmPeriodMinutes), f.MetricThrottles(sum)),
 		)
 	}
+	// A reply job that failed or expired. The function's event source
+	// mapping drains the failure queue within seconds, so the number of
+	// visible messages would hardly ever leave 0: count the messages sent
+	// to it instead.
+	alarms = append(alarms, atLeastOnce("ReplyJobFailuresAlarm", fmt.Sprintf("buddy-%s-reply-job-failures", s.Stage),
+		fmt.Sprintf("A reply job of %s failed or expired at least once in %d minutes (its reply was marked failed)",
+			manifest.WebSocketMessage.Name, AlarmPeriodMinutes),
+		r.ReplyJobFailures.MetricNumberOfMessagesSent(sum)))
+	// Nothing drains the unhandled queue: a record there stays visible
+	// until an operator looks (or 14 days pass).
+	alarms = append(alarms, atLeastOnce("UnhandledReplyJobFailuresAlarm", fmt.Sprintf("buddy-%s-reply-job-failures-unhandled", s.Stage),
+		fmt.Sprintf("%s could not handle a reply job's failure record in %d attempts; the record waits in the unhandled queue",
+			manifest.WebSocketMessage.Name, ReplyJobFailureMaxReceives),
+		r.UnhandledReplyJobFailures.MetricApproximateNumberOfMessagesVisible(
+			&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Maximum")})))
+
 	modelMetric := func(name string) awscloudwatch.Metric {
 		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 			Namespace: jsii.String(manifest.MetricNamespace), MetricName: jsii.String(name),

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 
@@ -35,20 +36,24 @@ const (
 	CtxAlarmEmail         = "alarmEmail"
 	CtxModelErrorRate     = "modelErrorRateAlarmPercent"
 	CtxAPIGatewayAccount  = "apiGatewayAccountRole"
+	// CtxMessageReservedConcurrency reserves concurrency for the message
+	// function; 0 (the default) reserves none.
+	CtxMessageReservedConcurrency = "messageReservedConcurrency"
 )
 
 // StackKeys are the camelCase keys, in documentation order.
 var StackKeys = []string{
 	CtxStage, CtxRegion, CtxAdoptSecret, CtxLogRetentionDays, CtxJWTIssuer, CtxJWTAudience,
 	CtxWebSocketStageName, CtxThrottleRate, CtxThrottleBurst, CtxCorsAllowOrigins,
-	CtxAlarmEmail, CtxModelErrorRate, CtxAPIGatewayAccount,
+	CtxAlarmEmail, CtxModelErrorRate, CtxAPIGatewayAccount, CtxMessageReservedConcurrency,
 }
 
 // EnvKeys are the UPPER_CASE keys: the model variables of the functions' environment and the
 // runtime variables an operator may set. Table names, JWT_ISSUER and
 // JWT_AUDIENCE are not among them: the stack derives those.
 var EnvKeys = append(slices.Clone(config.ModelKeys),
-	config.DailyTokenLimit, config.ConnectionTTLSeconds, config.SecretTTLSeconds)
+	config.DailyTokenLimit, config.MaxInflightReplies, config.OrphanReplyGraceSeconds,
+	config.ConnectionTTLSeconds, config.SecretTTLSeconds)
 
 // DefaultRegion is where the stack goes unless `-c region=` says otherwise.
 // It is not taken from the AWS profile, so the same commit synthesizes the
@@ -57,6 +62,14 @@ const DefaultRegion = "us-east-1"
 
 // DefaultDailyTokenLimit is DAILY_TOKEN_LIMIT when the context has none.
 const DefaultDailyTokenLimit = "1000000"
+
+// Written into the environment even when the context has none, so the
+// template shows the value the functions run with: the runtime's own
+// defaults.
+var (
+	DefaultMaxInflightReplies      = strconv.Itoa(config.DefaultMaxInflightReplies)
+	DefaultOrphanReplyGraceSeconds = strconv.Itoa(int(config.DefaultOrphanGrace / time.Second))
+)
 
 // StageSettings are the per-stage defaults. A new stage is one more row in
 // Stages; nothing else changes.
@@ -117,6 +130,9 @@ type Settings struct {
 	// APIGatewayAccountRole declares the account-wide role API Gateway
 	// writes WebSocket logs with (AWS::ApiGateway::Account).
 	APIGatewayAccountRole bool
+	// MessageReservedConcurrency is the message function's reserved
+	// concurrency; 0 reserves none.
+	MessageReservedConcurrency int
 }
 
 // UsesCognito reports whether the stack creates the JWT issuer.
@@ -234,6 +250,16 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 			bad(CtxAlarmEmail, "%q is not an email address", s.AlarmEmail)
 		}
 	}
+	if has(CtxMessageReservedConcurrency) {
+		// Off by default: a new account's concurrency limit can be too
+		// small to reserve any (Lambda keeps 100 unreserved).
+		n, err := strconv.Atoi(val(CtxMessageReservedConcurrency))
+		if err != nil || n < 0 {
+			bad(CtxMessageReservedConcurrency, "%q must be a whole number >= 0 (0 reserves none)", val(CtxMessageReservedConcurrency))
+		} else {
+			s.MessageReservedConcurrency = n
+		}
+	}
 	s.ModelErrorRatePercent = 10
 	if has(CtxModelErrorRate) {
 		f, err := strconv.ParseFloat(val(CtxModelErrorRate), 64)
@@ -265,7 +291,9 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 }
 
 // modelEnv resolves the UPPER_CASE keys: context value, else the default of
-// config.ModelDefaults, with two rules of their own:
+// config.ModelDefaults (DAILY_TOKEN_LIMIT, MAX_INFLIGHT_REPLIES_PER_USER and
+// ORPHAN_REPLY_GRACE_SECONDS: the defaults above), with two rules of their
+// own:
 //   - TEMPERATURE's default is dropped when TOP_P is given (they exclude
 //     each other; giving both explicitly is an error);
 //   - USE_ANTHROPIC_API, when not given, follows AI_PROVIDER (true for
@@ -276,6 +304,8 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 func modelEnv(val func(string) string, has func(string) bool) (map[string]string, config.Model, error) {
 	defaults := maps.Clone(config.ModelDefaults)
 	defaults[config.DailyTokenLimit] = DefaultDailyTokenLimit
+	defaults[config.MaxInflightReplies] = DefaultMaxInflightReplies
+	defaults[config.OrphanReplyGraceSeconds] = DefaultOrphanReplyGraceSeconds
 	if has(config.TopP) && !has(config.Temperature) {
 		delete(defaults, config.Temperature)
 	}

@@ -32,6 +32,14 @@ func TestBadContextFailsSynth(t *testing.T) {
 		{"a non-boolean opus flag is rejected", map[string]any{"USE_OPUS_MODEL": "maybe"}, "USE_OPUS_MODEL", "true or false"},
 		{"a negative daily limit is rejected", map[string]any{"DAILY_TOKEN_LIMIT": "-1"}, "DAILY_TOKEN_LIMIT", ">= 0"},
 		{"a zero connection TTL is rejected", map[string]any{"CONNECTION_TTL_SECONDS": "0"}, "CONNECTION_TTL_SECONDS", "seconds"},
+		{"zero replies in flight is rejected", map[string]any{"MAX_INFLIGHT_REPLIES_PER_USER": "0"}, "MAX_INFLIGHT_REPLIES_PER_USER", "from 1 to 100"},
+		{"over 100 replies in flight is rejected", map[string]any{"MAX_INFLIGHT_REPLIES_PER_USER": 101}, "MAX_INFLIGHT_REPLIES_PER_USER", "from 1 to 100"},
+		{"a non-numeric in-flight limit is rejected", map[string]any{"MAX_INFLIGHT_REPLIES_PER_USER": "two"}, "MAX_INFLIGHT_REPLIES_PER_USER", "whole number"},
+		{"a zero orphan grace is rejected", map[string]any{"ORPHAN_REPLY_GRACE_SECONDS": "0"}, "ORPHAN_REPLY_GRACE_SECONDS", "from 1 to 900"},
+		{"an orphan grace beyond a Lambda run is rejected", map[string]any{"ORPHAN_REPLY_GRACE_SECONDS": "901"}, "ORPHAN_REPLY_GRACE_SECONDS", "from 1 to 900"},
+		{"a negative reserved concurrency is rejected", map[string]any{"messageReservedConcurrency": "-1"}, "messageReservedConcurrency", ">= 0"},
+		{"a fractional reserved concurrency is rejected", map[string]any{"messageReservedConcurrency": 2.5}, "messageReservedConcurrency", "whole number"},
+		{"a non-numeric reserved concurrency is rejected", map[string]any{"messageReservedConcurrency": "lots"}, "messageReservedConcurrency", "whole number"},
 		{"an unknown stage is rejected", map[string]any{"stage": "staging"}, "stage", "not a stage"},
 		{"an unknown region is rejected", map[string]any{"region": "mars-1"}, "region", "not an AWS region"},
 		{"a retention CloudWatch lacks is rejected", map[string]any{"logRetentionDays": "10"}, "logRetentionDays", "retention"},
@@ -81,7 +89,10 @@ func TestContextDefaults(t *testing.T) {
 		}
 		return s
 	}
-	want := map[string]string{"DAILY_TOKEN_LIMIT": "1000000"}
+	want := map[string]string{}
+	for k, v := range runtimeEnv {
+		want[k] = v
+	}
 	for k, v := range designEnv {
 		want[k] = v
 	}
@@ -106,6 +117,19 @@ func TestContextDefaults(t *testing.T) {
 	}
 	if got := parse(map[string]string{"logRetentionDays": "731"}).LogRetentionDays; got != 731 {
 		t.Errorf("logRetentionDays=731 gives %d", got)
+	}
+	for ctx, want := range map[string]int{"": 0, "0": 0, "150": 150} {
+		c := map[string]string{}
+		if ctx != "" {
+			c["messageReservedConcurrency"] = ctx
+		}
+		if got := parse(c).MessageReservedConcurrency; got != want {
+			t.Errorf("messageReservedConcurrency=%q gives %d, want %d", ctx, got, want)
+		}
+	}
+	limits := parse(map[string]string{"MAX_INFLIGHT_REPLIES_PER_USER": "5", "ORPHAN_REPLY_GRACE_SECONDS": "900"}).Env
+	if limits["MAX_INFLIGHT_REPLIES_PER_USER"] != "5" || limits["ORPHAN_REPLY_GRACE_SECONDS"] != "900" {
+		t.Errorf("reply limits: %v", limits)
 	}
 	// cdk.json values arrive as JSON numbers and booleans.
 	get := buddy.ContextGetter(func(k string) any {

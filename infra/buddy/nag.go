@@ -5,6 +5,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // suppressNagFindings records, next to the resource, why each remaining
@@ -26,24 +28,33 @@ func suppressNagFindings(stack awscdk.Stack, s Settings, r *Resources) {
 	suppress(r.WebSocketAPI, true, only("AwsSolutions-APIG4",
 		"WebSocket authentication happens on $connect, in p2-two-websocket-connect-two: browsers cannot set headers on a "+
 			"WebSocket, so the JWT travels in ?token= and the function verifies signature, iss, aud and exp (401 otherwise). "+
-			"API Gateway runs no authorizer on $disconnect/sendMessage/ping/$default: they only exist on an accepted "+
-			"connection, whose user the handlers read from the stored connection."))
+			"API Gateway runs no authorizer on $disconnect and the message routes (sendMessage, ping, stop, resume, $default): "+
+			"they only exist on an accepted connection, whose user the handlers read from the stored connection."))
 
-	policy := r.Role.Node().TryFindChild(jsii.String("DefaultPolicy"))
-	wildcards := []*cdknag.NagPackSuppression{
-		only("AwsSolutions-IAM5", "X-Ray PutTraceSegments/PutTelemetryRecords (added by Tracing ACTIVE) support no resource-level permissions.",
-			"Resource::*"),
-		only("AwsSolutions-IAM5", "Queries the global secondary indexes of the stack's own tables (schema indexes such as byUpdatedAt).",
-			regex(`/^Resource::<\w+Table\w+\.Arn>\/index\/\*$/`)),
-		only("AwsSolutions-IAM5", "Posts to @connections/<id> of this stack's WebSocket API only; connection ids exist only at run time.",
-			regex(`/^Resource::arn:(<AWS::Partition>|aws):execute-api:[a-z0-9-]+:<AWS::AccountId>:<WebSocketApi\w+>\/\*\/\*\/@connections\/\*$/`)),
+	for _, fn := range manifest.Functions {
+		role := r.Roles[fn.Name]
+		wildcards := []*cdknag.NagPackSuppression{
+			only("AwsSolutions-IAM5", "X-Ray PutTraceSegments/PutTelemetryRecords (added by Tracing ACTIVE) support no resource-level permissions.",
+				"Resource::*"),
+			only("AwsSolutions-IAM5", "Queries the global secondary indexes of the stack's own tables (schema indexes such as byUpdatedAt).",
+				regex(`/^Resource::<\w+Table\w+\.Arn>\/index\/\*$/`)),
+		}
+		if fn.Name == manifest.WebSocketMessage.Name {
+			wildcards = append(wildcards, only("AwsSolutions-IAM5",
+				"Posts to @connections/<id> of this stack's WebSocket API only; connection ids exist only at run time.",
+				regex(`/^Resource::arn:(<AWS::Partition>|aws):execute-api:[a-z0-9-]+:<AWS::AccountId>:<WebSocketApi\w+>\/\*\/\*\/@connections\/\*$/`)))
+			if r.bedrock {
+				wildcards = append(wildcards, only("AwsSolutions-IAM5",
+					"Claude models on Bedrock only (anthropic.claude-*); any region, since cross-region inference profiles route to the model in several regions.",
+					regex(`/^Resource::arn:(<AWS::Partition>|aws):bedrock:(\*|[a-z0-9-]+):(<AWS::AccountId>)?:(foundation-model\/anthropic\.claude-\*|inference-profile\/\*anthropic\.claude-\*)$/`)))
+			}
+		}
+		policy := role.Node().TryFindChild(jsii.String("DefaultPolicy"))
+		if policy == nil {
+			panic("the role of " + fn.Name + " has no policy")
+		}
+		suppress(policy, false, wildcards...)
 	}
-	if r.bedrock {
-		wildcards = append(wildcards, only("AwsSolutions-IAM5",
-			"Claude models on Bedrock only (anthropic.claude-*); any region, since cross-region inference profiles route to the model in several regions.",
-			regex(`/^Resource::arn:(<AWS::Partition>|aws):bedrock:(\*|[a-z0-9-]+):(<AWS::AccountId>)?:(foundation-model\/anthropic\.claude-\*|inference-profile\/\*anthropic\.claude-\*)$/`)))
-	}
-	suppress(policy, false, wildcards...)
 
 	if !s.AdoptSecret {
 		suppress(r.Secret, true, only("AwsSolutions-SMG4",

@@ -1,8 +1,9 @@
 // Package buddy declares the Buddy backend: one CloudFormation stack per
-// stage holding the secret, the shared role, the tables, the six functions,
-// the WebSocket and HTTP APIs, the JWT issuer and the alarms. The names and
-// the environment come from the plain-Go contract packages lambda/config
-// and lambda/manifest, never repeated here.
+// stage holding the secret, the tables, the six functions and their roles,
+// the reply jobs' failure queue, the WebSocket and HTTP APIs, the JWT
+// issuer and the alarms. The names and the environment come from the
+// plain-Go contract packages lambda/config and lambda/manifest, never
+// repeated here.
 //
 // Files are grouped by what they declare; stack.go reads top to bottom like
 // the architecture.
@@ -23,9 +24,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/p2/buddy/lambda/manifest"
 )
 
 // Props configure NewBuddyStack.
@@ -42,7 +46,11 @@ type Resources struct {
 	Secret awssecretsmanager.ISecret
 	// SecretPolicyArn is the resource of SecretsManagerAccess.
 	SecretPolicyArn string
-	Role            awsiam.Role
+	// Role is p2-two-lambda-role-two, the message function's role.
+	Role awsiam.Role
+	// Roles are the execution roles by manifest.Function.Name (Role
+	// among them).
+	Roles map[string]awsiam.Role
 	// Tables by manifest.Table.ID.
 	Tables map[string]awsdynamodb.Table
 	// Functions and LogGroups by manifest.Function.Name.
@@ -60,6 +68,12 @@ type Resources struct {
 	// JWTIssuer and JWTAudience are the token checks of both APIs
 	// (CloudFormation tokens with Cognito).
 	JWTIssuer, JWTAudience string
+
+	// ReplyJobFailures receives the reply jobs that failed or expired
+	// (the message function's on-failure destination, drained by the
+	// same function); UnhandledReplyJobFailures the records it could not
+	// handle.
+	ReplyJobFailures, UnhandledReplyJobFailures awssqs.Queue
 
 	AlarmTopic awssns.Topic
 	Alarms     []awscloudwatch.Alarm
@@ -88,7 +102,9 @@ func NewBuddyStack(scope constructs.Construct, id string, props Props) (awscdk.S
 	r.Tables = newTables(stack, s)
 	r.LogGroups = newLogGroups(stack, s)
 	r.UserPool, r.UserPoolClient, r.JWTIssuer, r.JWTAudience = newIssuer(stack, s)
-	r.Role = newRole(stack, s, r)
+	r.Roles = newRoles(stack, s, r)
+	r.Role = r.Roles[manifest.WebSocketMessage.Name]
+	r.ReplyJobFailures, r.UnhandledReplyJobFailures = newReplyJobQueues(stack)
 	r.Functions = newFunctions(stack, s, r, props.Assets)
 	r.WebSocketAPI, r.WebSocketStage = newWebSocketAPI(stack, s, r)
 	r.HTTPAPI, r.HTTPStage = newHTTPAPI(stack, s, r)

@@ -56,7 +56,8 @@ func newWebSocketAPI(stack awscdk.Stack, s Settings, r *Resources) (awsapigatewa
 	if s.APIGatewayAccountRole {
 		stage.Node().AddDependency(newAPIGatewayAccount(stack))
 	}
-	// execute-api:ManageConnections on this API's @connections only.
+	// execute-api:ManageConnections on this API's @connections only, for
+	// the message function alone: $connect and $disconnect never post.
 	api.GrantManageConnections(r.Role)
 	return api, stage
 }
