@@ -11,13 +11,48 @@
 // what it does (see Plan):
 //
 //	[[tokens=N]]   reply length in tokens (one word per delta)
+//	[[thinking=N]] thinking length in tokens, when the request enables thinking
 //	[[rate=N]]     tokens per second, 0 = as fast as possible
 //	[[ttft=MS]]    milliseconds before the first delta
 //	[[fault=429]]  an error status before the stream (any 4xx/5xx: 429, 529, 500, ...)
 //	[[fault=midstream]]  200, some deltas, then an error event
 //	[[fault=hang]]       200, message_start, then nothing until the client leaves
-//	[[after=N]]    deltas before a midstream or hang fault
+//	[[after=N]]    deltas (thinking and text) before a midstream or hang fault
 //	[[times=N]]    the fault hits only the first N identical requests (retries then succeed)
+//
+// Tokens are counted the same way everywhere: whitespace-separated words of
+// the text blocks of system and messages (thinking blocks sent back count for
+// nothing, as the API drops them from the context); output tokens are the
+// words streamed, thinking included.
+//
+// The stand-in applies the API's rules for the Claude 4.5 features the
+// project uses, and answers 400 invalid_request_error where Claude would:
+//
+//   - Extended thinking, {"type":"enabled","budget_tokens":N}: N >= 1024 and
+//     below max_tokens; temperature only 1, top_k unset, top_p only in
+//     0.95..1. The stream then starts with a thinking block (thinking_delta
+//     events, one signature_delta) before the text block; thinking takes
+//     DefaultThinkingTokens (or [[thinking=N]]) of the budget, never more,
+//     and counts toward max_tokens and output_tokens. Thinking blocks sent
+//     back in assistant turns must carry the signature they came with.
+//   - temperature and top_p together are refused (all models it serves are
+//     4.5 models).
+//   - Effort, output_config {"effort":"low"|"medium"|"high"}: Opus 4.5 only,
+//     with the beta flag effort-2025-11-24 (anthropic-beta header, or
+//     anthropic_beta in a Bedrock body). Lower effort shortens the default
+//     lengths (medium 3/4, low 1/2); directives still set exact ones.
+//   - Prompt caching (cache.go): breakpoints, prefix match with lookback,
+//     per-model minimum lengths, 5-minute and 1-hour lifetimes on a clock
+//     a test can drive (Options.Now), and usage reported as the API does:
+//     input_tokens, cache_read_input_tokens, cache_creation_input_tokens and
+//     cache_creation {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}.
+//
+// Where the API's error text was seen in public reports it is used verbatim
+// ("`max_tokens` must be greater than `thinking.budget_tokens`", "A maximum
+// of 4 blocks with cache_control may be provided. Found 5.", "a ttl='1h'
+// cache_control block must not come after a ttl='5m' cache_control block",
+// "This model does not support the effort parameter."); the rest follow its
+// "field.path: problem" style.
 package fakemodel
 
 import (
@@ -58,6 +93,9 @@ type Options struct {
 	// call 429 with retry-after-ms: 1, second call OK". It runs on the
 	// request's goroutine.
 	Script func(n int, req Request, p *Plan)
+	// Now is the prompt cache's clock (time.Now when nil): a test moves a
+	// fakeclock to expire entries instead of waiting five minutes.
+	Now func() time.Time
 }
 
 // keepRequests is how many recent request bodies a Server keeps.
@@ -84,6 +122,8 @@ type Server struct {
 	seen     map[[sha256.Size]byte]int
 	gone     int
 	changed  chan struct{} // closed and replaced whenever gone grows
+
+	cache *promptCache
 }
 
 // New returns a stand-in with opts.
@@ -96,6 +136,7 @@ func New(opts Options) *Server {
 		closed:  make(chan struct{}),
 		seen:    map[[sha256.Size]byte]int{},
 		changed: make(chan struct{}),
+		cache:   newPromptCache(opts.Now),
 	}
 }
 
@@ -248,12 +289,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	plan := Plan{Tokens: s.opts.Tokens, Rate: s.opts.TokensPerSecond}
+	budget := req.thinkingBudget()
+	plan := Plan{Tokens: scaled(s.opts.Tokens, req.effort()), Rate: s.opts.TokensPerSecond}
+	if budget > 0 {
+		plan.Thinking = scaled(DefaultThinkingTokens, req.effort())
+	}
 	said, err := parseDirectives(lastUserText(req.Messages), &plan)
 	if err != nil {
 		writeError(w, bedrock, reqID, http.StatusBadRequest, err.Error())
 		return
 	}
+	// [[thinking=N]] without thinking in the request is ignored rather
+	// than refused: the directive describes the reply, the request decides
+	// whether there is thinking at all.
+	plan.Thinking = int(min(int64(plan.Thinking), budget))
 	if s.opts.Script != nil {
 		s.opts.Script(n, req, &plan)
 	}
@@ -281,17 +330,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// Thinking counts toward max_tokens, and the budget is below it, so
+	// the text gets what is left.
 	maxTokens := int(min(req.MaxTokens, int64(1<<30)))
+	thinking := min(plan.Thinking, maxTokens)
+	textRoom := maxTokens - thinking
 	reply := reply{
 		id:        fmt.Sprintf("msg_standin_%06d", n),
 		model:     "standin/" + req.Model,
-		input:     inputTokens(req),
-		words:     replyWords(said, min(plan.Tokens, maxTokens)),
+		usage:     s.cache.use(req),
+		thinking:  thinkingWords(said, thinking),
+		words:     replyWords(said, min(plan.Tokens, textRoom)),
 		stop:      "end_turn",
 		plan:      plan,
 		onBedrock: bedrock,
 	}
-	if plan.Tokens > maxTokens {
+	if plan.Tokens > textRoom {
 		reply.stop = "max_tokens"
 	}
 	if req.Stream {
@@ -347,6 +401,9 @@ func validate(r Request) string {
 	if r.Bedrock && r.AnthropicVersion == "" {
 		return "Malformed input request: required key [anthropic_version] not found"
 	}
+	if msg := validateThinking(r); msg != "" {
+		return msg
+	}
 	for i, m := range r.Messages {
 		if m.Role != "user" && m.Role != "assistant" {
 			return fmt.Sprintf("messages.%d.role: Input should be 'user' or 'assistant'", i)
@@ -360,7 +417,7 @@ func validate(r Request) string {
 			}
 		}
 	}
-	return ""
+	return validateCache(r)
 }
 
 func lastUserText(msgs []Message) string {
@@ -372,23 +429,21 @@ func lastUserText(msgs []Message) string {
 	return ""
 }
 
-// inputTokens counts words, a rough but deterministic token count.
-func inputTokens(r Request) int {
-	n := len(strings.Fields(r.System.Text()))
-	for _, m := range r.Messages {
-		n += len(strings.Fields(m.Content.Text()))
-	}
-	return n
-}
-
 type reply struct {
 	id, model string
-	input     int
+	// usage is the input side; the output tokens are the words.
+	usage     inputUsage
+	thinking  []string
 	words     []string
 	stop      string
 	plan      Plan
 	onBedrock bool
 }
+
+// outputTokens counts thinking and text: the API bills thinking as output.
+func (r reply) outputTokens() int { return len(r.thinking) + len(r.words) }
+
+func (r reply) thinkingText() string { return strings.Join(r.thinking, " ") }
 
 func (r reply) text() string {
 	var b strings.Builder
@@ -431,7 +486,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, reqID string, re
 	}
 	pace := time.Duration(0)
 	if p.Rate > 0 {
-		pace = time.Duration(float64(len(rep.words)) / p.Rate * float64(time.Second))
+		pace = time.Duration(float64(rep.outputTokens()) / p.Rate * float64(time.Second))
 	}
 	if err := s.wait(r.Context(), p.TTFT+pace); err != nil {
 		if !errors.Is(err, errClosed) {
@@ -445,18 +500,20 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, reqID string, re
 	} else {
 		w.Header().Set("request-id", reqID)
 	}
+	var content []map[string]string
+	if len(rep.thinking) > 0 {
+		content = append(content, map[string]string{"type": "thinking", "thinking": rep.thinkingText(), "signature": signature(rep.thinkingText())})
+	}
+	content = append(content, map[string]string{"type": "text", "text": rep.text()})
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"id":            rep.id,
 		"type":          "message",
 		"role":          "assistant",
 		"model":         rep.model,
-		"content":       []map[string]string{{"type": "text", "text": rep.text()}},
+		"content":       content,
 		"stop_reason":   rep.stop,
 		"stop_sequence": nil,
-		"usage": map[string]int{
-			"input_tokens": rep.input, "output_tokens": len(rep.words),
-			"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-		},
+		"usage":         rep.usage.wire(rep.outputTokens()),
 	})
 }
 
@@ -493,12 +550,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, reqID string, re
 }
 
 // play sends the events of rep; an error means the stream was cut short.
+// With thinking, block 0 is the thinking block (thinking_delta events, then
+// one signature_delta) and block 1 the text; without, block 0 is the text.
 func (s *Server) play(ctx context.Context, f framer, rep reply) error {
 	p := rep.plan
-	n := len(rep.words)
 	faultAt := -1
 	if p.Midstream || p.Hang {
-		faultAt = min(p.After, n)
+		faultAt = min(p.After, rep.outputTokens())
 	}
 	strike := func() error {
 		if p.Midstream {
@@ -512,10 +570,7 @@ func (s *Server) play(ctx context.Context, f framer, rep reply) error {
 		"message": map[string]any{
 			"id": rep.id, "type": "message", "role": "assistant", "model": rep.model,
 			"content": []any{}, "stop_reason": nil, "stop_sequence": nil,
-			"usage": map[string]int{
-				"input_tokens": rep.input, "output_tokens": 1,
-				"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-			},
+			"usage": rep.usage.wire(1),
 		},
 	})
 	if err != nil {
@@ -524,50 +579,98 @@ func (s *Server) play(ctx context.Context, f framer, rep reply) error {
 	if faultAt == 0 {
 		return strike()
 	}
-	if err := f.event("content_block_start", map[string]any{
-		"type": "content_block_start", "index": 0,
-		"content_block": map[string]string{"type": "text", "text": ""},
-	}); err != nil {
-		return err
-	}
-	if err := f.event("ping", map[string]string{"type": "ping"}); err != nil {
-		return err
-	}
-	if err := s.wait(ctx, p.TTFT); err != nil {
-		return err
-	}
 	var pace time.Duration
 	if p.Rate > 0 {
 		pace = time.Duration(float64(time.Second) / p.Rate)
 	}
-	for i, word := range rep.words {
-		if i > 0 {
-			if err := s.wait(ctx, pace); err != nil {
-				return err
-			}
-		}
-		if err := f.event("content_block_delta", map[string]any{
-			"type": "content_block_delta", "index": 0,
-			"delta": map[string]string{"type": "text_delta", "text": word + " "},
+	// sent counts content deltas over both blocks: pacing, pings and
+	// faults follow the whole reply, not each block.
+	sent := 0
+	// block streams one content block; delta builds the i-th delta.
+	block := func(index int, start map[string]string, words []string, delta func(i int, word string) map[string]string, end func() error) error {
+		if err := f.event("content_block_start", map[string]any{
+			"type": "content_block_start", "index": index, "content_block": start,
 		}); err != nil {
 			return err
 		}
-		if i+1 == faultAt {
-			return strike()
-		}
-		if (i+1)%pingEvery == 0 {
+		if index == 0 {
 			if err := f.event("ping", map[string]string{"type": "ping"}); err != nil {
 				return err
 			}
+			if err := s.wait(ctx, p.TTFT); err != nil {
+				return err
+			}
 		}
+		for i, word := range words {
+			if sent > 0 {
+				if err := s.wait(ctx, pace); err != nil {
+					return err
+				}
+			}
+			if err := f.event("content_block_delta", map[string]any{
+				"type": "content_block_delta", "index": index, "delta": delta(i, word),
+			}); err != nil {
+				return err
+			}
+			sent++
+			if sent == faultAt {
+				return strike()
+			}
+			if sent%pingEvery == 0 {
+				if err := f.event("ping", map[string]string{"type": "ping"}); err != nil {
+					return err
+				}
+			}
+		}
+		if end != nil {
+			if err := end(); err != nil {
+				return err
+			}
+		}
+		return f.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": index})
 	}
-	if err := f.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}); err != nil {
+
+	// A strike returns nil after a midstream error event: the stream is
+	// over either way, so stop at the first block that ended early.
+	index := 0
+	if len(rep.thinking) > 0 {
+		err := block(0, map[string]string{"type": "thinking", "thinking": "", "signature": ""}, rep.thinking,
+			func(i int, word string) map[string]string {
+				if i > 0 {
+					word = " " + word
+				}
+				return map[string]string{"type": "thinking_delta", "thinking": word}
+			},
+			func() error {
+				return f.event("content_block_delta", map[string]any{
+					"type": "content_block_delta", "index": 0,
+					"delta": map[string]string{"type": "signature_delta", "signature": signature(rep.thinkingText())},
+				})
+			})
+		if err != nil || sent == faultAt {
+			return err
+		}
+		index = 1
+	}
+	err = block(index, map[string]string{"type": "text", "text": ""}, rep.words,
+		func(_ int, word string) map[string]string {
+			return map[string]string{"type": "text_delta", "text": word + " "}
+		},
+		nil)
+	if err != nil || sent == faultAt {
 		return err
 	}
 	if err := f.event("message_delta", map[string]any{
 		"type":  "message_delta",
 		"delta": map[string]any{"stop_reason": rep.stop, "stop_sequence": nil},
-		"usage": map[string]int{"output_tokens": n},
+		// The API repeats the input side here; output_tokens is the
+		// total so far, thinking included.
+		"usage": map[string]int{
+			"input_tokens":                rep.usage.InputTokens,
+			"cache_creation_input_tokens": rep.usage.CacheCreationInputTokens,
+			"cache_read_input_tokens":     rep.usage.CacheReadInputTokens,
+			"output_tokens":               rep.outputTokens(),
+		},
 	}); err != nil {
 		return err
 	}

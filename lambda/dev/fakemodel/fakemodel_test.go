@@ -421,6 +421,21 @@ func TestBedrockPath(t *testing.T) {
 		{name: "a model in the body is refused", header: signed, body: bedrockBody("hi", func(b map[string]any) { b["model"] = "x" }), wantStatus: 400},
 		{name: "a missing anthropic_version is refused", header: signed, body: bedrockBody("hi", func(b map[string]any) { delete(b, "anthropic_version") }), wantStatus: 400},
 		{name: "fault=429 is a ThrottlingException", header: signed, body: bedrockBody("hi [[fault=429]]"), wantStatus: 429},
+		{name: "thinking streams first on Bedrock too", header: signed, wantStatus: 200,
+			body: bedrockBody("hi [[tokens=1]] [[thinking=2]]", func(b map[string]any) {
+				b["thinking"] = map[string]any{"type": "enabled", "budget_tokens": 1024}
+				b["max_tokens"] = 2048
+			}),
+			wantEvents: "message_start,content_block_start,content_block_delta,content_block_delta,content_block_delta,content_block_stop," +
+				"content_block_start,content_block_delta,content_block_stop,message_delta,message_stop"},
+		{name: "effort takes its beta flag in the body on Bedrock", header: signed, wantStatus: 200,
+			body: bedrockBody("hi [[tokens=1]]", func(b map[string]any) {
+				b["output_config"] = map[string]any{"effort": "low"}
+				b["anthropic_beta"] = []string{fakemodel.EffortBeta}
+			}),
+			wantEvents: "message_start,content_block_start,content_block_delta,content_block_stop,message_delta,message_stop"},
+		{name: "effort without its beta flag is refused on Bedrock", header: signed, wantStatus: 400,
+			body: bedrockBody("hi [[tokens=1]]", func(b map[string]any) { b["output_config"] = map[string]any{"effort": "low"} })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,8 +17,13 @@ const DefaultTokens = 40
 // message and the server's Options produce it; Options.Script may change it.
 type Plan struct {
 	// Tokens is the reply length in deltas (one word each), capped by the
-	// request's max_tokens (then stop_reason is "max_tokens").
+	// request's max_tokens less the thinking (then stop_reason is
+	// "max_tokens").
 	Tokens int
+	// Thinking is the thinking length in deltas (one word each), streamed
+	// as a thinking block before the text. It is 0 unless the request
+	// enables thinking, and at most its budget_tokens.
+	Thinking int
 	// Rate paces the deltas in tokens per second; 0 sends them at once.
 	Rate float64
 	// TTFT is the pause before the first delta.
@@ -34,7 +39,8 @@ type Plan struct {
 	// Hang answers 200, sends message_start and After deltas, then nothing
 	// until the client goes away (or the server is closed).
 	Hang bool
-	// After is the number of deltas sent before Midstream or Hang strikes.
+	// After is the number of deltas (thinking and text alike) sent before
+	// Midstream or Hang strikes.
 	After int
 	// Times, when > 0, limits Status, Midstream and Hang to the first Times
 	// requests carrying this exact body; later ones (the client's retries)
@@ -70,6 +76,13 @@ func parseDirectives(text string, p *Plan) (string, error) {
 				continue
 			}
 			p.Tokens = n
+		case "thinking":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 {
+				bad("want a whole number of thinking tokens >= 0")
+				continue
+			}
+			p.Thinking = n
 		case "rate":
 			f, err := strconv.ParseFloat(val, 64)
 			if err != nil || f < 0 {
@@ -113,7 +126,7 @@ func parseDirectives(text string, p *Plan) (string, error) {
 				p.Status = n
 			}
 		default:
-			bad("unknown directive; known: tokens, rate, ttft, fault, after, times")
+			bad("unknown directive; known: tokens, thinking, rate, ttft, fault, after, times")
 		}
 	}
 	if len(errs) > 0 {

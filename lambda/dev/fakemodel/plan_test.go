@@ -43,6 +43,8 @@ func TestParseDirectives(t *testing.T) {
 		{name: "every directive is read and removed", text: "a [[tokens=5]] b [[rate=2.5]] [[ttft=30]] [[fault=hang]] [[after=2]] [[times=3]] c",
 			want: Plan{Tokens: 5, Rate: 2.5, TTFT: 30 * time.Millisecond, Hang: true, After: 2, Times: 3}, wantSaid: "a b c"},
 		{name: "a status fault is kept as the status", text: "[[fault=529]]", want: Plan{Tokens: 40, Status: 529}},
+		{name: "thinking sets the thinking length", text: "why [[thinking=12]]", want: Plan{Tokens: 40, Thinking: 12}, wantSaid: "why"},
+		{name: "a negative thinking length is an error", text: "[[thinking=-3]]", wantErr: "thinking"},
 		{name: "midstream strikes halfway by default", text: "[[tokens=10]] [[fault=midstream]]", want: Plan{Tokens: 10, Midstream: true, After: 5}},
 		{name: "spaces inside the brackets are allowed", text: "[[ tokens = 7 ]]", want: Plan{Tokens: 7}},
 		{name: "an unknown directive is an error", text: "[[speed=3]]", wantErr: "unknown directive"},
@@ -63,7 +65,7 @@ func TestParseDirectives(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if said != tt.wantSaid || p.Tokens != tt.want.Tokens || p.Rate != tt.want.Rate || p.TTFT != tt.want.TTFT || p.Status != tt.want.Status ||
+			if said != tt.wantSaid || p.Tokens != tt.want.Tokens || p.Thinking != tt.want.Thinking || p.Rate != tt.want.Rate || p.TTFT != tt.want.TTFT || p.Status != tt.want.Status ||
 				p.Midstream != tt.want.Midstream || p.Hang != tt.want.Hang || p.After != tt.want.After || p.Times != tt.want.Times {
 				t.Errorf("parseDirectives(%q) = %q, %+v; want %q, %+v", tt.text, said, p, tt.wantSaid, tt.want)
 			}

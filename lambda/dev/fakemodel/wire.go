@@ -20,8 +20,18 @@ type Request struct {
 	TopP        *float64  `json:"top_p"`
 	TopK        *int64    `json:"top_k"`
 	Stream      bool      `json:"stream"`
+	// Thinking is extended thinking: {"type":"enabled","budget_tokens":N}.
+	Thinking *ThinkingConfig `json:"thinking"`
+	// OutputConfig carries effort (Opus 4.5, beta effort-2025-11-24).
+	OutputConfig *OutputConfig `json:"output_config"`
+	// CacheControl at the top level is automatic caching: a breakpoint on
+	// the last block.
+	CacheControl *CacheControl `json:"cache_control"`
 	// AnthropicVersion is the body field Bedrock requires.
 	AnthropicVersion string `json:"anthropic_version"`
+	// AnthropicBeta is how Bedrock takes beta flags: in the body, since
+	// its signed requests carry no anthropic-beta header.
+	AnthropicBeta []string `json:"anthropic_beta"`
 
 	// Fields holds every top-level field as sent, to tell an absent field
 	// from a zero one.
@@ -50,10 +60,35 @@ type Message struct {
 // blocks, and both decode to blocks.
 type Content []Block
 
-// Block is one content block; only text blocks carry Text.
+// Block is one content block: text blocks carry Text, thinking blocks
+// (sent back in assistant turns) Thinking and Signature, redacted_thinking
+// blocks Data. Any block may carry a cache breakpoint.
 type Block struct {
+	Type         string        `json:"type"`
+	Text         string        `json:"text"`
+	Thinking     string        `json:"thinking,omitempty"`
+	Signature    *string       `json:"signature,omitempty"`
+	Data         string        `json:"data,omitempty"`
+	CacheControl *CacheControl `json:"cache_control,omitempty"`
+}
+
+// CacheControl is a prompt-cache breakpoint: {"type":"ephemeral"} with an
+// optional "ttl" of "5m" (the default) or "1h".
+type CacheControl struct {
 	Type string `json:"type"`
-	Text string `json:"text"`
+	TTL  string `json:"ttl,omitempty"`
+}
+
+// ThinkingConfig is the request's thinking field.
+type ThinkingConfig struct {
+	Type string `json:"type"`
+	// BudgetTokens is a pointer to tell a missing budget from a zero one.
+	BudgetTokens *int64 `json:"budget_tokens"`
+}
+
+// OutputConfig is the request's output_config field.
+type OutputConfig struct {
+	Effort *string `json:"effort"`
 }
 
 // UnmarshalJSON accepts the string shorthand.
