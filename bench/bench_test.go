@@ -92,8 +92,8 @@ func peerEnv(t *testing.T) (Env, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.close() })
-	return Env{Home: t.TempDir(), Endpoints: s.endpoints}, bin
+	t.Cleanup(func() { s.Close() })
+	return Env{Home: t.TempDir(), Stands: s}, bin
 }
 
 func root(t *testing.T) string {

@@ -4,17 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"sort"
-	"strconv"
 	"time"
 
-	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/dev/apigwfixtures"
 	"github.com/p2/buddy/lambda/dev/rie"
+	"github.com/p2/buddy/lambda/dev/standins"
 	"github.com/p2/buddy/lambda/manifest"
 )
 
@@ -151,53 +148,16 @@ func (c *ColdStarts) ByFunction(runtime string) map[string]ColdStart {
 // Env is what the contenders share: a Lambda-like environment plus the
 // Buddy configuration, with every AWS endpoint on a loopback stand-in.
 type Env struct {
-	Home string // an empty directory: no ~/.aws files to read
-	// Endpoints are the variables pointing the functions at the stand-ins
-	// (standIns.endpoints).
-	Endpoints map[string]string
+	Home   string // an empty directory: no ~/.aws files to read
+	Stands *standins.Set
 }
 
 // FunctionEnv is the environment of one function as Lambda and the stack
-// would set it, with the stand-ins' endpoints: the SDKs read the
-// AWS_ENDPOINT_URL_<service> variables at init whether set or not, so the
-// init timed is the one AWS runs. extra appends runtime-specific
+// would set it, with the stand-ins' endpoints, so the init timed is the
+// one AWS runs (standins.Set.FunctionEnv). vars adds runtime-specific
 // variables.
-func (e Env) FunctionEnv(fn manifest.Function, taskRoot, handler string, extra ...string) []string {
-	// The emulator gives each invocation the function's own timeout.
-	timeout := strconv.Itoa(fn.TimeoutSeconds)
-	env := []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"LANG=en_US.UTF-8",
-		"TZ=:UTC",
-		"HOME=" + e.Home,
-		"LAMBDA_TASK_ROOT=" + taskRoot,
-		"LAMBDA_RUNTIME_DIR=" + taskRoot,
-		"_HANDLER=" + handler,
-		"AWS_LAMBDA_FUNCTION_NAME=" + fn.Name,
-		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128",
-		"AWS_LAMBDA_FUNCTION_TIMEOUT=" + timeout,
-		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.Name,
-		"AWS_LAMBDA_LOG_STREAM_NAME=2026/01/01/[$LATEST]0123456789abcdef",
-		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
-		"AWS_REGION=eu-west-1",
-		"AWS_DEFAULT_REGION=eu-west-1",
-		"AWS_ACCESS_KEY_ID=ASIABENCHMARKEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY=benchmark/secret/access/key/not/a/real/one0",
-		"AWS_SESSION_TOKEN=benchmark-session-token",
-	}
-	for _, k := range slices.Sorted(maps.Keys(e.Endpoints)) {
-		env = append(env, k+"="+e.Endpoints[k])
-	}
-	for _, k := range config.ModelKeys {
-		if v, ok := config.ModelDefaults[k]; ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	for _, t := range manifest.All {
-		env = append(env, t.EnvVar+"="+tablePrefix+t.ID)
-	}
-	return append(env, extra...)
+func (e Env) FunctionEnv(fn manifest.Function, taskRoot, handler string, vars map[string]string) []string {
+	return e.Stands.FunctionEnv(fn, standins.Code{Home: e.Home, TaskRoot: taskRoot, Handler: handler, Vars: vars})
 }
 
 // GoContenders are the six functions, each binary run as Lambda's
@@ -213,7 +173,7 @@ func (e Env) GoContenders(bins map[string]string) []Contender {
 			Runtime:   RuntimeGo,
 			Name:      fn.Name,
 			Bootstrap: bin,
-			Env:       e.FunctionEnv(fn, filepath.Dir(bin), "bootstrap"),
+			Env:       e.FunctionEnv(fn, filepath.Dir(bin), "bootstrap", nil),
 			Event:     FirstEvent(fn),
 		})
 	}
@@ -223,28 +183,34 @@ func (e Env) GoContenders(bins map[string]string) []Contender {
 // NodeContender is the Node.js peer in dir (bench/peers/node), run by its
 // bootstrap script with node.
 func (e Env) NodeContender(node, dir string) Contender {
-	return Contender{
-		Runtime:   RuntimeNode,
-		Name:      "node-peer",
-		Bootstrap: filepath.Join(dir, "bootstrap"),
-		Env: e.FunctionEnv(manifest.WebSocketMessage, dir, "index.handler",
-			"AWS_EXECUTION_ENV=AWS_Lambda_nodejs22.x", "BENCH_NODE="+node),
-		Event: FirstEvent(manifest.WebSocketMessage),
-	}
+	return e.peerContender(RuntimeNode, dir, "index.handler", map[string]string{
+		"AWS_EXECUTION_ENV": "AWS_Lambda_nodejs22.x",
+		"BENCH_NODE":        node,
+	})
 }
 
 // PythonContender is the Python peer in dir (bench/peers/python), run by
 // its bootstrap script with python.
 func (e Env) PythonContender(python, dir string) Contender {
-	return Contender{
-		Runtime:   RuntimePython,
-		Name:      "python-peer",
-		Bootstrap: filepath.Join(dir, "bootstrap"),
+	return e.peerContender(RuntimePython, dir, "handler.handler", map[string]string{
+		"AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
 		// Lambda's code directory is read-only, so no bytecode is cached
 		// for the handler there either.
-		Env: e.FunctionEnv(manifest.WebSocketMessage, dir, "handler.handler",
-			"AWS_EXECUTION_ENV=AWS_Lambda_python3.11", "PYTHONDONTWRITEBYTECODE=1", "BENCH_PYTHON="+python),
-		Event: FirstEvent(manifest.WebSocketMessage),
+		"PYTHONDONTWRITEBYTECODE": "1",
+		"BENCH_PYTHON":            python,
+	})
+}
+
+// peerContender is the peer of runtime in dir, standing in for the
+// websocket-message function: its bootstrap script, its managed runtime's
+// handler setting and variables, and the function's first event.
+func (e Env) peerContender(runtime, dir, handler string, vars map[string]string) Contender {
+	return Contender{
+		Runtime:   runtime,
+		Name:      runtime + "-peer",
+		Bootstrap: filepath.Join(dir, "bootstrap"),
+		Env:       e.FunctionEnv(manifest.WebSocketMessage, dir, handler, vars),
+		Event:     FirstEvent(manifest.WebSocketMessage),
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/p2/buddy/lambda/dev/apigwfixtures"
 	"github.com/p2/buddy/lambda/dev/fakeconnections"
 	"github.com/p2/buddy/lambda/dev/rie"
+	"github.com/p2/buddy/lambda/dev/standins"
 	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 )
@@ -42,7 +43,7 @@ type MessagePath struct {
 
 // RunMessagePath streams one reply of tokens at rate tokens/s through bin
 // under the emulator rieBin, with s's stand-ins (DynamoDB Local included).
-func RunMessagePath(ctx context.Context, s *standIns, rieBin, home, bin string, tokens, rate int) (*MessagePath, error) {
+func RunMessagePath(ctx context.Context, s *standins.Set, rieBin, home, bin string, tokens, rate int) (*MessagePath, error) {
 	model, err := startModel()
 	if err != nil {
 		return nil, err
@@ -50,34 +51,34 @@ func RunMessagePath(ctx context.Context, s *standIns, rieBin, home, bin string, 
 	defer model.Close()
 	const user, conn = "bench-user", "YmVuY2htYXJrMQ="
 	now := time.Now()
-	st := store.NewDynamo(s.db.Client, s.db.Tables)
+	st := store.NewDynamo(s.DB.Client, s.DB.Tables)
 	if err := st.PutConnection(ctx, store.Connection{ConnectionID: conn, UserID: user, ConnectedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		return nil, fmt.Errorf("seed connection: %w", err)
 	}
 
 	reply := NewReply(time.Time{})
-	s.posts.OnPost = func(p fakeconnections.Post) {
+	s.Posts.OnPost = func(p fakeconnections.Post) {
 		if p.ConnectionID == conn {
 			reply.Add(p.Data, p.At)
 		}
 	}
-	defer func() { s.posts.OnPost = nil }()
+	defer func() { s.Posts.OnPost = nil }()
 	fn := manifest.WebSocketMessage
-	env := Env{Home: home, Endpoints: s.endpoints}.FunctionEnv(fn, filepath.Dir(bin), "bootstrap",
-		config.AnthropicBaseURL+"="+model.URL)
+	env := Env{Home: home, Stands: s}.FunctionEnv(fn, filepath.Dir(bin), "bootstrap",
+		map[string]string{config.AnthropicBaseURL: model.URL})
 	f, err := rie.Start(ctx, rie.Options{RIE: rieBin, Bootstrap: bin, Env: env})
 	if err != nil {
 		return nil, err
 	}
 	defer f.Stop()
-	s.route(fn.Name, f)
-	defer s.route(fn.Name, nil)
+	s.Route(fn.Name, f)
+	defer s.Route(fn.Name, nil)
 
 	body, _ := json.Marshal(map[string]string{
 		"action": "sendMessage", "requestId": "bench-reply",
 		"text": directives(tokens, rate, 0) + " Write a long answer.",
 	})
-	before := s.forwardedSoFar()
+	before := s.ForwardedSoFar()
 	resp, err := f.Invoke(ctx, apigwfixtures.Message(conn, manifest.RouteSendMessage, string(body)).JSON())
 	if err != nil {
 		return nil, err
@@ -88,7 +89,7 @@ func RunMessagePath(ctx context.Context, s *standIns, rieBin, home, bin string, 
 	// The reply job ends after its last post; a refused sendMessage (an
 	// error frame, still a 200) dispatches no job, so its error frame
 	// ends the wait too.
-	jobs, err := s.waitForwarded(ctx, before, 1, reply.Ended())
+	jobs, err := s.WaitForwarded(ctx, before, 1, reply.Ended())
 	if err != nil {
 		return nil, err
 	}
@@ -97,13 +98,13 @@ func RunMessagePath(ctx context.Context, s *standIns, rieBin, home, bin string, 
 			return nil, fmt.Errorf("websocket-message answered an error frame: %s\n%s", e, f.Output())
 		}
 		// The end frame came first; the job's answer follows it.
-		if jobs, err = s.waitForwarded(ctx, before, 1, nil); err != nil {
+		if jobs, err = s.WaitForwarded(ctx, before, 1, nil); err != nil {
 			return nil, err
 		}
 	}
-	if j := jobs[0]; j.err != nil || j.resp.Status != http.StatusOK {
-		return nil, fmt.Errorf("the reply job failed (%d, %v): %s\n%s", j.resp.Status, j.err, j.resp.Body, f.Output())
-	} else if _, msg, bad := j.resp.FunctionError(); bad {
+	if j := jobs[0]; j.Err != nil || j.Resp.Status != http.StatusOK {
+		return nil, fmt.Errorf("the reply job failed (%d, %v): %s\n%s", j.Resp.Status, j.Err, j.Resp.Body, f.Output())
+	} else if _, msg, bad := j.Resp.FunctionError(); bad {
 		return nil, fmt.Errorf("the reply job failed: %s\n%s", msg, f.Output())
 	}
 	pid, err := f.RuntimePID()
@@ -126,7 +127,7 @@ func messagePath(ctx context.Context, o *Options, r *Results, h *harness, bins m
 	if !ok {
 		return fmt.Errorf("%w: websocket-message not built", ErrSkip)
 	}
-	if h.stands.db == nil {
+	if h.stands.DB == nil {
 		return fmt.Errorf("%w: %v", ErrSkip, h.dbErr)
 	}
 	m, err := RunMessagePath(ctx, h.stands, h.rie, h.home, bin, o.ReplyTokens, o.ReplyRate)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/p2/buddy/infra/bundle"
 	"github.com/p2/buddy/lambda/dev/rie"
+	"github.com/p2/buddy/lambda/dev/standins"
 	"github.com/p2/buddy/lambda/manifest"
 )
 
@@ -190,7 +191,7 @@ func bootstraps(b *bundle.Bundler, fns []manifest.Function) (map[string]string, 
 // (DynamoDB Local included when it can start) and an empty home.
 type harness struct {
 	rie, rieVersion string
-	stands          *standIns
+	stands          *standins.Set
 	dbErr           error // why stands has no DynamoDB Local
 	home            string
 }
@@ -216,17 +217,17 @@ func newHarness(ctx context.Context, o *Options) (h *harness, err error) {
 	return h, nil
 }
 
-func (h *harness) env() Env { return Env{Home: h.home, Endpoints: h.stands.endpoints} }
+func (h *harness) env() Env { return Env{Home: h.home, Stands: h.stands} }
 
 func (h *harness) close() {
-	_ = h.stands.close()
+	_ = h.stands.Close()
 	if h.home != "" {
 		os.RemoveAll(h.home)
 	}
 }
 
 func coldStarts(ctx context.Context, o *Options, r *Results, h *harness, bins map[string]string) error {
-	if h.stands.db == nil {
+	if h.stands.DB == nil {
 		// The functions' first invocations call DynamoDB.
 		return fmt.Errorf("%w: %v", ErrSkip, h.dbErr)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -24,11 +23,7 @@ import (
 	"github.com/p2/buddy/lambda/auth"
 	"github.com/p2/buddy/lambda/dev/fakeclock"
 	"github.com/p2/buddy/lambda/dev/localissuer"
-)
-
-const (
-	testIssuer   = "https://issuer.test/pool"
-	testAudience = "buddy-client"
+	"github.com/p2/buddy/lambda/dev/localissuer/localissuertest"
 )
 
 // newClock is a hand-driven clock at a whole second, so rate limits and
@@ -93,32 +88,6 @@ func (s *jwksServer) fail(status int, body string) {
 	s.mu.Unlock()
 }
 
-func newIssuer(t *testing.T, key any) *localissuer.Issuer {
-	t.Helper()
-	var li *localissuer.Issuer
-	var err error
-	switch k := key.(type) {
-	case nil:
-		li, err = localissuer.New(testIssuer, testAudience, nil)
-	case *rsa.PrivateKey:
-		li, err = localissuer.New(testIssuer, testAudience, k)
-	case *ecdsa.PrivateKey:
-		li, err = localissuer.New(testIssuer, testAudience, k)
-	}
-	if err != nil {
-		t.Fatalf("localissuer.New: %v", err)
-	}
-	return li
-}
-
-var rsaKey = sync.OnceValue(func() *rsa.PrivateKey {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		panic(err)
-	}
-	return k
-})
-
 // claims are a token's payload; the zero fields are left out.
 type claims struct {
 	jwt.RegisteredClaims
@@ -129,9 +98,9 @@ type claims struct {
 // valid are the claims of a good token at now.
 func valid(now time.Time) claims {
 	return claims{RegisteredClaims: jwt.RegisteredClaims{
-		Issuer:    testIssuer,
+		Issuer:    localissuertest.Issuer,
 		Subject:   "alice",
-		Audience:  jwt.ClaimStrings{testAudience},
+		Audience:  jwt.ClaimStrings{localissuertest.Audience},
 		IssuedAt:  jwt.NewNumericDate(now),
 		NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
@@ -163,14 +132,14 @@ func signRaw(t *testing.T, method jwt.SigningMethod, key any, kid string, c clai
 }
 
 func TestVerify(t *testing.T) {
-	es := newIssuer(t, nil)
-	rs := newIssuer(t, rsaKey())
+	es := localissuertest.New(t, nil)
+	rs := localissuertest.New(t, localissuertest.RSAKey())
 	srv := newJWKSServer(t, es, rs)
 	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&rsaKey().PublicKey)
+	pubDER, err := x509.MarshalPKIXPublicKey(&localissuertest.RSAKey().PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,12 +160,12 @@ func TestVerify(t *testing.T) {
 		}, "alice", ""},
 		{"aud list containing the audience is accepted", func(e env) string {
 			c := valid(e.now)
-			c.Audience = jwt.ClaimStrings{"other", testAudience}
+			c.Audience = jwt.ClaimStrings{"other", localissuertest.Audience}
 			return sign(t, es, c)
 		}, "alice", ""},
 		{"Cognito access token with our client_id is accepted", func(e env) string {
 			c := valid(e.now)
-			c.Audience, c.TokenUse, c.ClientID = nil, "access", testAudience
+			c.Audience, c.TokenUse, c.ClientID = nil, "access", localissuertest.Audience
 			return sign(t, es, c)
 		}, "alice", ""},
 		{"nbf within the leeway is accepted", func(e env) string {
@@ -251,7 +220,7 @@ func TestVerify(t *testing.T) {
 		}, "", "token has invalid audience"},
 		{"client_id without token_use access is rejected", func(e env) string {
 			c := valid(e.now)
-			c.Audience, c.TokenUse, c.ClientID = nil, "id", testAudience
+			c.Audience, c.TokenUse, c.ClientID = nil, "id", localissuertest.Audience
 			return sign(t, es, c)
 		}, "", "token has invalid audience"},
 		{"missing sub is rejected", func(e env) string {
@@ -263,7 +232,7 @@ func TestVerify(t *testing.T) {
 			return signRaw(t, jwt.SigningMethodES256, other, es.KeyID(), valid(e.now))
 		}, "", "token signature is invalid"},
 		{"alg differing from the key's alg is rejected", func(e env) string {
-			return signRaw(t, jwt.SigningMethodRS256, rsaKey(), es.KeyID(), valid(e.now))
+			return signRaw(t, jwt.SigningMethodRS256, localissuertest.RSAKey(), es.KeyID(), valid(e.now))
 		}, "", "does not match token"},
 		{"unknown kid is rejected", func(e env) string {
 			return signRaw(t, jwt.SigningMethodES256, other, "no-such-kid", valid(e.now))
@@ -292,7 +261,7 @@ func TestVerify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := newClock()
-			v := auth.NewJWKSVerifier(auth.JWKSOptions{URL: srv.URL, Issuer: testIssuer, Audience: testAudience, Now: clk.Now})
+			v := auth.NewJWKSVerifier(auth.JWKSOptions{URL: srv.URL, Issuer: localissuertest.Issuer, Audience: localissuertest.Audience, Now: clk.Now})
 			tok := tt.token(env{now: clk.Now()})
 			got, err := v.Verify(context.Background(), tok)
 			if tt.wantErr == "" {
@@ -333,7 +302,7 @@ func checkUnauthorized(t *testing.T, err error, want, token string) {
 }
 
 func TestVerifyWhenJWKSUnavailable(t *testing.T) {
-	li := newIssuer(t, nil)
+	li := localissuertest.New(t, nil)
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
 	tests := []struct {
@@ -352,7 +321,7 @@ func TestVerifyWhenJWKSUnavailable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newJWKSServer(t, li)
 			tt.prepare(srv)
-			v := auth.NewJWKSVerifier(auth.JWKSOptions{URL: tt.url(srv), Issuer: testIssuer, Audience: testAudience})
+			v := auth.NewJWKSVerifier(auth.JWKSOptions{URL: tt.url(srv), Issuer: localissuertest.Issuer, Audience: localissuertest.Audience})
 			tok, err := li.Sign("alice", time.Minute)
 			if err != nil {
 				t.Fatal(err)
@@ -364,10 +333,10 @@ func TestVerifyWhenJWKSUnavailable(t *testing.T) {
 }
 
 func TestKeyRotationAndRefetchLimits(t *testing.T) {
-	oldKey, newKey := newIssuer(t, nil), newIssuer(t, nil)
+	oldKey, newKey := localissuertest.New(t, nil), localissuertest.New(t, nil)
 	srv := newJWKSServer(t, oldKey)
 	clk := newClock()
-	v := auth.NewJWKSVerifier(auth.JWKSOptions{URL: srv.URL, Issuer: testIssuer, Audience: testAudience, Now: clk.Now})
+	v := auth.NewJWKSVerifier(auth.JWKSOptions{URL: srv.URL, Issuer: localissuertest.Issuer, Audience: localissuertest.Audience, Now: clk.Now})
 	ctx := context.Background()
 	fetches := func(t *testing.T, want int64) {
 		t.Helper()
@@ -429,9 +398,9 @@ func TestKeyRotationAndRefetchLimits(t *testing.T) {
 }
 
 func TestConcurrentFirstUseFetchesOnce(t *testing.T) {
-	li := newIssuer(t, nil)
+	li := localissuertest.New(t, nil)
 	srv := newJWKSServer(t, li)
-	v := auth.NewJWKSVerifier(auth.JWKSOptions{URL: srv.URL, Issuer: testIssuer, Audience: testAudience})
+	v := auth.NewJWKSVerifier(auth.JWKSOptions{URL: srv.URL, Issuer: localissuertest.Issuer, Audience: localissuertest.Audience})
 	tok, err := li.Sign("alice", time.Minute)
 	if err != nil {
 		t.Fatal(err)

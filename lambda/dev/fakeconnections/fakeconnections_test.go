@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 
 	"github.com/p2/buddy/lambda/dev/fakeconnections"
+	"github.com/p2/buddy/lambda/dev/internal/awstest"
 )
 
 // stage is where the handler is reached, as a function's
@@ -106,16 +106,11 @@ func TestRequestsOutsideTheAPIAreRefused(t *testing.T) {
 		{"a signed post", http.MethodPost, "/@connections/abc", true, http.StatusOK},
 	}
 	for _, tt := range tests {
-		req, _ := http.NewRequestWithContext(t.Context(), tt.method, endpoint+tt.path, strings.NewReader("x"))
+		header := http.Header{}
 		if tt.signed {
-			req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=00")
+			header.Set("Authorization", awstest.SigV4)
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tt.want {
+		if resp := awstest.Do(t, tt.method, endpoint+tt.path, "x", header); resp.StatusCode != tt.want {
 			t.Errorf("%s: %s %s answered %d, want %d", tt.name, tt.method, tt.path, resp.StatusCode, tt.want)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/p2/buddy/lambda/dev/fakelambda"
+	"github.com/p2/buddy/lambda/dev/internal/awstest"
 	"github.com/p2/buddy/lambda/manifest"
 )
 
@@ -87,13 +88,7 @@ func TestInvokeAnswersLikeLambda(t *testing.T) {
 func TestInvokeNeedsASignature(t *testing.T) {
 	srv := httptest.NewServer(fakelambda.New(func(context.Context, fakelambda.Invocation) error { return nil }))
 	defer srv.Close()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/2015-03-31/functions/f/invocations", strings.NewReader(`{}`))
-	req.Header.Set("X-Amz-Invocation-Type", "Event")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := awstest.Do(t, http.MethodPost, srv.URL+"/2015-03-31/functions/f/invocations", `{}`, http.Header{"X-Amz-Invocation-Type": {"Event"}})
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("unsigned Invoke answered %d, want 403", resp.StatusCode)
 	}

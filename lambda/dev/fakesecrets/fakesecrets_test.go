@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/p2/buddy/lambda/dev/fakesecrets"
+	"github.com/p2/buddy/lambda/dev/internal/awstest"
 )
 
 // client is the real SDK client, as a function builds it, pointed at srv.
@@ -141,21 +141,15 @@ func TestUnsignedOrUnknownRequestsAreRefused(t *testing.T) {
 		name, target, auth, wantType string
 	}{
 		{name: "an unsigned request is refused", target: "secretsmanager.GetSecretValue", wantType: "MissingAuthenticationTokenException"},
-		{name: "an operation it does not serve is refused", target: "secretsmanager.DeleteSecret", auth: "AWS4-HMAC-SHA256 Credential=x", wantType: "UnknownOperationException"},
+		{name: "an operation it does not serve is refused", target: "secretsmanager.DeleteSecret", auth: awstest.SigV4, wantType: "UnknownOperationException"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"SecretId":"s"}`))
-			req.Header.Set("X-Amz-Target", tt.target)
-			req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+			header := http.Header{"X-Amz-Target": {tt.target}, "Content-Type": {"application/x-amz-json-1.1"}}
 			if tt.auth != "" {
-				req.Header.Set("Authorization", tt.auth)
+				header.Set("Authorization", tt.auth)
 			}
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer res.Body.Close()
+			res := awstest.Do(t, http.MethodPost, url, `{"SecretId":"s"}`, header)
 			if res.StatusCode != 400 || res.Header.Get("x-amzn-ErrorType") != tt.wantType {
 				t.Errorf("status %d, type %q; want 400 %s", res.StatusCode, res.Header.Get("x-amzn-ErrorType"), tt.wantType)
 			}

@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,30 +23,8 @@ import (
 
 	"github.com/p2/buddy/lambda/auth"
 	"github.com/p2/buddy/lambda/dev/localissuer"
+	"github.com/p2/buddy/lambda/dev/localissuer/localissuertest"
 )
-
-const (
-	testIssuer   = "https://issuer.test/pool"
-	testAudience = "buddy-client"
-)
-
-func newIssuer(t *testing.T, key crypto.Signer) *localissuer.Issuer {
-	t.Helper()
-	li, err := localissuer.New(testIssuer, testAudience, key)
-	if err != nil {
-		t.Fatalf("localissuer.New: %v", err)
-	}
-	return li
-}
-
-// rsaKey is generated once: a 2048-bit key takes a noticeable moment.
-var rsaKey = sync.OnceValue(func() *rsa.PrivateKey {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		panic(err)
-	}
-	return k
-})
 
 // TestLocalIssuerTokensPassTheRealVerifier is the reason the local issuer
 // exists: the dev server verifies its tokens on the normal path.
@@ -58,13 +34,10 @@ func TestLocalIssuerTokensPassTheRealVerifier(t *testing.T) {
 		key  crypto.Signer
 	}{
 		{"generated P-256 key signs ES256", nil},
-		{"RSA key signs RS256", rsaKey()},
+		{"RSA key signs RS256", localissuertest.RSAKey()},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			li, err := localissuer.New(testIssuer, testAudience, tt.key)
-			if err != nil {
-				t.Fatal(err)
-			}
+			li := localissuertest.New(t, tt.key)
 			mux := http.NewServeMux()
 			mux.Handle("GET /pool/.well-known/jwks.json", li.JWKSHandler())
 			srv := httptest.NewServer(mux)
@@ -91,7 +64,7 @@ func TestLocalIssuerTokensPassTheRealVerifier(t *testing.T) {
 }
 
 func TestLocalIssuerSignRejectsBadInput(t *testing.T) {
-	li := newIssuer(t, nil)
+	li := localissuertest.New(t, nil)
 	for _, tt := range []struct {
 		name string
 		sub  string
@@ -124,10 +97,10 @@ func TestNewLocalIssuerRejectsUnusableKeys(t *testing.T) {
 		key              crypto.Signer
 		want             string
 	}{
-		{"ECDSA key off P-256", testIssuer, testAudience, p384, "P-256"},
-		{"Ed25519 key", testIssuer, testAudience, ed, "unsupported key type"},
-		{"no issuer", "", testAudience, nil, "issuer"},
-		{"no audience", testIssuer, "", nil, "audience"},
+		{"ECDSA key off P-256", localissuertest.Issuer, localissuertest.Audience, p384, "P-256"},
+		{"Ed25519 key", localissuertest.Issuer, localissuertest.Audience, ed, "unsupported key type"},
+		{"no issuer", "", localissuertest.Audience, nil, "issuer"},
+		{"no audience", localissuertest.Issuer, "", nil, "audience"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := localissuer.New(tt.issuer, tt.audience, tt.key)
@@ -139,7 +112,7 @@ func TestNewLocalIssuerRejectsUnusableKeys(t *testing.T) {
 }
 
 func TestJWKSHandler(t *testing.T) {
-	li := newIssuer(t, nil)
+	li := localissuertest.New(t, nil)
 	srv := httptest.NewServer(li.JWKSHandler())
 	defer srv.Close()
 
@@ -207,24 +180,18 @@ func TestLoadOrCreateKey(t *testing.T) {
 
 	// A restarted dev server keeps its kid, so tokens it issued before the
 	// restart still verify after it.
-	before, err := localissuer.New(testIssuer, testAudience, first)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := localissuertest.New(t, first)
 	tok, err := before.Sign("alice", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := localissuer.New(testIssuer, testAudience, again)
-	if err != nil {
-		t.Fatal(err)
-	}
+	after := localissuertest.New(t, again)
 	if before.KeyID() != after.KeyID() {
 		t.Errorf("kid changed across restart: %s → %s", before.KeyID(), after.KeyID())
 	}
 	srv := httptest.NewServer(after.JWKSHandler())
 	defer srv.Close()
-	v := auth.NewJWKSVerifier(auth.JWKSOptions{URL: srv.URL, Issuer: testIssuer, Audience: testAudience})
+	v := auth.NewJWKSVerifier(auth.JWKSOptions{URL: srv.URL, Issuer: localissuertest.Issuer, Audience: localissuertest.Audience})
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Errorf("token from before the restart: %v", err)
 	}
@@ -271,7 +238,7 @@ func mustP256(t *testing.T) *ecdsa.PrivateKey {
 // The header of a signed token names the issuer's key and algorithm, which
 // is what lets the verifier find the key in the JWKS.
 func TestSignedTokenHeader(t *testing.T) {
-	li := newIssuer(t, nil)
+	li := localissuertest.New(t, nil)
 	tok, err := li.Sign("alice", time.Minute)
 	if err != nil {
 		t.Fatal(err)
