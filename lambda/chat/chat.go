@@ -12,6 +12,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,8 +36,8 @@ import (
 const JobKind = "buddy.reply"
 
 // Job is one reply to stream. It travels as the async invocation payload
-// (Payload keeps it under manifest.AsyncPayloadLimit), so it carries ids, the system
-// prompt and at most the first turn, never a history.
+// (Payload keeps it under manifest.AsyncPayloadLimit), so it carries ids and
+// at most the first turn, never a history or a prompt's text.
 type Job struct {
 	Kind               string `json:"kind"`
 	Endpoint           string `json:"endpoint"` // @connections endpoint
@@ -46,13 +47,35 @@ type Job struct {
 	ConversationID     string `json:"conversationId"`
 	UserMessageID      string `json:"userMessageId"`
 	AssistantMessageID string `json:"assistantMessageId"`
-	System             string `json:"system,omitempty"`
+	Model              string `json:"model"`
+	// PromptID is the saved prompt the reply follows; Run reads its text
+	// beside claiming the reply.
+	PromptID string `json:"promptId,omitempty"`
 	// FirstTurn is the user's message when it opens the conversation: then
 	// it is the whole history and Run need not read it back from the store
 	// (one round trip less before the first token). Empty: Run loads the
 	// history. Payload drops it when the job would not fit.
 	FirstTurn  string    `json:"firstTurn,omitempty"`
 	AcceptedAt time.Time `json:"acceptedAt"`
+	// What the acceptance took, for the finish to give back.
+	Day       string `json:"day"`
+	Reserved  int64  `json:"reserved"`
+	LiveEntry string `json:"liveEntry"`
+}
+
+// reply is the job's live record as the acceptance wrote it.
+func (j Job) reply() store.Reply {
+	return store.Reply{
+		MessageID:      j.AssistantMessageID,
+		UserID:         j.UserID,
+		ConversationID: j.ConversationID,
+		ConnectionID:   j.ConnectionID,
+		RequestID:      j.RequestID,
+		Status:         store.StatusStreaming,
+		Day:            j.Day,
+		Reserved:       j.Reserved,
+		LiveEntry:      j.LiveEntry,
+	}
 }
 
 // Dispatcher starts a Job elsewhere (another invocation, a goroutine).
@@ -76,6 +99,9 @@ type Service struct {
 	// PostTimeout bounds each @connections post of a reply
 	// (wsapi.DefaultPostTimeout when zero).
 	PostTimeout time.Duration
+	// Poll is how often a running reply reads its live record for stops
+	// and listeners (DefaultPoll when zero).
+	Poll time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -101,12 +127,13 @@ const (
 	turnOverhead = 16
 )
 
-// historyBudget is the bytes of history a request with this system prompt
-// and max tokens can carry. It is positive whatever the configuration
-// (max tokens ≤ 64 000, a system prompt ≤ 20 000 characters), and the
-// newest message goes out even when it alone is larger.
-func historyBudget(system string, maxTokens int64) int {
-	return max(1, contextTokens-int(maxTokens)-len(system)-turnOverhead*(maxHistoryTurns+1))
+// historyBudget is the bytes of history a request with a system prompt of
+// systemBytes and max tokens can carry. It is positive whatever the
+// configuration (max tokens ≤ 64 000, a saved prompt ≤ 20 000 characters
+// of at most four bytes), and the newest message goes out even when it
+// alone is larger.
+func historyBudget(systemBytes int, maxTokens int64) int {
+	return max(1, contextTokens-int(maxTokens)-systemBytes-turnOverhead*(maxHistoryTurns+1))
 }
 
 // turnBytes is what a stored message costs in the model's input.
@@ -131,49 +158,104 @@ func (s *Service) now() time.Time {
 // Day is the UTC day of t as the usage table keys it.
 func Day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
-// Accept validates a sendMessage for user and prepares its Job. Nothing is
-// stored unless the request is valid, the ids are the user's own and the
-// quota admits it; then the user's message is stored before Accept returns,
-// so it is never lost whatever happens to the reply.
+// liveFor bounds a reply's entry in its user's running set: a job waits
+// at most its async event age (2 minutes) and runs at most Lambda's 15, so
+// an entry older than this belongs to a job that died without giving it
+// back.
+const liveFor = 20 * time.Minute
+
+// Accept validates a sendMessage for user and stores it with its reply's
+// start in one transaction (store.AcceptMessage): nothing is stored unless
+// the request is valid, the ids are the user's own, the quota admits it and
+// fewer than MaxInflightReplies replies are running; then the user's
+// message is stored before Accept returns, so it is never lost whatever
+// happens to the reply.
 func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint string, f wsapi.ClientFrame) (Job, *Reject) {
 	now := s.now()
 	th, rej := s.resolve(ctx, userID, f)
 	if rej != nil {
 		return Job{}, rej
 	}
-	if rej := s.reserve(ctx, userID, now); rej != nil {
-		return Job{}, rej
-	}
 	if th.isNew {
 		th.conv = newConversation(userID, f.Text, th.promptID, now)
 	}
-	msg := store.Message{
-		ConversationID: th.conv.ConversationID,
-		MessageID:      ids.New(),
-		UserID:         userID,
-		Role:           store.RoleUser,
-		Text:           f.Text,
-		CreatedAt:      now,
-		RequestID:      f.RequestID,
+	job := Job{
+		Kind:               JobKind,
+		Endpoint:           endpoint,
+		ConnectionID:       connectionID,
+		RequestID:          f.RequestID,
+		UserID:             userID,
+		ConversationID:     th.conv.ConversationID,
+		UserMessageID:      ids.New(),
+		AssistantMessageID: ids.New(), // made after the user's, so it sorts after it
+		Model:              s.Config.Model.ModelID,
+		PromptID:           th.promptID,
+		AcceptedAt:         now,
+		Day:                Day(now),
+		Reserved:           s.Config.Model.MaxTokens,
 	}
-	assistantMsgID := ids.New() // made after the user's, so it sorts after it
-	if rej := s.save(ctx, th, msg); rej != nil {
-		return Job{}, rej
+	job.LiveEntry = store.LiveEntry(now.Add(liveFor), job.AssistantMessageID)
+	if th.isNew {
+		job.FirstTurn = f.Text
 	}
-	return th.job(msg, assistantMsgID, connectionID, endpoint), nil
+	conv := th.conv
+	conv.UpdatedAt, conv.PromptID = now, th.promptID
+	err := s.Store.AcceptMessage(ctx, store.Acceptance{
+		Conversation:  conv,
+		New:           th.isNew,
+		CheckPromptID: f.PromptID,
+		UserMessage: store.Message{
+			ConversationID: job.ConversationID,
+			MessageID:      job.UserMessageID,
+			UserID:         userID,
+			Role:           store.RoleUser,
+			Text:           f.Text,
+			CreatedAt:      now,
+			RequestID:      f.RequestID,
+		},
+		Assistant: store.Message{
+			ConversationID: job.ConversationID,
+			MessageID:      job.AssistantMessageID,
+			UserID:         userID,
+			Role:           store.RoleAssistant,
+			CreatedAt:      now,
+			RequestID:      f.RequestID,
+			Model:          job.Model,
+			Status:         store.StatusStreaming,
+		},
+		Reply:       job.reply(),
+		DailyLimit:  s.Config.DailyTokenLimit,
+		MaxInflight: s.Config.MaxInflightReplies,
+	})
+	switch {
+	case err == nil:
+		return job, nil
+	case errors.Is(err, store.ErrPromptNotFound):
+		return Job{}, reject(errcode.NotFound, "prompt not found", nil)
+	case errors.Is(err, store.ErrNotFound):
+		return Job{}, reject(errcode.NotFound, "conversation not found", nil)
+	case errors.Is(err, store.ErrQuotaExceeded):
+		return Job{}, reject(errcode.QuotaExceeded,
+			fmt.Sprintf("daily token limit of %d reached; it resets at 00:00 UTC", s.Config.DailyTokenLimit), nil)
+	case errors.Is(err, store.ErrRateLimited):
+		return Job{}, reject(errcode.RateLimited,
+			fmt.Sprintf("%d replies are running already; wait for one to end or stop one", s.Config.MaxInflightReplies), nil)
+	default:
+		return Job{}, reject(errcode.Internal, "could not store the message", err)
+	}
 }
 
 // thread is where a message goes: its conversation (still to be created
-// when isNew) and the prompt the reply follows.
+// when isNew) and the saved prompt the reply follows.
 type thread struct {
 	conv     store.Conversation
 	isNew    bool
 	promptID string // the prompt the conversation keeps; "" for none
-	system   string // its text
 }
 
-// resolve finds the frame's conversation and prompt. A prompt named by
-// the frame must exist; the conversation's own prompt may have been
+// resolve finds the frame's conversation and the prompt the reply
+// follows. A prompt named by the frame is checked inside the acceptance's
+// transaction (no read here); the conversation's own prompt may have been
 // deleted since, and then the reply goes on without one.
 func (s *Service) resolve(ctx context.Context, userID string, f wsapi.ClientFrame) (thread, *Reject) {
 	th := thread{isNew: f.ConversationID == ""}
@@ -184,39 +266,11 @@ func (s *Service) resolve(ctx context.Context, userID string, f wsapi.ClientFram
 		}
 		th.conv = c
 	}
-	th.promptID = f.PromptID
-	if th.promptID == "" {
-		th.promptID = th.conv.PromptID
-	}
-	if th.promptID == "" {
-		return th, nil
-	}
-	p, err := s.Store.GetPrompt(ctx, userID, th.promptID)
-	switch {
-	case err == nil:
-		th.system = p.Text
-	case errors.Is(err, store.ErrNotFound) && f.PromptID != "":
+	if f.PromptID != "" && !ids.Valid(f.PromptID) {
 		return th, reject(errcode.NotFound, "prompt not found", nil)
-	case errors.Is(err, store.ErrNotFound):
-		th.promptID = ""
-	default:
-		return th, reject(errcode.Internal, "could not load the prompt", err)
 	}
+	th.promptID = cmp.Or(f.PromptID, th.conv.PromptID)
 	return th, nil
-}
-
-// reserve admits the request against the user's daily token limit.
-func (s *Service) reserve(ctx context.Context, userID string, now time.Time) *Reject {
-	err := s.Store.ReserveQuota(ctx, userID, Day(now), s.Config.DailyTokenLimit)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrQuotaExceeded):
-		return reject(errcode.QuotaExceeded,
-			fmt.Sprintf("daily token limit of %d reached; it resets at 00:00 UTC", s.Config.DailyTokenLimit), nil)
-	default:
-		return reject(errcode.Internal, "could not check the quota", err)
-	}
 }
 
 // newConversation is the conversation a first message opens, titled after
@@ -232,56 +286,10 @@ func newConversation(userID, text, promptID string, now time.Time) store.Convers
 	}
 }
 
-// save writes the conversation row (created, or touched with the prompt
-// it now follows) and the user's message. Everything is checked by now, so
-// the two are written side by side: they are independent items and this is
-// the path to the first token. A failed create can leave an unreachable
-// message row behind (messages are only read through their conversation);
-// the client is told to try again.
-func (s *Service) save(ctx context.Context, th thread, msg store.Message) *Reject {
-	convErr, msgErr := both(func() error {
-		if th.isNew {
-			return s.Store.CreateConversation(ctx, th.conv)
-		}
-		return s.Store.TouchConversation(ctx, msg.UserID, th.conv.ConversationID, th.promptID, msg.CreatedAt)
-	}, func() error {
-		return s.Store.PutMessage(ctx, msg)
-	})
-	if convErr != nil {
-		return reject(errcode.Internal, "could not save the conversation", convErr)
-	}
-	if msgErr != nil {
-		return reject(errcode.Internal, "could not store the message", msgErr)
-	}
-	return nil
-}
-
-// job is the reply Job for the user's message msg. A new conversation's
-// first message is its whole history, so it travels with the job.
-func (th thread) job(msg store.Message, assistantMsgID, connectionID, endpoint string) Job {
-	firstTurn := ""
-	if th.isNew {
-		firstTurn = msg.Text
-	}
-	return Job{
-		Kind:               JobKind,
-		Endpoint:           endpoint,
-		ConnectionID:       connectionID,
-		RequestID:          msg.RequestID,
-		UserID:             msg.UserID,
-		ConversationID:     msg.ConversationID,
-		UserMessageID:      msg.MessageID,
-		AssistantMessageID: assistantMsgID,
-		System:             th.system,
-		FirstTurn:          firstTurn,
-		AcceptedAt:         msg.CreatedAt,
-	}
-}
-
 // Payload encodes the job for an asynchronous invocation. A message full of
 // characters JSON escapes (up to six bytes each) can push a job with its
-// first turn past manifest.AsyncPayloadLimit; then the turn is left out and Run reads
-// it from the store. The system prompt alone always fits (prompt limits).
+// first turn past manifest.AsyncPayloadLimit; then the turn is left out and
+// Run reads it from the store.
 func (j Job) Payload() ([]byte, error) {
 	b, err := json.Marshal(j)
 	if err != nil || len(b) <= manifest.AsyncPayloadLimit || j.FirstTurn == "" {
@@ -328,6 +336,24 @@ func Title(text string) string {
 	return strings.TrimSpace(string(r)) + "…"
 }
 
+// fit keeps the newest turns whose bytes (turnBytes) fit budget, and at
+// least the newest; the first kept is a user's, as the Messages API wants.
+func fit(turns []claude.Turn, budget int) []claude.Turn {
+	used, from := 0, len(turns)
+	for from > 0 {
+		n := len(turns[from-1].Text) + turnOverhead
+		if from < len(turns) && used+n > budget {
+			break
+		}
+		used += n
+		from--
+	}
+	for from < len(turns)-1 && turns[from].Role != store.RoleUser {
+		from++
+	}
+	return turns[from:]
+}
+
 // history turns the newest page of stored messages into model turns, in
 // order. Empty (failed) assistant turns are skipped, and so is an
 // assistant turn at the start: the Messages API wants the first turn to
@@ -335,7 +361,9 @@ func Title(text string) string {
 func history(msgs []store.Message) []claude.Turn {
 	turns := make([]claude.Turn, 0, len(msgs))
 	for _, m := range msgs {
-		if m.Text == "" || (len(turns) == 0 && m.Role != store.RoleUser) {
+		// A reply still streaming (this one, or another running in the
+		// same conversation) is not history yet.
+		if m.Text == "" || m.Status == store.StatusStreaming || (len(turns) == 0 && m.Role != store.RoleUser) {
 			continue
 		}
 		turns = append(turns, claude.Turn{Role: m.Role, Text: m.Text})

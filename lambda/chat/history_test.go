@@ -46,13 +46,19 @@ func (s boundedReads) ListMessages(ctx context.Context, conversationID string) (
 	return s.Store.ListMessages(ctx, conversationID)
 }
 
+// testConfig is a runtime configuration with m and the defaults a reply
+// needs.
+func testConfig(m config.Model) config.Runtime {
+	return config.Runtime{Model: m, MaxInflightReplies: config.DefaultMaxInflightReplies, OrphanGrace: config.DefaultOrphanGrace}
+}
+
 type discardPoster struct{}
 
 func (discardPoster) Post(context.Context, string, []byte) error { return nil }
 
-// seedExchange stores n messages of user in a new conversation, oldest
-// first, alternating user and assistant and ending with the user's, each
-// size bytes, and returns them.
+// seedExchange stores n-1 messages of user in a new conversation, oldest
+// first, alternating user and assistant (the nth, the user's, is the one
+// the test sends), each size bytes, and returns all n.
 func seedExchange(t *testing.T, st store.Store, user string, n, size int) (store.Conversation, []store.Message) {
 	t.Helper()
 	c := store.Conversation{UserID: user, ConversationID: ids.New(), Title: "long"}
@@ -67,6 +73,9 @@ func seedExchange(t *testing.T, st store.Store, user string, n, size int) (store
 		}
 		msgs[i] = store.Message{ConversationID: c.ConversationID, MessageID: ids.New(), UserID: user, Role: role,
 			Text: fmt.Sprintf("%0*d", size, i)}
+		if i == n-1 {
+			break
+		}
 		if err := st.PutMessage(t.Context(), msgs[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -98,16 +107,26 @@ func TestTheModelGetsTheNewestTurnsThatFitItsWindow(t *testing.T) {
 				Store:   boundedReads{Store: st, t: t},
 				Model:   model,
 				Posters: func(string) wsapi.Poster { return discardPoster{} },
-				Config:  config.Runtime{Model: config.Model{ModelID: "claude-test", MaxTokens: tt.maxTokens}},
+				Config:  testConfig(config.Model{ModelID: "claude-test", MaxTokens: tt.maxTokens}),
 			}
-			job := chat.Job{
-				Kind: chat.JobKind, Endpoint: "https://x/test", ConnectionID: "c", RequestID: "r", UserID: "alice",
-				ConversationID: conv.ConversationID, UserMessageID: msgs[len(msgs)-1].MessageID, AssistantMessageID: ids.New(),
-				System: tt.system,
+			f := wsapi.ClientFrame{Action: wsapi.ActionSendMessage, RequestID: "r", ConversationID: conv.ConversationID, Text: msgs[len(msgs)-1].Text}
+			if tt.system != "" {
+				p := store.Prompt{UserID: "alice", PromptID: ids.New(), Name: "p", Text: tt.system}
+				if err := st.CreatePrompt(t.Context(), p, 0); err != nil {
+					t.Fatal(err)
+				}
+				f.PromptID = p.PromptID
+			}
+			job, rej := s.Accept(t.Context(), "alice", "c", "https://x/test", f)
+			if rej != nil {
+				t.Fatalf("accept: %+v", rej)
 			}
 			var sum obs.Summary
 			if err := s.Run(t.Context(), job, &sum); err != nil {
 				t.Fatal(err)
+			}
+			if model.req.System != tt.system {
+				t.Errorf("system prompt %.20q, want %.20q", model.req.System, tt.system)
 			}
 
 			turns := model.req.Turns

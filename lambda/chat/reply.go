@@ -18,35 +18,66 @@ import (
 // cut-short reply instead of being killed mid-write.
 const deadlineMargin = 5 * time.Second
 
-// ErrDeadline ends a reply that would outlive the invocation.
-var ErrDeadline = errors.New("chat: invocation deadline reached")
+// Why a reply's model call ended early.
+var (
+	ErrDeadline = errors.New("chat: invocation deadline reached")
+	ErrStopped  = errors.New("chat: stopped by the user")
+	ErrOrphaned = errors.New("chat: nobody resumed the reply")
+	ErrDeleted  = errors.New("chat: the conversation was deleted")
+)
 
-// Run streams the reply of job to its connection and stores it. It fills
-// sum with what the summary line needs and returns an error only for
-// failures of our own (the client has been told about the rest).
+// DefaultPoll is how often a running reply reads its live record: a stop
+// or a resume from any connection, on any instance, reaches it within this
+// (a small strongly consistent read; no write).
+const DefaultPoll = 250 * time.Millisecond
+
+// checkpointEvery spaces the writes of a running reply's text so far: at
+// most one a second of streaming, none per delta.
+const checkpointEvery = time.Second
+
+// keepEnded is how long an ended reply stays resumable (its live record
+// expires then; the message stays).
+const keepEnded = 7 * 24 * time.Hour
+
+// finishAttempts bounds the finishes a stream of late listeners can force.
+const finishAttempts = 8
+
+// Run streams the reply of job and stores it. It fills sum with what the
+// summary line needs and returns an error only for failures of our own
+// (the client has been told about the rest).
 func (s *Service) Run(ctx context.Context, job Job, sum *obs.Summary) error {
-	describe(sum, job, s.Config.Model.ModelID)
+	describe(sum, job)
 	poster := s.poster(job.Endpoint)
 	req, err := s.prepare(ctx, job)
-	if err != nil {
-		postError(ctx, job, poster, errcode.Internal, "could not load the conversation")
-		sum.Outcome = obs.OutcomeServerError
-		return fmt.Errorf("load history: %w", err)
+	switch {
+	case errors.Is(err, store.ErrClaimed):
+		// A second delivery of the job: the first one streams it.
+		sum.Outcome = obs.OutcomeDuplicate
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		// The conversation was deleted before the reply began.
+		_ = s.Store.FailUnstarted(context.WithoutCancel(ctx), job.reply(), errcode.NotFound)
+		postError(ctx, job, poster, job.ConnectionID, job.RequestID, errcode.NotFound, "conversation not found")
+		sum.Outcome = obs.OutcomeRejected
+		return nil
+	case err != nil:
+		s.failClaimed(ctx, job, poster, err)
+		sum.Outcome, sum.Err = obs.OutcomeServerError, err
+		return fmt.Errorf("prepare reply: %w", err)
 	}
 	out := s.stream(ctx, job, req, poster)
 	out.summarize(sum)
-	storeErr := s.persist(ctx, job, out)
-	return s.finish(ctx, job, poster, out, storeErr, sum)
+	return s.finish(ctx, job, out, sum)
 }
 
 // describe fills the summary fields known before the model is called.
-func describe(sum *obs.Summary, job Job, model string) {
+func describe(sum *obs.Summary, job Job) {
 	sum.Route = "reply"
 	sum.ClientRequestID = job.RequestID
 	sum.ConnectionID = job.ConnectionID
 	sum.User = job.UserID
 	sum.ModelCall = true
-	sum.Model = model
+	sum.Model = job.Model
 }
 
 // poster is the connection's poster with a deadline on every post.
@@ -54,23 +85,65 @@ func (s *Service) poster(endpoint string) wsapi.Poster {
 	return wsapi.WithPostTimeout(s.Posters(endpoint), s.PostTimeout)
 }
 
-// prepare builds the model request from the configured model and the
-// job's turns.
+// prepare claims the reply (a second delivery of the job stops here) and
+// builds the model request. The claim, the history and the prompt are
+// read side by side: one round trip. The claim also checks that the
+// conversation is the job's user's, and the turns and prompt are used
+// only once it has: the history query itself returns only the user's own
+// messages, so nothing of another user's is ever read.
 func (s *Service) prepare(ctx context.Context, job Job) (claude.Request, error) {
-	turns, err := s.turns(ctx, job)
-	if err != nil {
-		return claude.Request{}, err
+	var (
+		turns  []claude.Turn
+		system string
+	)
+	claimErr, readErr := both(func() error {
+		return s.Store.ClaimReply(ctx, job.reply(), s.now())
+	}, func() error {
+		t, sys, err := s.inputs(ctx, job)
+		turns, system = t, sys
+		return err
+	})
+	if claimErr != nil {
+		return claude.Request{}, claimErr
 	}
+	if readErr != nil {
+		return claude.Request{}, readErr
+	}
+	turns = fit(turns, historyBudget(len(system), s.Config.Model.MaxTokens))
 	m := s.Config.Model
 	return claude.Request{
-		Model:       m.ModelID,
-		System:      job.System,
+		Model:       job.Model,
+		System:      system,
 		Turns:       turns,
 		MaxTokens:   m.MaxTokens,
 		Temperature: m.Temperature,
 		TopP:        m.TopP,
 		TopK:        m.TopK,
 	}, nil
+}
+
+// inputs reads the turns and the system prompt side by side.
+func (s *Service) inputs(ctx context.Context, job Job) ([]claude.Turn, string, error) {
+	var (
+		turns  []claude.Turn
+		system string
+	)
+	turnsErr, promptErr := both(func() error {
+		t, err := s.turns(ctx, job)
+		turns = t
+		return err
+	}, func() error {
+		if job.PromptID == "" {
+			return nil
+		}
+		p, err := s.Store.GetPrompt(ctx, job.UserID, job.PromptID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // deleted since: the reply goes on without it
+		}
+		system = p.Text
+		return err
+	})
+	return turns, system, errors.Join(turnsErr, promptErr)
 }
 
 // turns is the conversation so far: the job's first turn when it carries
@@ -82,7 +155,10 @@ func (s *Service) turns(ctx context.Context, job Job) ([]claude.Turn, error) {
 	}
 	bound := store.MessageBound{
 		Limit: maxHistoryTurns,
-		Bytes: historyBudget(job.System, s.Config.Model.MaxTokens),
+		// The system prompt is read beside the history, so the page is
+		// bounded as if there were none; fit then leaves out what the
+		// prompt needs.
+		Bytes: historyBudget(0, s.Config.Model.MaxTokens),
 		Size:  turnBytes,
 	}
 	page, err := s.Store.ListMessagesPage(ctx, job.UserID, job.ConversationID, bound, "")
@@ -92,45 +168,61 @@ func (s *Service) turns(ctx context.Context, job Job) ([]claude.Turn, error) {
 	return history(page.Items), nil
 }
 
-// streamed is how a model call went and what reached the client.
+// streamed is how a model call went and what reached the listeners.
 type streamed struct {
 	res   claude.Result
-	model string // as the upstream reported it, else the configured one
+	model string // as the upstream reported it, else the job's
 	err   error  // the model call's
 	cause error  // why the call's context ended, if it did
 	start time.Time
-	relay relayed
+	sent  broadcasted
+	b     *broadcast
+	// last is the live record as last read, for the finish's condition.
+	last store.Reply
 }
 
-// stream calls the model and relays its text to the connection as it
-// arrives.
+// stream calls the model and broadcasts its text to the reply's listeners
+// as it arrives, while a watcher follows the live record.
 func (s *Service) stream(ctx context.Context, job Job, req claude.Request, poster wsapi.Poster) streamed {
 	ctx, cancel := streamContext(ctx)
-	defer cancel()
-	r := newRelay(ctx,
-		func(ctx context.Context, b []byte) error { return poster.Post(ctx, job.ConnectionID, b) },
-		func(seq int, text string) wsapi.Frame {
-			return wsapi.Frame{Type: wsapi.TypeDelta, RequestID: job.RequestID, ConversationID: job.ConversationID, Seq: &seq, Text: text}
-		},
-		s.window(), s.now)
-	out := streamed{model: req.Model, start: s.now()}
-	out.res, out.err = s.Model.Stream(ctx, req, &replyHandler{job: job, poster: poster, relay: r})
-	out.relay = r.close()
+	defer cancel(nil)
+	b := newBroadcast(ctx, poster.Post, frameFor(job), s.window(), s.now)
+	b.Follow(job.ConnectionID, job.RequestID, -1)
+	w := s.watch(ctx, job, b, cancel)
+	out := streamed{model: req.Model, start: s.now(), b: b}
+	out.res, out.err = s.Model.Stream(ctx, req, &replyHandler{b: b})
 	out.cause = context.Cause(ctx)
+	out.last = w.stop()
+	b.Close()
+	out.sent = b.result()
 	if out.res.Model != "" {
 		out.model = out.res.Model
 	}
 	return out
 }
 
-// streamContext ends the model call deadlineMargin before the invocation
-// would be killed, so that a cut-short reply is still stored.
-func streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return context.WithCancel(ctx)
+// frameFor numbers a reply's frames for a listener.
+func frameFor(job Job) func(*listener, int, store.Frame, string) wsapi.Frame {
+	return func(l *listener, seq int, f store.Frame, text string) wsapi.Frame {
+		t := wsapi.TypeDelta
+		if f.Thinking {
+			t = wsapi.TypeThinking
+		}
+		return wsapi.Frame{Type: t, RequestID: l.requestID, ConversationID: job.ConversationID, MessageID: job.AssistantMessageID, Seq: &seq, Text: text}
 	}
-	return context.WithDeadlineCause(ctx, dl.Add(-deadlineMargin), ErrDeadline)
+}
+
+// streamContext ends the model call deadlineMargin before the invocation
+// would be killed, so that a cut-short reply is still stored; its cancel
+// takes the cause (a stop, an orphan, a delete).
+func streamContext(ctx context.Context) (context.Context, context.CancelCauseFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		var cancelDeadline context.CancelFunc
+		ctx, cancelDeadline = context.WithDeadlineCause(ctx, dl.Add(-deadlineMargin), ErrDeadline)
+		inner, cancel := context.WithCancelCause(ctx)
+		return inner, func(cause error) { cancel(cause); cancelDeadline() }
+	}
+	return context.WithCancelCause(ctx)
 }
 
 func (s *Service) window() time.Duration {
@@ -140,148 +232,187 @@ func (s *Service) window() time.Duration {
 	return s.Window
 }
 
-// replyHandler adapts the model stream to frames.
-type replyHandler struct {
-	job    Job
-	poster wsapi.Poster
-	relay  *relay
-}
+// replyHandler adapts the model stream to the broadcast.
+type replyHandler struct{ b *broadcast }
 
-func (h *replyHandler) OnStart(ctx context.Context, model string) error {
-	// Like a delta, the start frame is posted even if the call is being
-	// cancelled: the client waits for it.
-	return h.poster.Post(context.WithoutCancel(ctx), h.job.ConnectionID, wsapi.Encode(wsapi.Frame{
-		Type:           wsapi.TypeStart,
-		RequestID:      h.job.RequestID,
-		ConversationID: h.job.ConversationID,
-		MessageID:      h.job.AssistantMessageID,
-		Model:          model,
-	}))
-}
+// OnStart has nothing to do: the start frame went out at acceptance.
+func (h *replyHandler) OnStart(context.Context, string) error { return nil }
 
-// OnText queues the text; the relay posts it on its own goroutine.
-func (h *replyHandler) OnText(_ context.Context, text string) error { return h.relay.Text(text) }
+// OnText queues the text; the broadcast posts it on its own goroutine.
+func (h *replyHandler) OnText(_ context.Context, text string) error {
+	h.b.Text(false, text)
+	return nil
+}
 
 // summarize fills the summary fields the stream decided.
 func (out streamed) summarize(sum *obs.Summary) {
-	if !out.relay.firstPost.IsZero() {
-		sum.TTFT = out.relay.firstPost.Sub(out.start)
+	if !out.sent.firstPost.IsZero() {
+		sum.TTFT = out.sent.firstPost.Sub(out.start)
 	}
-	sum.Deltas = out.relay.deltas
+	sum.Deltas = len(out.sent.frames)
 	sum.Model = out.model
-	u := out.res.Usage
+	u := out.usage()
 	sum.InputTokens, sum.OutputTokens = u.InputTokens, u.OutputTokens
 	sum.CacheRead, sum.CacheWrite = u.CacheReadInputTokens, u.CacheCreationInputTokens
-	sum.StopReason = out.res.StopReason
+	sum.StopReason = out.stopReason()
 }
 
-// gone reports whether the client left during the reply.
-func (out streamed) gone() bool { return isGone(out.relay.err) || isGone(out.err) }
+// ended is how a reply ended, as stored and told.
+type ended struct {
+	status     string
+	stopReason string
+	code, msg  string // the error that ended it, if one did
+}
 
-// incomplete reports whether the reply was cut short.
-func (out streamed) incomplete() bool { return out.err != nil || out.relay.err != nil }
-
-// text is the reply to store: what the client was sent, so that the
-// concatenated deltas equal the stored message; when the client left, all
-// that was produced.
-func (out streamed) text() string {
-	if out.gone() {
-		return out.relay.produced
+func (out streamed) ending() ended {
+	switch {
+	case out.err == nil:
+		return ended{status: store.StatusComplete, stopReason: out.res.StopReason}
+	case errors.Is(out.cause, ErrStopped):
+		return ended{status: store.StatusStopped, stopReason: wsapi.StopReasonStopped}
+	case errors.Is(out.cause, ErrOrphaned):
+		return ended{status: store.StatusIncomplete, stopReason: wsapi.StopReasonStopped}
+	case errors.Is(out.cause, ErrDeleted):
+		return ended{status: store.StatusIncomplete, code: errcode.NotFound, msg: "the conversation was deleted"}
 	}
-	return out.relay.sent
+	code, msg := modelErrorFrame(out.err, out.cause)
+	status := store.StatusIncomplete
+	if out.sent.answer == "" {
+		status = store.StatusFailed
+	}
+	return ended{status: status, code: code, msg: msg}
 }
 
+func (out streamed) stopReason() string { return out.ending().stopReason }
+
+// usage is what the reply counts: the upstream's figures, except that a
+// reply cut short before the upstream's final count is estimated from
+// the text it produced (estimateTokens), marked estimated.
 func (out streamed) usage() tokens.Usage {
 	u := out.res.Usage
-	return tokens.Usage{
-		InputTokens:              u.InputTokens,
-		OutputTokens:             u.OutputTokens,
-		CacheReadInputTokens:     u.CacheReadInputTokens,
-		CacheCreationInputTokens: u.CacheCreationInputTokens,
+	if out.err != nil {
+		if est := estimateTokens(out.sent.answer) + estimateTokens(out.sent.thinking); est > u.OutputTokens {
+			u.OutputTokens, u.Estimated = est, true
+		}
 	}
+	return u
 }
 
-// persist stores the assistant's message (unless the reply failed before
-// any text), adds its usage to the user's day and touches the
-// conversation. The writes run even if the invocation's context is
-// cancelled: the tokens are spent either way.
-func (s *Service) persist(ctx context.Context, job Job, out streamed) error {
+// estimateTokens is a count of tokens in text for a reply cut short: one
+// per three bytes, rounded up. Claude's tokenizer averages some four bytes
+// a token on English prose and fewer on code and other scripts; erring
+// high keeps a cut reply from costing the user's quota less than it did.
+func estimateTokens(text string) int64 { return int64(len(text)+2) / 3 }
+
+// finish stores the reply, then tells its listeners how it ended: end
+// only once the message and its usage are stored. A listener that joins
+// while the finish is being written makes it fail (the live record's
+// version changed); it is caught up first and the finish tried again.
+func (s *Service) finish(ctx context.Context, job Job, out streamed, sum *obs.Summary) error {
 	ctx = context.WithoutCancel(ctx)
-	now := s.now()
-	usage := out.usage()
+	e := out.ending()
+	msg := store.Message{
+		ConversationID: job.ConversationID,
+		MessageID:      job.AssistantMessageID,
+		UserID:         job.UserID,
+		Role:           store.RoleAssistant,
+		Text:           out.sent.answer,
+		CreatedAt:      s.now(),
+		RequestID:      job.RequestID,
+		Model:          out.model,
+		StopReason:     e.stopReason,
+		Incomplete:     e.status != store.StatusComplete,
+		Status:         e.status,
+		Frames:         out.sent.frames,
+		ErrorCode:      e.code,
+		Usage:          out.usage(),
+	}
+	last := out.last
 	var err error
-	if text := out.text(); text != "" || !out.incomplete() {
-		err = s.Store.PutMessage(ctx, store.Message{
-			ConversationID: job.ConversationID,
-			MessageID:      job.AssistantMessageID,
-			UserID:         job.UserID,
-			Role:           store.RoleAssistant,
-			Text:           text,
-			CreatedAt:      now,
-			RequestID:      job.RequestID,
-			Model:          out.model,
-			StopReason:     out.res.StopReason,
-			Incomplete:     out.incomplete(),
-			Usage:          usage,
-		})
+	for range finishAttempts {
+		err = s.Store.FinishReply(ctx, store.Finish{Reply: last, Message: msg, Keep: keepEnded})
+		if !errors.Is(err, store.ErrListenersChanged) {
+			break
+		}
+		if last, err = s.Store.GetReply(ctx, job.AssistantMessageID); err != nil {
+			break
+		}
+		follow(out.b, last)
+		out.b.Flush()
 	}
-	if usage.Total() > 0 {
-		err = errors.Join(err, s.Store.AddUsage(ctx, job.UserID, Day(now), out.model, usage))
+	sum.Outcome = outcomeOf(e, out)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		e = ended{code: errcode.NotFound, msg: "the conversation was deleted"}
+		sum.Outcome = obs.OutcomeRejected
+		err = nil
+	case err != nil:
+		_ = s.Store.MarkFailed(ctx, job.reply(), errcode.Internal)
+		e = ended{code: errcode.Internal, msg: "the reply could not be stored"}
+		sum.Outcome, sum.Err = obs.OutcomeServerError, err
 	}
-	if terr := s.Store.TouchConversation(ctx, job.UserID, job.ConversationID, "", now); terr != nil && !errors.Is(terr, store.ErrNotFound) {
-		err = errors.Join(err, terr)
+	out.b.Finish(func(l *listener) wsapi.Frame { return endFrame(job, l.requestID, msg, e) })
+	if fails := out.b.result().failures; fails != nil {
+		sum.Err = errors.Join(sum.Err, fails)
 	}
 	return err
 }
 
-// finish tells the client how the reply ended (or forgets the connection
-// when the client left) and settles the summary's outcome. storeErr is
-// persist's.
-func (s *Service) finish(ctx context.Context, job Job, poster wsapi.Poster, out streamed, storeErr error, sum *obs.Summary) error {
+// outcomeOf is the summary's outcome of a stored reply.
+func outcomeOf(e ended, out streamed) string {
 	switch {
-	case out.gone():
-		sum.Outcome = obs.OutcomeClientGone
-		if err := s.Store.DeleteConnection(context.WithoutCancel(ctx), job.ConnectionID); err != nil {
-			storeErr = errors.Join(storeErr, err)
-		}
-	case out.relay.err != nil:
-		sum.Outcome = obs.OutcomeServerError
-		sum.Err = errors.Join(out.relay.err, storeErr)
-		return sum.Err
-	case out.err != nil:
-		code, msg := modelErrorFrame(out.err, out.cause)
-		sum.Outcome, sum.Code, sum.Err = obs.OutcomeModelError, code, out.err
-		postError(ctx, job, poster, code, msg)
-	default:
-		if err := postEnd(ctx, job, poster, out); err != nil && !isGone(err) {
-			storeErr = errors.Join(storeErr, err)
-		}
-		sum.Outcome = obs.OutcomeOK
+	case e.status == store.StatusStopped:
+		return obs.OutcomeStopped
+	case errors.Is(out.cause, ErrOrphaned):
+		return obs.OutcomeClientGone
+	case e.code != "":
+		return obs.OutcomeModelError
 	}
-	if storeErr != nil {
-		sum.Outcome = obs.OutcomeServerError
-		sum.Err = errors.Join(sum.Err, storeErr)
-		return storeErr
-	}
-	return nil
+	return obs.OutcomeOK
 }
 
-// postEnd sends the end frame of a whole reply.
-func postEnd(ctx context.Context, job Job, poster wsapi.Poster, out streamed) error {
-	u := out.usage()
-	return poster.Post(context.WithoutCancel(ctx), job.ConnectionID, wsapi.Encode(wsapi.Frame{
+// endFrame is the frame that ends a reply for one listener: end, or the
+// error that ended it.
+func endFrame(job Job, requestID string, m store.Message, e ended) wsapi.Frame {
+	if e.code != "" {
+		return wsapi.Frame{Type: wsapi.TypeError, RequestID: requestID, ConversationID: job.ConversationID, MessageID: job.AssistantMessageID, Code: e.code, Message: e.msg}
+	}
+	u := m.Usage
+	return wsapi.Frame{
 		Type:           wsapi.TypeEnd,
-		RequestID:      job.RequestID,
+		RequestID:      requestID,
 		ConversationID: job.ConversationID,
 		MessageID:      job.AssistantMessageID,
-		StopReason:     out.res.StopReason,
-		Usage: &tokens.Usage{
-			InputTokens:              u.InputTokens,
-			OutputTokens:             u.OutputTokens,
-			CacheReadInputTokens:     u.CacheReadInputTokens,
-			CacheCreationInputTokens: u.CacheCreationInputTokens,
-		},
-	}))
+		Model:          m.Model,
+		StopReason:     e.stopReason,
+		Usage:          &u,
+	}
+}
+
+// failClaimed ends a claimed reply that could not start (its inputs could
+// not be read): stored failed, the reservation given back, the client told.
+func (s *Service) failClaimed(ctx context.Context, job Job, poster wsapi.Poster, cause error) {
+	ctx = context.WithoutCancel(ctx)
+	last, err := s.Store.GetReply(ctx, job.AssistantMessageID)
+	if err != nil {
+		last = job.reply()
+	}
+	msg := store.Message{
+		ConversationID: job.ConversationID, MessageID: job.AssistantMessageID, UserID: job.UserID,
+		Role: store.RoleAssistant, CreatedAt: s.now(), RequestID: job.RequestID, Model: job.Model,
+		Incomplete: true, Status: store.StatusFailed, ErrorCode: errcode.Internal,
+	}
+	if err := s.Store.FinishReply(ctx, store.Finish{Reply: last, Message: msg, Keep: keepEnded}); err != nil {
+		_ = s.Store.MarkFailed(ctx, job.reply(), errcode.Internal)
+	}
+	for _, l := range listenersOf(job, last) {
+		postError(ctx, job, poster, l.ConnectionID, l.RequestID, errcode.Internal, "could not load the conversation")
+	}
+}
+
+// listenersOf is everyone following a reply: who asked, then who resumed.
+func listenersOf(job Job, r store.Reply) []store.Listener {
+	return append([]store.Listener{{ConnectionID: job.ConnectionID, RequestID: job.RequestID, AfterSeq: -1}}, r.Listeners...)
 }
 
 // modelErrorFrame maps a failed model call to the client's error code.
@@ -296,10 +427,10 @@ func modelErrorFrame(err, cause error) (code, msg string) {
 	}
 }
 
-// postError tells the client the reply failed. Best effort: if the client
-// is gone there is no one to tell.
-func postError(ctx context.Context, job Job, p wsapi.Poster, code, msg string) {
-	_ = p.Post(context.WithoutCancel(ctx), job.ConnectionID, wsapi.Encode(wsapi.Frame{
-		Type: wsapi.TypeError, RequestID: job.RequestID, Code: code, Message: msg,
+// postError tells a connection the reply failed. Best effort: if the
+// client is gone there is no one to tell.
+func postError(ctx context.Context, job Job, p wsapi.Poster, connectionID, requestID, code, msg string) {
+	_ = p.Post(context.WithoutCancel(ctx), connectionID, wsapi.Encode(wsapi.Frame{
+		Type: wsapi.TypeError, RequestID: requestID, ConversationID: job.ConversationID, MessageID: job.AssistantMessageID, Code: code, Message: msg,
 	}))
 }

@@ -33,17 +33,25 @@ type ConversationJSON struct {
 
 // MessageJSON is a stored message on the wire.
 type MessageJSON struct {
-	ID         string        `json:"id"`
-	MessageID  string        `json:"messageId"`
-	Role       string        `json:"role"`
-	Text       string        `json:"text"`
-	CreatedAt  time.Time     `json:"createdAt"`
-	RequestID  string        `json:"requestId,omitempty"`
-	Model      string        `json:"model,omitempty"`
-	StopReason string        `json:"stopReason,omitempty"`
-	Incomplete bool          `json:"incomplete,omitempty"`
-	Usage      *tokens.Usage `json:"usage,omitempty"`
+	ID         string    `json:"id"`
+	MessageID  string    `json:"messageId"`
+	Role       string    `json:"role"`
+	Text       string    `json:"text"`
+	CreatedAt  time.Time `json:"createdAt"`
+	RequestID  string    `json:"requestId,omitempty"`
+	Model      string    `json:"model,omitempty"`
+	StopReason string    `json:"stopReason,omitempty"`
+	Incomplete bool      `json:"incomplete,omitempty"`
+	// Status is streaming, complete, stopped, incomplete or failed.
+	Status    string        `json:"status"`
+	ErrorCode string        `json:"errorCode,omitempty"`
+	Usage     *tokens.Usage `json:"usage,omitempty"`
 }
+
+// staleStreaming is when a reply still marked streaming cannot be running
+// any more: its job waits at most 2 minutes to start and runs at most
+// Lambda's 15. Such a reply (its function was killed) shows as incomplete.
+const staleStreaming = 20 * time.Minute
 
 func conversationJSON(c store.Conversation) ConversationJSON {
 	return ConversationJSON{
@@ -52,10 +60,14 @@ func conversationJSON(c store.Conversation) ConversationJSON {
 	}
 }
 
-func messageJSON(m store.Message) MessageJSON {
+func messageJSON(m store.Message, now time.Time) MessageJSON {
 	j := MessageJSON{
 		ID: m.MessageID, MessageID: m.MessageID, Role: m.Role, Text: m.Text, CreatedAt: m.CreatedAt.UTC(),
 		RequestID: m.RequestID, Model: m.Model, StopReason: m.StopReason, Incomplete: m.Incomplete,
+		Status: m.State(), ErrorCode: m.ErrorCode,
+	}
+	if j.Status == store.StatusStreaming && now.Sub(m.CreatedAt) > staleStreaming {
+		j.Status, j.Incomplete = store.StatusIncomplete, true
 	}
 	if m.Role == store.RoleAssistant {
 		u := m.Usage
@@ -152,14 +164,15 @@ func (c *Conversations) get(ctx context.Context, r *Request) (Response, *Error) 
 	if err != nil {
 		return Response{}, Internal(err)
 	}
-	bound := store.MessageBound{Limit: limit, Bytes: room, Size: messageBytes}
+	now := now(c.Now)
+	bound := store.MessageBound{Limit: limit, Bytes: room, Size: func(m store.Message) int { return messageBytes(m, now) }}
 	page, err := c.Store.ListMessagesPage(ctx, r.User, conv.ConversationID, bound, r.Query("cursor"))
 	if err != nil {
 		return Response{}, pageError(err)
 	}
 	out.Messages = make([]MessageJSON, 0, len(page.Items))
 	for _, m := range page.Items {
-		out.Messages = append(out.Messages, messageJSON(m))
+		out.Messages = append(out.Messages, messageJSON(m, now))
 	}
 	return Response{Status: http.StatusOK, Body: conversationPage(out, page.Next)}, nil
 }
@@ -190,8 +203,8 @@ func messageRoom(c ConversationJSON) (int, error) {
 
 // messageBytes is what m adds to a conversation page's body: its JSON and
 // the comma before it.
-func messageBytes(m store.Message) int {
-	b, err := marshalJSON(messageJSON(m))
+func messageBytes(m store.Message, now time.Time) int {
+	b, err := marshalJSON(messageJSON(m, now))
 	if err != nil {
 		// The body will not encode either and the route answers 500;
 		// until then the message takes a page of its own.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/dev/seed"
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/tokens"
 )
@@ -18,7 +19,7 @@ func TestUsageSumsTheCallersDaysInRange(t *testing.T) {
 		{InputTokens: 100, OutputTokens: 200, CacheReadInputTokens: 50},
 		{InputTokens: 10, OutputTokens: 20, CacheCreationInputTokens: 5},
 	} {
-		if err := a.store.AddUsage(t.Context(), "alice", today, config.DefaultModelID, u); err != nil {
+		if _, err := seed.Reply(t.Context(), a.store, "alice", today, config.DefaultModelID, "answer", u); err != nil {
 			t.Fatal(err)
 		}
 	}

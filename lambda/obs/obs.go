@@ -37,7 +37,9 @@ func NewLogger(w io.Writer) *slog.Logger {
 const (
 	OutcomeOK          = "ok"
 	OutcomeRejected    = "rejected"     // bad input, not found, quota: the client's doing
-	OutcomeClientGone  = "client_gone"  // 410 mid-reply
+	OutcomeClientGone  = "client_gone"  // nobody resumed the reply in time
+	OutcomeStopped     = "stopped"      // the user stopped the reply
+	OutcomeDuplicate   = "duplicate"    // a second delivery of a claimed reply job
 	OutcomeModelError  = "model_error"  // upstream failure
 	OutcomeServerError = "server_error" // our failure
 )

@@ -87,6 +87,55 @@ func (e *env) msgs(conversationID, user string, n, size int) []store.Message {
 	return out
 }
 
+// accept starts a reply in a new conversation of user, reserving
+// reserve tokens on day against limit with at most maxInflight running.
+func (e *env) accept(user, day string, reserve, limit int64, maxInflight int) (store.Reply, error) {
+	e.Helper()
+	conv := store.Conversation{UserID: user, ConversationID: ids.New(), Title: "t", CreatedAt: t0, UpdatedAt: t0}
+	r := store.Reply{
+		MessageID: ids.New(), UserID: user, ConversationID: conv.ConversationID, ConnectionID: "c1", RequestID: "r1",
+		Day: day, Reserved: reserve, ExpiresAt: e.clock.Now().Add(time.Hour),
+	}
+	r.LiveEntry = store.LiveEntry(e.clock.Now().Add(20*time.Minute), r.MessageID)
+	err := e.s.AcceptMessage(e.ctx, store.Acceptance{
+		Conversation: conv,
+		New:          true,
+		UserMessage:  store.Message{ConversationID: conv.ConversationID, MessageID: ids.New(), UserID: user, Role: store.RoleUser, Text: "q", CreatedAt: t0},
+		Assistant:    store.Message{ConversationID: conv.ConversationID, MessageID: r.MessageID, UserID: user, Role: store.RoleAssistant, CreatedAt: t0, Status: store.StatusStreaming},
+		Reply:        r,
+		DailyLimit:   limit,
+		MaxInflight:  maxInflight,
+	})
+	r.Status = store.StatusStreaming
+	return r, err
+}
+
+// final is r's message as a complete reply.
+func (e *env) final(r store.Reply, text string, u tokens.Usage) store.Message {
+	return store.Message{
+		ConversationID: r.ConversationID, MessageID: r.MessageID, UserID: r.UserID, Role: store.RoleAssistant,
+		Text: text, CreatedAt: t0, Model: "m", Status: store.StatusComplete, Frames: []store.Frame{{Bytes: len(text)}}, Usage: u,
+	}
+}
+
+// finish claims and finishes r with usage u.
+func (e *env) finish(r store.Reply, u tokens.Usage) {
+	e.Helper()
+	e.must(e.s.ClaimReply(e.ctx, r, t0))
+	e.must(e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "answer", u), Keep: time.Hour}))
+}
+
+// seed stores a finished reply of model with usage u on day.
+func (e *env) seed(user, day, model string, u tokens.Usage) {
+	e.Helper()
+	r, err := e.accept(user, day, 0, 0, 1<<20)
+	e.must(err)
+	e.must(e.s.ClaimReply(e.ctx, r, t0))
+	m := e.final(r, "answer", u)
+	m.Model = model
+	e.must(e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: m, Keep: time.Hour}))
+}
+
 // messagePages follows a conversation's message pages from the newest to
 // the oldest, failing on a repeated message, and returns the messages
 // oldest first with the page sizes, newest page first.
@@ -709,61 +758,179 @@ var conformance = []struct {
 	}},
 
 	// Quota and usage.
-	{"quota admits until the day's tokens reach the limit", func(e *env) {
+	{"quota admits while the day's committed tokens are below the limit", func(e *env) {
 		user, day := e.user(), "2026-03-01"
 		steps := []struct {
-			add  int64 // tokens added before reserving
+			use  int64 // tokens the admitted reply used (reserve 50)
 			want error
 		}{
-			{0, nil},
 			{60, nil},
-			{39, nil}, // 99 < 100
-			{1, store.ErrQuotaExceeded},
+			{39, nil}, // admitted at 60 < 100
+			{1, nil},  // admitted at 99 < 100
 			{0, store.ErrQuotaExceeded},
 		}
 		for i, st := range steps {
-			if st.add > 0 {
-				e.must(e.s.AddUsage(e.ctx, user, day, "m", tokens.Usage{InputTokens: st.add}))
+			r, err := e.accept(user, day, 50, 100, 10)
+			e.wantErr(fmt.Sprint("step ", i), err, st.want)
+			if err == nil {
+				e.finish(r, tokens.Usage{InputTokens: st.use})
 			}
-			e.wantErr(fmt.Sprint("step ", i), e.s.ReserveQuota(e.ctx, user, day, 100), st.want)
 		}
-		e.must(e.s.ReserveQuota(e.ctx, user, "2026-03-02", 100))
-		e.must(e.s.ReserveQuota(e.ctx, e.user(), day, 100))
-		e.must(e.s.ReserveQuota(e.ctx, user, day, 0))
+		_, err := e.accept(user, "2026-03-02", 50, 100, 10)
+		e.must(err)
+		_, err = e.accept(e.user(), day, 50, 100, 10)
+		e.must(err)
+		_, err = e.accept(user, day, 50, 0, 10)
+		e.must(err)
 	}},
-	{"limit 0 never blocks", func(e *env) {
+	{"a reservation counts until settled to the real figure", func(e *env) {
 		user, day := e.user(), "2026-03-01"
-		e.must(e.s.AddUsage(e.ctx, user, day, "m", tokens.Usage{OutputTokens: 1 << 40}))
-		for range 3 {
-			e.must(e.s.ReserveQuota(e.ctx, user, day, 0))
-		}
+		r, err := e.accept(user, day, 4096, 1000, 10)
+		e.must(err)
+		used, reserved, err := e.s.Today(e.ctx, user, day)
+		e.must(err)
+		equal(e, "while running", [2]int64{used, reserved}, [2]int64{0, 4096})
+		_, err = e.accept(user, day, 4096, 1000, 10)
+		e.wantErr("second while the first holds 4096", err, store.ErrQuotaExceeded)
+		e.finish(r, tokens.Usage{InputTokens: 30, OutputTokens: 70})
+		used, reserved, err = e.s.Today(e.ctx, user, day)
+		e.must(err)
+		equal(e, "settled", [2]int64{used, reserved}, [2]int64{100, 0})
 	}},
-	{"concurrent usage adds up exactly", func(e *env) {
+	{"concurrent acceptances overshoot the limit by at most one reply", func(e *env) {
 		user, day := e.user(), "2026-03-01"
-		const workers, each = 12, 5
-		u := tokens.Usage{InputTokens: 1, OutputTokens: 2, CacheReadInputTokens: 3, CacheCreationInputTokens: 4}
+		const workers, limit, reserve = 50, 1000, 400
 		var wg sync.WaitGroup
-		errs := make(chan error, workers*each*2)
+		var mu sync.Mutex
+		admitted := 0
 		for range workers {
 			wg.Go(func() {
-				for range each {
-					errs <- e.s.ReserveQuota(e.ctx, user, day, 1_000_000)
-					errs <- e.s.AddUsage(e.ctx, user, day, "m", u)
+				r, err := e.accept(user, day, reserve, limit, workers)
+				if errors.Is(err, store.ErrQuotaExceeded) {
+					return
 				}
+				e.must(err)
+				e.finish(r, tokens.Usage{OutputTokens: reserve})
+				mu.Lock()
+				admitted++
+				mu.Unlock()
 			})
 		}
 		wg.Wait()
-		close(errs)
-		for err := range errs {
-			e.must(err)
-		}
-		const n = workers * each
-		rows, err := e.s.ListUsage(e.ctx, user, day, day)
+		used, reserved, err := e.s.Today(e.ctx, user, day)
 		e.must(err)
-		equal(e, "rows", rows, []store.UsageRow{{Day: day, Model: "m", Usage: tokens.Usage{InputTokens: n, OutputTokens: 2 * n, CacheReadInputTokens: 3 * n, CacheCreationInputTokens: 4 * n}}})
-		total := int64(n) * u.Total()
-		e.wantErr("reserve at the exact total", e.s.ReserveQuota(e.ctx, user, day, total), store.ErrQuotaExceeded)
-		e.must(e.s.ReserveQuota(e.ctx, user, day, total+1))
+		if used > limit+reserve || reserved != 0 || admitted < 1 {
+			e.Errorf("admitted %d, used %d, reserved %d: want used <= %d", admitted, used, reserved, limit+reserve)
+		}
+	}},
+	{"a user runs at most MaxInflight replies; lapsed entries make room", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		first, err := e.accept(user, day, 1, 0, 2)
+		e.must(err)
+		_, err = e.accept(user, day, 1, 0, 2)
+		e.must(err)
+		_, err = e.accept(user, day, 1, 0, 2)
+		e.wantErr("third", err, store.ErrRateLimited)
+		n, err := e.s.Running(e.ctx, user)
+		e.must(err)
+		equal(e, "running", n, 2)
+		e.finish(first, tokens.Usage{})
+		_, err = e.accept(user, day, 1, 0, 2)
+		e.must(err)
+		// Entries lapse (a job that died never gives its entry back).
+		e.clock.Advance(time.Hour)
+		_, err = e.accept(user, day, 1, 0, 2)
+		e.must(err)
+	}},
+	{"a reply is claimed once, by its own user's job", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		r, err := e.accept(user, day, 1, 0, 10)
+		e.must(err)
+		other := r
+		other.UserID = e.user()
+		e.wantErr("another user's claim", e.s.ClaimReply(e.ctx, other, t0), store.ErrNotFound)
+		e.must(e.s.ClaimReply(e.ctx, r, t0))
+		e.wantErr("second claim", e.s.ClaimReply(e.ctx, r, t0), store.ErrClaimed)
+		e.wantErr("fail after claim", e.s.FailUnstarted(e.ctx, r, "internal"), store.ErrClaimed)
+	}},
+	{"listeners, stops and their owners", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		r, err := e.accept(user, day, 1, 0, 10)
+		e.must(err)
+		stranger := e.user()
+		_, err = e.s.AddListener(e.ctx, stranger, r.MessageID, store.Listener{ConnectionID: "c2", RequestID: "r2", AfterSeq: 3})
+		e.wantErr("stranger's resume", err, store.ErrNotFound)
+		e.wantErr("stranger's stop", e.s.RequestStop(e.ctx, stranger, r.MessageID), store.ErrNotFound)
+		e.wantErr("unknown stop", e.s.RequestStop(e.ctx, user, ids.New()), store.ErrNotFound)
+		got, err := e.s.AddListener(e.ctx, user, r.MessageID, store.Listener{ConnectionID: "c2", RequestID: "r2", AfterSeq: 3})
+		e.must(err)
+		equal(e, "listeners", got.Listeners, []store.Listener{{ConnectionID: "c2", RequestID: "r2", AfterSeq: 3}})
+		e.must(e.s.RequestStop(e.ctx, user, r.MessageID))
+		got, err = e.s.GetReply(e.ctx, r.MessageID)
+		e.must(err)
+		if !got.Stop || got.Version != 1 {
+			e.Errorf("record %+v: want stop and version 1", got)
+		}
+		// The finish holds the version it read: a listener that joined
+		// since makes it fail, so nobody joins unseen.
+		e.must(e.s.ClaimReply(e.ctx, r, t0))
+		r.Version = 0
+		err = e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "hi", tokens.Usage{}), Keep: time.Hour})
+		e.wantErr("finish on an old version", err, store.ErrListenersChanged)
+		r.Version = 1
+		e.must(e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "hi", tokens.Usage{}), Keep: time.Hour}))
+		_, err = e.s.AddListener(e.ctx, user, r.MessageID, store.Listener{ConnectionID: "c3", RequestID: "r3", AfterSeq: -1})
+		e.wantErr("resume after the end", err, store.ErrEnded)
+		e.wantErr("stop after the end", e.s.RequestStop(e.ctx, user, r.MessageID), store.ErrEnded)
+		m, err := e.s.GetMessage(e.ctx, user, r.ConversationID, r.MessageID)
+		e.must(err)
+		equal(e, "stored", [2]string{m.Text, m.Status}, [2]string{"hi", store.StatusComplete})
+	}},
+	{"a reply finished after its conversation was deleted leaves no row but counts", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		r, err := e.accept(user, day, 100, 0, 10)
+		e.must(err)
+		e.must(e.s.ClaimReply(e.ctx, r, t0))
+		e.must(e.s.DeleteConversation(e.ctx, user, r.ConversationID))
+		_, err = e.s.GetReply(e.ctx, r.MessageID)
+		e.wantErr("record after delete", err, store.ErrNotFound)
+		err = e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "late", tokens.Usage{OutputTokens: 7}), Keep: time.Hour})
+		e.wantErr("finish", err, store.ErrNotFound)
+		all, err := e.s.ListMessages(e.ctx, r.ConversationID)
+		e.must(err)
+		equal(e, "rows left", len(all), 0)
+		used, reserved, err := e.s.Today(e.ctx, user, day)
+		e.must(err)
+		equal(e, "counted", [2]int64{used, reserved}, [2]int64{7, 0})
+		n, err := e.s.Running(e.ctx, user)
+		e.must(err)
+		equal(e, "running", n, 0)
+	}},
+	{"a job that never ran is failed and gives its reservation back", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		r, err := e.accept(user, day, 100, 0, 10)
+		e.must(err)
+		e.must(e.s.FailUnstarted(e.ctx, r, "internal"))
+		e.wantErr("claim after failing", e.s.ClaimReply(e.ctx, r, t0), store.ErrClaimed)
+		m, err := e.s.GetMessage(e.ctx, user, r.ConversationID, r.MessageID)
+		e.must(err)
+		equal(e, "status", [2]string{m.Status, m.ErrorCode}, [2]string{store.StatusFailed, "internal"})
+		used, reserved, err := e.s.Today(e.ctx, user, day)
+		e.must(err)
+		equal(e, "given back", [2]int64{used, reserved}, [2]int64{0, 0})
+	}},
+	{"checkpoints grow a streaming reply and never revive a deleted one", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		r, err := e.accept(user, day, 1, 0, 10)
+		e.must(err)
+		e.must(e.s.CheckpointReply(e.ctx, r.ConversationID, r.MessageID, "so far", []store.Frame{{Bytes: 2}, {Bytes: 4}}))
+		m, err := e.s.GetMessage(e.ctx, user, r.ConversationID, r.MessageID)
+		e.must(err)
+		equal(e, "checkpoint", [2]any{m.Text, m.Frames}, [2]any{"so far", []store.Frame{{Bytes: 2}, {Bytes: 4}}})
+		e.must(e.s.DeleteConversation(e.ctx, user, r.ConversationID))
+		e.wantErr("after delete", e.s.CheckpointReply(e.ctx, r.ConversationID, r.MessageID, "more", nil), store.ErrNotFound)
+		_, err = e.s.GetMessage(e.ctx, user, r.ConversationID, r.MessageID)
+		e.wantErr("revived", err, store.ErrNotFound)
 	}},
 	{"usage lists rows by day then model within the range", func(e *env) {
 		user := e.user()
@@ -774,10 +941,11 @@ var conformance = []struct {
 			{"2026-02-28", "a", 1}, {"2026-03-01", "b", 2}, {"2026-03-01", "a", 3},
 			{"2026-03-02", "a", 4}, {"2026-03-01", "a", 5}, {"2026-03-03", "a", 6},
 		} {
-			e.must(e.s.AddUsage(e.ctx, user, r.day, r.model, tokens.Usage{InputTokens: r.in}))
+			e.seed(user, r.day, r.model, tokens.Usage{InputTokens: r.in})
 		}
-		e.must(e.s.AddUsage(e.ctx, e.user(), "2026-03-01", "a", tokens.Usage{InputTokens: 100}))
-		e.must(e.s.ReserveQuota(e.ctx, user, "2026-03-02", 10))
+		e.seed(e.user(), "2026-03-01", "a", tokens.Usage{InputTokens: 100})
+		_, err := e.accept(user, "2026-03-02", 10, 0, 10)
+		e.must(err)
 		rows, err := e.s.ListUsage(e.ctx, user, "2026-03-01", "2026-03-02")
 		e.must(err)
 		equal(e, "rows", rows, []store.UsageRow{
@@ -795,11 +963,14 @@ var conformance = []struct {
 			name string
 			err  error
 		}{
-			{"reserve 2026-3-1", e.s.ReserveQuota(e.ctx, user, "2026-3-1", 10)},
-			{"reserve empty day", e.s.ReserveQuota(e.ctx, user, "", 0)},
-			{"add to February 30", e.s.AddUsage(e.ctx, user, "2026-02-30", "m", tokens.Usage{})},
-			{"add without a model", e.s.AddUsage(e.ctx, user, "2026-03-01", "", tokens.Usage{InputTokens: 1})},
-			{"add negative tokens", e.s.AddUsage(e.ctx, user, "2026-03-01", "m", tokens.Usage{OutputTokens: -1})},
+			{"reserve 2026-3-1", func() error { _, err := e.accept(user, "2026-3-1", 10, 0, 10); return err }()},
+			{"reserve empty day", func() error { _, err := e.accept(user, "", 10, 0, 10); return err }()},
+			{"count negative tokens", func() error {
+				r, err := e.accept(user, "2026-03-01", 10, 0, 10)
+				e.must(err)
+				e.must(e.s.ClaimReply(e.ctx, r, t0))
+				return e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "x", tokens.Usage{OutputTokens: -1}), Keep: time.Hour})
+			}()},
 			{"list from junk", func() error { _, err := e.s.ListUsage(e.ctx, user, "yesterday", "2026-03-01"); return err }()},
 			{"list to with time", func() error { _, err := e.s.ListUsage(e.ctx, user, "2026-03-01", "2026-03-01T00:00"); return err }()},
 		} {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/manifest"
-	"github.com/p2/buddy/lambda/tokens"
 )
 
 // DynamoAPI is the part of *dynamodb.Client the store uses, so a wrapped
@@ -382,6 +381,8 @@ func (d *Dynamo) DeleteConversation(ctx context.Context, userID, conversationID 
 	if err != nil && !gone {
 		return wrap("delete conversation", err)
 	}
+	// Deleting a running reply's record also stops it: its job finds the
+	// record gone at its next look.
 	if err := d.deleteMessages(ctx, userID, conversationID); err != nil {
 		return err
 	}
@@ -420,6 +421,13 @@ func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID stri
 			keys = append(keys, item{manifest.AttrConversationID: it[manifest.AttrConversationID], manifest.AttrMessageID: it[manifest.AttrMessageID]})
 		}
 		for chunk := range slices.Chunk(keys, batchSize) {
+			replies := make([]item, len(chunk))
+			for i, k := range chunk {
+				replies[i] = replyKey(k[manifest.AttrMessageID].(*types.AttributeValueMemberS).Value)
+			}
+			if err := d.batchDelete(ctx, d.tables.Replies, replies); err != nil {
+				return err
+			}
 			if err := d.batchDelete(ctx, d.tables.Messages, chunk); err != nil {
 				return err
 			}
@@ -706,79 +714,24 @@ func usageKey(userID, sortKey string) item {
 	return item{manifest.AttrUserID: attrS(userID), manifest.AttrUsageKey: attrS(sortKey)}
 }
 
-// ReserveQuota counts the request on the day's counter item only while its
-// tokens are below the limit; the condition and the increment are one
-// atomic UpdateItem, so concurrent requests cannot both slip past a full
-// counter (they can only all be admitted while it is below the limit).
-func (d *Dynamo) ReserveQuota(ctx context.Context, userID, day string, limit int64) error {
+// Today reads the user's quota counter for day: tokens is what the day
+// has committed (used plus reserved by running replies).
+func (d *Dynamo) Today(ctx context.Context, userID, day string) (used, reserved int64, err error) {
 	if err := checkReserve(userID, day); err != nil {
-		return err
+		return 0, 0, err
 	}
-	if limit <= 0 {
-		return nil
-	}
-	below := expression.AttributeNotExists(expression.Name(attrTokens)).Or(expression.Name(attrTokens).LessThan(expression.Value(limit)))
-	expr, err := expression.NewBuilder().WithUpdate(expression.Add(expression.Name(attrRequests), expression.Value(1))).WithCondition(below).Build()
-	if err != nil {
-		return wrap("reserve quota", err)
-	}
-	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &d.tables.Usage,
-		Key:                       usageKey(userID, quotaKey(day)),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
-	if conditionFailed(err) {
-		return ErrQuotaExceeded
+	it, err := d.getOne(ctx, d.tables.Usage, usageKey(userID, quotaKey(day)), "read quota counter")
+	if errors.Is(err, ErrNotFound) {
+		return 0, 0, nil
 	}
 	if err != nil {
-		return wrap("reserve quota", err)
+		return 0, 0, err
 	}
-	return nil
-}
-
-// AddUsage adds to the (day, model) row, then to the day's counter. The
-// two updates are separate (no transactions): if the second fails the
-// report shows tokens the quota has not counted, never the reverse.
-func (d *Dynamo) AddUsage(ctx context.Context, userID, day, model string, u tokens.Usage) error {
-	if err := checkAddUsage(userID, day, model, u); err != nil {
-		return err
-	}
-	add := expression.Add(expression.Name(attrInputTokens), expression.Value(u.InputTokens)).
-		Add(expression.Name(attrOutputTokens), expression.Value(u.OutputTokens)).
-		Add(expression.Name(attrCacheRead), expression.Value(u.CacheReadInputTokens)).
-		Add(expression.Name(attrCacheCreation), expression.Value(u.CacheCreationInputTokens))
-	row, err := expression.NewBuilder().WithUpdate(add).Build()
+	c, err := unmarshal[quotaCounterRecord](it)
 	if err != nil {
-		return wrap("add usage", err)
+		return 0, 0, err
 	}
-	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &d.tables.Usage,
-		Key:                       usageKey(userID, usageRowKey(day, model)),
-		UpdateExpression:          row.Update(),
-		ExpressionAttributeNames:  row.Names(),
-		ExpressionAttributeValues: row.Values(),
-	})
-	if err != nil {
-		return wrap("add usage", err)
-	}
-	counter, err := expression.NewBuilder().WithUpdate(expression.Add(expression.Name(attrTokens), expression.Value(u.Total()))).Build()
-	if err != nil {
-		return wrap("add usage to the quota counter", err)
-	}
-	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &d.tables.Usage,
-		Key:                       usageKey(userID, quotaKey(day)),
-		UpdateExpression:          counter.Update(),
-		ExpressionAttributeNames:  counter.Names(),
-		ExpressionAttributeValues: counter.Values(),
-	})
-	if err != nil {
-		return wrap("add usage to the quota counter", err)
-	}
-	return nil
+	return c.Tokens - c.Reserved, c.Reserved, nil
 }
 
 func (d *Dynamo) ListUsage(ctx context.Context, userID, from, to string) ([]UsageRow, error) {

@@ -96,6 +96,12 @@ type messageRecord struct {
 	Model          string    `dynamodbav:"model,omitempty"`
 	StopReason     string    `dynamodbav:"stopReason,omitempty"`
 	Incomplete     bool      `dynamodbav:"incomplete,omitempty"`
+	// Assistant messages: the reply's status (absent on messages stored
+	// before statuses: read as complete or incomplete), how its text was
+	// cut into frames (for resume), and the error that ended it.
+	Status    string  `dynamodbav:"status,omitempty"`
+	Frames    []Frame `dynamodbav:"frames,omitempty"`
+	ErrorCode string  `dynamodbav:"errorCode,omitempty"`
 	tokens.Usage
 }
 
@@ -114,6 +120,13 @@ type promptCounterRecord struct {
 	UserID  string `dynamodbav:"userId"`
 	Key     string `dynamodbav:"promptId"`
 	Prompts int    `dynamodbav:"prompts"`
+}
+
+// quotaCounterRecord is a day's quota counter: tokens committed (used
+// plus reserved) and reserved by running replies.
+type quotaCounterRecord struct {
+	Tokens   int64 `dynamodbav:"tokens"`
+	Reserved int64 `dynamodbav:"reserved"`
 }
 
 // usageRowRecord is a usage table item as ListUsage reads it; AddUsage and
@@ -198,6 +211,9 @@ func messageItem(m Message) item {
 		Model:          m.Model,
 		StopReason:     m.StopReason,
 		Incomplete:     m.Incomplete,
+		Status:         m.Status,
+		Frames:         m.Frames,
+		ErrorCode:      m.ErrorCode,
 		Usage:          m.Usage,
 	})
 }
@@ -215,6 +231,9 @@ func decodeMessage(it item) (Message, error) {
 		Model:          r.Model,
 		StopReason:     r.StopReason,
 		Incomplete:     r.Incomplete,
+		Status:         r.Status,
+		Frames:         r.Frames,
+		ErrorCode:      r.ErrorCode,
 		Usage:          r.Usage,
 	}, err
 }

@@ -193,6 +193,20 @@ func renderValue(v types.AttributeValue) map[string]any {
 		return map[string]any{"N": v.Value}
 	case *types.AttributeValueMemberBOOL:
 		return map[string]any{"BOOL": v.Value}
+	case *types.AttributeValueMemberSS:
+		return map[string]any{"SS": v.Value}
+	case *types.AttributeValueMemberL:
+		l := make([]any, len(v.Value))
+		for i, e := range v.Value {
+			l[i] = renderValue(e)
+		}
+		return map[string]any{"L": l}
+	case *types.AttributeValueMemberM:
+		m := map[string]any{}
+		for k, e := range v.Value {
+			m[k] = renderValue(e)
+		}
+		return map[string]any{"M": m}
 	default:
 		return map[string]any{"unexpected": fmt.Sprintf("%T", v)}
 	}
@@ -209,8 +223,43 @@ func parseValue(r map[string]any) (types.AttributeValue, error) {
 		if v, ok := r["BOOL"].(bool); ok {
 			return &types.AttributeValueMemberBOOL{Value: v}, nil
 		}
+		if v, ok := r["SS"].([]any); ok {
+			ss := &types.AttributeValueMemberSS{}
+			for _, e := range v {
+				s, ok := e.(string)
+				if !ok {
+					return nil, fmt.Errorf("%v is not a string set", r)
+				}
+				ss.Value = append(ss.Value, s)
+			}
+			return ss, nil
+		}
+		if v, ok := r["L"].([]any); ok {
+			l := &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
+			for _, e := range v {
+				em, _ := e.(map[string]any)
+				av, err := parseValue(em)
+				if err != nil {
+					return nil, err
+				}
+				l.Value = append(l.Value, av)
+			}
+			return l, nil
+		}
+		if v, ok := r["M"].(map[string]any); ok {
+			m := &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}
+			for k, e := range v {
+				em, _ := e.(map[string]any)
+				av, err := parseValue(em)
+				if err != nil {
+					return nil, err
+				}
+				m.Value[k] = av
+			}
+			return m, nil
+		}
 	}
-	return nil, fmt.Errorf("%v is not an S, N or BOOL value", r)
+	return nil, fmt.Errorf("%v is not an S, N, BOOL, SS, L or M value", r)
 }
 
 // Struct tags cannot name constants, so this ties the records' attribute

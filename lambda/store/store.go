@@ -64,8 +64,29 @@ type Message struct {
 	// Assistant messages only.
 	Model      string
 	StopReason string
-	Incomplete bool // the reply was cut short (client gone, upstream error)
-	Usage      tokens.Usage
+	Incomplete bool // the reply was cut short (stopped, orphaned, upstream error)
+	// Status is StatusStreaming while the reply runs, then how it ended;
+	// a user's message is StatusComplete.
+	Status string
+	// Frames is how the reply's text was cut into delta (and thinking)
+	// frames, so a resume replays them as first sent.
+	Frames []Frame
+	// ErrorCode is the client error code that ended a failed reply.
+	ErrorCode string
+	Usage     tokens.Usage
+}
+
+// State is the message's status as clients see it: a message stored
+// without one (a user's, or a reply stored before statuses were kept) is
+// complete unless flagged incomplete.
+func (m Message) State() string {
+	switch {
+	case m.Status != "":
+		return m.Status
+	case m.Incomplete:
+		return StatusIncomplete
+	}
+	return StatusComplete
 }
 
 type Prompt struct {
@@ -146,12 +167,22 @@ type Store interface {
 	UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error)
 	DeletePrompt(ctx context.Context, userID, promptID string) error
 
-	// ReserveQuota atomically admits one request when the user's counter for
-	// day is below limit (limit 0: always). Concurrent requests admitted
-	// together can overshoot by their own replies, never more.
-	ReserveQuota(ctx context.Context, userID, day string, limit int64) error
-	// AddUsage adds to the (day, model) row and to the day's quota counter.
-	AddUsage(ctx context.Context, userID, day, model string, u tokens.Usage) error
+	// The reply path (replies.go).
+	AcceptMessage(ctx context.Context, a Acceptance) error
+	ClaimReply(ctx context.Context, r Reply, at time.Time) error
+	GetReply(ctx context.Context, messageID string) (Reply, error)
+	AddListener(ctx context.Context, userID, messageID string, l Listener) (Reply, error)
+	RequestStop(ctx context.Context, userID, messageID string) error
+	CheckpointReply(ctx context.Context, conversationID, messageID, text string, frames []Frame) error
+	GetMessage(ctx context.Context, userID, conversationID, messageID string) (Message, error)
+	FinishReply(ctx context.Context, f Finish) error
+	FailUnstarted(ctx context.Context, r Reply, code string) error
+	MarkFailed(ctx context.Context, r Reply, code string) error
+	// Running counts the user's running replies.
+	Running(ctx context.Context, userID string) (int, error)
+	// Today is the user's quota counter for day: tokens used and reserved.
+	Today(ctx context.Context, userID, day string) (used, reserved int64, err error)
+
 	// ListUsage returns rows with from <= day <= to, by day then model.
 	ListUsage(ctx context.Context, userID, from, to string) ([]UsageRow, error)
 }

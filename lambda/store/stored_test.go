@@ -48,6 +48,12 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 		{"prompt counter", db.Tables.Prompts, s2(manifest.AttrUserID, user, manifest.AttrPromptID, store.PromptCounterKey)},
 		{"usage row", db.Tables.Usage, s2(manifest.AttrUserID, user, manifest.AttrUsageKey, day+"#claude-x")},
 		{"quota counter", db.Tables.Usage, s2(manifest.AttrUserID, user, manifest.AttrUsageKey, day+"#")},
+		{"running replies", db.Tables.Usage, s2(manifest.AttrUserID, user, manifest.AttrUsageKey, "live")},
+		{"accepted conversation", db.Tables.Conversations, s2(manifest.AttrUserID, user, manifest.AttrConversationID, "asked")},
+		{"user message", db.Tables.Messages, s2(manifest.AttrConversationID, "asked", manifest.AttrMessageID, "q1")},
+		{"finished reply message", db.Tables.Messages, s2(manifest.AttrConversationID, "asked", manifest.AttrMessageID, "a1")},
+		{"finished reply record", db.Tables.Replies, map[string]types.AttributeValue{manifest.AttrMessageID: &types.AttributeValueMemberS{Value: "a1"}}},
+		{"running reply record", db.Tables.Replies, map[string]types.AttributeValue{manifest.AttrMessageID: &types.AttributeValueMemberS{Value: "a2"}}},
 	}
 	for _, r := range reads {
 		if _, err := db.Client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(r.table), Key: r.key}); err != nil {
@@ -67,11 +73,34 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 		s.PutMessage(ctx, store.Message{ConversationID: "renamed", MessageID: "m1", UserID: user, Role: store.RoleAssistant, Text: "Hi", CreatedAt: at,
 			Model: "claude-x", StopReason: "end_turn", Incomplete: true, Usage: tokens.Usage{InputTokens: 3, OutputTokens: 4}}),
 		s.CreatePrompt(ctx, store.Prompt{UserID: user, PromptID: "edited", Name: "Old", Text: "Old text", CreatedAt: at, UpdatedAt: at}, 10),
-		s.ReserveQuota(ctx, user, day, 1000),
-		// A zero counter is added, and so stored, as 0.
-		s.AddUsage(ctx, user, day, "claude-x", tokens.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 30}),
 	}
-	_, err := s.RenameConversation(ctx, user, "renamed", "New", later)
+	// A reply accepted, claimed and finished (a zero counter is added, and
+	// so stored, as 0), and one still running with a listener.
+	asked := store.Conversation{UserID: user, ConversationID: "asked", Title: "Q", CreatedAt: at, UpdatedAt: at}
+	reply := func(id string) store.Reply {
+		return store.Reply{MessageID: id, UserID: user, ConversationID: "asked", ConnectionID: "golden-conn", RequestID: "r-" + id,
+			Status: store.StatusStreaming, Day: day, Reserved: 100, LiveEntry: store.LiveEntry(at.AddDate(100, 0, 0), id), ExpiresAt: at.AddDate(100, 0, 0)}
+	}
+	assistant := func(id string) store.Message {
+		return store.Message{ConversationID: "asked", MessageID: id, UserID: user, Role: store.RoleAssistant, CreatedAt: at, Model: "claude-x", Status: store.StatusStreaming}
+	}
+	a1, a2 := reply("a1"), reply("a2")
+	steps = append(steps,
+		s.AcceptMessage(ctx, store.Acceptance{Conversation: asked, New: true,
+			UserMessage: store.Message{ConversationID: "asked", MessageID: "q1", UserID: user, Role: store.RoleUser, Text: "Q?", CreatedAt: at, RequestID: "r-a1"},
+			Assistant:   assistant("a1"), Reply: a1, DailyLimit: 1000, MaxInflight: 2}),
+		s.ClaimReply(ctx, a1, at),
+		s.FinishReply(ctx, store.Finish{Reply: a1, Keep: 100 * 365 * 24 * time.Hour, Message: store.Message{
+			ConversationID: "asked", MessageID: "a1", UserID: user, Role: store.RoleAssistant, Text: "Answer", CreatedAt: later, Model: "claude-x",
+			StopReason: "end_turn", Status: store.StatusComplete, Frames: []store.Frame{{Bytes: 2}, {Bytes: 4}},
+			Usage: tokens.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 30}}}),
+		s.AcceptMessage(ctx, store.Acceptance{Conversation: store.Conversation{UserID: user, ConversationID: "asked", UpdatedAt: later},
+			UserMessage: store.Message{ConversationID: "asked", MessageID: "q2", UserID: user, Role: store.RoleUser, Text: "More?", CreatedAt: later, RequestID: "r-a2"},
+			Assistant:   assistant("a2"), Reply: a2, DailyLimit: 1000, MaxInflight: 2}),
+	)
+	_, err := s.AddListener(ctx, user, "a2", store.Listener{ConnectionID: "golden-conn-2", RequestID: "r-resume", AfterSeq: 4})
+	steps = append(steps, err)
+	_, err = s.RenameConversation(ctx, user, "renamed", "New", later)
 	steps = append(steps, err)
 	_, err = s.RenameConversation(ctx, user, "untitled", "", later)
 	steps = append(steps, err)

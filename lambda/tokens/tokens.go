@@ -11,6 +11,9 @@ type Usage struct {
 	OutputTokens             int64 `json:"outputTokens" dynamodbav:"outputTokens,omitempty"`
 	CacheReadInputTokens     int64 `json:"cacheReadInputTokens" dynamodbav:"cacheReadInputTokens,omitempty"`
 	CacheCreationInputTokens int64 `json:"cacheCreationInputTokens" dynamodbav:"cacheCreationInputTokens,omitempty"`
+	// Estimated marks an output count estimated from the text: the reply
+	// was cut short before the upstream reported its own count.
+	Estimated bool `json:"estimated,omitempty" dynamodbav:"outputEstimated,omitempty"`
 }
 
 // Total is what the daily quota counts: every token billed.

@@ -20,16 +20,23 @@ const MaxFrameBytes = 32 * 1024
 const (
 	ActionSendMessage = "sendMessage"
 	ActionPing        = "ping"
+	ActionStop        = "stop"
+	ActionResume      = "resume"
 )
 
 // Server frame types.
 const (
-	TypeStart = "start"
-	TypeDelta = "delta"
-	TypeEnd   = "end"
-	TypeError = "error"
-	TypePong  = "pong"
+	TypeStart    = "start"
+	TypeDelta    = "delta"
+	TypeThinking = "thinking"
+	TypeEnd      = "end"
+	TypeError    = "error"
+	TypePong     = "pong"
 )
+
+// StopReasonStopped is the end frame's stopReason of a reply stopped
+// before the model finished it.
+const StopReasonStopped = "stopped"
 
 // ErrGone is returned by a Poster when the connection no longer exists
 // (API Gateway's 410 GoneException).

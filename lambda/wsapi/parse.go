@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -35,6 +37,11 @@ type ClientFrame struct {
 	ConversationID string `json:"conversationId,omitempty"`
 	PromptID       string `json:"promptId,omitempty"`
 	Text           string `json:"text,omitempty"`
+	// MessageID names the reply a stop or resume is about.
+	MessageID string `json:"messageId,omitempty"`
+	// AfterSeq is the last seq of the reply a resume already has (-1:
+	// none).
+	AfterSeq int `json:"afterSeq,omitempty"`
 }
 
 // ProtocolError is why a frame was refused: Code and Message go to the
@@ -58,7 +65,13 @@ const (
 	fieldConversationID = "conversationId"
 	fieldPromptID       = "promptId"
 	fieldText           = "text"
+	fieldMessageID      = "messageId"
+	fieldAfterSeq       = "afterSeq"
 )
+
+// maxSeq bounds afterSeq: far above any reply's frames, and within int32
+// so it means the same on every platform.
+const maxSeq = 1<<31 - 1
 
 func (f *ClientFrame) field(name string) *string {
 	switch name {
@@ -72,6 +85,8 @@ func (f *ClientFrame) field(name string) *string {
 		return &f.PromptID
 	case fieldText:
 		return &f.Text
+	case fieldMessageID:
+		return &f.MessageID
 	}
 	return nil
 }
@@ -140,6 +155,13 @@ func ParseClientFrame(data []byte) (ClientFrame, *ProtocolError) {
 		switch {
 		case present[name]:
 			note("field %s appears more than once", quoteName(name))
+		case name == fieldAfterSeq:
+			n, isNumber := value.(json.Number)
+			seq, err := strconv.ParseInt(string(n), 10, 64)
+			if !isNumber || err != nil || seq < -1 || seq > maxSeq {
+				note("field %q must be a whole number from -1 to %d", name, maxSeq)
+			}
+			f.AfterSeq = int(seq)
 		case dst == nil:
 			note("unknown field %s", quoteName(name))
 		case !isString:
@@ -169,7 +191,7 @@ func ParseClientFrame(data []byte) (ClientFrame, *ProtocolError) {
 
 func (f ClientFrame) validate(present func(name string) bool) *ProtocolError {
 	if !present(fieldAction) {
-		return badRequest("field %q is required (%q or %q)", fieldAction, ActionSendMessage, ActionPing)
+		return badRequest("field %q is required (%q, %q, %q or %q)", fieldAction, ActionSendMessage, ActionStop, ActionResume, ActionPing)
 	}
 	switch f.Action {
 	case ActionSendMessage:
@@ -189,17 +211,52 @@ func (f ClientFrame) validate(present func(name string) bool) *ProtocolError {
 			return &ProtocolError{Code: errcode.TooLarge,
 				Message: fmt.Sprintf("text is %d bytes; the limit is %d", len(f.Text), MaxTextBytes)}
 		}
+		if p := f.only(present, ActionSendMessage, fieldRequestID, fieldConversationID, fieldPromptID, fieldText); p != nil {
+			return p
+		}
+	case ActionStop, ActionResume:
+		if !present(fieldRequestID) {
+			return badRequest("field %q is required", fieldRequestID)
+		}
+		if !ValidRequestID(f.RequestID) {
+			return badRequestID()
+		}
+		if !present(fieldMessageID) || f.MessageID == "" {
+			return badRequest("field %q is required", fieldMessageID)
+		}
+		if f.Action == ActionResume && !present(fieldAfterSeq) {
+			return badRequest("field %q is required (-1 to replay the reply from its first frame)", fieldAfterSeq)
+		}
+		allowed := []string{fieldRequestID, fieldMessageID}
+		if f.Action == ActionResume {
+			allowed = append(allowed, fieldAfterSeq)
+		}
+		if p := f.only(present, f.Action, allowed...); p != nil {
+			return p
+		}
 	case ActionPing:
 		if present(fieldRequestID) && !ValidRequestID(f.RequestID) {
 			return badRequestID()
 		}
-		for _, name := range []string{fieldConversationID, fieldPromptID, fieldText} {
-			if present(name) {
-				return badRequest("field %q is not allowed in a %q frame", name, ActionPing)
-			}
+		if p := f.only(present, ActionPing, fieldRequestID); p != nil {
+			return p
 		}
 	default:
-		return badRequest("unknown action; use %q or %q", ActionSendMessage, ActionPing)
+		return badRequest("unknown action; use %q, %q, %q or %q", ActionSendMessage, ActionStop, ActionResume, ActionPing)
+	}
+	return nil
+}
+
+// allFields are the fields a client frame may have, in the order a
+// refusal names them.
+var allFields = []string{fieldRequestID, fieldConversationID, fieldPromptID, fieldText, fieldMessageID, fieldAfterSeq}
+
+// only refuses a frame of action that has a field other than allowed.
+func (f ClientFrame) only(present func(string) bool, action string, allowed ...string) *ProtocolError {
+	for _, name := range allFields {
+		if present(name) && !slices.Contains(allowed, name) {
+			return badRequest("field %q is not allowed in a %q frame", name, action)
+		}
 	}
 	return nil
 }

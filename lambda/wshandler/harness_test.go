@@ -1,6 +1,7 @@
 package wshandler_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -63,6 +64,52 @@ func (p *postBox) Post(_ context.Context, conn string, data []byte) error {
 	return nil
 }
 
+// close makes conn answer ErrGone from now on, as a dropped socket does.
+func (p *postBox) close(conn string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed[conn] = true
+}
+
+// peek returns the frames posted to conn so far, keeping them.
+func (p *postBox) peek(conn string) []wsapi.Frame {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]wsapi.Frame(nil), p.frames[conn]...)
+}
+
+// waitFor polls conn's frames until ok accepts them and returns them. A
+// test that never gets there is ended by go test's -timeout.
+func (p *postBox) waitFor(t testing.TB, conn string, ok func([]wsapi.Frame) bool) []wsapi.Frame {
+	t.Helper()
+	for {
+		if f := p.peek(conn); ok(f) {
+			return f
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("gave up waiting for %s's frames: %+v", conn, p.peek(conn))
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// ended reports whether frames hold a reply's last frame.
+func ended(frames []wsapi.Frame) bool {
+	return len(frames) > 0 && (frames[len(frames)-1].Type == wsapi.TypeEnd || frames[len(frames)-1].Type == wsapi.TypeError)
+}
+
+// deltas counts the delta frames.
+func deltas(frames []wsapi.Frame) int {
+	n := 0
+	for _, f := range frames {
+		if f.Type == wsapi.TypeDelta {
+			n++
+		}
+	}
+	return n
+}
+
 // take returns and forgets the frames posted to conn so far.
 func (p *postBox) take(conn string) []wsapi.Frame {
 	p.mu.Lock()
@@ -72,18 +119,35 @@ func (p *postBox) take(conn string) []wsapi.Frame {
 	return f
 }
 
-// inline runs a reply job before Dispatch returns, so a test sees the
-// whole reply when the route handler returns.
-type inline struct{ ws *wshandler.WebSocket }
+// dispatcher runs a reply job through the function's JSON entry point, as
+// Lambda's asynchronous invocation does: before Dispatch returns (inline),
+// so a test sees the whole reply when the route handler returns, or on
+// its own goroutine (async), so a test can act while the reply runs.
+type dispatcher struct {
+	ws    *wshandler.WebSocket
+	async bool
+	jobs  sync.WaitGroup
+	// fail, when set, refuses every dispatch (Lambda throttling the
+	// invoke call).
+	fail error
+}
 
-func (d inline) Dispatch(ctx context.Context, job chat.Job) error {
+func (d *dispatcher) Dispatch(ctx context.Context, job chat.Job) error {
+	if d.fail != nil {
+		return d.fail
+	}
 	// The job travels as JSON in AWS: do the same round trip.
 	b, err := job.Payload()
 	if err != nil {
 		return err
 	}
-	_, err = d.ws.Message(context.WithoutCancel(ctx), b)
-	return err
+	run := func() { _, _ = d.ws.Message(context.WithoutCancel(ctx), b) }
+	if d.async {
+		d.jobs.Go(run)
+		return nil
+	}
+	run()
+	return nil
 }
 
 type harness struct {
@@ -94,6 +158,7 @@ type harness struct {
 	issuer *localissuer.Issuer
 	ws     *wshandler.WebSocket
 	routes map[string]*httpapi.Router
+	disp   *dispatcher
 	nextID int
 }
 
@@ -101,6 +166,12 @@ type harnessOpts struct {
 	limit       int64
 	idleTimeout time.Duration
 	topP        bool
+	// async runs reply jobs on their own goroutines (wait with h.wait).
+	async bool
+	// grace is the orphan grace (10 s when zero); maxInflight the running
+	// replies a user may have (the default when zero).
+	grace       time.Duration
+	maxInflight int
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -128,6 +199,8 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	cfg.DailyTokenLimit = o.limit
+	cfg.OrphanGrace = cmp.Or(o.grace, 10*time.Second)
+	cfg.MaxInflightReplies = cmp.Or(o.maxInflight, cfg.MaxInflightReplies)
 	idle := o.idleTimeout
 	if idle == 0 {
 		idle = 10 * time.Second
@@ -141,14 +214,19 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		ConnectionTTL: time.Hour,
 		Log:           log,
 	}
+	h.disp = &dispatcher{ws: h.ws, async: o.async}
+	t.Cleanup(h.wait)
 	h.ws.Chat = &chat.Service{
 		Store:    h.store,
 		Model:    claude.NewAnthropic(claude.AnthropicOptions{Keys: staticKey("sk-ant-test"), BaseURL: modelSrv.URL, MaxRetries: 1, IdleTimeout: idle}),
 		Posters:  func(string) wsapi.Poster { return h.posts },
-		Dispatch: inline{h.ws},
+		Dispatch: h.disp,
 		Config:   cfg,
 		Log:      log,
 		Window:   time.Millisecond,
+		// Stops and resumes reach a running reply within a poll: short
+		// here so the tests run fast.
+		Poll: 5 * time.Millisecond,
 	}
 	h.routes = map[string]*httpapi.Router{
 		"conversations": {Function: "conversation-api", Log: log, Routes: (&httpapi.Conversations{Store: h.store}).Routes()},
@@ -156,6 +234,20 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		"usage":         {Function: "usage-handler", Log: log, Routes: (&httpapi.Usage{Store: h.store, DailyTokenLimit: o.limit}).Routes()},
 	}
 	return h
+}
+
+// wait waits for the reply jobs dispatched so far.
+func (h *harness) wait() { h.disp.jobs.Wait() }
+
+// instance is a second handler instance of the message function: the same
+// store, model and @connections, none of the first one's memory (its
+// connection cache), as another Lambda execution environment.
+func (h *harness) instance() *wshandler.WebSocket {
+	chat := *h.ws.Chat
+	return &wshandler.WebSocket{
+		Function: h.ws.Function, Store: h.ws.Store, Verifier: h.ws.Verifier, Chat: &chat,
+		Posters: h.ws.Posters, ConnectionTTL: h.ws.ConnectionTTL, Log: h.ws.Log,
+	}
 }
 
 func (h *harness) token(sub string) string {
@@ -194,16 +286,22 @@ func (h *harness) connect(sub string) string {
 // point) and returns the frames the connection received.
 func (h *harness) send(conn, body string) []wsapi.Frame {
 	h.t.Helper()
+	h.deliver(h.ws, conn, body)
+	return h.posts.take(conn)
+}
+
+// deliver hands a frame to an instance of the message function.
+func (h *harness) deliver(ws *wshandler.WebSocket, conn, body string) {
+	h.t.Helper()
 	ev := wsEvent(conn, "sendMessage", body)
 	raw, _ := json.Marshal(ev)
-	out, err := h.ws.Message(context.Background(), raw)
+	out, err := ws.Message(context.Background(), raw)
 	if err != nil {
 		h.t.Fatalf("Message returned error: %v", err)
 	}
 	if r, ok := out.(events.APIGatewayProxyResponse); !ok || r.StatusCode != 200 {
 		h.t.Fatalf("Message answered %#v, want 200", out)
 	}
-	return h.posts.take(conn)
 }
 
 func sendFrame(requestID, conversationID, promptID, text string) string {

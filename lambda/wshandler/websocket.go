@@ -82,13 +82,26 @@ func (w *WebSocket) Connect(ctx context.Context, ev events.APIGatewayWebsocketPr
 		ConnectionID: ev.RequestContext.ConnectionID,
 		UserID:       claims.Subject,
 		ConnectedAt:  now,
-		ExpiresAt:    now.Add(w.ConnectionTTL),
+		ExpiresAt:    connectionExpiry(now, w.ConnectionTTL, claims.ExpiresAt),
 	}); err != nil {
 		sum.Outcome, sum.Status, sum.Err = obs.OutcomeServerError, 500, err
 		return events.APIGatewayProxyResponse{StatusCode: 500}, nil
 	}
 	sum.Outcome, sum.Status = obs.OutcomeOK, 200
 	return ok, nil
+}
+
+// connectionExpiry is when a connection stops being served: its TTL, or
+// its token's expiry when that comes first (a socket lives no longer than
+// the token that opened it).
+func connectionExpiry(now time.Time, ttl time.Duration, tokenExp int64) time.Time {
+	exp := now.Add(ttl)
+	if tokenExp > 0 {
+		if t := time.Unix(tokenExp, 0); t.Before(exp) {
+			return t
+		}
+	}
+	return exp
 }
 
 // Disconnect forgets the connection.
@@ -106,12 +119,23 @@ func (w *WebSocket) Disconnect(ctx context.Context, ev events.APIGatewayWebsocke
 }
 
 // Message is the websocket-message function: it receives API Gateway route
-// events (sendMessage, ping, $default) and its own reply Jobs.
+// events (sendMessage, stop, resume, ping, $default), its own reply Jobs,
+// and, from its failure destination's queue, the jobs Lambda gave up on.
 func (w *WebSocket) Message(ctx context.Context, raw json.RawMessage) (any, error) {
 	var probe struct {
-		Kind string `json:"kind"`
+		Kind    string `json:"kind"`
+		Records []struct {
+			EventSource string `json:"eventSource"`
+		} `json:"Records"`
 	}
 	_ = json.Unmarshal(raw, &probe)
+	if len(probe.Records) > 0 && probe.Records[0].EventSource == "aws:sqs" {
+		var ev events.SQSEvent
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return nil, fmt.Errorf("decode queue event: %w", err)
+		}
+		return w.Abandoned(ctx, ev), nil
+	}
 	if probe.Kind == chat.JobKind {
 		var job chat.Job
 		if err := json.Unmarshal(raw, &job); err != nil {
@@ -180,20 +204,44 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 	case wsapi.ActionSendMessage:
 		job, rej := w.Chat.Accept(ctx, conn.UserID, rc.ConnectionID, endpoint, f)
 		if rej != nil {
-			outcome := obs.OutcomeRejected
-			if rej.Code == errcode.Internal {
-				outcome = obs.OutcomeServerError
-			}
-			return fail(f.RequestID, rej.Code, rej.Message, outcome, rej.Err)
+			return fail(f.RequestID, rej.Code, rej.Message, rejected(rej), rej.Err)
 		}
+		// start goes out before the job exists, so it always precedes the
+		// reply's first delta.
+		answer(wsapi.Frame{Type: wsapi.TypeStart, RequestID: f.RequestID, ConversationID: job.ConversationID, MessageID: job.AssistantMessageID, Model: job.Model})
 		if err := w.Chat.Dispatch.Dispatch(ctx, job); err != nil {
-			// The user's message is stored; the client may retry.
-			return fail(f.RequestID, errcode.Internal, "could not start the reply; try again", obs.OutcomeServerError, err)
+			// The user's message is stored; the reply is failed and the
+			// client told, with its messageId, by Unstarted.
+			sum.Outcome, sum.Err = obs.OutcomeServerError, err
+			if uerr := w.Chat.Unstarted(context.WithoutCancel(ctx), job); uerr != nil {
+				sum.Err = errors.Join(err, uerr)
+			}
+			return ok, nil
+		}
+		sum.Outcome = obs.OutcomeOK
+		return ok, nil
+	case wsapi.ActionStop:
+		if rej := w.Chat.Stop(ctx, conn.UserID, f); rej != nil {
+			return fail(f.RequestID, rej.Code, rej.Message, rejected(rej), rej.Err)
+		}
+		sum.Outcome = obs.OutcomeOK
+		return ok, nil
+	case wsapi.ActionResume:
+		if rej := w.Chat.Resume(ctx, conn.UserID, rc.ConnectionID, endpoint, f); rej != nil {
+			return fail(f.RequestID, rej.Code, rej.Message, rejected(rej), rej.Err)
 		}
 		sum.Outcome = obs.OutcomeOK
 		return ok, nil
 	}
 	return fail(f.RequestID, errcode.BadRequest, "unknown action", obs.OutcomeRejected, nil)
+}
+
+// rejected is the summary outcome of a refused request.
+func rejected(rej *chat.Reject) string {
+	if rej.Code == errcode.Internal {
+		return obs.OutcomeServerError
+	}
+	return obs.OutcomeRejected
 }
 
 // connection resolves a connection, through the cache when it can.
@@ -215,4 +263,48 @@ func (w *WebSocket) Reply(ctx context.Context, job chat.Job) error {
 	sum := w.summary(ctx, "", "")
 	defer sum.Log(ctx, w.Log)
 	return w.Chat.Run(ctx, job, sum)
+}
+
+// Abandoned handles the records of the message function's failure
+// destination queue: reply jobs Lambda gave up on (throttled until their
+// event age ran out, or failed to start). Each reply is failed and its
+// client told; a record that cannot be handled is reported back so the
+// queue delivers it again.
+func (w *WebSocket) Abandoned(ctx context.Context, ev events.SQSEvent) events.SQSEventResponse {
+	var resp events.SQSEventResponse
+	for _, rec := range ev.Records {
+		sum := w.summary(ctx, "abandoned", rec.MessageId)
+		job, err := abandonedJob(rec.Body)
+		if err != nil {
+			// Delivering it again cannot help: log it and let it go.
+			sum.Outcome, sum.Err = obs.OutcomeServerError, err
+			sum.Log(ctx, w.Log)
+			continue
+		}
+		sum.ClientRequestID, sum.ConnectionID, sum.User = job.RequestID, job.ConnectionID, job.UserID
+		if err := w.Chat.Unstarted(ctx, job); err != nil {
+			sum.Outcome, sum.Err = obs.OutcomeServerError, err
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+		} else {
+			sum.Outcome = obs.OutcomeOK
+		}
+		sum.Log(ctx, w.Log)
+	}
+	return resp
+}
+
+// abandonedJob reads the reply job out of a Lambda asynchronous
+// invocation record (the body a failure destination receives: the
+// original payload is its requestPayload).
+func abandonedJob(body string) (chat.Job, error) {
+	var rec struct {
+		RequestPayload chat.Job `json:"requestPayload"`
+	}
+	if err := json.Unmarshal([]byte(body), &rec); err != nil {
+		return chat.Job{}, fmt.Errorf("decode invocation record: %w", err)
+	}
+	if rec.RequestPayload.Kind != chat.JobKind {
+		return chat.Job{}, fmt.Errorf("invocation record holds no reply job")
+	}
+	return rec.RequestPayload, nil
 }

@@ -29,12 +29,12 @@ func checkReply(t *testing.T, frames []wsapi.Frame, requestID string) (string, w
 	if start.Type != wsapi.TypeStart || start.RequestID != requestID || start.ConversationID == "" || start.MessageID == "" || start.Model == "" {
 		t.Fatalf("bad start frame %+v", start)
 	}
-	if end.Type != wsapi.TypeEnd || end.RequestID != requestID || end.MessageID != start.MessageID || end.ConversationID != start.ConversationID || end.Usage == nil || end.StopReason == "" {
+	if end.Type != wsapi.TypeEnd || end.RequestID != requestID || end.MessageID != start.MessageID || end.ConversationID != start.ConversationID || end.Usage == nil || end.StopReason == "" || end.Model == "" {
 		t.Fatalf("bad end frame %+v", end)
 	}
 	var text strings.Builder
 	for i, f := range frames[1 : len(frames)-1] {
-		if f.Type != wsapi.TypeDelta || f.Seq == nil || *f.Seq != i || f.RequestID != requestID || f.ConversationID != start.ConversationID {
+		if f.Type != wsapi.TypeDelta || f.Seq == nil || *f.Seq != i || f.RequestID != requestID || f.ConversationID != start.ConversationID || f.MessageID != start.MessageID {
 			t.Fatalf("frame %d is not delta seq %d: %+v", i+1, i, f)
 		}
 		text.WriteString(f.Text)
@@ -51,8 +51,10 @@ func TestSendMessageStreamsTheReplyAndStoresIt(t *testing.T) {
 	if !strings.Contains(text, "stand-in") {
 		t.Errorf("reply %q is not the stand-in's", text)
 	}
-	if frames[0].Model != "standin/claude-opus-4-5-20251101" {
-		t.Errorf("start model = %q, want what the upstream reported", frames[0].Model)
+	// start names the model that will answer before it is called; end
+	// names the one the upstream reported.
+	if frames[0].Model != "claude-opus-4-5-20251101" || end.Model != "standin/claude-opus-4-5-20251101" {
+		t.Errorf("start model = %q, end model = %q", frames[0].Model, end.Model)
 	}
 	if end.Usage.InputTokens == 0 || end.Usage.OutputTokens == 0 {
 		t.Errorf("end usage empty: %+v", end.Usage)
@@ -351,7 +353,7 @@ func TestModelFaults(t *testing.T) {
 				checkReply(t, frames, "r1")
 				return
 			}
-			if last.Type != wsapi.TypeError || last.Code != tt.code || last.RequestID != "r1" {
+			if last.Type != wsapi.TypeError || last.Code != tt.code || last.RequestID != "r1" || last.MessageID != frames[0].MessageID {
 				t.Fatalf("last frame %+v, want error %s", last, tt.code)
 			}
 			// The user's message stays stored; a partial reply is stored
@@ -370,42 +372,58 @@ func TestModelFaults(t *testing.T) {
 			if msgs[0].Role != store.RoleUser {
 				t.Fatalf("user message not stored first: %+v", msgs)
 			}
+			// The reply's message says how it ended.
+			if len(msgs) != 2 {
+				t.Fatalf("stored %d messages, want the user's and the reply's", len(msgs))
+			}
 			if tt.partial {
-				if deltas.Len() == 0 || len(msgs) != 2 || !msgs[1].Incomplete || msgs[1].Text != deltas.String() {
-					t.Errorf("partial reply: deltas %q, stored %+v", deltas.String(), msgs)
+				if deltas.Len() == 0 || msgs[1].Status != store.StatusIncomplete || msgs[1].Text != deltas.String() {
+					t.Errorf("partial reply: deltas %q, stored %+v", deltas.String(), msgs[1])
 				}
-			} else if len(msgs) != 1 {
-				t.Errorf("stored %d messages, want only the user's", len(msgs))
+			} else if msgs[1].Status != store.StatusFailed || msgs[1].Text != "" || msgs[1].ErrorCode != tt.code {
+				t.Errorf("failed reply stored as %+v", msgs[1])
 			}
 		})
 	}
 }
 
-func TestClientGoneMidReplyStopsTheUpstream(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+// A reply whose client left keeps running, waiting for a resume; when
+// none comes within the orphan grace it stops upstream and is stored
+// incomplete, with the tokens it produced counted.
+func TestOrphanedReplyStopsAfterTheGrace(t *testing.T) {
+	h := newHarness(t, harnessOpts{grace: 200 * time.Millisecond})
 	conn := h.connect("alice")
 	h.posts.goneAfter[conn] = 4 // start + 3 deltas, then 410
 	frames := h.send(conn, sendFrame("r1", "", "", "tell me a long story [[tokens=5000]] [[rate=500]]"))
 	if len(frames) != 4 {
 		t.Fatalf("got %d frames before the client left", len(frames))
 	}
-	ctx := t.Context()
-	if err := h.model.WaitClientGone(ctx, 1); err != nil {
+	if err := h.model.WaitClientGone(t.Context(), 1); err != nil {
 		t.Fatalf("upstream stream not stopped: %v", err)
 	}
 	page, _ := h.store.ListConversations(context.Background(), "alice", 10, "")
 	msgs, _ := h.store.ListMessages(context.Background(), page.Items[0].ConversationID)
-	if len(msgs) != 2 || !msgs[1].Incomplete || msgs[1].Text == "" || msgs[1].Usage.OutputTokens >= 5000 {
+	if len(msgs) != 2 {
 		t.Fatalf("stored %+v", msgs)
 	}
-	if _, err := h.store.GetConnection(context.Background(), conn); err != store.ErrNotFound {
-		t.Errorf("gone connection not forgotten: %v", err)
+	m := msgs[1]
+	var sent strings.Builder
+	for _, f := range frames[1:] {
+		sent.WriteString(f.Text)
+	}
+	// What was produced after the client left is kept too.
+	if m.Status != store.StatusIncomplete || !strings.HasPrefix(m.Text, sent.String()) || len(m.Text) <= sent.Len() {
+		t.Errorf("stored %q (%s), want more than the %q sent", m.Text, m.Status, sent.String())
+	}
+	words := int64(len(strings.Fields(m.Text)))
+	if m.Usage.OutputTokens < words || m.Usage.OutputTokens >= 5000 || !m.Usage.Estimated {
+		t.Errorf("counted %+v for %d words produced", m.Usage, words)
 	}
 }
 
 func TestJobPayload(t *testing.T) {
 	job := chat.Job{Kind: chat.JobKind, Endpoint: "https://x/test", ConnectionID: "c", RequestID: "r", UserID: "u",
-		ConversationID: "v", UserMessageID: "m1", AssistantMessageID: "m2", System: "s", FirstTurn: "hello",
+		ConversationID: "v", UserMessageID: "m1", AssistantMessageID: "m2", PromptID: "p", FirstTurn: "hello",
 		AcceptedAt: time.Unix(1, 0).UTC()}
 	// 100,000 bytes that JSON escapes to six bytes each.
 	escaped := job

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,13 +16,11 @@ import (
 	"github.com/p2/buddy/infra/bundle"
 	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/dev/apigwfixtures"
-	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/dev/fakeconnections"
-	"github.com/p2/buddy/lambda/dev/fakelambda"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
-	"github.com/p2/buddy/lambda/dev/fakesecrets"
-	"github.com/p2/buddy/lambda/dev/localissuer"
 	"github.com/p2/buddy/lambda/dev/rie"
+	"github.com/p2/buddy/lambda/dev/seed"
+	"github.com/p2/buddy/lambda/dev/standins"
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/manifest"
@@ -38,27 +34,12 @@ import (
 // deployed bootstraps built for this machine, one DynamoDB Local with the
 // tables, and the stand-ins of the services they call.
 type world struct {
+	*standins.Set
 	root, rie string
 	bins      map[string]string // function dir → bootstrap
 	home      string
-	db        *dynamodblocal.Local
 	store     store.Store
-	issuer    *localissuer.Issuer
-	posts     *fakeconnections.Recorder
-	lambda    *fakelambda.Server
 	model     *fakemodel.Server
-	servers   []*httptest.Server
-	env       map[string]string // the stand-ins' endpoints, for every function
-
-	mu      sync.Mutex
-	running map[string]*rie.Function // function name → the one under test
-	jobs    chan jobResult
-}
-
-// jobResult is how an invocation forwarded from the Lambda API ended.
-type jobResult struct {
-	resp rie.Response
-	err  error
 }
 
 const (
@@ -99,7 +80,7 @@ func setup(t *testing.T) *world {
 }
 
 func newWorld(ctx context.Context) (w *world, err error) {
-	w = &world{running: map[string]*rie.Function{}, jobs: make(chan jobResult, 16)}
+	w = &world{}
 	defer func() {
 		if err != nil {
 			_ = w.close()
@@ -122,123 +103,30 @@ func newWorld(ctx context.Context) (w *world, err error) {
 	if w.home, err = os.MkdirTemp("", "rie-home-"); err != nil {
 		return w, err
 	}
-	if w.db, err = dynamodblocal.StartWithTables(ctx, dynamodblocal.Options{}, tablePrefix); err != nil {
-		return w, err // says what to install when java or the jar is missing
+	w.Set, err = standins.Start(ctx, standins.Options{DB: true, TablePrefix: tablePrefix, Audience: audience, Stage: stage, APIKey: apiKey})
+	if err != nil {
+		return w, err
 	}
-	w.store = store.NewDynamo(w.db.Client, w.db.Tables)
-
-	secrets := fakesecrets.New()
-	secrets.Set(config.ModelDefaults[config.SecretName], `{"api_key":"`+apiKey+`"}`)
+	w.store = store.NewDynamo(w.DB.Client, w.DB.Tables)
 	// The model accepts only the key in the secret: a reply proves the
 	// function read it from Secrets Manager.
 	w.model = fakemodel.New(fakemodel.Options{APIKey: apiKey})
-	w.posts = &fakeconnections.Recorder{}
-	w.lambda = fakelambda.New(w.forward)
-	var jwks http.Handler = http.NotFoundHandler()
-	issuerSrv := w.serve(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { jwks.ServeHTTP(rw, r) }))
-	// The issuer is the server's URL, so config derives its JWKS URL
-	// <issuer>/.well-known/jwks.json as it does for Cognito.
-	if w.issuer, err = localissuer.New(issuerSrv.URL, audience, nil); err != nil {
-		return w, err
-	}
-	jwks = w.issuer.JWKSHandler()
-	w.env = map[string]string{
-		"AWS_ENDPOINT_URL_DYNAMODB":        w.db.Endpoint(),
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER": w.serve(secrets).URL,
-		"AWS_ENDPOINT_URL_LAMBDA":          w.serve(w.lambda).URL,
-		config.ConnectionsEndpoint:         w.serve(fakeconnections.NewHandler(w.posts)).URL + "/" + stage,
-		config.AnthropicBaseURL:            w.serve(w.model).URL,
-	}
+	w.Endpoints[config.AnthropicBaseURL] = w.Serve(w.model).URL
 	return w, nil
-}
-
-func (w *world) serve(h http.Handler) *httptest.Server {
-	s := httptest.NewServer(h)
-	w.servers = append(w.servers, s)
-	return s
 }
 
 func (w *world) close() error {
 	if w.model != nil {
 		w.model.Close()
 	}
-	for _, s := range w.servers {
-		s.Close()
+	var err error
+	if w.Set != nil {
+		err = w.Set.Close()
 	}
 	if w.home != "" {
 		os.RemoveAll(w.home)
 	}
-	if w.db != nil {
-		return w.db.Stop()
-	}
-	return nil
-}
-
-// forward is the Lambda API's callback: an Event invocation of a function
-// under test goes to that function under the emulator, after the
-// invocation that made it (one execution environment runs one invocation
-// at a time, and the emulator has only one).
-func (w *world) forward(_ context.Context, inv fakelambda.Invocation) error {
-	w.mu.Lock()
-	f := w.running[inv.Function]
-	w.mu.Unlock()
-	if f == nil {
-		return fakelambda.ErrUnknownFunction
-	}
-	go func() {
-		// Not the request's context, which ends with the 202: the job
-		// runs until it ends or its emulator is stopped.
-		resp, err := f.Invoke(context.Background(), inv.Payload)
-		w.jobs <- jobResult{resp, err}
-	}()
-	return nil
-}
-
-// envFor is fn's environment as Lambda and the stack give it: the platform's
-// variables, the configuration every function validates (the documented
-// defaults), the tables fn uses, the issuer for $connect, and the
-// stand-ins' endpoints; overrides last.
-func (w *world) envFor(fn manifest.Function, overrides map[string]string) []string {
-	// The emulator gives each invocation the function's own timeout.
-	timeout := strconv.Itoa(fn.TimeoutSeconds)
-	vars := map[string]string{
-		"PATH":                            "/usr/local/bin:/usr/bin:/bin",
-		"LANG":                            "en_US.UTF-8",
-		"TZ":                              ":UTC",
-		"HOME":                            w.home,
-		"AWS_LAMBDA_FUNCTION_NAME":        fn.Name,
-		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-		"AWS_LAMBDA_FUNCTION_TIMEOUT":     timeout,
-		"AWS_LAMBDA_LOG_GROUP_NAME":       "/aws/lambda/" + fn.Name,
-		"AWS_LAMBDA_LOG_STREAM_NAME":      "2026/01/01/[$LATEST]0123456789abcdef",
-		"AWS_REGION":                      "us-east-1",
-		"AWS_DEFAULT_REGION":              "us-east-1",
-		"AWS_ACCESS_KEY_ID":               "ASIARIETESTEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY":           "rie/test/secret/access/key/not/a/real/one0",
-		"AWS_SESSION_TOKEN":               "rie-test-session-token",
-	}
-	for k, v := range config.ModelDefaults {
-		vars[k] = v
-	}
-	for _, t := range fn.Tables {
-		vars[t.EnvVar] = tablePrefix + t.ID
-	}
-	if fn.Name == manifest.WebSocketConnect.Name {
-		vars[config.JWTIssuer] = w.issuer.Issuer()
-		vars[config.JWTAudience] = w.issuer.Audience()
-	}
-	for k, v := range w.env {
-		vars[k] = v
-	}
-	for k, v := range overrides {
-		vars[k] = v
-	}
-	env := make([]string, 0, len(vars))
-	for k, v := range vars {
-		env = append(env, k+"="+v)
-	}
-	return env
+	return err
 }
 
 // harness is one function under the emulator, for one test.
@@ -251,17 +139,15 @@ type harness struct {
 
 func (w *world) start(t *testing.T, fn manifest.Function, overrides map[string]string) *harness {
 	t.Helper()
-	f, err := rie.Start(t.Context(), rie.Options{RIE: w.rie, Bootstrap: w.bins[fn.Dir], Env: w.envFor(fn, overrides)})
+	bin := w.bins[fn.Dir]
+	env := w.FunctionEnv(fn, standins.Code{Home: w.home, TaskRoot: filepath.Dir(bin), Handler: "bootstrap", Vars: overrides})
+	f, err := rie.Start(t.Context(), rie.Options{RIE: w.rie, Bootstrap: bin, Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.mu.Lock()
-	w.running[fn.Name] = f
-	w.mu.Unlock()
+	w.Route(fn.Name, f)
 	t.Cleanup(func() {
-		w.mu.Lock()
-		delete(w.running, fn.Name)
-		w.mu.Unlock()
+		w.Route(fn.Name, nil)
 		if err := f.Stop(); err != nil {
 			t.Error(err)
 		}
@@ -356,7 +242,7 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 		}},
 		{"$connect with a dev token answers 200 and stores the connection", manifest.WebSocketConnect, func(h *harness) {
 			user, id := unique("alice"), unique("conn")+"="
-			token, err := h.issuer.Sign(user, time.Hour)
+			token, err := h.Issuer.Sign(user, time.Hour)
 			if err != nil {
 				h.t.Fatal(err)
 			}
@@ -385,7 +271,7 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 			id := h.connect(unique("carol"))
 			var resp response
 			h.invoke(apigwfixtures.Message(id, manifest.RoutePing, `{"action":"ping"}`), &resp)
-			if got := frames(h.posts.PostsTo(id)); len(got) != 1 || got[0].Type != wsapi.TypePong {
+			if got := frames(h.Posts.PostsTo(id)); len(got) != 1 || got[0].Type != wsapi.TypePong {
 				h.t.Errorf("posted %+v, want one pong", got)
 			}
 		}},
@@ -395,7 +281,7 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 			ev := apigwfixtures.Load(apigwfixtures.WebSocketMessage).Set("requestContext.connectionId", id)
 			var resp response
 			h.invoke(ev, &resp)
-			if got := frames(h.posts.PostsTo(id)); len(got) != 1 || got[0].Type != wsapi.TypeError || got[0].Code != errcode.BadRequest {
+			if got := frames(h.Posts.PostsTo(id)); len(got) != 1 || got[0].Type != wsapi.TypeError || got[0].Code != errcode.BadRequest {
 				h.t.Errorf("posted %+v, want one bad_request error", got)
 			}
 		}},
@@ -404,25 +290,24 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 			id := h.connect(user)
 			body := `{"action":"sendMessage","requestId":"r1","text":"[[tokens=12]] Hello from the emulator"}`
 			var resp response
+			before := h.ForwardedSoFar()
 			h.invoke(apigwfixtures.Message(id, manifest.RouteSendMessage, body), &resp)
 			if resp.StatusCode != http.StatusOK {
 				h.t.Fatalf("sendMessage answered %d", resp.StatusCode)
 			}
 			// The reply job reached the Lambda API as an Event
 			// invocation of this same function, which ran it.
-			var job jobResult
-			select {
-			case job = <-h.jobs:
-			case <-h.t.Context().Done():
-				h.t.Fatal("the reply job never ran")
+			jobs, err := h.WaitForwarded(h.t.Context(), before, 1, nil)
+			if err != nil {
+				h.t.Fatalf("the reply job never ran: %v", err)
 			}
-			if job.err != nil || job.resp.Status != http.StatusOK {
-				h.t.Fatalf("reply job: %+v, %v", job.resp, job.err)
+			if job := jobs[0]; job.Err != nil || job.Resp.Status != http.StatusOK {
+				h.t.Fatalf("reply job: %+v, %v", job.Resp, job.Err)
 			}
-			if _, msg, ok := job.resp.FunctionError(); ok {
+			if _, msg, ok := jobs[0].Resp.FunctionError(); ok {
 				h.t.Fatalf("reply job failed: %s", msg)
 			}
-			got := frames(h.posts.PostsTo(id))
+			got := frames(h.Posts.PostsTo(id))
 			if len(got) < 3 || got[0].Type != wsapi.TypeStart || got[len(got)-1].Type != wsapi.TypeEnd {
 				h.t.Fatalf("posted %+v, want start, deltas, end", got)
 			}
@@ -437,8 +322,8 @@ func TestFunctionsRunUnderTheEmulator(t *testing.T) {
 			if err != nil || len(msgs) != 2 || msgs[1].Text != text.String() || msgs[1].UserID != user {
 				h.t.Errorf("stored %+v, %v; want the user's message and the streamed reply", msgs, err)
 			}
-			if n := len(h.lambda.Invocations()); n == 0 || h.lambda.Invocations()[n-1].Function != manifest.WebSocketMessage.Name {
-				h.t.Errorf("the Lambda API saw %+v, want the message function's own Event invocation", h.lambda.Invocations())
+			if n := len(h.Lambda.Invocations()); n == 0 || h.Lambda.Invocations()[n-1].Function != manifest.WebSocketMessage.Name {
+				h.t.Errorf("the Lambda API saw %+v, want the message function's own Event invocation", h.Lambda.Invocations())
 			}
 		}},
 	}
@@ -563,7 +448,7 @@ var httpRouteCases = map[string]func(h *harness, me, other string){
 	manifest.RouteGetUsage: func(h *harness, me, other string) {
 		day := time.Now().UTC().Format(time.DateOnly)
 		for u, n := range map[string]int64{me: 7, other: 1000} {
-			if err := h.store.AddUsage(h.t.Context(), u, day, config.DefaultModelID, tokens.Usage{InputTokens: n, OutputTokens: n + 4}); err != nil {
+			if _, err := seed.Reply(h.t.Context(), h.store, u, day, config.DefaultModelID, "answer", tokens.Usage{InputTokens: n, OutputTokens: n + 4}); err != nil {
 				h.t.Fatal(err)
 			}
 		}

@@ -1,0 +1,162 @@
+package chat
+
+import (
+	"context"
+	"errors"
+
+	"github.com/p2/buddy/lambda/errcode"
+	"github.com/p2/buddy/lambda/ids"
+	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/wsapi"
+)
+
+// Stop asks the user's running reply f.MessageID to stop. The reply's own
+// job, wherever it runs, notices within a poll, cancels the model call,
+// stores what was produced and ends the stream with stopReason "stopped".
+// A reply that already ended is left as it is.
+func (s *Service) Stop(ctx context.Context, userID string, f wsapi.ClientFrame) *Reject {
+	if !ids.Valid(f.MessageID) {
+		return replyNotFound()
+	}
+	err := s.Store.RequestStop(ctx, userID, f.MessageID)
+	switch {
+	case err == nil, errors.Is(err, store.ErrEnded):
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return replyNotFound()
+	}
+	return reject(errcode.Internal, "could not stop the reply", err)
+}
+
+func replyNotFound() *Reject { return reject(errcode.NotFound, "reply not found", nil) }
+
+// Resume sends connectionID the frames of the user's reply f.MessageID
+// after f.AfterSeq, then the rest. A running reply gets the connection as
+// a listener (its job catches it up from the frames it holds, then sends
+// it the live ones); an ended one is replayed here from the stored
+// message, which keeps how its text was cut into frames.
+func (s *Service) Resume(ctx context.Context, userID, connectionID, endpoint string, f wsapi.ClientFrame) *Reject {
+	if !ids.Valid(f.MessageID) {
+		return replyNotFound()
+	}
+	r, err := s.Store.AddListener(ctx, userID, f.MessageID, store.Listener{ConnectionID: connectionID, RequestID: f.RequestID, AfterSeq: f.AfterSeq})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrEnded):
+		return s.replay(ctx, r, connectionID, endpoint, f)
+	case errors.Is(err, store.ErrNotFound):
+		return replyNotFound()
+	case errors.Is(err, store.ErrRateLimited):
+		return reject(errcode.RateLimited, "this reply has as many listeners as it keeps; reconnect and resume once", nil)
+	}
+	return reject(errcode.Internal, "could not resume the reply", err)
+}
+
+// replay sends an ended reply's frames after f.AfterSeq and its end.
+func (s *Service) replay(ctx context.Context, r store.Reply, connectionID, endpoint string, f wsapi.ClientFrame) *Reject {
+	m, err := s.Store.GetMessage(ctx, r.UserID, r.ConversationID, r.MessageID)
+	if errors.Is(err, store.ErrNotFound) {
+		return replyNotFound()
+	}
+	if err != nil {
+		return reject(errcode.Internal, "could not read the reply", err)
+	}
+	job := Job{ConversationID: r.ConversationID, AssistantMessageID: r.MessageID}
+	frame := frameFor(job)
+	l := &listener{connectionID: connectionID, requestID: f.RequestID}
+	poster := s.poster(endpoint)
+	for seq, fr := range storedFrames(m) {
+		if seq <= f.AfterSeq {
+			continue
+		}
+		if err := poster.Post(ctx, connectionID, wsapi.Encode(frame(l, seq, fr.frame, fr.text))); err != nil {
+			return nil // the client left again; it can resume again
+		}
+	}
+	e := ended{status: m.Status, stopReason: m.StopReason}
+	if m.Status == store.StatusFailed || m.ErrorCode != "" {
+		e.code, e.msg = m.ErrorCode, failureMessage(m.ErrorCode)
+	}
+	_ = poster.Post(ctx, connectionID, wsapi.Encode(endFrame(job, f.RequestID, m, e)))
+	return nil
+}
+
+// failureMessage is what a replayed failed reply's error frame says.
+func failureMessage(code string) string {
+	switch code {
+	case errcode.UpstreamError, errcode.RateLimited:
+		return "the model could not finish this reply"
+	case errcode.NotFound:
+		return "the conversation was deleted"
+	}
+	return "this reply failed; send the message again"
+}
+
+type storedFrame struct {
+	frame store.Frame
+	text  string
+}
+
+// storedFrames cuts a stored reply's text back into its frames. A message
+// stored before frames were kept (or whose frames do not add up to its
+// text) is cut the way a burst would be.
+func storedFrames(m store.Message) []storedFrame {
+	var out []storedFrame
+	answer, thinking := m.Text, ""
+	fits := true
+	total := 0
+	for _, f := range m.Frames {
+		if !f.Thinking {
+			total += f.Bytes
+		}
+	}
+	if total != len(answer) {
+		fits = false
+	}
+	if fits {
+		for _, f := range m.Frames {
+			src := &answer
+			if f.Thinking {
+				src = &thinking
+			}
+			if f.Bytes > len(*src) {
+				fits = false
+				break
+			}
+			out = append(out, storedFrame{f, (*src)[:f.Bytes]})
+			*src = (*src)[f.Bytes:]
+		}
+	}
+	if fits {
+		return out
+	}
+	out = nil
+	for _, chunk := range wsapi.SplitText(m.Text, wsapi.MaxDeltaTextBytes) {
+		out = append(out, storedFrame{store.Frame{Bytes: len(chunk)}, chunk})
+	}
+	return out
+}
+
+// Unstarted fails a reply whose job never ran (the dispatch failed, or
+// Lambda gave up on the invocation and handed it to the failure
+// destination) and tells everyone following it. A job that did run
+// settles itself: then nothing happens here.
+func (s *Service) Unstarted(ctx context.Context, job Job) error {
+	err := s.Store.FailUnstarted(ctx, job.reply(), errcode.Internal)
+	switch {
+	case errors.Is(err, store.ErrClaimed), errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	r, err := s.Store.GetReply(ctx, job.AssistantMessageID)
+	if err != nil {
+		r = job.reply()
+	}
+	poster := s.poster(job.Endpoint)
+	for _, l := range listenersOf(job, r) {
+		postError(ctx, job, poster, l.ConnectionID, l.RequestID, errcode.Internal, "the reply could not be started; send the message again")
+	}
+	return nil
+}
