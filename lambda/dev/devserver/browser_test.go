@@ -28,66 +28,24 @@ func chromiumPath() string {
 // TestChatPageInAHeadlessBrowser loads the page, signs in, sends a message
 // and waits for the streamed reply, driving chromium through chromedp.
 func TestChatPageInAHeadlessBrowser(t *testing.T) {
-	bin := chromiumPath()
-	if _, err := os.Stat(bin); err != nil {
-		// `make test` installs it, so in CI a missing browser is a failure,
-		// not a silently skipped test.
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no browser at %s: `make test` should have installed it (make chromium)", bin)
-		}
-		t.Skipf("no browser at %s: run `make chromium` (or set BUDDY_CHROMIUM)", bin)
-	}
 	srv := sharedServer(t)
 	ctx := t.Context()
-
-	// Only these flags, not chromedp's defaults: without the
-	// background-networking ones Chromium dials out, and a closed network
-	// refuses it. The profile lives in t.TempDir(), which outlives the
-	// browser because the deferred cancels stop it before cleanups run.
-	actx, cancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(bin),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		// Containers often have a tiny /dev/shm, which crashes tabs.
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancel()
-	page, cancel := chromedp.NewContext(actx)
-	defer cancel()
-
-	// Navigate returns once the load event fired (readyState "complete").
-	if err := chromedp.Do(page, chromedp.Navigate(srv.PageURL), chromedp.WaitVisible(chromedp.ID("user-name"))); err != nil {
-		t.Fatalf("waiting for the page to load: %v", err)
-	}
-	// The page unhides the notice once it has read the dev config.
-	if err := chromedp.Do(page, chromedp.WaitVisible(chromedp.ID("standin"))); err != nil {
-		t.Fatalf("waiting for the stand-in notice: %v", err)
+	page := openChatPage(t, srv)
+	user := signInOnPage(t, page, "browser")
+	if evalValue[bool](t, page, `!document.getElementById("stop").hidden`) {
+		t.Error("the Stop button shows with no reply streaming")
 	}
 
-	user := "browser-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
-	evalPage(t, page, `(() => {
-		document.getElementById("user-name").value = `+jsString(user)+`;
-		document.getElementById("user-form").requestSubmit();
-	})()`)
-	waitFor[bool](t, page, "the socket to open", `document.getElementById("status").textContent.startsWith("Connected as ")`)
-
-	evalPage(t, page, `(() => {
-		document.getElementById("message").value = "[[tokens=80]] [[rate=400]] Hello from the browser";
-		document.getElementById("send").click();
-	})()`)
+	sendOnPage(t, page, "[[tokens=80]] [[rate=400]] Hello from the browser")
 	shown := waitFor[struct{ Text, Model, Meta string }](t, page, "the streamed reply", `(() => {
 		const m = document.querySelector("#messages li.assistant[data-state=done]");
 		return m && {text: m.querySelector(".text").textContent, model: m.dataset.model || "", meta: m.querySelector(".meta").textContent};
 	})()`)
 	if !strings.HasPrefix(shown.Model, StandInModelPrefix) || shown.Text == "" || !strings.Contains(shown.Meta, "tokens in") {
 		t.Errorf("the page shows %+v", shown)
+	}
+	if evalValue[bool](t, page, `!document.getElementById("stop").hidden`) {
+		t.Error("the Stop button still shows after the reply ended")
 	}
 
 	// What the page assembled from the deltas is what was stored.
@@ -122,6 +80,88 @@ func TestChatPageInAHeadlessBrowser(t *testing.T) {
 	}
 	usage := waitFor[string](t, page, "the usage line", `(() => { const u = document.getElementById("usage").textContent; return /\d+ tokens in/.test(u) && !u.startsWith("0 ") ? u : ""; })()`)
 	t.Logf("usage shown: %s", usage)
+}
+
+// openChatPage starts a headless chromium on the dev server's chat page
+// and waits until the page has read its configuration. The browser stops
+// with the test.
+func openChatPage(t *testing.T, srv *Server) context.Context {
+	t.Helper()
+	bin := chromiumPath()
+	if _, err := os.Stat(bin); err != nil {
+		// `make test` installs it, so in CI a missing browser is a failure,
+		// not a silently skipped test.
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no browser at %s: `make test` should have installed it (make chromium)", bin)
+		}
+		t.Skipf("no browser at %s: run `make chromium` (or set BUDDY_CHROMIUM)", bin)
+	}
+	// Only these flags, not chromedp's defaults: without the
+	// background-networking ones Chromium dials out, and a closed network
+	// refuses it. The profile's t.TempDir() is removed after the browser
+	// stopped: cleanups run last-registered first.
+	profile := t.TempDir()
+	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(),
+		chromedp.ExecPath(bin),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		// Containers often have a tiny /dev/shm, which crashes tabs.
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(profile),
+	)
+	page, cancelPage := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelPage()
+		cancelAlloc() // waits for the browser to exit
+	})
+
+	// Navigate returns once the load event fired (readyState "complete").
+	if err := chromedp.Do(page, chromedp.Navigate(srv.PageURL), chromedp.WaitVisible(chromedp.ID("user-name"))); err != nil {
+		t.Fatalf("waiting for the page to load: %v", err)
+	}
+	// The page unhides the notice once it has read the dev config.
+	if err := chromedp.Do(page, chromedp.WaitVisible(chromedp.ID("standin"))); err != nil {
+		t.Fatalf("waiting for the stand-in notice: %v", err)
+	}
+	return page
+}
+
+// signInOnPage signs a fresh user in through the page's form (a token from
+// /dev/token, then the socket) and returns the user name.
+func signInOnPage(t *testing.T, page context.Context, prefix string) string {
+	t.Helper()
+	user := prefix + "-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	evalPage(t, page, `(() => {
+		document.getElementById("user-name").value = `+jsString(user)+`;
+		document.getElementById("user-form").requestSubmit();
+	})()`)
+	waitFor[bool](t, page, "the socket to open", `document.getElementById("status").textContent.startsWith("Connected as ")`)
+	return user
+}
+
+// sendOnPage sends text as the user would, with the Send button.
+func sendOnPage(t *testing.T, page context.Context, text string) {
+	t.Helper()
+	evalPage(t, page, `(() => {
+		document.getElementById("message").value = `+jsString(text)+`;
+		document.getElementById("send").click();
+	})()`)
+}
+
+// evalValue evaluates expression in the page and returns its value.
+func evalValue[T any](t *testing.T, page context.Context, expression string) T {
+	t.Helper()
+	v, err := chromedp.Run(page, chromedp.Evaluate[T](expression))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // evalPage evaluates a script in the page for its effect.

@@ -237,6 +237,7 @@ type (
 		Text       string `json:"text"`
 		Model      string `json:"model"`
 		Incomplete bool   `json:"incomplete"`
+		Status     string `json:"status"`
 		RequestID  string `json:"requestId"`
 	}
 	apiConversation struct {

@@ -28,7 +28,7 @@ var subPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 // chat page, the token endpoint, the JWKS and the page's configuration.
 type devRoutes struct {
 	issuer *localissuer.Issuer
-	info   func() PageConfig
+	info   func(*http.Request) PageConfig
 }
 
 // PageConfig is GET /dev/config: what the page needs to talk to this server.
@@ -56,12 +56,12 @@ func (d *devRoutes) register(mux *http.ServeMux) {
 	mux.Handle("GET /style.css", noCache(static))
 	mux.Handle("GET /.well-known/jwks.json", d.issuer.JWKSHandler())
 	mux.HandleFunc("GET /dev/config", func(w http.ResponseWriter, r *http.Request) {
-		setCORS(w.Header())
-		writeJSON(w, http.StatusOK, d.info())
+		writeJSON(w, http.StatusOK, d.info(r))
 	})
 	mux.HandleFunc("POST /dev/token", d.token)
+	// The preflight of a JSON post; it only ever reaches here from one of
+	// the server's own origins (loopbackGuard), which it also names.
 	mux.HandleFunc("OPTIONS /dev/token", func(w http.ResponseWriter, r *http.Request) {
-		setCORS(w.Header())
 		w.Header().Set("Access-Control-Allow-Headers", corsAllowHeaders)
 		w.Header().Set("Access-Control-Allow-Methods", "POST,OPTIONS")
 		w.WriteHeader(http.StatusNoContent)
@@ -71,7 +71,6 @@ func (d *devRoutes) register(mux *http.ServeMux) {
 // token is POST /dev/token {"sub":"alice"} → {"token","expiresIn"}: a JWT
 // the normal verifier accepts, signed by the key in the state folder.
 func (d *devRoutes) token(w http.ResponseWriter, r *http.Request) {
-	setCORS(w.Header())
 	var in struct {
 		Sub string `json:"sub"`
 	}

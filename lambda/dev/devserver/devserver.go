@@ -239,10 +239,16 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	mux := http.NewServeMux()
 	(&devRoutes{issuer: s.issuer, info: s.pageConfig}).register(mux)
 	mux.Handle("/", s.api)
+	// Every listener answers only its own loopback address (loopback.go).
+	// The chat page lives on the HTTP listener and opens its socket on the
+	// WebSocket one, so pages of either are the server's own; the Lambda
+	// API is called by the SDK only, never by a page.
+	httpHosts, wsHosts := ownHosts(httpLn.Addr()), ownHosts(wsLn.Addr())
+	pages := originsOf(httpHosts, wsHosts)
 	errLog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
-	s.wsSrv = &http.Server{Handler: s.ws.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
-	s.lambdaSrv = &http.Server{Handler: fakelambda.New(s.acceptJob), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.httpSrv = &http.Server{Handler: guard("HTTP API", httpHosts, pages, cfg.Log, mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.wsSrv = &http.Server{Handler: guard("WebSocket API", wsHosts, pages, cfg.Log, s.ws.handler()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.lambdaSrv = &http.Server{Handler: guard("Lambda API", ownHosts(lambdaLn.Addr()), nil, cfg.Log, fakelambda.New(s.acceptJob)), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	go func() { _ = s.httpSrv.Serve(httpLn) }()
 	go func() { _ = s.wsSrv.Serve(wsLn) }()
 	go func() { _ = s.lambdaSrv.Serve(lambdaLn) }()
@@ -344,6 +350,7 @@ func runtimeConfig(cfg Config, s *Server, tables config.Tables, modelURL string)
 	env[config.MessagesTable] = tables.Messages
 	env[config.PromptsTable] = tables.Prompts
 	env[config.UsageTable] = tables.Usage
+	env[config.RepliesTable] = tables.Replies
 	env[config.JWTIssuer] = s.issuer.Issuer()
 	env[config.JWTAudience] = s.issuer.Audience()
 	env[config.ConnectionsEndpoint] = s.ConnectionsURL
@@ -439,12 +446,18 @@ func (s *Server) acceptJob(_ context.Context, inv fakelambda.Invocation) error {
 	return s.iv.dispatch(s.message, inv.Payload)
 }
 
-func (s *Server) pageConfig() PageConfig {
+// pageConfig is what the page served to r needs. A page opened as
+// localhost gets localhost URLs, so its calls stay on its own origin.
+func (s *Server) pageConfig(r *http.Request) PageConfig {
 	model := s.Model
 	if s.StandIn != nil {
 		model = StandInModelPrefix + model
 	}
-	return PageConfig{WebSocketURL: s.WebSocketURL, HTTPURL: s.HTTPURL, StandIn: s.StandIn != nil, Model: model}
+	c := PageConfig{WebSocketURL: s.WebSocketURL, HTTPURL: s.HTTPURL, StandIn: s.StandIn != nil, Model: model}
+	if isLocalhost(r.Host) {
+		c.WebSocketURL, c.HTTPURL = asLocalhost(c.WebSocketURL), asLocalhost(c.HTTPURL)
+	}
+	return c
 }
 
 // Token signs a token for sub, as POST /dev/token does.

@@ -25,8 +25,10 @@ import (
 // httpMaxBody is the HTTP API's request payload limit (10 MB).
 const httpMaxBody = 10 << 20
 
-// CORS as the stack's HTTP API declares it, so the chat page also works
-// when it is served from elsewhere.
+// CORS preflight answers, with the headers and methods the stack's HTTP
+// API allows. Unlike the stack, the dev server names no origin but its own
+// (loopbackGuard sets Access-Control-Allow-Origin), so a page served
+// elsewhere cannot use it.
 const (
 	corsAllowHeaders = "authorization,content-type"
 	corsAllowMethods = "GET,POST,PUT,PATCH,DELETE,OPTIONS"
@@ -95,15 +97,12 @@ type httpGateway struct {
 }
 
 func (g *httpGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Origin") != "" {
-		setCORS(w.Header())
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			w.Header().Set("Access-Control-Allow-Headers", corsAllowHeaders)
-			w.Header().Set("Access-Control-Allow-Methods", corsAllowMethods)
-			w.Header().Set("Access-Control-Max-Age", corsMaxAge)
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
+	if r.Header.Get("Origin") != "" && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		w.Header().Set("Access-Control-Allow-Headers", corsAllowHeaders)
+		w.Header().Set("Access-Control-Allow-Methods", corsAllowMethods)
+		w.Header().Set("Access-Control-Max-Age", corsMaxAge)
+		w.WriteHeader(http.StatusNoContent)
+		return
 	}
 	g.requests.Add(1)
 	var route *httpRoute
@@ -324,9 +323,4 @@ func writeV2Response(w http.ResponseWriter, resp events.APIGatewayV2HTTPResponse
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-func setCORS(h http.Header) {
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Vary", "Origin")
 }

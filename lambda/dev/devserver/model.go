@@ -70,7 +70,9 @@ func startModel(cfg Config) (model, error) {
 		return model{}, fmt.Errorf("devserver: stand-in listener: %w", err)
 	}
 	fm := fakemodel.New(fakemodel.Options{})
-	si := &StandIn{Server: fm, URL: "http://" + ln.Addr().String(), srv: &http.Server{Handler: fm, ReadHeaderTimeout: 10 * time.Second}}
+	// Only the model client calls it, never a page (loopback.go says why).
+	h := guard("model stand-in", ownHosts(ln.Addr()), nil, cfg.Log, fm)
+	si := &StandIn{Server: fm, URL: "http://" + ln.Addr().String(), srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = si.srv.Serve(ln) }()
 	return model{
 		baseURL: si.URL,

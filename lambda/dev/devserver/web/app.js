@@ -8,6 +8,11 @@
 // sends each message as one frame.
 const MAX_FRAME_BYTES = 32 * 1024;
 
+// How long to wait between attempts to reconnect after a socket dropped
+// mid-reply. The server keeps an orphaned reply running for two minutes
+// (ORPHAN_REPLY_GRACE_SECONDS), so these attempts end well within it.
+const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
+
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -21,7 +26,8 @@ const state = {
   opening: null,      // promise of the socket being opened
   conversationId: "",
   prompts: [],
-  replies: new Map(), // requestId -> reply view
+  replies: new Map(), // requestId (of its sendMessage or a resume) -> reply view
+  live: new Set(),    // reply views still streaming, oldest first
 };
 
 // ---------- settings ----------
@@ -64,6 +70,8 @@ function showError(text) {
 }
 
 function fmtInt(n) { return Number(n || 0).toLocaleString(); }
+
+function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 
 function subOf(token) {
   try {
@@ -133,11 +141,12 @@ function connect(retried) {
     };
     ws.onclose = async (ev) => {
       if (state.ws === ws) state.ws = null;
-      for (const view of state.replies.values()) {
-        if (view.li.dataset.state === "streaming") failReply(view, "connection closed (" + ev.code + ")");
-      }
       if (opened) {
-        setStatus("Disconnected (" + ev.code + "); sending reconnects", false);
+        if (ws.bye) {
+          for (const view of [...state.live]) failReply(view, "connection closed (" + ev.code + ")");
+          return;
+        }
+        resumeReplies(ev.code);
         return;
       }
       state.opening = null;
@@ -160,42 +169,118 @@ function connect(retried) {
 }
 
 function disconnect() {
-  if (state.ws) state.ws.close(1000, "bye");
+  if (state.ws) {
+    state.ws.bye = true; // closed on purpose: nothing to resume
+    state.ws.close(1000, "bye");
+  }
   state.ws = null;
   state.opening = null;
 }
 
+// resumeReplies runs when the socket dropped on its own (network, server
+// restart, idle timeout). Replies keep running on the server, so it
+// reconnects (connect gets a fresh dev token if the old one is refused) and
+// asks for each streaming reply's frames after the last seq shown, then its
+// live tail: the reply appears once, without a gap. A reply whose start
+// never arrived has no messageId to ask for; reopening its conversation
+// shows what was stored.
+async function resumeReplies(code) {
+  for (const view of [...state.live]) {
+    if (!view.messageId) failReply(view, "connection closed (" + code + ") before the reply started");
+  }
+  if (state.live.size === 0) {
+    setStatus("Disconnected (" + code + "); sending reconnects", false);
+    return;
+  }
+  setStatus("Connection lost (" + code + "); resuming…", false);
+  for (const view of state.live) view.meta.textContent = "Connection lost; resuming…";
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await connect();
+      break;
+    } catch (e) {
+      if (attempt >= RECONNECT_DELAYS_MS.length) {
+        for (const view of [...state.live]) failReply(view, "could not reconnect: " + e.message);
+        return;
+      }
+      await sleep(RECONNECT_DELAYS_MS[attempt]);
+    }
+  }
+  // Should this socket drop too, its own close resumes again from there.
+  if (!state.ws) return;
+  for (const view of state.live) {
+    const requestId = newId();
+    state.replies.set(requestId, view); // the resumed frames carry this id
+    view.meta.textContent = "";
+    state.ws.send(JSON.stringify({ action: "resume", requestId, messageId: view.messageId, afterSeq: view.seq }));
+    if (view.stopWanted) sendStop(view); // clicked while the socket was down
+  }
+}
+
+// sendStop asks the server to stop a reply; its stream then ends with `end`
+// (stopReason "stopped") like any other, which is what finishes the view.
+function sendStop(view) {
+  view.stopWanted = true;
+  if (!view.messageId || !state.ws || state.ws.readyState !== WebSocket.OPEN) return; // sent on start or resume
+  state.ws.send(JSON.stringify({ action: "stop", requestId: newId(), messageId: view.messageId }));
+  view.meta.textContent = "Stopping…";
+}
+
+// updateStop shows the Stop button while a reply streams.
+function updateStop() {
+  $("stop").hidden = state.live.size === 0;
+}
+
+// forget drops a finished reply from every map that leads to it.
+function forget(view) {
+  state.live.delete(view);
+  for (const [id, v] of state.replies) if (v === view) state.replies.delete(id);
+  updateStop();
+}
+
 function onFrame(f) {
   const view = f.requestId ? state.replies.get(f.requestId) : null;
+  if (view && f.messageId && !view.messageId) {
+    view.messageId = f.messageId;
+    view.li.dataset.messageId = f.messageId;
+  }
   switch (f.type) {
     case "start":
       if (!view) return;
       view.conversationId = f.conversationId;
-      view.model = f.model || "";
       if (!state.conversationId && view.sentIn === "") state.conversationId = f.conversationId;
-      view.who.textContent = "Buddy · " + view.model;
-      view.li.dataset.model = view.model;
+      showModel(view, f.model);
+      if (view.stopWanted) sendStop(view); // Stop was clicked before the id was known
       return;
+    case "thinking":
     case "delta":
       if (!view) return;
-      // Deltas are applied strictly in seq order; an early one waits.
-      view.pending.set(f.seq, f.text || "");
-      while (view.pending.has(view.next)) {
-        view.text.textContent += view.pending.get(view.next);
-        view.pending.delete(view.next);
-        view.next++;
+      // thinking and delta frames share one seq counter and are applied
+      // strictly in seq order: an early one waits, one already shown (sent
+      // again by a resume) is dropped. Thinking text is not shown.
+      if (f.seq <= view.seq) return;
+      view.pending.set(f.seq, f.type === "delta" ? f.text || "" : "");
+      while (view.pending.has(view.seq + 1)) {
+        view.seq++;
+        view.text.textContent += view.pending.get(view.seq);
+        view.pending.delete(view.seq);
       }
       scrollDown();
       return;
     case "end": {
       if (!view) return;
+      // start named the model asked for; end names the one that answered
+      // (the stand-in says so there).
+      if (f.model) showModel(view, f.model);
       view.li.dataset.state = "done";
+      view.li.dataset.stopReason = f.stopReason || "";
       view.li.removeAttribute("aria-busy");
       const u = f.usage || {};
       let meta = fmtInt(u.inputTokens) + " tokens in · " + fmtInt(u.outputTokens) + " out";
-      if (f.stopReason && f.stopReason !== "end_turn") meta += " · stopped: " + f.stopReason;
+      if (f.stopReason === "stopped") meta += " · stopped";
+      else if (f.stopReason && f.stopReason !== "end_turn") meta += " · stop reason: " + f.stopReason;
       view.meta.textContent = meta;
-      state.replies.delete(f.requestId);
+      forget(view);
       refreshConversations();
       refreshUsage();
       return;
@@ -203,7 +288,6 @@ function onFrame(f) {
     case "error":
       if (view) {
         failReply(view, f.message || f.code);
-        state.replies.delete(f.requestId);
       } else {
         showError(f.message || f.code);
       }
@@ -218,10 +302,17 @@ function onFrame(f) {
   }
 }
 
+function showModel(view, model) {
+  view.model = model || "";
+  view.who.textContent = "Buddy · " + view.model;
+  view.li.dataset.model = view.model;
+}
+
 function failReply(view, message) {
   view.li.dataset.state = "error";
   view.li.removeAttribute("aria-busy");
   view.meta.textContent = "Error: " + message;
+  forget(view);
 }
 
 // ---------- rendering ----------
@@ -258,7 +349,8 @@ function renderConversation(conv) {
     if (m.role === "assistant") {
       const u = m.usage || {};
       meta = (m.model ? m.model + " · " : "") + fmtInt(u.inputTokens) + " tokens in · " + fmtInt(u.outputTokens) + " out";
-      if (m.incomplete) meta += " · incomplete";
+      if (m.status && m.status !== "complete") meta += " · " + m.status;
+      else if (m.incomplete) meta += " · incomplete";
     }
     const v = addMessage(m.role, m.text, meta);
     v.li.dataset.state = "done";
@@ -383,8 +475,11 @@ async function send(text) {
   const view = addMessage("assistant", "");
   view.li.dataset.state = "streaming";
   view.li.setAttribute("aria-busy", "true");
-  Object.assign(view, { next: 0, pending: new Map(), sentIn: state.conversationId, model: "" });
+  // seq is the last seq shown (-1: none yet), where a resume picks up.
+  Object.assign(view, { seq: -1, pending: new Map(), sentIn: state.conversationId, model: "", messageId: "" });
   state.replies.set(requestId, view);
+  state.live.add(view);
+  updateStop();
   state.ws.send(data);
   return true;
 }
@@ -446,6 +541,12 @@ function bind() {
       e.preventDefault();
       $("composer").requestSubmit();
     }
+  });
+
+  // Stops the newest reply still streaming.
+  $("stop").addEventListener("click", () => {
+    const view = [...state.live].pop();
+    if (view) sendStop(view);
   });
 
   $("new-chat").addEventListener("click", () => {
