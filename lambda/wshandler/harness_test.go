@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,7 +160,7 @@ type harness struct {
 	ws     *wshandler.WebSocket
 	routes map[string]*httpapi.Router
 	disp   *dispatcher
-	nextID int
+	nextID atomic.Int64
 }
 
 type harnessOpts struct {
@@ -271,8 +272,7 @@ func wsEvent(conn, route, body string) events.APIGatewayWebsocketProxyRequest {
 // connect opens a connection for sub and returns its id.
 func (h *harness) connect(sub string) string {
 	h.t.Helper()
-	h.nextID++
-	conn := fmt.Sprintf("conn-%s-%d=", sub, h.nextID)
+	conn := fmt.Sprintf("conn-%s-%d=", sub, h.nextID.Add(1))
 	ev := wsEvent(conn, "$connect", "")
 	ev.QueryStringParameters = map[string]string{"token": h.token(sub)}
 	resp, err := h.ws.Connect(context.Background(), ev)
