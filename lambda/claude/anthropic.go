@@ -46,7 +46,7 @@ func NewAnthropic(opts AnthropicOptions) *Anthropic {
 	if keys == nil {
 		keys = missingKeys{}
 	}
-	return &Anthropic{s: newStreamer(t, keys, nil, provider...)}
+	return &Anthropic{s: newStreamer(t, providerAnthropic, keys, nil, provider...)}
 }
 
 // Stream implements Streamer.

@@ -51,7 +51,7 @@ func NewBedrock(_ context.Context, cfg aws.Config, opts BedrockOptions) (*Bedroc
 	}
 	t := tuning{httpClient: opts.HTTPClient, maxRetries: opts.MaxRetries, idleTimeout: opts.IdleTimeout, maxRetryWait: opts.MaxRetryWait}
 	region := cfg.Region
-	return &Bedrock{s: newStreamer(t, nil, func(id string) string { return BedrockModelID(id, region) }, provider...)}, nil
+	return &Bedrock{s: newStreamer(t, providerBedrock, nil, func(id string) string { return BedrockModelID(id, region) }, provider...)}, nil
 }
 
 // Stream implements Streamer.

@@ -2,6 +2,28 @@
 // API (API key from Secrets Manager) or Amazon Bedrock, with the official Go
 // SDK. Callers see one small interface and typed errors; provider details,
 // retries and key caching stay here.
+//
+// Optional features, per Request: extended thinking (ThinkingBudget), effort
+// (Effort, Opus 4.5 only, beta EffortBeta) and prompt caching (CacheTTL).
+// The client itself enforces what the API requires of them, so that a
+// configuration that is valid without thinking stays valid with it: with
+// thinking on, temperature (unless 1), top_k and a top_p outside 0.95..1
+// are left out, and Result.Dropped says which.
+//
+// Bedrock runs the same requests through the SDK's bedrock package (model
+// ids mapped to inference profiles by BedrockModelID, beta flags moved from
+// the anthropic-beta header into the body's anthropic_beta). What it does
+// not offer is refused before any call with an *Error of KindBadRequest
+// wrapping an *UnsupportedError, never silently dropped:
+//
+//   - the 1-hour cache TTL for a model other than Claude Opus 4.5, Sonnet
+//     4.5 and Haiku 4.5 (Bedrock offers it for those only; an ARN or other
+//     id this package cannot place is refused too);
+//   - effort, as on the Anthropic API, for any model but Opus 4.5.
+//
+// Bedrock does take thinking, the effort beta on Opus 4.5 (anthropic_beta
+// ["effort-2025-11-24"]) and cache_control with ttl "5m" or "1h" in
+// InvokeModel bodies.
 package claude
 
 import (
@@ -28,6 +50,16 @@ type Request struct {
 	Temperature *float64
 	TopP        *float64
 	TopK        int64
+	// ThinkingBudget enables extended thinking with this many tokens
+	// (at least MinThinkingBudget, below MaxTokens); 0 means off. Thinking
+	// counts toward MaxTokens and is billed as output.
+	ThinkingBudget int64
+	// Effort is "low", "medium" or "high" (the model's default), or "" to
+	// send none. Only models whose ModelInfo.Effort is set take it.
+	Effort string
+	// CacheTTL turns prompt caching on with breakpoints of this lifetime,
+	// "5m" or "1h"; "" (or "off") sends no breakpoint.
+	CacheTTL string
 }
 
 // Result describes a finished (or interrupted) stream.
@@ -36,8 +68,17 @@ type Result struct {
 	StopReason string
 	// Usage is accumulated from message_start and message_delta: input
 	// and cache counts from message_start unless message_delta repeats
-	// them, output from the last message_delta.
+	// them, output (thinking included) from the last message_delta.
 	Usage tokens.Usage
+	// ThinkingSignature is the thinking block's signature (signature_delta),
+	// "" without thinking. Earlier turns' thinking is not sent back (the API
+	// allows leaving it out when no tools are used, and Turn is text only);
+	// the signature is kept for a caller that stores the block whole.
+	ThinkingSignature string
+	// Dropped names the sampling fields of the Request that were not sent
+	// because thinking was on ("temperature", "top_k", "top_p"), so that the
+	// caller can log that its configuration was overridden.
+	Dropped []string
 }
 
 // Handler receives the stream as it arrives. OnStart is called once, when
@@ -49,6 +90,16 @@ type Result struct {
 type Handler interface {
 	OnStart(ctx context.Context, model string) error
 	OnText(ctx context.Context, text string) error
+}
+
+// ThinkingHandler is implemented by a Handler that also wants the thinking
+// text: Stream then calls OnThinking for each thinking delta, all of them
+// before the first OnText (the API streams the thinking block first), with
+// the same context and error rules as OnText. It is a separate interface,
+// checked on h, so that Handlers written before thinking existed keep
+// compiling; they simply never see thinking.
+type ThinkingHandler interface {
+	OnThinking(ctx context.Context, text string) error
 }
 
 // Streamer is a model that streams.
@@ -85,9 +136,23 @@ type Error struct {
 	Kind Kind
 	// Status is the HTTP status when the upstream answered one, else 0.
 	Status int
-	// Started: the failure came after text had been streamed.
+	// Started: the failure came after text or thinking had been streamed.
 	Started bool
 	Err     error
+}
+
+// UnsupportedError is a Request feature the provider does not offer for
+// the model. Stream returns it, before any call, wrapped in an *Error of
+// KindBadRequest: the request asked for something it cannot have, and
+// sending it anyway would either fail upstream or be silently ignored.
+type UnsupportedError struct {
+	Provider string // "anthropic" or "bedrock"
+	Model    string
+	Feature  string // e.g. "effort", "1h cache TTL"
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("%s is not supported for model %q on %s", e.Feature, e.Model, e.Provider)
 }
 
 func (e *Error) Error() string {

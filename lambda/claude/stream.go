@@ -66,6 +66,9 @@ func (t tuning) withDefaults() tuning {
 // model id and in whether an API key is sent per call.
 type streamer struct {
 	client anthropic.Client
+	// provider names the upstream in errors: providerAnthropic or
+	// providerBedrock, whose feature sets differ.
+	provider string
 	// keys is nil for Bedrock, which signs requests with AWS credentials.
 	keys    KeySource
 	modelID func(string) string
@@ -75,7 +78,7 @@ type streamer struct {
 // newStreamer builds the SDK client. provider options come last so that our
 // middleware runs outermost and sees Anthropic-shaped requests and SSE
 // responses on both providers.
-func newStreamer(t tuning, keys KeySource, modelID func(string) string, provider ...option.RequestOption) *streamer {
+func newStreamer(t tuning, name string, keys KeySource, modelID func(string) string, provider ...option.RequestOption) *streamer {
 	t = t.withDefaults()
 	opts := []option.RequestOption{
 		// Credentials, base URL and profiles come from our configuration
@@ -90,26 +93,28 @@ func newStreamer(t tuning, keys KeySource, modelID func(string) string, provider
 	}
 	opts = append(opts, provider...)
 	return &streamer{
-		client:  anthropic.NewClient(opts...),
-		keys:    keys,
-		modelID: modelID,
-		idle:    t.idleTimeout,
+		client:   anthropic.NewClient(opts...),
+		provider: name,
+		keys:     keys,
+		modelID:  modelID,
+		idle:     t.idleTimeout,
 	}
 }
 
 // stream runs one model call. A 401 before the stream (the key was rotated
 // since we cached it) refreshes the key and tries exactly once more.
 func (s *streamer) stream(ctx context.Context, req Request, h Handler) (Result, error) {
-	params, err := newParams(req)
+	c, err := prepare(req, s.provider)
 	if err != nil {
 		return Result{}, &Error{Kind: KindBadRequest, Err: err}
 	}
+	params := c.params
 	if s.modelID != nil {
 		params.Model = anthropic.Model(s.modelID(req.Model))
 	}
-	var res Result
+	res := Result{Dropped: c.dropped}
 	for attempt := 1; ; attempt++ {
-		var opts []option.RequestOption
+		opts := append([]option.RequestOption(nil), c.opts...)
 		if s.keys != nil {
 			key, err := s.keys.Key(ctx)
 			if err != nil {
@@ -117,7 +122,7 @@ func (s *streamer) stream(ctx context.Context, req Request, h Handler) (Result, 
 			}
 			opts = append(opts, option.WithAPIKey(key))
 		}
-		err := s.once(ctx, params, h, &res, opts...)
+		err := s.once(ctx, params, c.cacheTTL, h, &res, opts...)
 		var e *Error
 		if attempt == 1 && s.keys != nil && errors.As(err, &e) && e.Status == http.StatusUnauthorized && !e.Started {
 			s.keys.Invalidate()
@@ -128,7 +133,7 @@ func (s *streamer) stream(ctx context.Context, req Request, h Handler) (Result, 
 }
 
 // once makes one call (the SDK's retries included) and feeds h.
-func (s *streamer) once(ctx context.Context, params anthropic.MessageNewParams, h Handler, res *Result, opts ...option.RequestOption) error {
+func (s *streamer) once(ctx context.Context, params anthropic.MessageNewParams, cacheTTL string, h Handler, res *Result, opts ...option.RequestOption) error {
 	callCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	wd := &watchdog{idle: s.idle, timer: time.AfterFunc(s.idle, func() { cancel(ErrIdleTimeout) })}
@@ -137,7 +142,8 @@ func (s *streamer) once(ctx context.Context, params anthropic.MessageNewParams, 
 	stream := s.client.Messages.NewStreaming(context.WithValue(callCtx, watchdogKey{}, wd), params, opts...)
 	defer stream.Close()
 
-	r := &reading{h: h, res: res}
+	r := &reading{h: h, res: res, cacheTTL: cacheTTL}
+	r.th, _ = h.(ThinkingHandler)
 	for stream.Next() {
 		if callCtx.Err() != nil {
 			// Events already buffered must not reach h once the caller
@@ -161,12 +167,16 @@ func (s *streamer) once(ctx context.Context, params anthropic.MessageNewParams, 
 // reading follows the events of one call: the message the SDK accumulates
 // from them, and how far h has been fed.
 type reading struct {
-	h       Handler
+	h Handler
+	// th is h when it takes thinking, else nil.
+	th      ThinkingHandler
 	res     *Result
 	message anthropic.Message
-	// started: OnStart was called; textSent: OnText was; stopped:
-	// message_stop arrived.
-	started, textSent, stopped bool
+	// cacheTTL is the request's breakpoint lifetime, "" without caching.
+	cacheTTL string
+	// started: OnStart was called; sent: OnText or OnThinking was;
+	// stopped: message_stop arrived.
+	started, sent, stopped bool
 }
 
 // feed hands one event to h and keeps the totals. Events of types this
@@ -181,9 +191,21 @@ func (r *reading) feed(ctx context.Context, ev anthropic.MessageStreamEventUnion
 			return r.h.OnStart(ctx, r.res.Model)
 		}
 	case anthropic.ContentBlockDeltaEvent:
-		if d, ok := e.Delta.AsAny().(anthropic.TextDelta); ok && d.Text != "" {
-			r.textSent = true
-			return r.h.OnText(ctx, d.Text)
+		switch d := e.Delta.AsAny().(type) {
+		case anthropic.TextDelta:
+			if d.Text != "" {
+				r.sent = true
+				return r.h.OnText(ctx, d.Text)
+			}
+		case anthropic.ThinkingDelta:
+			if d.Thinking != "" && r.th != nil {
+				r.sent = true
+				return r.th.OnThinking(ctx, d.Thinking)
+			}
+		case anthropic.SignatureDelta:
+			// One signature_delta ends the thinking block; appending keeps
+			// a signature that arrives in pieces whole.
+			r.res.ThinkingSignature += d.Signature
 		}
 	case anthropic.MessageDeltaEvent:
 		r.accumulate(ev)
@@ -205,12 +227,30 @@ func (r *reading) accumulate(ev anthropic.MessageStreamEventUnion) {
 	m := &r.message
 	r.res.Model = string(m.Model)
 	r.res.StopReason = string(m.StopReason)
-	r.res.Usage = tokens.Usage{
+	u := tokens.Usage{
 		InputTokens:              counted(m.Usage.InputTokens, r.res.Usage.InputTokens),
 		OutputTokens:             m.Usage.OutputTokens,
 		CacheReadInputTokens:     counted(m.Usage.CacheReadInputTokens, r.res.Usage.CacheReadInputTokens),
 		CacheCreationInputTokens: counted(m.Usage.CacheCreationInputTokens, r.res.Usage.CacheCreationInputTokens),
+		// message_delta carries no cache_creation split, so the
+		// accumulated message keeps message_start's.
+		CacheWrite5mInputTokens: m.Usage.CacheCreation.Ephemeral5mInputTokens,
+		CacheWrite1hInputTokens: m.Usage.CacheCreation.Ephemeral1hInputTokens,
 	}
+	if !m.Usage.JSON.CacheCreation.Valid() && u.CacheCreationInputTokens > 0 {
+		// An upstream that reports the total without the split (the
+		// field came later than the total, and Bedrock's docs do not
+		// promise it): every breakpoint of the request has the same
+		// lifetime, so the whole write is of that lifetime. Without this
+		// the write would be priced as neither.
+		switch r.cacheTTL {
+		case "1h":
+			u.CacheWrite1hInputTokens = u.CacheCreationInputTokens
+		case "5m":
+			u.CacheWrite5mInputTokens = u.CacheCreationInputTokens
+		}
+	}
+	r.res.Usage = u
 }
 
 // counted is an input-side count: n, or prev when n is zero. The SDK lets
@@ -243,23 +283,23 @@ func (r *reading) end(parent, call context.Context, streamErr error) error {
 	if err == nil {
 		return nil
 	}
-	return classify(parent, call, err, r.textSent)
+	return classify(parent, call, err, r.sent)
 }
 
 // classify turns a failed call into an *Error. parent is the caller's
 // context, call the context of the call (cancelled by the watchdog).
-func classify(parent, call context.Context, err error, textSent bool) error {
+func classify(parent, call context.Context, err error, sent bool) error {
 	if parent.Err() != nil {
 		// The caller gave up (client gone, invocation deadline): say why
 		// with the cause, not with the SDK's bare "context canceled".
-		return &Error{Kind: KindUpstream, Started: textSent, Err: context.Cause(parent)}
+		return &Error{Kind: KindUpstream, Started: sent, Err: context.Cause(parent)}
 	}
 	if errors.Is(context.Cause(call), ErrIdleTimeout) {
-		return &Error{Kind: KindUpstream, Started: textSent, Err: ErrIdleTimeout}
+		return &Error{Kind: KindUpstream, Started: sent, Err: ErrIdleTimeout}
 	}
 	var apiErr *anthropic.Error
 	if !errors.As(err, &apiErr) {
-		return &Error{Kind: KindUpstream, Started: textSent, Err: err}
+		return &Error{Kind: KindUpstream, Started: sent, Err: err}
 	}
 	if apiErr.StatusCode < 400 {
 		// An error event after the 200: the status says nothing, the type
@@ -269,7 +309,7 @@ func classify(parent, call context.Context, err error, textSent bool) error {
 		case "overloaded_error", "rate_limit_error", "throttlingexception":
 			kind = KindRateLimited
 		}
-		return &Error{Kind: kind, Started: textSent, Err: apiErr}
+		return &Error{Kind: kind, Started: sent, Err: apiErr}
 	}
 	return &Error{Kind: kindOfStatus(apiErr.StatusCode), Status: apiErr.StatusCode, Err: apiErr}
 }
@@ -289,41 +329,154 @@ func kindOfStatus(status int) Kind {
 	}
 }
 
-// newParams translates a Request. Absent sampling fields stay absent, so the
-// model's defaults apply.
-func newParams(req Request) (anthropic.MessageNewParams, error) {
+// call is a Request translated for the SDK: the body, the options the call
+// needs besides it, and what was left out of it.
+type call struct {
+	params anthropic.MessageNewParams
+	// opts carry what the body cannot: the effort beta flag.
+	opts []option.RequestOption
+	// dropped names the sampling fields thinking forced out.
+	dropped []string
+	// cacheTTL is the lifetime of the breakpoints, "" when caching is off.
+	cacheTTL string
+}
+
+// Provider names, as UnsupportedError reports them.
+const (
+	providerAnthropic = "anthropic"
+	providerBedrock   = "bedrock"
+)
+
+// prepare translates a Request for provider, or says why it cannot be sent.
+// Absent sampling fields stay absent, so the model's defaults apply.
+func prepare(req Request, provider string) (call, error) {
 	if req.Temperature != nil && req.TopP != nil {
-		return anthropic.MessageNewParams{}, errors.New("temperature and top_p cannot both be set: Claude 4.5 models reject the pair; set one")
+		return call{}, errors.New("temperature and top_p cannot both be set: Claude 4.5 models reject the pair; set one")
 	}
-	p := anthropic.MessageNewParams{
+	info, known := LookupModel(req.Model)
+	unsupported := func(feature string) error {
+		return &UnsupportedError{Provider: provider, Model: req.Model, Feature: feature}
+	}
+	c := call{params: anthropic.MessageNewParams{
 		Model:     anthropic.Model(req.Model),
 		MaxTokens: req.MaxTokens,
 		Messages:  make([]anthropic.MessageParam, 0, len(req.Turns)),
-	}
-	if req.System != "" {
-		p.System = []anthropic.TextBlockParam{{Text: req.System}}
-	}
-	if req.Temperature != nil {
-		p.Temperature = anthropic.Float(*req.Temperature)
-	}
-	if req.TopP != nil {
-		p.TopP = anthropic.Float(*req.TopP)
-	}
-	if req.TopK > 0 {
-		p.TopK = anthropic.Int(req.TopK)
-	}
-	for i, t := range req.Turns {
-		block := anthropic.NewTextBlock(t.Text)
-		switch t.Role {
-		case "user":
-			p.Messages = append(p.Messages, anthropic.NewUserMessage(block))
-		case "assistant":
-			p.Messages = append(p.Messages, anthropic.NewAssistantMessage(block))
-		default:
-			return anthropic.MessageNewParams{}, fmt.Errorf("turn %d: role %q is neither user nor assistant", i, t.Role)
+	}}
+	p := &c.params
+
+	temperature, topP, topK := req.Temperature, req.TopP, req.TopK
+	switch b := req.ThinkingBudget; {
+	case b == 0:
+	case b < MinThinkingBudget:
+		return call{}, fmt.Errorf("thinking budget %d is below the minimum of %d tokens", b, MinThinkingBudget)
+	case b >= req.MaxTokens:
+		return call{}, fmt.Errorf("thinking budget %d must be below max tokens %d: thinking counts toward them", b, req.MaxTokens)
+	default:
+		p.Thinking = anthropic.ThinkingConfigParamOfEnabled(b)
+		// The API refuses these with thinking on (it samples thinking at
+		// temperature 1 without top_k, and lets top_p narrow only to
+		// 0.95). They come from the deployment's configuration, not from
+		// the user, so they give way instead of failing every thinking
+		// request; Dropped tells the caller.
+		if temperature != nil && *temperature != 1 {
+			temperature = nil
+			c.dropped = append(c.dropped, "temperature")
+		}
+		if topK > 0 {
+			topK = 0
+			c.dropped = append(c.dropped, "top_k")
+		}
+		if topP != nil && (*topP < 0.95 || *topP > 1) {
+			topP = nil
+			c.dropped = append(c.dropped, "top_p")
 		}
 	}
-	return p, nil
+	if temperature != nil {
+		p.Temperature = anthropic.Float(*temperature)
+	}
+	if topP != nil {
+		p.TopP = anthropic.Float(*topP)
+	}
+	if topK > 0 {
+		p.TopK = anthropic.Int(topK)
+	}
+
+	switch req.Effort {
+	case "":
+	case "low", "medium", "high":
+		if !info.Effort {
+			return call{}, unsupported("effort")
+		}
+		// The SDK has the field typed; Opus 4.5 still wants the beta flag
+		// with it, which the SDK does not add by itself.
+		p.OutputConfig = anthropic.OutputConfigParam{Effort: anthropic.OutputConfigEffort(req.Effort)}
+		c.opts = append(c.opts, option.WithHeaderAdd("anthropic-beta", EffortBeta))
+	default:
+		return call{}, fmt.Errorf("effort %q is not one of low, medium, high", req.Effort)
+	}
+
+	// The constructor sets type "ephemeral": a zero value would be
+	// omitted from the body altogether.
+	cc := anthropic.NewCacheControlEphemeralParam()
+	switch req.CacheTTL {
+	case "", "off":
+	case "5m":
+		// Sent without ttl: 5 minutes is the default on both providers,
+		// and the bare form is the one every Bedrock model takes.
+		c.cacheTTL = req.CacheTTL
+	case "1h":
+		if provider == providerBedrock && !info.BedrockCache1h {
+			return call{}, unsupported("1h cache TTL")
+		}
+		c.cacheTTL = req.CacheTTL
+		cc.TTL = anthropic.CacheControlEphemeralTTLTTL1h
+	default:
+		return call{}, fmt.Errorf("cache TTL %q is not one of 5m, 1h, off", req.CacheTTL)
+	}
+	minCache := int64(DefaultMinCacheTokens)
+	if known {
+		minCache = info.MinCacheTokens
+	}
+	// breakpoint reports whether a prefix of about prefix tokens is worth
+	// a breakpoint.
+	breakpoint := func(prefix int64) bool { return c.cacheTTL != "" && prefix >= minCache }
+
+	// Breakpoints go on the system prompt, which stays the same across a
+	// conversation, and on the newest user turn, so that the next turn
+	// reads everything before its own new messages from the cache (the API
+	// looks back from a breakpoint for the longest cached prefix).
+	var prefix int64
+	if req.System != "" {
+		prefix += estimateTokens(req.System)
+		block := anthropic.TextBlockParam{Text: req.System}
+		if breakpoint(prefix) {
+			block.CacheControl = cc
+		}
+		p.System = []anthropic.TextBlockParam{block}
+	}
+	lastUser := -1
+	for i, t := range req.Turns {
+		if t.Role == "user" {
+			lastUser = i
+		}
+	}
+	for i, t := range req.Turns {
+		prefix += estimateTokens(t.Text)
+		block := anthropic.TextBlockParam{Text: t.Text}
+		if i == lastUser && breakpoint(prefix) {
+			block.CacheControl = cc
+		}
+		content := anthropic.ContentBlockParamUnion{OfText: &block}
+		switch t.Role {
+		case "user":
+			p.Messages = append(p.Messages, anthropic.NewUserMessage(content))
+		case "assistant":
+			p.Messages = append(p.Messages, anthropic.NewAssistantMessage(content))
+		default:
+			return call{}, fmt.Errorf("turn %d: role %q is neither user nor assistant", i, t.Role)
+		}
+	}
+	return c, nil
 }
 
 // watchdog cancels a call that has been silent for idle. It is armed while
