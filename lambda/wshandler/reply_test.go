@@ -403,9 +403,16 @@ func TestInflightRepliesAreCapped(t *testing.T) {
 	conn := h.connect("alice")
 	var starts []wsapi.Frame
 	for i := range 2 {
-		h.deliver(h.ws, conn, sendFrame(fmt.Sprint("r", i), "", "", "tell me a long story [[tokens=100000]] [[rate=100]]"))
-		starts = append(starts, h.posts.waitFor(t, conn, func(f []wsapi.Frame) bool { return len(f) > 0 && f[0].Type == wsapi.TypeStart })[0])
-		h.posts.take(conn)
+		id := fmt.Sprint("r", i)
+		h.deliver(h.ws, conn, sendFrame(id, "", "", "tell me a long story [[tokens=100000]] [[rate=100]]"))
+		for _, f := range h.posts.take(conn) {
+			if f.Type == wsapi.TypeStart && f.RequestID == id {
+				starts = append(starts, f)
+			}
+		}
+	}
+	if len(starts) != 2 {
+		t.Fatalf("started %+v, want two replies", starts)
 	}
 	_, before := h.counts("alice")
 	// From another of the user's connections, whose frames are its own.
