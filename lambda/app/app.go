@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 
@@ -268,6 +269,7 @@ func (d *Deps) Router() (*httpapi.Router, error) {
 		rt.Routes = (&httpapi.Prompts{Store: d.Store}).Routes()
 	case manifest.UsageHandler.Name:
 		rt.Routes = (&httpapi.Usage{Store: d.Store, DailyTokenLimit: d.Config.DailyTokenLimit}).Routes()
+		maps.Copy(rt.Routes, (&httpapi.Models{Allowed: d.Config.AllowedModels}).Routes())
 	default:
 		return nil, fmt.Errorf("%s has no HTTP routes", d.Function)
 	}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -27,6 +28,7 @@ import (
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/manifest"
+	"github.com/p2/buddy/lambda/models"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
 )
@@ -48,6 +50,10 @@ type Job struct {
 	UserMessageID      string `json:"userMessageId"`
 	AssistantMessageID string `json:"assistantMessageId"`
 	Model              string `json:"model"`
+	// ThinkingBudget turns extended thinking on (0: off); Effort is the
+	// effort level asked for ("": the model's default).
+	ThinkingBudget int64  `json:"thinkingBudget,omitempty"`
+	Effort         string `json:"effort,omitempty"`
 	// PromptID is the saved prompt the reply follows; Run reads its text
 	// beside claiming the reply.
 	PromptID string `json:"promptId,omitempty"`
@@ -176,6 +182,10 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 	if rej != nil {
 		return Job{}, rej
 	}
+	model, rej := s.choose(th.conv, f)
+	if rej != nil {
+		return Job{}, rej
+	}
 	if th.isNew {
 		th.conv = newConversation(userID, f.Text, th.promptID, now)
 	}
@@ -188,7 +198,9 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 		ConversationID:     th.conv.ConversationID,
 		UserMessageID:      ids.New(),
 		AssistantMessageID: ids.New(), // made after the user's, so it sorts after it
-		Model:              s.Config.Model.ModelID,
+		Model:              model,
+		ThinkingBudget:     int64(f.Thinking.BudgetTokens),
+		Effort:             f.Effort,
 		PromptID:           th.promptID,
 		AcceptedAt:         now,
 		Day:                Day(now),
@@ -199,7 +211,7 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 		job.FirstTurn = f.Text
 	}
 	conv := th.conv
-	conv.UpdatedAt, conv.PromptID = now, th.promptID
+	conv.UpdatedAt, conv.PromptID, conv.Model = now, th.promptID, model
 	err := s.Store.AcceptMessage(ctx, store.Acceptance{
 		Conversation:  conv,
 		New:           th.isNew,
@@ -243,6 +255,51 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 	default:
 		return Job{}, reject(errcode.Internal, "could not store the message", err)
 	}
+}
+
+// Effort levels a sendMessage may ask for.
+var effortLevels = []string{"low", "medium", "high"}
+
+// choose is the model that answers f in conv, and checks what f asks of
+// it. The server decides what is allowed: a model outside ALLOWED_MODELS,
+// thinking on a model without it or out of bounds, effort on a model
+// without it are bad requests, refused before anything is stored.
+func (s *Service) choose(conv store.Conversation, f wsapi.ClientFrame) (string, *Reject) {
+	allowed := s.Config.AllowedModels
+	if len(allowed) == 0 {
+		allowed = []string{s.Config.Model.ModelID}
+	}
+	model := allowed[0]
+	switch {
+	case f.Model != "":
+		if !slices.Contains(allowed, f.Model) {
+			return "", reject(errcode.BadRequest, fmt.Sprintf("model %q is not offered; GET /models lists those that are", f.Model), nil)
+		}
+		model = f.Model
+	case slices.Contains(allowed, conv.Model):
+		// A conversation keeps the model of its last message (unless
+		// the operator has withdrawn it since).
+		model = conv.Model
+	}
+	info, _ := models.Lookup(model)
+	if b := int64(f.Thinking.BudgetTokens); b != 0 {
+		maxTokens := s.Config.Model.MaxTokens
+		switch {
+		case !info.Thinking:
+			return "", reject(errcode.BadRequest, fmt.Sprintf("model %s does not offer extended thinking", model), nil)
+		case b < models.MinThinkingBudget || b >= maxTokens:
+			return "", reject(errcode.BadRequest, fmt.Sprintf("thinking.budgetTokens must be at least %d and below the max tokens (%d)", models.MinThinkingBudget, maxTokens), nil)
+		}
+	}
+	if f.Effort != "" {
+		switch {
+		case !slices.Contains(effortLevels, f.Effort):
+			return "", reject(errcode.BadRequest, `effort must be "low", "medium" or "high"`, nil)
+		case !info.Effort:
+			return "", reject(errcode.BadRequest, fmt.Sprintf("model %s does not take an effort level", model), nil)
+		}
+	}
+	return model, nil
 }
 
 // thread is where a message goes: its conversation (still to be created

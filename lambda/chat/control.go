@@ -103,7 +103,7 @@ type storedFrame struct {
 // text) is cut the way a burst would be.
 func storedFrames(m store.Message) []storedFrame {
 	var out []storedFrame
-	answer, thinking := m.Text, ""
+	answer, thinking := m.Text, m.Thinking
 	fits := true
 	total := 0
 	for _, f := range m.Frames {

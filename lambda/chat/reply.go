@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/p2/buddy/lambda/claude"
+	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/obs"
+	"github.com/p2/buddy/lambda/pricing"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/tokens"
 	"github.com/p2/buddy/lambda/wsapi"
@@ -112,14 +115,30 @@ func (s *Service) prepare(ctx context.Context, job Job) (claude.Request, error) 
 	turns = fit(turns, historyBudget(len(system), s.Config.Model.MaxTokens))
 	m := s.Config.Model
 	return claude.Request{
-		Model:       job.Model,
-		System:      system,
-		Turns:       turns,
-		MaxTokens:   m.MaxTokens,
-		Temperature: m.Temperature,
-		TopP:        m.TopP,
-		TopK:        m.TopK,
+		Model:          job.Model,
+		System:         system,
+		Turns:          turns,
+		MaxTokens:      m.MaxTokens,
+		Temperature:    m.Temperature,
+		TopP:           m.TopP,
+		TopK:           m.TopK,
+		ThinkingBudget: job.ThinkingBudget,
+		Effort:         job.Effort,
+		CacheTTL:       s.cacheTTL(),
 	}, nil
+}
+
+// cacheTTL is the lifetime of the request's cache breakpoints; "" for
+// none. Caching is on by default: the next turn of a conversation then
+// reads the whole earlier prefix at a tenth of the input price.
+func (s *Service) cacheTTL() string {
+	switch s.Config.PromptCache {
+	case config.PromptCacheOff:
+		return ""
+	case "":
+		return config.PromptCache5m
+	}
+	return s.Config.PromptCache
 }
 
 // inputs reads the turns and the system prompt side by side.
@@ -244,6 +263,12 @@ func (h *replyHandler) OnText(_ context.Context, text string) error {
 	return nil
 }
 
+// OnThinking queues thinking text: thinking frames, on the same seq.
+func (h *replyHandler) OnThinking(_ context.Context, text string) error {
+	h.b.Text(true, text)
+	return nil
+}
+
 // summarize fills the summary fields the stream decided.
 func (out streamed) summarize(sum *obs.Summary) {
 	if !out.sent.firstPost.IsZero() {
@@ -255,6 +280,7 @@ func (out streamed) summarize(sum *obs.Summary) {
 	sum.InputTokens, sum.OutputTokens = u.InputTokens, u.OutputTokens
 	sum.CacheRead, sum.CacheWrite = u.CacheReadInputTokens, u.CacheCreationInputTokens
 	sum.StopReason = out.stopReason()
+	sum.Dropped = out.res.Dropped
 }
 
 // ended is how a reply ended, as stored and told.
@@ -312,21 +338,24 @@ func (s *Service) finish(ctx context.Context, job Job, out streamed, sum *obs.Su
 	ctx = context.WithoutCancel(ctx)
 	e := out.ending()
 	msg := store.Message{
-		ConversationID: job.ConversationID,
-		MessageID:      job.AssistantMessageID,
-		UserID:         job.UserID,
-		Role:           store.RoleAssistant,
-		Text:           out.sent.answer,
-		CreatedAt:      s.now(),
-		RequestID:      job.RequestID,
-		Model:          out.model,
-		StopReason:     e.stopReason,
-		Incomplete:     e.status != store.StatusComplete,
-		Status:         e.status,
-		Frames:         out.sent.frames,
-		ErrorCode:      e.code,
-		Usage:          out.usage(),
+		ConversationID:    job.ConversationID,
+		MessageID:         job.AssistantMessageID,
+		UserID:            job.UserID,
+		Role:              store.RoleAssistant,
+		Text:              out.sent.answer,
+		CreatedAt:         s.now(),
+		RequestID:         job.RequestID,
+		Model:             out.model,
+		StopReason:        e.stopReason,
+		Incomplete:        e.status != store.StatusComplete,
+		Status:            e.status,
+		Frames:            out.sent.frames,
+		ErrorCode:         e.code,
+		Thinking:          out.sent.thinking,
+		ThinkingSignature: out.res.ThinkingSignature,
+		Usage:             out.usage(),
 	}
+	msg.CostUSD = cost(msg.Model, msg.Usage)
 	last := out.last
 	var err error
 	for range finishAttempts {
@@ -377,7 +406,7 @@ func endFrame(job Job, requestID string, m store.Message, e ended) wsapi.Frame {
 	if e.code != "" {
 		return wsapi.Frame{Type: wsapi.TypeError, RequestID: requestID, ConversationID: job.ConversationID, MessageID: job.AssistantMessageID, Code: e.code, Message: e.msg}
 	}
-	u := m.Usage
+	u, c := m.Usage, m.CostUSD
 	return wsapi.Frame{
 		Type:           wsapi.TypeEnd,
 		RequestID:      requestID,
@@ -386,7 +415,18 @@ func endFrame(job Job, requestID string, m store.Message, e ended) wsapi.Frame {
 		Model:          m.Model,
 		StopReason:     e.stopReason,
 		Usage:          &u,
+		CostUSD:        &c,
 	}
+}
+
+// cost is what usage u of model cost at list prices, to the micro-dollar;
+// 0 for a model without a price.
+func cost(model string, u tokens.Usage) float64 {
+	p, ok := pricing.Lookup(model)
+	if !ok {
+		return 0
+	}
+	return math.Round(p.Cost(pricing.Of(u))*1e6) / 1e6
 }
 
 // failClaimed ends a claimed reply that could not start (its inputs could
@@ -422,6 +462,10 @@ func modelErrorFrame(err, cause error) (code, msg string) {
 		return errcode.UpstreamError, "the reply took too long and was cut short"
 	case claude.KindOf(err) == claude.KindRateLimited:
 		return errcode.RateLimited, "the model is busy; try again in a moment"
+	case claude.KindOf(err) == claude.KindBadRequest:
+		// The provider cannot do what was asked (say, a feature Bedrock
+		// lacks): the message says what.
+		return errcode.BadRequest, err.Error()
 	default:
 		return errcode.UpstreamError, "the model could not answer; try again"
 	}

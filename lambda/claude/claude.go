@@ -4,7 +4,7 @@
 // retries and key caching stay here.
 //
 // Optional features, per Request: extended thinking (ThinkingBudget), effort
-// (Effort, Opus 4.5 only, beta EffortBeta) and prompt caching (CacheTTL).
+// (Effort, Opus 4.5 only, beta models.EffortBeta) and prompt caching (CacheTTL).
 // The client itself enforces what the API requires of them, so that a
 // configuration that is valid without thinking stays valid with it: with
 // thinking on, temperature (unless 1), top_k and a top_p outside 0.95..1
@@ -55,7 +55,7 @@ type Request struct {
 	// counts toward MaxTokens and is billed as output.
 	ThinkingBudget int64
 	// Effort is "low", "medium" or "high" (the model's default), or "" to
-	// send none. Only models whose ModelInfo.Effort is set take it.
+	// send none. Only models whose models.Info.Effort is set take it.
 	Effort string
 	// CacheTTL turns prompt caching on with breakpoints of this lifetime,
 	// "5m" or "1h"; "" (or "off") sends no breakpoint.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/p2/buddy/lambda/claude"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
+	"github.com/p2/buddy/lambda/models"
 	"github.com/p2/buddy/lambda/tokens"
 )
 
@@ -279,8 +280,8 @@ func TestEffortRequest(t *testing.T) {
 				t.Errorf("output_config %v, anthropic-beta %q sent without effort", body.OutputConfig, beta)
 			case tt.wantEffort != "" && (body.OutputConfig == nil || body.OutputConfig.Effort == nil || *body.OutputConfig.Effort != tt.wantEffort):
 				t.Errorf("output_config = %+v, want effort %q", body.OutputConfig, tt.wantEffort)
-			case tt.wantEffort != "" && beta != claude.EffortBeta:
-				t.Errorf("anthropic-beta = %q, want %q", beta, claude.EffortBeta)
+			case tt.wantEffort != "" && beta != models.EffortBeta:
+				t.Errorf("anthropic-beta = %q, want %q", beta, models.EffortBeta)
 			}
 		})
 	}
@@ -489,7 +490,7 @@ func TestBedrockFeatures(t *testing.T) {
 				switch {
 				case b.OutputConfig == nil || b.OutputConfig.Effort == nil || *b.OutputConfig.Effort != "medium":
 					return fmt.Sprintf("output_config = %+v", b.OutputConfig)
-				case !slices.Equal(b.AnthropicBeta, []string{claude.EffortBeta}):
+				case !slices.Equal(b.AnthropicBeta, []string{models.EffortBeta}):
 					return fmt.Sprintf("anthropic_beta = %q", b.AnthropicBeta)
 				case b.Header.Get("anthropic-beta") != "":
 					return "anthropic-beta header sent to Bedrock"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/option"
+	"github.com/p2/buddy/lambda/models"
 	"github.com/p2/buddy/lambda/tokens"
 )
 
@@ -353,7 +354,7 @@ func prepare(req Request, provider string) (call, error) {
 	if req.Temperature != nil && req.TopP != nil {
 		return call{}, errors.New("temperature and top_p cannot both be set: Claude 4.5 models reject the pair; set one")
 	}
-	info, known := LookupModel(req.Model)
+	info, known := models.Lookup(req.Model)
 	unsupported := func(feature string) error {
 		return &UnsupportedError{Provider: provider, Model: req.Model, Feature: feature}
 	}
@@ -367,8 +368,8 @@ func prepare(req Request, provider string) (call, error) {
 	temperature, topP, topK := req.Temperature, req.TopP, req.TopK
 	switch b := req.ThinkingBudget; {
 	case b == 0:
-	case b < MinThinkingBudget:
-		return call{}, fmt.Errorf("thinking budget %d is below the minimum of %d tokens", b, MinThinkingBudget)
+	case b < models.MinThinkingBudget:
+		return call{}, fmt.Errorf("thinking budget %d is below the minimum of %d tokens", b, models.MinThinkingBudget)
 	case b >= req.MaxTokens:
 		return call{}, fmt.Errorf("thinking budget %d must be below max tokens %d: thinking counts toward them", b, req.MaxTokens)
 	default:
@@ -410,7 +411,7 @@ func prepare(req Request, provider string) (call, error) {
 		// The SDK has the field typed; Opus 4.5 still wants the beta flag
 		// with it, which the SDK does not add by itself.
 		p.OutputConfig = anthropic.OutputConfigParam{Effort: anthropic.OutputConfigEffort(req.Effort)}
-		c.opts = append(c.opts, option.WithHeaderAdd("anthropic-beta", EffortBeta))
+		c.opts = append(c.opts, option.WithHeaderAdd("anthropic-beta", models.EffortBeta))
 	default:
 		return call{}, fmt.Errorf("effort %q is not one of low, medium, high", req.Effort)
 	}
@@ -433,7 +434,7 @@ func prepare(req Request, provider string) (call, error) {
 	default:
 		return call{}, fmt.Errorf("cache TTL %q is not one of 5m, 1h, off", req.CacheTTL)
 	}
-	minCache := int64(DefaultMinCacheTokens)
+	minCache := int64(models.DefaultMinCacheTokens)
 	if known {
 		minCache = info.MinCacheTokens
 	}

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/p2/buddy/lambda/pricing"
 )
 
 // Model-call variables. CDK context keys use the same names.
@@ -44,6 +46,10 @@ const (
 	DailyTokenLimit    = "DAILY_TOKEN_LIMIT"
 	// MaxInflightReplies bounds the replies a user has running at once.
 	MaxInflightReplies = "MAX_INFLIGHT_REPLIES_PER_USER"
+	// AllowedModels lists the model ids a client may choose.
+	AllowedModels = "ALLOWED_MODELS"
+	// PromptCache is the prompt cache's lifetime: 5m, 1h or off.
+	PromptCache = "PROMPT_CACHE"
 	// OrphanReplyGraceSeconds is how long a reply whose client left keeps
 	// running, waiting for a resume, before it stops upstream.
 	OrphanReplyGraceSeconds = "ORPHAN_REPLY_GRACE_SECONDS"
@@ -65,6 +71,18 @@ const (
 
 // DefaultModelID is the model the service ships with.
 const DefaultModelID = "claude-opus-4-5-20251101"
+
+// DefaultAllowedModels are the models a client may choose unless
+// ALLOWED_MODELS says otherwise: Opus (most capable), Sonnet (the balance)
+// and Haiku (fastest, cheapest), the default first.
+const DefaultAllowedModels = DefaultModelID + ",claude-sonnet-4-5-20250929,claude-haiku-4-5-20251001"
+
+// Prompt cache lifetimes (PROMPT_CACHE).
+const (
+	PromptCache5m  = "5m"
+	PromptCache1h  = "1h"
+	PromptCacheOff = "off"
+)
 
 // RetiredModelIDs are ids Anthropic has retired; shipping one fails every
 // request, so both synth and start-up refuse them.
@@ -212,7 +230,12 @@ type Runtime struct {
 	// MaxInflightReplies is how many replies a user may have running.
 	MaxInflightReplies int
 	// OrphanGrace is how long a reply nobody listens to keeps running.
-	OrphanGrace   time.Duration
+	OrphanGrace time.Duration
+	// AllowedModels are the ids a client may choose, the default
+	// (Model.ModelID) first.
+	AllowedModels []string
+	// PromptCache is the cache breakpoints' lifetime, or PromptCacheOff.
+	PromptCache   string
 	JWTIssuer     string
 	JWTAudience   string
 	JWKSURL       string
@@ -257,6 +280,7 @@ func ParseRuntime(get func(string) string) (Runtime, error) {
 		},
 		MaxInflightReplies:  DefaultMaxInflightReplies,
 		OrphanGrace:         DefaultOrphanGrace,
+		PromptCache:         PromptCache5m,
 		JWTIssuer:           strings.TrimSpace(get(JWTIssuer)),
 		JWTAudience:         strings.TrimSpace(get(JWTAudience)),
 		JWKSURL:             strings.TrimSpace(get(JWKSURL)),
@@ -306,11 +330,58 @@ func ParseRuntime(get func(string) string) (Runtime, error) {
 			bad(u.key, "%q is not an http(s) URL", u.val)
 		}
 	}
+	r.AllowedModels, err = parseAllowedModels(get(AllowedModels), m.ModelID)
+	errs = append(errs, err)
+	switch v := strings.TrimSpace(get(PromptCache)); v {
+	case "":
+	case PromptCache5m, PromptCache1h, PromptCacheOff:
+		r.PromptCache = v
+	default:
+		bad(PromptCache, "%q must be %s, %s or %s", v, PromptCache5m, PromptCache1h, PromptCacheOff)
+	}
 	if r.JWKSURL == "" && r.JWTIssuer != "" {
 		// OIDC issuers, Cognito included, publish their keys here.
 		r.JWKSURL = strings.TrimSuffix(r.JWTIssuer, "/") + "/.well-known/jwks.json"
 	}
 	return r, errors.Join(errs...)
+}
+
+// parseAllowedModels reads ALLOWED_MODELS (the default list when empty):
+// every id priced (pricing knows it, so its cost can be shown), none
+// retired, no repeats, and the default model among them; the default is
+// put first.
+func parseAllowedModels(v, defaultModel string) ([]string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		v = DefaultAllowedModels
+	}
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, &Error{Key: AllowedModels, Msg: fmt.Sprintf(format, a...)})
+	}
+	var ids []string
+	for id := range strings.SplitSeq(v, ",") {
+		id = strings.TrimSpace(id)
+		switch _, priced := pricing.Lookup(id); {
+		case id == "":
+			bad("has an empty entry")
+		case slices.Contains(RetiredModelIDs, id):
+			bad("%q is retired and no longer served", id)
+		case !priced:
+			bad("%q is not a model this service knows the price of (Claude Opus, Sonnet or Haiku 4.5)", id)
+		case slices.Contains(ids, id):
+			bad("lists %q twice", id)
+		default:
+			ids = append(ids, id)
+		}
+	}
+	if defaultModel != "" && !slices.Contains(ids, defaultModel) {
+		bad("must contain %s=%s, the default model", ModelID, defaultModel)
+	}
+	if i := slices.Index(ids, defaultModel); i > 0 {
+		ids = append([]string{defaultModel}, slices.Delete(ids, i, i+1)...)
+	}
+	return ids, errors.Join(errs...)
 }
 
 // Require reports the keys among names whose value is empty: each function

@@ -22,13 +22,15 @@ const MaxTitleRunes = 200
 // `conversationId` carry the same value: `id` for REST clients, the other
 // under the name the WebSocket protocol uses.
 type ConversationJSON struct {
-	ID             string        `json:"id"`
-	ConversationID string        `json:"conversationId"`
-	Title          string        `json:"title"`
-	PromptID       string        `json:"promptId,omitempty"`
-	CreatedAt      time.Time     `json:"createdAt"`
-	UpdatedAt      time.Time     `json:"updatedAt"`
-	Messages       []MessageJSON `json:"messages,omitempty"`
+	ID             string `json:"id"`
+	ConversationID string `json:"conversationId"`
+	Title          string `json:"title"`
+	PromptID       string `json:"promptId,omitempty"`
+	// Model is the model of the conversation's last message.
+	Model     string        `json:"model,omitempty"`
+	CreatedAt time.Time     `json:"createdAt"`
+	UpdatedAt time.Time     `json:"updatedAt"`
+	Messages  []MessageJSON `json:"messages,omitempty"`
 }
 
 // MessageJSON is a stored message on the wire.
@@ -43,9 +45,13 @@ type MessageJSON struct {
 	StopReason string    `json:"stopReason,omitempty"`
 	Incomplete bool      `json:"incomplete,omitempty"`
 	// Status is streaming, complete, stopped, incomplete or failed.
-	Status    string        `json:"status"`
-	ErrorCode string        `json:"errorCode,omitempty"`
-	Usage     *tokens.Usage `json:"usage,omitempty"`
+	Status    string `json:"status"`
+	ErrorCode string `json:"errorCode,omitempty"`
+	// Thinking is the reply's extended thinking, apart from its text.
+	Thinking string        `json:"thinking,omitempty"`
+	Usage    *tokens.Usage `json:"usage,omitempty"`
+	// CostUSD is the reply's estimated cost at list prices.
+	CostUSD *float64 `json:"costUsd,omitempty"`
 }
 
 // staleStreaming is when a reply still marked streaming cannot be running
@@ -55,7 +61,7 @@ const staleStreaming = 20 * time.Minute
 
 func conversationJSON(c store.Conversation) ConversationJSON {
 	return ConversationJSON{
-		ID: c.ConversationID, ConversationID: c.ConversationID, Title: c.Title, PromptID: c.PromptID,
+		ID: c.ConversationID, ConversationID: c.ConversationID, Title: c.Title, PromptID: c.PromptID, Model: c.Model,
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
 	}
 }
@@ -64,14 +70,14 @@ func messageJSON(m store.Message, now time.Time) MessageJSON {
 	j := MessageJSON{
 		ID: m.MessageID, MessageID: m.MessageID, Role: m.Role, Text: m.Text, CreatedAt: m.CreatedAt.UTC(),
 		RequestID: m.RequestID, Model: m.Model, StopReason: m.StopReason, Incomplete: m.Incomplete,
-		Status: m.State(), ErrorCode: m.ErrorCode,
+		Status: m.State(), ErrorCode: m.ErrorCode, Thinking: m.Thinking,
 	}
 	if j.Status == store.StatusStreaming && now.Sub(m.CreatedAt) > staleStreaming {
 		j.Status, j.Incomplete = store.StatusIncomplete, true
 	}
 	if m.Role == store.RoleAssistant {
-		u := m.Usage
-		j.Usage = &u
+		u, c := m.Usage, m.CostUSD
+		j.Usage, j.CostUSD = &u, &c
 	}
 	return j
 }

@@ -23,6 +23,10 @@ type UsageRowJSON struct {
 	tokens.Usage
 	// CostUSD is an estimate from list prices; null for an unknown model.
 	CostUSD *float64 `json:"costUsd"`
+	// SavedUSD is what prompt caching saved: the cached tokens priced as
+	// plain input less what they cost (negative when writes were not read
+	// back enough to pay for themselves); null for an unknown model.
+	SavedUSD *float64 `json:"savedUsd"`
 }
 
 // Usage serves GET /usage?from=YYYY-MM-DD&to=YYYY-MM-DD.
@@ -66,20 +70,23 @@ func (u *Usage) get(ctx context.Context, r *Request) (Response, *Error) {
 	}
 	out := make([]UsageRowJSON, 0, len(rows))
 	var total tokens.Usage
-	totalCost, costKnown := 0.0, true
+	totalCost, totalSaved, known := 0.0, 0.0, true
 	for _, row := range rows {
 		j := UsageRowJSON{Day: row.Day, Model: row.Model, Usage: row.Usage}
 		if p, ok := pricing.Lookup(row.Model); ok {
-			c := round6(pricing.Cost(p, row.InputTokens, row.OutputTokens, row.CacheReadInputTokens, row.CacheCreationInputTokens))
-			j.CostUSD = &c
+			c, sv := round6(p.Cost(pricing.Of(row.Usage))), round6(p.Saved(pricing.Of(row.Usage)))
+			j.CostUSD, j.SavedUSD = &c, &sv
 			totalCost += c
+			totalSaved += sv
 		} else {
-			costKnown = false
+			known = false
 		}
 		total.InputTokens += row.InputTokens
 		total.OutputTokens += row.OutputTokens
 		total.CacheReadInputTokens += row.CacheReadInputTokens
 		total.CacheCreationInputTokens += row.CacheCreationInputTokens
+		total.CacheWrite5mInputTokens += row.CacheWrite5mInputTokens
+		total.CacheWrite1hInputTokens += row.CacheWrite1hInputTokens
 		out = append(out, j)
 	}
 	totals := map[string]any{
@@ -87,10 +94,17 @@ func (u *Usage) get(ctx context.Context, r *Request) (Response, *Error) {
 		"outputTokens":             total.OutputTokens,
 		"cacheReadInputTokens":     total.CacheReadInputTokens,
 		"cacheCreationInputTokens": total.CacheCreationInputTokens,
+		"cacheWrite5mInputTokens":  total.CacheWrite5mInputTokens,
+		"cacheWrite1hInputTokens":  total.CacheWrite1hInputTokens,
 		"costUsd":                  nil,
+		"savedUsd":                 nil,
 	}
-	if costKnown {
-		totals["costUsd"] = round6(totalCost)
+	if known {
+		totals["costUsd"], totals["savedUsd"] = round6(totalCost), round6(totalSaved)
+	}
+	used, reserved, err := u.Store.Today(ctx, r.User, today.Format(time.DateOnly))
+	if err != nil {
+		return Response{}, Internal(err)
 	}
 	return Response{Status: http.StatusOK, Body: map[string]any{
 		"from":            from.Format(time.DateOnly),
@@ -98,6 +112,9 @@ func (u *Usage) get(ctx context.Context, r *Request) (Response, *Error) {
 		"days":            out,
 		"totals":          totals,
 		"dailyTokenLimit": u.DailyTokenLimit,
+		// Today's quota: used, and reserved by replies still running
+		// (each holds its max tokens until it ends).
+		"today": map[string]int64{"limit": u.DailyTokenLimit, "used": used, "reserved": reserved},
 	}}, nil
 }
 

@@ -70,6 +70,7 @@ const (
 	RouteUpdatePrompt       = "PUT /prompts/{id}"
 	RouteDeletePrompt       = "DELETE /prompts/{id}"
 	RouteGetUsage           = "GET /usage"
+	RouteListModels         = "GET /models"
 )
 
 // HTTPRoutes maps each HTTP API route key to the function serving it.
@@ -87,6 +88,9 @@ var HTTPRoutes = []struct {
 	{RouteUpdatePrompt, PromptCRUD},
 	{RouteDeletePrompt, PromptCRUD},
 	{RouteGetUsage, UsageHandler},
+	// The models a client may choose, with their prices: beside usage,
+	// which reports what they cost.
+	{RouteListModels, UsageHandler},
 }
 
 // WebSocketRoutes maps each WebSocket route key to the function serving it.

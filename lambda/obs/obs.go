@@ -67,6 +67,9 @@ type Summary struct {
 	CacheWrite   int64
 	StopReason   string
 	Deltas       int // delta frames posted
+	// Dropped names the configured sampling settings left out of the
+	// request because extended thinking does not take them.
+	Dropped []string
 }
 
 // Log writes the summary line.
@@ -111,6 +114,7 @@ func (s *Summary) Log(ctx context.Context, l *slog.Logger) {
 			slog.Int64("cacheCreationInputTokens", s.CacheWrite),
 			slog.String("stopReason", s.StopReason),
 			slog.Int("deltas", s.Deltas),
+			slog.Any("droppedForThinking", s.Dropped),
 			slog.Int(manifest.MetricModelRequests, 1),
 			slog.Int(manifest.MetricModelErrors, modelErr),
 			slog.Any("_aws", emf(time.Now())),

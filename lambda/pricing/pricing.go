@@ -5,7 +5,11 @@
 // (MTok) for the Claude 4.5 models; estimates only: the invoice is the truth.
 package pricing
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/p2/buddy/lambda/tokens"
+)
 
 // Price is a model's list price in USD per million tokens. The JSON names are
 // those of the price object of `GET /models`.
@@ -99,11 +103,19 @@ func (p Price) Saved(u Usage) float64 {
 	return perMTok(cached, p.Input) - actual
 }
 
-// Cost is the estimated USD cost of the given token counts, cacheWrite being
-// 5-minute writes.
-//
-// Deprecated: use Price.Cost, which tells 5-minute from 1-hour writes. Kept
-// only while lambda/httpapi/usage.go still calls it.
-func Cost(p Price, input, output, cacheRead, cacheWrite int64) float64 {
-	return p.Cost(Usage{Input: input, Output: output, CacheRead: cacheRead, CacheWrite5m: cacheWrite})
+// Of is the priced split of a reply's or a day's usage. A cache write
+// the upstream reported without its 5m/1h split counts as 5-minute, the
+// API's default lifetime.
+func Of(u tokens.Usage) Usage {
+	p := Usage{
+		Input:        u.InputTokens,
+		Output:       u.OutputTokens,
+		CacheRead:    u.CacheReadInputTokens,
+		CacheWrite5m: u.CacheWrite5mInputTokens,
+		CacheWrite1h: u.CacheWrite1hInputTokens,
+	}
+	if unsplit := u.CacheCreationInputTokens - p.CacheWrite5m - p.CacheWrite1h; unsplit > 0 {
+		p.CacheWrite5m += unsplit
+	}
+	return p
 }

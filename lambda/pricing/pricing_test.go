@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
+
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // near compares USD amounts; the arithmetic is in float64 and every expected
@@ -109,11 +111,23 @@ func TestCostAndSaved(t *testing.T) {
 	}
 }
 
-func TestDeprecatedCostCountsWritesAsFiveMinute(t *testing.T) {
-	p, _ := Lookup("claude-sonnet-4-5-20250929")
-	// 1M in, 0 out, 1M read, 1M written: 3 + 0.30 + 3.75.
-	if got := Cost(p, 1_000_000, 0, 1_000_000, 1_000_000); !near(got, 7.05) {
-		t.Errorf("Cost = %v, want 7.05", got)
+func TestOfSplitsCacheWrites(t *testing.T) {
+	tests := []struct {
+		name string
+		u    tokens.Usage
+		want Usage
+	}{
+		{"split reported", tokens.Usage{InputTokens: 1, OutputTokens: 2, CacheReadInputTokens: 3, CacheCreationInputTokens: 9, CacheWrite5mInputTokens: 4, CacheWrite1hInputTokens: 5},
+			Usage{Input: 1, Output: 2, CacheRead: 3, CacheWrite5m: 4, CacheWrite1h: 5}},
+		{"no split: 5-minute, the API's default", tokens.Usage{CacheCreationInputTokens: 7}, Usage{CacheWrite5m: 7}},
+		{"part split", tokens.Usage{CacheCreationInputTokens: 10, CacheWrite1hInputTokens: 4}, Usage{CacheWrite5m: 6, CacheWrite1h: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Of(tt.u); got != tt.want {
+				t.Errorf("Of(%+v) = %+v, want %+v", tt.u, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -20,6 +20,8 @@ const (
 	attrOutputTokens  = "outputTokens"
 	attrCacheRead     = "cacheReadInputTokens"
 	attrCacheCreation = "cacheCreationInputTokens"
+	attrCacheWrite5m  = "cacheWrite5mInputTokens"
+	attrCacheWrite1h  = "cacheWrite1hInputTokens"
 	// On the daily quota counter item of the usage table.
 	attrTokens   = "tokens"
 	attrRequests = "requests"
@@ -81,6 +83,7 @@ type conversationRecord struct {
 	ConversationID string    `dynamodbav:"conversationId"`
 	Title          string    `dynamodbav:"title,omitempty"`
 	PromptID       string    `dynamodbav:"promptId,omitempty"`
+	Model          string    `dynamodbav:"model,omitempty"`
 	CreatedAt      fixedTime `dynamodbav:"createdAt"`
 	UpdatedAt      fixedTime `dynamodbav:"updatedAt"`
 }
@@ -99,9 +102,12 @@ type messageRecord struct {
 	// Assistant messages: the reply's status (absent on messages stored
 	// before statuses: read as complete or incomplete), how its text was
 	// cut into frames (for resume), and the error that ended it.
-	Status    string  `dynamodbav:"status,omitempty"`
-	Frames    []Frame `dynamodbav:"frames,omitempty"`
-	ErrorCode string  `dynamodbav:"errorCode,omitempty"`
+	Status            string  `dynamodbav:"status,omitempty"`
+	Frames            []Frame `dynamodbav:"frames,omitempty"`
+	ErrorCode         string  `dynamodbav:"errorCode,omitempty"`
+	Thinking          string  `dynamodbav:"thinking,omitempty"`
+	ThinkingSignature string  `dynamodbav:"thinkingSignature,omitempty"`
+	CostUSD           float64 `dynamodbav:"costUsd,omitempty"`
 	tokens.Usage
 }
 
@@ -182,6 +188,7 @@ func conversationItem(c Conversation) item {
 		ConversationID: c.ConversationID,
 		Title:          c.Title,
 		PromptID:       c.PromptID,
+		Model:          c.Model,
 		CreatedAt:      fixedTime(c.CreatedAt),
 		UpdatedAt:      fixedTime(c.UpdatedAt),
 	})
@@ -194,6 +201,7 @@ func decodeConversation(it item) (Conversation, error) {
 		ConversationID: r.ConversationID,
 		Title:          r.Title,
 		PromptID:       r.PromptID,
+		Model:          r.Model,
 		CreatedAt:      time.Time(r.CreatedAt),
 		UpdatedAt:      time.Time(r.UpdatedAt),
 	}, err
@@ -201,40 +209,46 @@ func decodeConversation(it item) (Conversation, error) {
 
 func messageItem(m Message) item {
 	return marshal(messageRecord{
-		ConversationID: m.ConversationID,
-		MessageID:      m.MessageID,
-		UserID:         m.UserID,
-		Role:           m.Role,
-		Text:           m.Text,
-		CreatedAt:      fixedTime(m.CreatedAt),
-		RequestID:      m.RequestID,
-		Model:          m.Model,
-		StopReason:     m.StopReason,
-		Incomplete:     m.Incomplete,
-		Status:         m.Status,
-		Frames:         m.Frames,
-		ErrorCode:      m.ErrorCode,
-		Usage:          m.Usage,
+		ConversationID:    m.ConversationID,
+		MessageID:         m.MessageID,
+		UserID:            m.UserID,
+		Role:              m.Role,
+		Text:              m.Text,
+		CreatedAt:         fixedTime(m.CreatedAt),
+		RequestID:         m.RequestID,
+		Model:             m.Model,
+		StopReason:        m.StopReason,
+		Incomplete:        m.Incomplete,
+		Status:            m.Status,
+		Frames:            m.Frames,
+		ErrorCode:         m.ErrorCode,
+		Thinking:          m.Thinking,
+		ThinkingSignature: m.ThinkingSignature,
+		CostUSD:           m.CostUSD,
+		Usage:             m.Usage,
 	})
 }
 
 func decodeMessage(it item) (Message, error) {
 	r, err := unmarshal[messageRecord](it)
 	return Message{
-		ConversationID: r.ConversationID,
-		MessageID:      r.MessageID,
-		UserID:         r.UserID,
-		Role:           r.Role,
-		Text:           r.Text,
-		CreatedAt:      time.Time(r.CreatedAt),
-		RequestID:      r.RequestID,
-		Model:          r.Model,
-		StopReason:     r.StopReason,
-		Incomplete:     r.Incomplete,
-		Status:         r.Status,
-		Frames:         r.Frames,
-		ErrorCode:      r.ErrorCode,
-		Usage:          r.Usage,
+		ConversationID:    r.ConversationID,
+		MessageID:         r.MessageID,
+		UserID:            r.UserID,
+		Role:              r.Role,
+		Text:              r.Text,
+		CreatedAt:         time.Time(r.CreatedAt),
+		RequestID:         r.RequestID,
+		Model:             r.Model,
+		StopReason:        r.StopReason,
+		Incomplete:        r.Incomplete,
+		Status:            r.Status,
+		Frames:            r.Frames,
+		ErrorCode:         r.ErrorCode,
+		Thinking:          r.Thinking,
+		ThinkingSignature: r.ThinkingSignature,
+		CostUSD:           r.CostUSD,
+		Usage:             r.Usage,
 	}, err
 }
 

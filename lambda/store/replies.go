@@ -85,6 +85,7 @@ const (
 	attrReserved  = "reserved"
 	attrReplies   = "replies"
 	attrErrorCode = "errorCode"
+	attrModel     = "model"
 )
 
 // Frame is one delta or thinking frame of a reply, as a resume replays it:
@@ -247,6 +248,9 @@ func (d *Dynamo) acceptItems(a Acceptance) ([]types.TransactWriteItem, error) {
 		update := expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(c.UpdatedAt)))
 		if c.PromptID != "" {
 			update = update.Set(expression.Name(manifest.AttrPromptID), expression.Value(c.PromptID))
+		}
+		if c.Model != "" {
+			update = update.Set(expression.Name(attrModel), expression.Value(c.Model))
 		}
 		conv, err = updateItem(d.tables.Conversations, conversationKey(c.UserID, c.ConversationID), update, exists(manifest.AttrConversationID))
 	}
@@ -683,7 +687,9 @@ func addUsage(u tokens.Usage) expression.UpdateBuilder {
 	return expression.Add(expression.Name(attrInputTokens), expression.Value(u.InputTokens)).
 		Add(expression.Name(attrOutputTokens), expression.Value(u.OutputTokens)).
 		Add(expression.Name(attrCacheRead), expression.Value(u.CacheReadInputTokens)).
-		Add(expression.Name(attrCacheCreation), expression.Value(u.CacheCreationInputTokens))
+		Add(expression.Name(attrCacheCreation), expression.Value(u.CacheCreationInputTokens)).
+		Add(expression.Name(attrCacheWrite5m), expression.Value(u.CacheWrite5mInputTokens)).
+		Add(expression.Name(attrCacheWrite1h), expression.Value(u.CacheWrite1hInputTokens))
 }
 
 // FailUnstarted fails a reply whose job never ran (Lambda gave up on the

@@ -148,6 +148,7 @@ func checkConversation(c Conversation) error {
 	r.id("conversation id", c.ConversationID)
 	r.field("title", c.Title, maxFieldBytes)
 	r.field("prompt id", c.PromptID, maxIDBytes)
+	r.field("model", c.Model, maxFieldBytes)
 	r.time("createdAt", c.CreatedAt)
 	r.time("updatedAt", c.UpdatedAt)
 	return r.err()
@@ -163,6 +164,9 @@ func checkMessage(m Message) error {
 		r.errs = append(r.errs, fmt.Sprintf("role %q is neither %q nor %q", m.Role, RoleUser, RoleAssistant))
 	}
 	r.field("text", m.Text, maxTextBytes)
+	// The answer and the thinking share the item: together within it.
+	r.field("text and thinking", m.Text+m.Thinking, maxTextBytes)
+	r.field("thinking signature", m.ThinkingSignature, maxTextBytes)
 	r.field("request id", m.RequestID, maxFieldBytes)
 	r.field("model", m.Model, maxFieldBytes)
 	r.field("stop reason", m.StopReason, maxFieldBytes)

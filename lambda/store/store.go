@@ -48,7 +48,9 @@ type Conversation struct {
 	Title          string
 	// PromptID is the saved prompt last applied; replies without a promptId
 	// keep using it.
-	PromptID  string
+	PromptID string
+	// Model is the model of the conversation's last message.
+	Model     string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -73,7 +75,13 @@ type Message struct {
 	Frames []Frame
 	// ErrorCode is the client error code that ended a failed reply.
 	ErrorCode string
-	Usage     tokens.Usage
+	// Thinking is the reply's extended thinking text, kept apart from the
+	// answer, with the signature the API gave it.
+	Thinking          string
+	ThinkingSignature string
+	// CostUSD is the reply's estimated cost at list prices.
+	CostUSD float64
+	Usage   tokens.Usage
 }
 
 // State is the message's status as clients see it: a message stored

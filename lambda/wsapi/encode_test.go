@@ -25,7 +25,7 @@ func TestEncode(t *testing.T) {
 		{"markup is not HTML-escaped", wsapi.Frame{Type: wsapi.TypeDelta, Seq: &seq0, Text: "<b>&</b>"},
 			`{"type":"delta","seq":0,"text":"<b>&</b>"}`},
 		{"end carries every usage count, zeros included", wsapi.Frame{Type: wsapi.TypeEnd, RequestID: "r", StopReason: "end_turn", Usage: &tokens.Usage{InputTokens: 3}},
-			`{"type":"end","requestId":"r","stopReason":"end_turn","usage":{"inputTokens":3,"outputTokens":0,"cacheReadInputTokens":0,"cacheCreationInputTokens":0}}`},
+			`{"type":"end","requestId":"r","stopReason":"end_turn","usage":{"inputTokens":3,"outputTokens":0,"cacheReadInputTokens":0,"cacheCreationInputTokens":0,"cacheWrite5mInputTokens":0,"cacheWrite1hInputTokens":0}}`},
 		{"error carries code and message", wsapi.Frame{Type: wsapi.TypeError, RequestID: "r", Code: errcode.NotFound, Message: "conversation not found"},
 			`{"type":"error","requestId":"r","code":"not_found","message":"conversation not found"}`},
 	}

@@ -54,6 +54,8 @@ type Frame struct {
 	Text           string        `json:"text,omitempty"`
 	StopReason     string        `json:"stopReason,omitempty"`
 	Usage          *tokens.Usage `json:"usage,omitempty"`
-	Code           string        `json:"code,omitempty"`
-	Message        string        `json:"message,omitempty"`
+	// CostUSD is a reply's estimated cost at list prices (end frames).
+	CostUSD *float64 `json:"costUsd,omitempty"`
+	Code    string   `json:"code,omitempty"`
+	Message string   `json:"message,omitempty"`
 }

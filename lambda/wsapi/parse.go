@@ -37,11 +37,22 @@ type ClientFrame struct {
 	ConversationID string `json:"conversationId,omitempty"`
 	PromptID       string `json:"promptId,omitempty"`
 	Text           string `json:"text,omitempty"`
+	// Model is the model id a sendMessage asks for ("": the
+	// conversation's, or the default); Effort its effort level.
+	Model  string `json:"model,omitempty"`
+	Effort string `json:"effort,omitempty"`
+	// Thinking turns extended thinking on with a budget (zero: off).
+	Thinking Thinking `json:"thinking,omitzero"`
 	// MessageID names the reply a stop or resume is about.
 	MessageID string `json:"messageId,omitempty"`
 	// AfterSeq is the last seq of the reply a resume already has (-1:
 	// none).
 	AfterSeq int `json:"afterSeq,omitempty"`
+}
+
+// Thinking is a sendMessage's extended thinking request.
+type Thinking struct {
+	BudgetTokens int `json:"budgetTokens"`
 }
 
 // ProtocolError is why a frame was refused: Code and Message go to the
@@ -67,6 +78,10 @@ const (
 	fieldText           = "text"
 	fieldMessageID      = "messageId"
 	fieldAfterSeq       = "afterSeq"
+	fieldModel          = "model"
+	fieldEffort         = "effort"
+	fieldThinking       = "thinking"
+	fieldBudgetTokens   = "budgetTokens"
 )
 
 // maxSeq bounds afterSeq: far above any reply's frames, and within int32
@@ -87,6 +102,10 @@ func (f *ClientFrame) field(name string) *string {
 		return &f.Text
 	case fieldMessageID:
 		return &f.MessageID
+	case fieldModel:
+		return &f.Model
+	case fieldEffort:
+		return &f.Effort
 	}
 	return nil
 }
@@ -162,6 +181,12 @@ func ParseClientFrame(data []byte) (ClientFrame, *ProtocolError) {
 				note("field %q must be a whole number from -1 to %d", name, maxSeq)
 			}
 			f.AfterSeq = int(seq)
+		case name == fieldThinking:
+			t, problem := parseThinking(value)
+			if problem != "" {
+				note("%s", problem)
+			}
+			f.Thinking = t
 		case dst == nil:
 			note("unknown field %s", quoteName(name))
 		case !isString:
@@ -211,7 +236,7 @@ func (f ClientFrame) validate(present func(name string) bool) *ProtocolError {
 			return &ProtocolError{Code: errcode.TooLarge,
 				Message: fmt.Sprintf("text is %d bytes; the limit is %d", len(f.Text), MaxTextBytes)}
 		}
-		if p := f.only(present, ActionSendMessage, fieldRequestID, fieldConversationID, fieldPromptID, fieldText); p != nil {
+		if p := f.only(present, ActionSendMessage, fieldRequestID, fieldConversationID, fieldPromptID, fieldText, fieldModel, fieldEffort, fieldThinking); p != nil {
 			return p
 		}
 	case ActionStop, ActionResume:
@@ -249,7 +274,27 @@ func (f ClientFrame) validate(present func(name string) bool) *ProtocolError {
 
 // allFields are the fields a client frame may have, in the order a
 // refusal names them.
-var allFields = []string{fieldRequestID, fieldConversationID, fieldPromptID, fieldText, fieldMessageID, fieldAfterSeq}
+var allFields = []string{fieldRequestID, fieldConversationID, fieldPromptID, fieldText, fieldModel, fieldEffort, fieldThinking, fieldMessageID, fieldAfterSeq}
+
+// parseThinking reads {"budgetTokens": N}: an object with that one whole
+// number. Whether N suits the model and max tokens is the message path's
+// to say.
+func parseThinking(v any) (Thinking, string) {
+	const want = `field "thinking" must be an object {"budgetTokens": N} with N a whole number`
+	obj, ok := v.(map[string]any)
+	if !ok || len(obj) != 1 {
+		return Thinking{}, want
+	}
+	n, ok := obj[fieldBudgetTokens].(json.Number)
+	if !ok {
+		return Thinking{}, want
+	}
+	b, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil || b < 1 || b > maxSeq {
+		return Thinking{}, want
+	}
+	return Thinking{BudgetTokens: int(b)}, ""
+}
 
 // only refuses a frame of action that has a field other than allowed.
 func (f ClientFrame) only(present func(string) bool, action string, allowed ...string) *ProtocolError {

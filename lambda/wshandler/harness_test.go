@@ -173,6 +173,8 @@ type harnessOpts struct {
 	// replies a user may have (the default when zero).
 	grace       time.Duration
 	maxInflight int
+	// promptCache is PROMPT_CACHE ("": the default).
+	promptCache string
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -191,6 +193,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Cleanup(jwks.Close)
 
 	env := maps.Clone(config.ModelDefaults)
+	env[config.PromptCache] = o.promptCache
 	if o.topP {
 		env[config.Temperature] = ""
 		env[config.TopP] = "0.8"

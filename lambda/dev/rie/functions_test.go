@@ -461,6 +461,17 @@ var httpRouteCases = map[string]func(h *harness, me, other string){
 			h.t.Errorf("answered %d, totals %+v; want the caller's 7 in, 11 out", st, usage.Totals)
 		}
 	},
+	manifest.RouteListModels: func(h *harness, me, _ string) {
+		var list struct {
+			Models []struct {
+				ID      string `json:"id"`
+				Default bool   `json:"default"`
+			} `json:"models"`
+		}
+		if st := h.http(manifest.RouteListModels, "/models", nil, "", me, &list); st != http.StatusOK || len(list.Models) != 3 || list.Models[0].ID != config.DefaultModelID || !list.Models[0].Default {
+			h.t.Errorf("answered %d, %+v; want the three allowed models, the default first", st, list.Models)
+		}
+	},
 }
 
 func TestHTTPRoutesAnswerTheCallersDataUnderTheEmulator(t *testing.T) {
