@@ -248,4 +248,3 @@ func TestPromptCachingAndCost(t *testing.T) {
 		})
 	}
 }
-
