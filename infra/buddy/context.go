@@ -52,6 +52,7 @@ var StackKeys = []string{
 // runtime variables an operator may set. Table names, JWT_ISSUER and
 // JWT_AUDIENCE are not among them: the stack derives those.
 var EnvKeys = append(slices.Clone(config.ModelKeys),
+	config.AllowedModels, config.PromptCache,
 	config.DailyTokenLimit, config.MaxInflightReplies, config.OrphanReplyGraceSeconds,
 	config.ConnectionTTLSeconds, config.SecretTTLSeconds)
 
@@ -304,6 +305,8 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 func modelEnv(val func(string) string, has func(string) bool) (map[string]string, config.Model, error) {
 	defaults := maps.Clone(config.ModelDefaults)
 	defaults[config.DailyTokenLimit] = DefaultDailyTokenLimit
+	defaults[config.AllowedModels] = config.DefaultAllowedModels
+	defaults[config.PromptCache] = config.PromptCache5m
 	defaults[config.MaxInflightReplies] = DefaultMaxInflightReplies
 	defaults[config.OrphanReplyGraceSeconds] = DefaultOrphanReplyGraceSeconds
 	if has(config.TopP) && !has(config.Temperature) {

@@ -40,6 +40,8 @@ const (
 
 // The defaults of the runtime variables the stack always writes.
 var runtimeEnv = map[string]string{
+	"ALLOWED_MODELS":                "claude-opus-4-5-20251101,claude-sonnet-4-5-20250929,claude-haiku-4-5-20251001",
+	"PROMPT_CACHE":                  "5m",
 	"DAILY_TOKEN_LIMIT":             "1000000",
 	"MAX_INFLIGHT_REPLIES_PER_USER": "2",
 	"ORPHAN_REPLY_GRACE_SECONDS":    "120",
