@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,16 +89,42 @@ func (in promptInput) validate() (name, text string, e *Error) {
 	return name, text, nil
 }
 
+// list answers the user's prompts oldest first. All of them fit one
+// response in practice, but MaxPromptsPerUser prompts of MaxPromptTextRunes
+// characters can take 16 MB and more: a body that would pass
+// MaxResponseBytes ends early with nextCursor, which ?cursor= continues
+// from.
 func (p *Prompts) list(ctx context.Context, r *Request) (Response, *Error) {
 	ps, err := p.Store.ListPrompts(ctx, r.User)
 	if err != nil {
 		return Response{}, Internal(err)
 	}
-	out := make([]PromptJSON, 0, len(ps))
-	for _, it := range ps {
-		out = append(out, promptJSON(it))
+	from := 0
+	if c := r.Query("cursor"); c != "" {
+		id, err := base64.RawURLEncoding.DecodeString(c)
+		from = slices.IndexFunc(ps, func(p store.Prompt) bool { return p.PromptID == string(id) })
+		if err != nil || from < 0 {
+			return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "cursor is not one this API gave")
+		}
 	}
-	return Response{Status: http.StatusOK, Body: map[string]any{"prompts": out}}, nil
+	// Room for the body around the list and the longest cursor.
+	room := MaxResponseBytes - 256 - base64.RawURLEncoding.EncodedLen(1024)
+	out := make([]PromptJSON, 0, len(ps)-from)
+	body := map[string]any{"prompts": out}
+	for i, it := range ps[from:] {
+		j := promptJSON(it)
+		b, err := marshalJSON(j)
+		if err != nil {
+			return Response{}, Internal(err)
+		}
+		if room -= len(b) + 1; room < 0 && len(out) > 0 {
+			body["nextCursor"] = base64.RawURLEncoding.EncodeToString([]byte(ps[from+i].PromptID))
+			break
+		}
+		out = append(out, j)
+	}
+	body["prompts"] = out
+	return Response{Status: http.StatusOK, Body: body}, nil
 }
 
 func (p *Prompts) create(ctx context.Context, r *Request) (Response, *Error) {
