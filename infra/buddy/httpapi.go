@@ -32,7 +32,7 @@ func newHTTPAPI(stack awscdk.Stack, s Settings, r *Resources) (awsapigatewayv2.H
 		})
 	api := awsapigatewayv2.NewHttpApi(stack, jsii.String("HttpApi"), &awsapigatewayv2.HttpApiProps{
 		ApiName:     jsii.String("buddy-" + s.Stage + "-http"),
-		Description: jsii.String("Buddy conversations, prompts and usage (DESIGN §5)"),
+		Description: jsii.String("Buddy conversations, prompts, usage and models (HTTP API, JWT)"),
 		CorsPreflight: &awsapigatewayv2.CorsPreflightOptions{
 			AllowOrigins: jsii.Strings(s.CorsAllowOrigins...),
 			AllowMethods: &[]awsapigatewayv2.CorsHttpMethod{

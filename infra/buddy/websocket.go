@@ -34,7 +34,7 @@ const webSocketAccessLogFormat = `{"requestId":"$context.requestId","connectionI
 func newWebSocketAPI(stack awscdk.Stack, s Settings, r *Resources) (awsapigatewayv2.WebSocketApi, awsapigatewayv2.WebSocketStage) {
 	api := awsapigatewayv2.NewWebSocketApi(stack, jsii.String("WebSocketApi"), &awsapigatewayv2.WebSocketApiProps{
 		ApiName:                  jsii.String("buddy-" + s.Stage + "-websocket"),
-		Description:              jsii.String("Buddy chat: streams Claude replies (DESIGN §4)"),
+		Description:              jsii.String("Buddy chat: streams Claude replies (WebSocket API)"),
 		RouteSelectionExpression: jsii.String(RouteSelectionExpression),
 	})
 	integrations := map[string]awsapigatewayv2integrations.WebSocketLambdaIntegration{}

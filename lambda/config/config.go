@@ -35,7 +35,7 @@ const (
 	TopK            = "TOP_K"
 )
 
-// Runtime variables the code needs beyond §3.
+// Runtime variables the code needs beyond the model-call ones.
 const (
 	ConnectionsTable   = "CONNECTIONS_TABLE"
 	ConversationsTable = "CONVERSATIONS_TABLE"

@@ -46,9 +46,9 @@ type Entry struct {
 	Price  Price
 }
 
-// table holds the list prices (Anthropic pricing page, checked against
-// REFERENCE.md), written out in full rather than as multipliers of Input so
-// that each row reads exactly like the published price list.
+// table holds the list prices (Anthropic's pricing page), written out in
+// full rather than as multipliers of Input so that each row reads exactly
+// like the published price list.
 var table = []Entry{
 	{"claude-opus-4-5", Price{Input: 5, Output: 25, CacheRead: 0.50, CacheWrite5m: 6.25, CacheWrite1h: 10}},
 	{"claude-sonnet-4-5", Price{Input: 3, Output: 15, CacheRead: 0.30, CacheWrite5m: 3.75, CacheWrite1h: 6}},
