@@ -151,6 +151,7 @@ func TestTinyRun(t *testing.T) {
 		Runs:        1,
 		ReplyTokens: 30, ReplyRate: 300,
 		TTFTSamples: 2, Sockets: 2, ConcurrentTokens: 10,
+		RoundTripSamples: 1, ResumeSamples: 2,
 		// The arm64 bundle is the stack's own, which infra/bundle's tests
 		// build in the same run: weighing it costs a link at most.
 		Zips: true,
@@ -182,6 +183,7 @@ func TestTinyRun(t *testing.T) {
 	if c := r.Concurrent; c == nil || c.Sockets != 2 || c.LostFrames != 0 || c.Errors != 0 {
 		t.Errorf("concurrent %+v, want 2 sockets, nothing lost", c)
 	}
+	checkDevServerMeasures(t, r, 2, 1)
 	var sb strings.Builder
 	r.Table(&sb)
 	if !strings.Contains(sb.String(), "cold start ms, go") {
@@ -193,9 +195,93 @@ func TestTinyRun(t *testing.T) {
 	}
 	var keys map[string]any
 	_ = json.Unmarshal(b, &keys)
-	for _, k := range []string{"cold_start_ms", "ratio_node", "ratio_python", "ttft_overhead_ms", "posts_per_reply", "max_frame_bytes", "peak_rss_mb", "zip_mb", "synth_s", "concurrent"} {
+	for _, k := range []string{"cold_start_ms", "ratio_node", "ratio_python", "ttft_overhead_ms", "posts_per_reply", "max_frame_bytes", "peak_rss_mb", "zip_mb", "synth_s", "concurrent", "resume_ms", "store_round_trips"} {
 		if _, ok := keys[k]; !ok {
 			t.Errorf("results.json lacks %q", k)
+		}
+	}
+}
+
+// TestResumeAndStoreRoundTripsOnATinyRun runs the dev-server measures
+// that need no build (resume after a dropped socket, store round trips
+// before the model call), so that even a -short run takes both.
+func TestResumeAndStoreRoundTripsOnATinyRun(t *testing.T) {
+	r, err := Run(t.Context(), Options{OutDir: t.TempDir(), RoundTripSamples: 1, ResumeSamples: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range r.Notes {
+		t.Log("note:", n)
+	}
+	checkDevServerMeasures(t, r, 2, 1)
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Resume map[string]float64 `json:"resume_ms"`
+		Trips  map[string]any     `json:"store_round_trips"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"p50", "p99"} {
+		if _, ok := got.Resume[k]; !ok {
+			t.Errorf("resume_ms lacks %q: %v", k, got.Resume)
+		}
+	}
+	for _, k := range []string{"new_conversation", "follow_up"} {
+		if _, ok := got.Trips[k]; !ok {
+			t.Errorf("store_round_trips lacks %q: %v", k, got.Trips)
+		}
+	}
+	var sb strings.Builder
+	r.Table(&sb)
+	for _, row := range []string{"resume: reconnect → first missed frame", "store round trips before the model call, new conversation", "store round trips before the model call, follow-up"} {
+		if !strings.Contains(sb.String(), row) {
+			t.Errorf("the table lacks the row %q:\n%s", row, sb.String())
+		}
+	}
+}
+
+// checkDevServerMeasures checks that the resume and round-trip figures
+// were taken, without judging them: goals belong to the benchmark.
+func checkDevServerMeasures(t *testing.T, r *Results, resumes, trips int) {
+	t.Helper()
+	if l := r.ResumeMS; l == nil || l.Samples != resumes || l.P50 <= 0 || l.P99 < l.P50 {
+		t.Errorf("resume %+v, want %d samples", l, resumes)
+	}
+	rt := r.StoreRoundTrips
+	if rt == nil || rt.Samples != trips {
+		t.Fatalf("store round trips %+v, want %d samples", rt, trips)
+	}
+	// Every message is stored before its reply starts: at least one
+	// round trip each.
+	if rt.NewConversation < 1 || rt.FollowUp < 1 || rt.NewConversationFirstMessage < 1 {
+		t.Errorf("store round trips %+v, want at least one of each", rt)
+	}
+	if len(rt.Chains["follow_up"]) != rt.FollowUp {
+		t.Errorf("the follow-up's chain %v does not have its %d calls", rt.Chains["follow_up"], rt.FollowUp)
+	}
+}
+
+func TestSequentialCallsCountOverlappingCallsOnce(t *testing.T) {
+	at := func(ms int) time.Time { return time.Unix(0, 0).Add(time.Duration(ms) * time.Millisecond) }
+	call := func(op string, from, to int) storeCall { return storeCall{Op: op, Start: at(from), End: at(to)} }
+	tests := []struct {
+		name  string
+		calls []storeCall
+		want  string
+	}{
+		{"none", nil, ""},
+		{"one after the other", []storeCall{call("B", 3, 5), call("A", 0, 2), call("C", 6, 9)}, "A B C"},
+		{"side by side count once", []storeCall{call("A", 0, 2), call("B", 1, 3), call("C", 4, 6), call("D", 4, 7)}, "A C"},
+		{"a long call beside two short ones", []storeCall{call("L", 0, 10), call("A", 1, 3), call("B", 4, 6)}, "A B"},
+		{"a call that starts as one ends follows it", []storeCall{call("A", 0, 2), call("B", 2, 4)}, "A B"},
+	}
+	for _, tt := range tests {
+		if got := strings.Join(sequentialCalls(tt.calls), " "); got != tt.want {
+			t.Errorf("%s: chain %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }

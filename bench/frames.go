@@ -23,6 +23,9 @@ type ReplyStats struct {
 	Lost       int           // see Reply
 	Error      string        // code and message of an error frame
 	Output     int64         // outputTokens of the end frame
+
+	// ConversationID is what the start frame named.
+	ConversationID string
 }
 
 // Reply follows the frames of one reply as a client sees them and counts
@@ -99,7 +102,7 @@ func (r *Reply) Add(b []byte, at time.Time) {
 	}
 	switch f.Type {
 	case wsapi.TypeStart:
-		s.Start = true
+		s.Start, s.ConversationID = true, f.ConversationID
 	case wsapi.TypeDelta:
 		if f.Seq == nil {
 			s.Lost++

@@ -63,6 +63,20 @@ type Concurrent struct {
 	Errors           int      `json:"errors"`
 }
 
+// StoreRoundTrips counts the DynamoDB round trips a message waits for one
+// after the other between its arrival and the model call (calls made side
+// by side count once), the most any sample took.
+type StoreRoundTrips struct {
+	NewConversation int `json:"new_conversation"`
+	FollowUp        int `json:"follow_up"`
+	// NewConversationFirstMessage is a new conversation as the first
+	// message of a socket, which also resolves the connection.
+	NewConversationFirstMessage int `json:"new_conversation_first_message"`
+	Samples                     int `json:"samples"`
+	// Chains name the calls of each count, in order.
+	Chains map[string][]string `json:"chains,omitempty"`
+}
+
 // Machine describes where the figures were taken.
 type Machine struct {
 	CPU       string            `json:"cpu"`
@@ -111,6 +125,10 @@ type Results struct {
 	ZipMB      map[string]float64 `json:"zip_mb"`
 	SynthS     *float64           `json:"synth_s"`
 	Concurrent *Concurrent        `json:"concurrent"`
+	// ResumeMS runs from a dropped client's reconnect to the first frame
+	// it had missed.
+	ResumeMS        *Latency         `json:"resume_ms"`
+	StoreRoundTrips *StoreRoundTrips `json:"store_round_trips"`
 
 	Goals []Goal   `json:"goals"`
 	Notes []string `json:"notes,omitempty"`
@@ -162,6 +180,13 @@ func (r *Results) Evaluate() {
 	}
 	if r.Concurrent != nil {
 		add(fmt.Sprintf("lost frames, %d sockets", r.Concurrent.Sockets), "= 0", float64(r.Concurrent.LostFrames), r.Concurrent.LostFrames == 0 && r.Concurrent.Errors == 0)
+	}
+	if r.ResumeMS != nil {
+		add("resume p50 ms", "<= 1000", r.ResumeMS.P50, r.ResumeMS.P50 <= 1000)
+	}
+	if t := r.StoreRoundTrips; t != nil {
+		add("store round trips, new conversation", "<= 2", float64(t.NewConversation), t.NewConversation <= 2)
+		add("store round trips, follow-up", "<= 3", float64(t.FollowUp), t.FollowUp <= 3)
 	}
 }
 
@@ -268,6 +293,21 @@ func (r *Results) Table(w io.Writer) {
 		}
 	} else {
 		row("concurrent sockets", na, "", "")
+	}
+	if l := r.ResumeMS; l != nil {
+		t, m := met("resume p50 ms")
+		row("resume: reconnect → first missed frame ms, p50 / p99", fmt.Sprintf("%.1f / %.1f (n=%d)", l.P50, l.P99, l.Samples), "p50 "+t, m)
+	} else {
+		row("resume: reconnect → first missed frame ms", na, "", "")
+	}
+	if rt := r.StoreRoundTrips; rt != nil {
+		t, m := met("store round trips, new conversation")
+		row("store round trips before the model call, new conversation", fmt.Sprint(rt.NewConversation), t, m)
+		t, m = met("store round trips, follow-up")
+		row("store round trips before the model call, follow-up", fmt.Sprint(rt.FollowUp), t, m)
+		row("  new conversation as a socket's first message", fmt.Sprint(rt.NewConversationFirstMessage), "", "")
+	} else {
+		row("store round trips before the model call", na, "", "")
 	}
 	writeMarkdown(w, rows)
 	if len(r.Notes) > 0 {

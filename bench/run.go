@@ -48,6 +48,9 @@ type Options struct {
 	// Dev server: TTFTSamples sequential warm requests, then Sockets
 	// concurrent sockets each streaming ConcurrentTokens.
 	TTFTSamples, Sockets, ConcurrentTokens int
+	// Dev server: RoundTripSamples users counting the store round trips
+	// before the model call, ResumeSamples drops and resumes.
+	RoundTripSamples, ResumeSamples int
 
 	Synth bool
 	Zips  bool
@@ -91,10 +94,15 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(o.Progress, format+"\n", a...) }
 
-	logf("building the %d functions (GOOS=linux GOARCH=%s, deployment flags)", len(o.Functions), runtime.GOARCH)
-	bins, err := bootstraps(bundle.HostBundler(o.Root), o.Functions)
-	if err != nil {
-		return nil, err
+	var bins map[string]string
+	if o.Runs > 0 || o.ReplyTokens > 0 {
+		// Only the emulator runs need them; the dev server runs the
+		// handlers in-process.
+		logf("building the %d functions (GOOS=linux GOARCH=%s, deployment flags)", len(o.Functions), runtime.GOARCH)
+		var err error
+		if bins, err = bootstraps(bundle.HostBundler(o.Root), o.Functions); err != nil {
+			return nil, err
+		}
 	}
 	if o.Synth {
 		logf("timing make synth (twice; the second, warm run counts)")
@@ -115,6 +123,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	var h *harness
 	if o.Runs > 0 || o.ReplyTokens > 0 {
 		logf("building %s (go.mod's tool), starting DynamoDB Local and the stand-ins", rie.Command)
+		var err error
 		if h, err = newHarness(ctx, &o); err != nil {
 			return nil, err
 		}
@@ -137,12 +146,12 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 			r.Note("message path (posts, frames, peak RSS) not measured: %v", err)
 		}
 	}
-	if o.TTFTSamples > 0 || o.Sockets > 0 {
+	if o.TTFTSamples > 0 || o.Sockets > 0 || o.RoundTripSamples > 0 || o.ResumeSamples > 0 {
 		if err := devServer(ctx, &o, r); err != nil {
 			if !errors.Is(err, ErrSkip) {
 				return nil, err
 			}
-			r.Note("dev-server figures (ttft overhead, concurrent sockets) not measured: %v", err)
+			r.Note("dev-server figures (ttft overhead, store round trips, resume, concurrent sockets) not measured: %v", err)
 		}
 	}
 	if o.Profile {

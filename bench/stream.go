@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/dev/devserver"
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/dev/wsclient"
@@ -37,30 +38,50 @@ const (
 // WebSocket clients.
 type DevServer struct {
 	srv       *devserver.Server
+	db        *dynamodblocal.Local
 	client    *http.Client
 	summaries *summaries
+	// calls times every store call of the functions (RoundTripsBeforeModel).
+	calls *storeCalls
 }
 
 // StartDevServer starts the dev server on free ports with the offline
-// stand-in model; state goes under dir.
-func StartDevServer(ctx context.Context, dir string) (*DevServer, error) {
-	sums := &summaries{ttft: map[string]float64{}}
-	srv, err := devserver.Start(ctx, devserver.Config{StateDir: dir, Log: slog.New(sums)})
+// stand-in model; state goes under dir. It starts the DynamoDB Local the
+// dev server would (its data under dir/dynamodb) itself, so that the
+// functions' store reaches it through a client whose calls are timed.
+func StartDevServer(ctx context.Context, dir string) (_ *DevServer, err error) {
+	db, err := dynamodblocal.StartWithTables(ctx, dynamodblocal.Options{Dir: filepath.Join(dir, "dynamodb")}, devserver.TablePrefix)
 	if err != nil {
 		if strings.Contains(err.Error(), "make tools") {
 			return nil, fmt.Errorf("%w: %v", ErrSkip, err)
 		}
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = db.Stop()
+		}
+	}()
+	calls := newStoreCalls()
+	timed := &dynamodblocal.Local{
+		Server: db.Server,
+		Client: dynamodblocal.NewClient(db.Endpoint(), func(o *dynamodb.Options) { o.HTTPClient = calls.client() }),
+		Tables: db.Tables,
+	}
+	sums := &summaries{ttft: map[string]float64{}}
+	srv, err := devserver.Start(ctx, devserver.Config{StateDir: dir, DynamoDB: timed, Log: slog.New(sums)})
+	if err != nil {
+		return nil, err
+	}
 	if srv.StandIn == nil {
 		srv.Close()
 		return nil, errors.New("dev server runs without its stand-in model")
 	}
-	return &DevServer{srv: srv, client: &http.Client{Timeout: 30 * time.Second}, summaries: sums}, nil
+	return &DevServer{srv: srv, db: db, client: &http.Client{Timeout: 30 * time.Second}, summaries: sums, calls: calls}, nil
 }
 
-// Close stops the dev server.
-func (d *DevServer) Close() error { return d.srv.Close() }
+// Close stops the dev server and its DynamoDB Local.
+func (d *DevServer) Close() error { return errors.Join(d.srv.Close(), d.db.Stop()) }
 
 // token asks POST /dev/token for a JWT, as the chat page does.
 func (d *DevServer) token(ctx context.Context, sub string) (string, error) {
@@ -405,6 +426,40 @@ func devServer(ctx context.Context, o *Options, r *Results) error {
 		r.TTFTBreakdownMS = b
 		r.Note("ttft overhead: client send to first delta through the in-process dev server (DynamoDB Local store, offline stand-in told [[ttft=0]] so its own time to first token is nil), one warm socket, %d warm-up messages not counted", ttftWarmup)
 	}
+	if o.RoundTripSamples > 0 {
+		fmt.Fprintf(o.Progress, "dev server: %d users counting store round trips before the model call\n", o.RoundTripSamples)
+		t, err := d.RoundTripsBeforeModel(ctx, o.RoundTripSamples)
+		if err != nil {
+			return err
+		}
+		r.StoreRoundTrips = &StoreRoundTrips{
+			NewConversation:             t.Max[kindNew],
+			FollowUp:                    t.Max[kindFollowUp],
+			NewConversationFirstMessage: t.Max[kindNewFresh],
+			Samples:                     o.RoundTripSamples,
+			Chains:                      map[string][]string{},
+		}
+		for _, k := range []struct{ key, kind string }{
+			{"new_conversation", kindNew}, {"follow_up", kindFollowUp}, {"new_conversation_first_message", kindNewFresh},
+		} {
+			r.StoreRoundTrips.Chains[k.key] = t.Chains[k.kind]
+			r.Note("store round trips, %s: %s", k.kind, strings.Join(t.Chains[k.kind], " → "))
+		}
+		r.Note("store round trips: DynamoDB calls of the dev server's functions timed under their SDK client, from the client's sendMessage to the model stand-in receiving the request; the longest chain of calls made one after the other (side-by-side calls count once), the most of %d users", o.RoundTripSamples)
+	}
+	if o.ResumeSamples > 0 {
+		fmt.Fprintf(o.Progress, "dev server: %d replies dropped mid-stream and resumed from a new socket\n", o.ResumeSamples)
+		samples, err := d.Resume(ctx, o.ResumeSamples)
+		if err != nil {
+			return err
+		}
+		xs := make([]float64, len(samples))
+		for i, s := range samples {
+			xs[i] = ms(s.FirstMissed)
+		}
+		r.ResumeMS = &Latency{P50: round(Percentile(xs, 50), 2), P99: round(Percentile(xs, 99), 2), Samples: len(xs)}
+		r.Note("resume: a reply of %d tokens at %d tokens/s, its socket dropped (no close frame) after %d deltas; timed from the new socket's dial (token in hand: $connect, then resume with the last seq read) to the first missed delta; the running reply picks up a new listener at its next poll of its live record (every %s)", resumeReplyTokens, resumeReplyRate, resumeReadDeltas, chat.DefaultPoll)
+	}
 	if o.Sockets > 0 {
 		rate := max(o.ReplyRate, 1)
 		fmt.Fprintf(o.Progress, "dev server: %d sockets each streaming %d tokens at %d tokens/s, all sent at once\n", o.Sockets, o.ConcurrentTokens, rate)
@@ -541,11 +596,16 @@ func (c *client) read() {
 	}
 }
 
-// send starts a reply to text; the Reply's Sent is taken just before the
-// frame is written. onFirst, when not nil, runs when the first delta
-// arrives.
+// send starts a reply to text in a new conversation; the Reply's Sent is
+// taken just before the frame is written. onFirst, when not nil, runs when
+// the first delta arrives.
 func (c *client) send(ctx context.Context, requestID, text string, onFirst func()) (*Reply, error) {
-	b, err := json.Marshal(wsclient.SendMessage{Action: "sendMessage", RequestID: requestID, Text: text})
+	return c.sendIn(ctx, requestID, "", text, onFirst)
+}
+
+// sendIn is send in conversation conv ("" opens one).
+func (c *client) sendIn(ctx context.Context, requestID, conv, text string, onFirst func()) (*Reply, error) {
+	b, err := json.Marshal(wsclient.SendMessage{Action: "sendMessage", RequestID: requestID, ConversationID: conv, Text: text})
 	if err != nil {
 		return nil, err
 	}

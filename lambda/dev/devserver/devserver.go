@@ -96,8 +96,9 @@ type Config struct {
 	// held in memory.
 	AnthropicAPIKey string
 	// Getenv overrides the model settings (ANTHROPIC_MODEL_ID, MAX_TOKENS,
-	// TEMPERATURE, TOP_P, TOP_K, USE_OPUS_MODEL) and DAILY_TOKEN_LIMIT,
-	// validated by the same rules as in AWS; nil keeps the defaults.
+	// TEMPERATURE, TOP_P, TOP_K, USE_OPUS_MODEL), DAILY_TOKEN_LIMIT and
+	// ORPHAN_REPLY_GRACE_SECONDS, validated by the same rules as in AWS;
+	// nil keeps the defaults.
 	Getenv func(string) string
 	// Log receives the functions' summary lines and the server's own
 	// messages; nil discards them.
@@ -326,10 +327,12 @@ func withDefaults(cfg Config) Config {
 }
 
 // overridable are the variables a developer may set for a local run; the
-// provider, the secret and the endpoints are the dev server's own.
+// provider, the secret and the endpoints are the dev server's own. A short
+// orphan grace lets a test (or a developer) watch an abandoned reply stop
+// without waiting two minutes.
 var overridable = []string{
 	config.ModelID, config.UseOpusModel, config.MaxTokens, config.Temperature,
-	config.TopP, config.TopK, config.DailyTokenLimit,
+	config.TopP, config.TopK, config.DailyTokenLimit, config.OrphanReplyGraceSeconds,
 }
 
 // runtimeConfig builds the environment the functions would have in AWS and
@@ -536,8 +539,10 @@ func shutdown(srv *http.Server) error {
 
 // Close stops everything Start started, in the order that lets running
 // replies finish cleanly: no new HTTP requests, every socket closed with
-// 1001 (each fires $disconnect, and a reply still streaming sees 410 and
-// stores what it has), running invocations drained, then the @connections
+// 1001 (each fires $disconnect; a reply still streaming loses its listener
+// and waits for a resume that cannot come), running invocations given
+// shutdownGrace to end and then cancelled, so such a reply stores what it
+// has rather than waiting out its orphan grace; then the @connections
 // endpoint, the Lambda API, the model stand-in and the DynamoDB Local that
 // Start started.
 func (s *Server) Close() error {

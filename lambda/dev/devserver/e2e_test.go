@@ -13,32 +13,50 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/dev/localissuer"
 	"github.com/p2/buddy/lambda/dev/wsclient"
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
-func TestChatStreamsAndStoresTheReply(t *testing.T) {
+// connectedUser is a fresh user of the shared server, connected, with the
+// server and the test's context.
+func connectedUser(t *testing.T, name string) (*Server, context.Context, *user) {
+	t.Helper()
 	srv := sharedServer(t)
 	ctx := testCtx(t)
-	alice := newUser(t, srv, "alice")
-	alice.connect(ctx)
+	u := newUser(t, srv, name)
+	u.connect(ctx)
+	return srv, ctx, u
+}
+
+func TestChatStreamsAndStoresTheReply(t *testing.T) {
+	srv, ctx, alice := connectedUser(t, "alice")
 
 	first := alice.chat(ctx, sendMessage{RequestID: "r1", Text: "[[tokens=60]] Hello there"})
 	if first.Err != nil {
 		t.Fatalf("error frame: %+v", *first.Err)
 	}
 	conv := first.Start.ConversationID
+	sameMessage := true
+	for _, d := range first.Deltas {
+		sameMessage = sameMessage && d.MessageID == first.Start.MessageID && d.ConversationID == conv
+	}
 	checks := []struct {
 		name string
 		ok   bool
 	}{
 		{"start names the conversation", conv != ""},
 		{"start names the assistant message", first.Start.MessageID != ""},
-		{"start reports the stand-in model", strings.HasPrefix(first.Start.Model, StandInModelPrefix)},
+		// start goes out at acceptance, before the model is called: it
+		// names the model that will answer, as configured.
+		{"start names the configured model", first.Start.Model == srv.Model},
 		{"deltas arrived", len(first.Deltas) > 0},
+		{"every delta names the message", sameMessage},
 		{"end closes the same message", first.End.MessageID == first.Start.MessageID && first.End.ConversationID == conv},
+		// end names the model as the upstream reported it.
+		{"end reports the stand-in's model", first.End.Model == StandInModelPrefix+srv.Model},
 		{"end reports the output tokens", first.End.Usage != nil && first.End.Usage.OutputTokens > 0},
 		{"end reports the stop reason", first.End.StopReason == "end_turn"},
 	}
@@ -55,7 +73,7 @@ func TestChatStreamsAndStoresTheReply(t *testing.T) {
 	if got, want := stored.Messages[1].Text, first.Text(); got != want {
 		t.Errorf("stored reply differs from the concatenated deltas:\nstored %q\ndeltas %q", got, want)
 	}
-	if stored.Messages[1].Model != first.Start.Model || stored.Messages[1].Incomplete {
+	if a := stored.Messages[1]; a.Model != first.End.Model || a.Incomplete || a.Status != "complete" || a.ID != first.Start.MessageID {
 		t.Errorf("stored reply: %+v", stored.Messages[1])
 	}
 	if stored.Messages[0].Text != "[[tokens=60]] Hello there" {
@@ -95,17 +113,14 @@ func TestChatStreamsAndStoresTheReply(t *testing.T) {
 	if usage.Totals.OutputTokens != wantOut || usage.Totals.InputTokens == 0 {
 		t.Errorf("usage totals %+v, want %d output tokens", usage.Totals, wantOut)
 	}
-	if len(usage.Days) != 1 || usage.Days[0].Model != first.Start.Model || usage.Days[0].Day != time.Now().UTC().Format(time.DateOnly) {
-		t.Errorf("usage rows %+v, want one row for today and %s", usage.Days, first.Start.Model)
+	if len(usage.Days) != 1 || usage.Days[0].Model != first.End.Model || usage.Days[0].Day != time.Now().UTC().Format(time.DateOnly) {
+		t.Errorf("usage rows %+v, want one row for today and %s", usage.Days, first.End.Model)
 	}
 	alice.ping(ctx)
 }
 
 func TestSavedPromptsAndAReplyUsingOne(t *testing.T) {
-	srv := sharedServer(t)
-	ctx := testCtx(t)
-	bob := newUser(t, srv, "bob")
-	bob.connect(ctx)
+	srv, ctx, bob := connectedUser(t, "bob")
 
 	var p apiPrompt
 	if st := bob.api(ctx, http.MethodPost, "/prompts", map[string]string{"name": "Pirate", "text": "Answer like a pirate."}, &p); st != http.StatusCreated || p.ID == "" {
@@ -169,10 +184,7 @@ func TestSavedPromptsAndAReplyUsingOne(t *testing.T) {
 }
 
 func TestUsersSeeOnlyTheirOwnData(t *testing.T) {
-	srv := sharedServer(t)
-	ctx := testCtx(t)
-	carol := newUser(t, srv, "carol")
-	carol.connect(ctx)
+	srv, ctx, carol := connectedUser(t, "carol")
 	var p apiPrompt
 	if st := carol.api(ctx, http.MethodPost, "/prompts", map[string]string{"name": "Mine", "text": "private"}, &p); st != http.StatusCreated {
 		t.Fatalf("POST /prompts: %d", st)
@@ -238,10 +250,7 @@ func TestUsersSeeOnlyTheirOwnData(t *testing.T) {
 }
 
 func TestBadFramesAnswerAnErrorAndKeepTheSocket(t *testing.T) {
-	srv := sharedServer(t)
-	ctx := testCtx(t)
-	erin := newUser(t, srv, "erin")
-	erin.connect(ctx)
+	srv, ctx, erin := connectedUser(t, "erin")
 	long := strings.Repeat("a", wsapi.MaxTextBytes+1)
 	tests := []struct {
 		name      string
@@ -288,10 +297,7 @@ func TestBadFramesAnswerAnErrorAndKeepTheSocket(t *testing.T) {
 }
 
 func TestOversizeMessageClosesTheSocketLikeAPIGateway(t *testing.T) {
-	srv := sharedServer(t)
-	ctx := testCtx(t)
-	frank := newUser(t, srv, "frank")
-	frank.connect(ctx)
+	_, ctx, frank := connectedUser(t, "frank")
 	frank.sendRaw(ctx, []byte(`{"action":"sendMessage","requestId":"x","text":"`+strings.Repeat("a", 40*1024)+`"}`))
 	_, _, err := frank.ws.Read(ctx)
 	if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
@@ -367,57 +373,186 @@ func TestTokensAreVerifiedOnConnectAndOnTheHTTPAPI(t *testing.T) {
 	}
 }
 
-func TestSocketClosedMidReplyStoresWhatWasProducedAndStopsTheModel(t *testing.T) {
-	srv := sharedServer(t)
-	ctx := testCtx(t)
-	gina := newUser(t, srv, "gina")
-	gina.connect(ctx)
-	goneBefore := srv.StandIn.ClientGone()
-
-	gina.send(ctx, sendMessage{Action: "sendMessage", RequestID: "m1", Text: "[[tokens=2000]] [[rate=200]] tell me a long story"})
-	start := gina.read(ctx)
-	if start.Type != wsapi.TypeStart {
-		t.Fatalf("first frame %s", start.Raw)
+// startLongReply sends text (directives asking for a long reply) and
+// reads the reply's start and its first deltas: what a client has when its
+// socket drops. received holds the delta texts by seq.
+func (u *user) startLongReply(ctx context.Context, requestID, text string, deltas int) (start wsclient.Frame, received map[int]string, lastSeq int) {
+	u.t.Helper()
+	u.send(ctx, sendMessage{Action: wsapi.ActionSendMessage, RequestID: requestID, Text: text})
+	start = u.read(ctx)
+	if start.Type != wsapi.TypeStart || start.MessageID == "" {
+		u.t.Fatalf("first frame %s, want start", start.Raw)
 	}
-	var received strings.Builder
-	for range 2 {
-		f := gina.read(ctx)
-		if f.Type != wsapi.TypeDelta {
-			t.Fatalf("frame %s, want a delta", f.Raw)
+	received = map[int]string{}
+	for i := range deltas {
+		f := u.read(ctx)
+		if f.Type != wsapi.TypeDelta || f.Seq == nil || *f.Seq != i || f.MessageID != start.MessageID {
+			u.t.Fatalf("frame %s, want delta %d of message %s", f.Raw, i, start.MessageID)
 		}
-		received.WriteString(f.Text)
+		received[i], lastSeq = f.Text, i
 	}
+	return start, received, lastSeq
+}
+
+// assembled is the reply text from frames by seq, 0..n-1.
+func assembled(frames map[int]string) string {
+	var b strings.Builder
+	for seq := range len(frames) {
+		b.WriteString(frames[seq])
+	}
+	return b.String()
+}
+
+// takeResumed adds the frames a resume sent to what the client had,
+// checking that a frame it had already came back with the same text.
+func takeResumed(t *testing.T, have map[int]string, afterSeq int, r wsclient.Reply) {
+	t.Helper()
+	for i, d := range r.Deltas {
+		seq := afterSeq + 1 + i
+		if old, ok := have[seq]; ok && old != d.Text {
+			t.Errorf("frame %d came back as %q, first sent as %q", seq, d.Text, old)
+		}
+		have[seq] = d.Text
+	}
+}
+
+func TestSocketClosedMidReplyKeepsTheReplyRunningForAResume(t *testing.T) {
+	srv, ctx, gina := connectedUser(t, "gina")
+	postsGoneBefore := srv.Stats().GonePosts
+
+	// About three seconds of reply; the socket closes after two deltas.
+	const words = 300
+	start, have, last := gina.startLongReply(ctx, "m1", fmt.Sprintf("[[tokens=%d]] [[rate=100]] tell me a long story", words), 2)
 	if err := gina.ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
 		t.Fatal(err)
 	}
+	// The reply goes on posting to the closed connection (410) rather
+	// than stopping.
+	eventually(ctx, t, func() string {
+		if srv.Stats().GonePosts == postsGoneBefore {
+			return "no post to the closed connection answered 410"
+		}
+		return ""
+	})
 
-	// The next post answers 410, the job cancels the upstream request.
+	// A new connection resumes from the last frame it showed, asking for
+	// that frame again: it must come back as it was.
+	gina.connect(ctx)
+	if err := gina.conn.Resume(ctx, "m1-resume", start.MessageID, last-1); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := gina.conn.CollectResumed(ctx, "m1-resume", last-1)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if rest.Err != nil {
+		t.Fatalf("resume answered %+v", *rest.Err)
+	}
+	takeResumed(t, have, last-1, rest)
+	text := assembled(have)
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"the resumed frames name the message", len(rest.Deltas) > 0 && rest.Deltas[0].MessageID == start.MessageID},
+		{"the reply ran to its end", rest.End.StopReason == "end_turn" && rest.End.MessageID == start.MessageID},
+		// All of it: the model call was never cut off.
+		{"the whole reply reached the client", len(strings.Fields(text)) == words},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s: end %+v, %d words assembled", c.name, rest.End, len(strings.Fields(text)))
+		}
+	}
+	c := gina.conversation(ctx, start.ConversationID)
+	if len(c.Messages) != 2 {
+		t.Fatalf("stored %+v, want the message and its reply", c.Messages)
+	}
+	if a := c.Messages[1]; a.ID != start.MessageID || a.Status != "complete" || a.Text != text {
+		t.Errorf("stored reply %s %q, want complete and exactly what the client assembled %q", a.Status, a.Text, text)
+	}
+
+	// After the end, a resume from the top replays the stored reply with
+	// the same frames.
+	if err := gina.conn.Resume(ctx, "m1-replay", start.MessageID, -1); err != nil {
+		t.Fatal(err)
+	}
+	replay, err := gina.conn.CollectResumed(ctx, "m1-replay", -1)
+	if err != nil || replay.Err != nil {
+		t.Fatalf("replay: %v %+v", err, replay.Err)
+	}
+	if len(replay.Deltas) != len(have) || replay.End.StopReason != "end_turn" {
+		t.Errorf("replay: %d frames ending %+v, want the %d the client has", len(replay.Deltas), replay.End, len(have))
+	}
+	takeResumed(t, have, -1, replay)
+}
+
+func TestAnOrphanedReplyStopsAfterTheGrace(t *testing.T) {
+	ctx := testCtx(t)
+	cfg := withDB(t, Config{StateDir: t.TempDir(), Getenv: func(k string) string {
+		if k == config.OrphanReplyGraceSeconds {
+			return "1" // the shortest the setting takes
+		}
+		return ""
+	}})
+	srv, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	hana := newUser(t, srv, "hana")
+	hana.connect(ctx)
+	goneBefore := srv.StandIn.ClientGone()
+
+	// Twenty seconds of reply, far longer than the grace.
+	const words = 2000
+	start, have, _ := hana.startLongReply(ctx, "o1", fmt.Sprintf("[[tokens=%d]] [[rate=100]] tell me a long story", words), 2)
+	if err := hana.ws.CloseNow(); err != nil { // a dropped network: no close frame
+		t.Fatal(err)
+	}
+	// Nobody resumes: the reply cancels its model call.
 	if err := srv.StandIn.WaitClientGone(ctx, goneBefore+1); err != nil {
 		t.Fatal(err)
 	}
+	var stored apiMessage
 	eventually(ctx, t, func() string {
-		c := gina.conversation(ctx, start.ConversationID)
+		c := hana.conversation(ctx, start.ConversationID)
 		if len(c.Messages) != 2 {
 			return fmt.Sprintf("%d messages stored", len(c.Messages))
 		}
 		if u := c.Messages[0]; u.Role != "user" || !strings.Contains(u.Text, "long story") {
 			return fmt.Sprintf("user message %+v", u)
 		}
-		a := c.Messages[1]
-		switch {
+		stored = c.Messages[1]
+		switch a := stored; {
 		case a.Role != "assistant" || a.ID != start.MessageID:
 			return fmt.Sprintf("assistant message %+v", a)
-		case !a.Incomplete:
-			return "the cut reply is not marked incomplete"
-		case !strings.HasPrefix(a.Text, received.String()):
-			return fmt.Sprintf("stored %q does not start with what the client saw %q", a.Text, received.String())
-		case len(strings.Fields(a.Text)) >= 2000:
+		case a.Status != "incomplete" || !a.Incomplete:
+			return fmt.Sprintf("the orphaned reply is stored %q, want incomplete", a.Status)
+		case !strings.HasPrefix(a.Text, assembled(have)):
+			return fmt.Sprintf("stored %q does not start with what the client saw %q", a.Text, assembled(have))
+		case len(strings.Fields(a.Text)) >= words:
 			return "the whole reply was produced: the upstream stream did not stop"
 		}
 		return ""
 	})
-	if st := srv.Stats(); st.GonePosts == 0 {
-		t.Errorf("no @connections post answered 410: %+v", st)
+
+	// A late resume gets what was stored, then the end of a stopped reply.
+	hana.connect(ctx)
+	if err := hana.conn.Resume(ctx, "o1-late", start.MessageID, -1); err != nil {
+		t.Fatal(err)
+	}
+	late, err := hana.conn.CollectResumed(ctx, "o1-late", -1)
+	if err != nil || late.Err != nil {
+		t.Fatalf("late resume: %v %+v", err, late.Err)
+	}
+	takeResumed(t, have, -1, late)
+	if late.Text() != stored.Text || late.End.StopReason != wsapi.StopReasonStopped {
+		t.Errorf("late resume: %q ending %+v, want the stored %q, stopReason stopped", late.Text(), late.End, stored.Text)
 	}
 }
 

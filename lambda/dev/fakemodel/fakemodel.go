@@ -234,6 +234,7 @@ func route(escapedPath string) (bedrock bool, model string, stream bool, ok bool
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
 	s.mu.Lock()
 	s.calls++
 	n := s.calls
@@ -258,6 +259,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	decoded := json.Unmarshal(body, &req) == nil && json.Unmarshal(body, &req.Fields) == nil
 	if decoded {
 		req.Header = r.Header.Clone()
+		req.Received = received
 		req.Bedrock = bedrock
 		if bedrock {
 			req.Model, req.Stream = model, bedrockStream

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 )
@@ -42,6 +43,10 @@ type Request struct {
 	// Bedrock: the request came in on the Bedrock path; Model is then the
 	// model id from the URL.
 	Bedrock bool `json:"-"`
+	// Received is when the request reached the server (its headers were
+	// read): where a measurement of what a caller does before its model
+	// call ends.
+	Received time.Time `json:"-"`
 }
 
 // Has reports whether the body carried the top-level field name.

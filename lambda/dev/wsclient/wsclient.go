@@ -2,7 +2,9 @@
 // dev server's tests and the benchmark both drive the API with: it dials
 // with the token in the query string (as a browser must), sends client
 // frames, reads server frames, and collects a reply in the order the
-// protocol promises (start, deltas with seq 0..n-1, end or error).
+// protocol promises (start, deltas with seq 0..n-1, end or error), or
+// what a resume sends (deltas from the client's last seq on, end or
+// error).
 package wsclient
 
 import (
@@ -137,7 +139,20 @@ func (r Reply) Text() string {
 // request, start twice or late, a delta before start or with a seq that
 // is not the next, end before start, a frame of another type.
 func (c *Conn) Collect(ctx context.Context, requestID string) (Reply, error) {
+	return c.collect(ctx, requestID, -1, false)
+}
+
+// CollectResumed reads what a resume of requestID sends: no start (the
+// client had it from its sendMessage), deltas whose seq runs from
+// afterSeq+1 with no gap, then end or error. Out of that order it fails
+// as Collect does.
+func (c *Conn) CollectResumed(ctx context.Context, requestID string, afterSeq int) (Reply, error) {
+	return c.collect(ctx, requestID, afterSeq, true)
+}
+
+func (c *Conn) collect(ctx context.Context, requestID string, afterSeq int, resumed bool) (Reply, error) {
 	var r Reply
+	started := func() bool { return resumed || r.Start.Type != "" }
 	for {
 		f, err := c.Read(ctx)
 		if err != nil {
@@ -148,20 +163,20 @@ func (c *Conn) Collect(ctx context.Context, requestID string) (Reply, error) {
 		}
 		switch f.Type {
 		case wsapi.TypeStart:
-			if r.Start.Type != "" || len(r.Deltas) > 0 {
+			if started() || len(r.Deltas) > 0 {
 				return r, fmt.Errorf("start out of place: %s", f.Raw)
 			}
 			r.Start = f.Frame
 		case wsapi.TypeDelta:
-			if r.Start.Type == "" {
+			if !started() {
 				return r, fmt.Errorf("delta before start: %s", f.Raw)
 			}
-			if f.Seq == nil || *f.Seq != len(r.Deltas) {
-				return r, fmt.Errorf("delta %d has seq %v: lost, duplicated or out of order", len(r.Deltas), f.Seq)
+			if want := afterSeq + 1 + len(r.Deltas); f.Seq == nil || *f.Seq != want {
+				return r, fmt.Errorf("delta %d has seq %s, want %d: lost, duplicated or out of order", len(r.Deltas), seqString(f.Seq), want)
 			}
 			r.Deltas = append(r.Deltas, f.Frame)
 		case wsapi.TypeEnd:
-			if r.Start.Type == "" {
+			if !started() {
 				return r, fmt.Errorf("end before start: %s", f.Raw)
 			}
 			r.End = f.Frame
@@ -176,12 +191,41 @@ func (c *Conn) Collect(ctx context.Context, requestID string) (Reply, error) {
 	}
 }
 
+func seqString(seq *int) string {
+	if seq == nil {
+		return "none"
+	}
+	return fmt.Sprint(*seq)
+}
+
 // Chat sends m and collects its reply.
 func (c *Conn) Chat(ctx context.Context, m SendMessage) (Reply, error) {
 	if err := c.SendMessage(ctx, m); err != nil {
 		return Reply{}, err
 	}
 	return c.Collect(ctx, m.RequestID)
+}
+
+// Resume is a resume frame. AfterSeq is always sent: -1 asks for every
+// frame, 0 for those after the first.
+type Resume struct {
+	Action    string `json:"action"`
+	RequestID string `json:"requestId"`
+	MessageID string `json:"messageId"`
+	AfterSeq  int    `json:"afterSeq"`
+}
+
+// Resume asks for the frames of reply messageID after afterSeq on this
+// connection; they come back under requestID (CollectResumed reads them).
+func (c *Conn) Resume(ctx context.Context, requestID, messageID string, afterSeq int) error {
+	return c.Send(ctx, Resume{Action: wsapi.ActionResume, RequestID: requestID, MessageID: messageID, AfterSeq: afterSeq})
+}
+
+// Stop asks the server to stop reply messageID; the reply's listeners
+// then get its end, stopReason "stopped". A stop that is accepted is not
+// answered.
+func (c *Conn) Stop(ctx context.Context, requestID, messageID string) error {
+	return c.Send(ctx, map[string]string{"action": wsapi.ActionStop, "requestId": requestID, "messageId": messageID})
 }
 
 // Ping checks that the socket still answers: the next frame must be the

@@ -98,3 +98,46 @@ func TestCollectFollowsTheProtocolsOrder(t *testing.T) {
 		})
 	}
 }
+
+func TestCollectResumedStartsAfterTheClientsLastSeq(t *testing.T) {
+	const end = `{"type":"end","requestId":"r2","conversationId":"c","messageId":"m","stopReason":"end_turn"}`
+	delta := func(seq string) string {
+		return `{"type":"delta","requestId":"r2","seq":` + seq + `,"text":"t` + seq + ` "}`
+	}
+	tests := []struct {
+		name    string
+		frames  []string
+		text    string
+		wantErr string
+	}{
+		{"deltas from afterSeq+1, then end", []string{delta("3"), delta("4"), end}, "t3 t4 ", ""},
+		{"an ended reply resumed at its last seq is just its end", []string{end}, "", ""},
+		{"a delta the client already has", []string{delta("2")}, "", "lost, duplicated or out of order"},
+		{"a gap after afterSeq", []string{delta("4")}, "", "lost, duplicated or out of order"},
+		{"a start is not part of a resume", []string{`{"type":"start","requestId":"r2"}`}, "", "start out of place"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, err := wsclient.Dial(t.Context(), server(t, tt.frames, nil), "tok")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Resume(t.Context(), "r2", "m", 2); err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.CollectResumed(t.Context(), "r2", 2)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("CollectResumed: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("CollectResumed error %v, want %q", err, tt.wantErr)
+			case tt.wantErr != "":
+				return
+			}
+			if r.Text() != tt.text || r.End.StopReason != "end_turn" {
+				t.Errorf("text %q, end %+v; want %q and the end", r.Text(), r.End, tt.text)
+			}
+		})
+	}
+}
