@@ -32,7 +32,7 @@ var (
 // DefaultPoll is how often a running reply reads its live record: a stop
 // or a resume from any connection, on any instance, reaches it within this
 // (a small strongly consistent read; no write).
-const DefaultPoll = 250 * time.Millisecond
+const DefaultPoll = 500 * time.Millisecond
 
 // checkpointEvery spaces the writes of a running reply's text so far: at
 // most one a second of streaming, none per delta.
