@@ -13,6 +13,12 @@ const MAX_FRAME_BYTES = 32 * 1024;
 // (ORPHAN_REPLY_GRACE_SECONDS), so these attempts end well within it.
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
 
+// A thinking budget is at least 1024 tokens and below the max tokens.
+// GET /models does not say the deployment's MAX_TOKENS, so the page checks
+// the upper bound only when a model entry or the dev config gives a
+// maxTokens; otherwise the server's bad_request names it.
+const MIN_THINKING_BUDGET = 1024;
+
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -26,6 +32,7 @@ const state = {
   opening: null,      // promise of the socket being opened
   conversationId: "",
   prompts: [],
+  models: [],         // GET /models, the default first; empty: the server chooses
   replies: new Map(), // requestId (of its sendMessage or a resume) -> reply view
   live: new Set(),    // reply views still streaming, oldest first
 };
@@ -70,6 +77,16 @@ function showError(text) {
 }
 
 function fmtInt(n) { return Number(n || 0).toLocaleString(); }
+
+// fmtUsd shows an estimate in dollars; replies cost fractions of a cent.
+function fmtUsd(n) {
+  n = Number(n);
+  if (n === 0) return "$0";
+  if (n < 0.0001) return "< $0.0001";
+  return "$" + n.toFixed(n >= 1 ? 2 : 4);
+}
+
+function isNum(v) { return typeof v === "number" && Number.isFinite(v); }
 
 function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 
@@ -257,13 +274,14 @@ function onFrame(f) {
       if (!view) return;
       // thinking and delta frames share one seq counter and are applied
       // strictly in seq order: an early one waits, one already shown (sent
-      // again by a resume) is dropped. Thinking text is not shown.
+      // again by a resume) is dropped.
       if (f.seq <= view.seq) return;
-      view.pending.set(f.seq, f.type === "delta" ? f.text || "" : "");
+      view.pending.set(f.seq, f);
       while (view.pending.has(view.seq + 1)) {
         view.seq++;
-        view.text.textContent += view.pending.get(view.seq);
+        const p = view.pending.get(view.seq);
         view.pending.delete(view.seq);
+        (p.type === "thinking" ? thinkingOf(view) : view.text).textContent += p.text || "";
       }
       scrollDown();
       return;
@@ -280,6 +298,7 @@ function onFrame(f) {
       if (f.stopReason === "stopped") meta += " · stopped";
       else if (f.stopReason && f.stopReason !== "end_turn") meta += " · stop reason: " + f.stopReason;
       view.meta.textContent = meta;
+      showCost(view, f.costUsd);
       forget(view);
       refreshConversations();
       refreshUsage();
@@ -306,6 +325,35 @@ function showModel(view, model) {
   view.model = model || "";
   view.who.textContent = "Buddy · " + view.model;
   view.li.dataset.model = view.model;
+}
+
+// showCost adds a reply's estimated cost to its meta line; an absent
+// costUsd (an older backend, an unpriced model) shows nothing.
+function showCost(view, costUsd) {
+  if (!isNum(costUsd)) return;
+  const span = document.createElement("span");
+  span.className = "cost";
+  span.title = "Estimated from list prices";
+  span.textContent = " · ≈ " + fmtUsd(costUsd);
+  view.meta.append(span);
+  view.li.dataset.costUsd = String(costUsd);
+}
+
+// thinkingOf returns the element a reply's thinking goes into, a collapsed
+// <details> above the answer made when the first thinking arrives.
+function thinkingOf(view) {
+  if (!view.thinking) {
+    const box = document.createElement("details");
+    box.className = "thinking";
+    const summary = document.createElement("summary");
+    summary.textContent = "Thinking";
+    const body = document.createElement("p");
+    body.className = "thinking-text";
+    box.append(summary, body);
+    view.text.before(box);
+    view.thinking = body;
+  }
+  return view.thinking;
 }
 
 function failReply(view, message) {
@@ -354,6 +402,8 @@ function renderConversation(conv) {
     }
     const v = addMessage(m.role, m.text, meta);
     v.li.dataset.state = "done";
+    if (m.thinking) thinkingOf(v).textContent = m.thinking;
+    showCost(v, m.costUsd);
     if (m.model) {
       v.who.textContent = "Buddy · " + m.model;
       v.li.dataset.model = m.model;
@@ -396,6 +446,7 @@ async function openConversation(id) {
     const conv = await api("GET", "/conversations/" + encodeURIComponent(id));
     state.conversationId = conv.id;
     renderConversation(conv);
+    selectModel(conv.model);
     if (conv.promptId && state.prompts.some((p) => p.id === conv.promptId)) {
       $("prompt-select").value = conv.promptId;
       $("prompt-delete").disabled = false;
@@ -434,13 +485,135 @@ async function refreshUsage() {
     let text = fmtInt(t.inputTokens) + " tokens in · " + fmtInt(t.outputTokens) + " out";
     const cached = (t.cacheReadInputTokens || 0) + (t.cacheCreationInputTokens || 0);
     if (cached) text += " · " + fmtInt(cached) + " cache";
-    text += t.costUsd === null || t.costUsd === undefined
-      ? " · cost not priced for this model"
-      : " · ≈ $" + Number(t.costUsd).toFixed(4);
+    text += isNum(t.costUsd) ? " · ≈ " + fmtUsd(t.costUsd) : " · cost not priced for this model";
+    if (isNum(t.savedUsd) && t.savedUsd > 0) text += " · caching saved ≈ " + fmtUsd(t.savedUsd);
     $("usage").textContent = text;
+    renderToday(u.today);
+    renderUsageDays(u.days || [], t);
   } catch (e) {
     $("usage").textContent = "unavailable: " + e.message;
   }
+}
+
+// renderToday shows today's tokens against the daily limit; `reserved` is
+// held by replies still running.
+function renderToday(today) {
+  const el = $("usage-today");
+  el.hidden = !today;
+  if (!today) return;
+  let text = "Today: " + fmtInt(today.used) + " tokens used";
+  if (today.reserved) text += " · " + fmtInt(today.reserved) + " reserved";
+  text += today.limit ? " of " + fmtInt(today.limit) : " · no daily limit";
+  el.textContent = text;
+}
+
+// renderUsageDays fills the per-day table: one row per day and model,
+// newest first, the cache writes split by lifetime, then the totals.
+function renderUsageDays(days, totals) {
+  const row = (day, model, r) => {
+    const tr = document.createElement("tr");
+    tr.append(...[day, shortModel(model),
+      fmtInt(r.inputTokens), fmtInt(r.outputTokens), fmtInt(r.cacheReadInputTokens),
+      fmtInt(r.cacheWrite5mInputTokens), fmtInt(r.cacheWrite1hInputTokens),
+      isNum(r.costUsd) ? fmtUsd(r.costUsd) : "–", isNum(r.savedUsd) ? fmtUsd(r.savedUsd) : "–",
+    ].map((v) => {
+      const td = document.createElement("td");
+      td.textContent = v;
+      return td;
+    }));
+    if (model) tr.children[1].title = model;
+    return tr;
+  };
+  const table = $("usage-days");
+  table.tBodies[0].replaceChildren(...[...days].reverse().map((r) => row(r.day, r.model, r)));
+  if (table.tFoot) table.tFoot.remove();
+  if (days.length) table.createTFoot().append(row("Total", "", totals));
+  $("usage-details").hidden = days.length === 0;
+}
+
+// shortModel turns "claude-opus-4-5-20251101" into "opus-4-5".
+function shortModel(id) {
+  const m = /claude-([a-z]+-\d+(?:-\d+)?)(?:-\d{8})?/.exec(id || "");
+  return m ? m[1] : id || "";
+}
+
+// ---------- models ----------
+
+async function refreshModels() {
+  if (!state.token) return;
+  let models = [];
+  try {
+    const data = await api("GET", "/models");
+    models = (data && Array.isArray(data.models) ? data.models : []).filter((m) => m && m.id);
+  } catch (_) {
+    // A backend without GET /models: the server picks the model.
+  }
+  state.models = models;
+  const sel = $("model-select");
+  const keep = sel.value;
+  sel.replaceChildren(...models.map((m) => new Option(m.id + (m.default ? " (default)" : ""), m.id)));
+  if (models.some((m) => m.id === keep)) sel.value = keep;
+  $("options").hidden = models.length === 0;
+  updateModelOptions();
+}
+
+function chosenModel() {
+  return state.models.find((m) => m.id === $("model-select").value) || null;
+}
+
+// maxTokensOf is the max tokens of a reply by m, 0 when unknown.
+function maxTokensOf(m) {
+  return Number((m && m.maxTokens) || (state.devConfig && state.devConfig.maxTokens) || 0);
+}
+
+// updateModelOptions shows the thinking and effort controls only for a
+// model that takes them, and the model's price.
+function updateModelOptions() {
+  const m = chosenModel();
+  const thinking = !!(m && m.thinking);
+  $("thinking-field").hidden = !thinking;
+  // A disabled input is not validated: a hidden one must never block Send.
+  const budget = $("thinking-budget");
+  budget.disabled = !(thinking && $("thinking").checked);
+  if (maxTokensOf(m) > 0) budget.max = String(maxTokensOf(m) - 1);
+  else budget.removeAttribute("max");
+  $("effort-field").hidden = !(m && m.effort);
+  const p = m && m.price;
+  const price = $("model-price");
+  price.textContent = p ? "$" + p.inputPerMTok + " in · $" + p.outputPerMTok + " out per million tokens" : "";
+  price.title = p ? "Cache: read $" + p.cacheReadPerMTok + ", write $" + p.cacheWrite5mPerMTok +
+    " (5 min) or $" + p.cacheWrite1hPerMTok + " (1 hour) per million tokens" : "";
+}
+
+// selectModel picks the listed model a stored id names; an id may carry a
+// prefix (the stand-in's "standin/"). An id no longer listed changes nothing.
+function selectModel(id) {
+  if (!id) return;
+  const m = state.models.find((x) => x.id === id) || state.models.find((x) => id.includes(x.id));
+  if (!m) return;
+  $("model-select").value = m.id;
+  updateModelOptions();
+}
+
+// modelOptions is what the chosen model and controls add to a sendMessage;
+// it throws when the thinking budget is out of range.
+function modelOptions() {
+  const m = chosenModel();
+  if (!m) return {};
+  const out = { model: m.id };
+  if (m.thinking && $("thinking").checked) {
+    // The input's min (and max, when known) stop Send with the browser's
+    // own message first; this covers a value typed past them by script.
+    const n = Number($("thinking-budget").value);
+    const max = maxTokensOf(m) > 0 ? maxTokensOf(m) - 1 : Infinity;
+    if (!Number.isInteger(n) || n < MIN_THINKING_BUDGET || n > max) {
+      throw new Error("The thinking budget must be a whole number of tokens, at least " + MIN_THINKING_BUDGET +
+        (max < Infinity ? " and at most " + max : " and below the max tokens") + ".");
+    }
+    out.thinking = { budgetTokens: n };
+  }
+  if (m.effort && $("effort").value) out.effort = $("effort").value;
+  return out;
 }
 
 async function afterSignIn() {
@@ -453,7 +626,7 @@ async function afterSignIn() {
   } catch (e) {
     showError(e.message);
   }
-  await Promise.all([refreshConversations(), refreshPrompts(), refreshUsage()]);
+  await Promise.all([refreshConversations(), refreshPrompts(), refreshUsage(), refreshModels()]);
 }
 
 // ---------- sending ----------
@@ -464,6 +637,7 @@ async function send(text) {
   if (state.conversationId) frame.conversationId = state.conversationId;
   const promptId = $("prompt-select").value;
   if (promptId) frame.promptId = promptId;
+  Object.assign(frame, modelOptions());
   const data = JSON.stringify(frame);
   if (new TextEncoder().encode(data).length > MAX_FRAME_BYTES) {
     showError("That message is too long: a WebSocket frame carries at most 32 KB.");
@@ -476,7 +650,7 @@ async function send(text) {
   view.li.dataset.state = "streaming";
   view.li.setAttribute("aria-busy", "true");
   // seq is the last seq shown (-1: none yet), where a resume picks up.
-  Object.assign(view, { seq: -1, pending: new Map(), sentIn: state.conversationId, model: "", messageId: "" });
+  Object.assign(view, { seq: -1, pending: new Map(), sentIn: state.conversationId, model: "", messageId: "", thinking: null });
   state.replies.set(requestId, view);
   state.live.add(view);
   updateStop();
@@ -555,6 +729,9 @@ function bind() {
     for (const b of $("conversations").querySelectorAll("button")) b.setAttribute("aria-current", "false");
     $("message").focus();
   });
+
+  $("model-select").addEventListener("change", updateModelOptions);
+  $("thinking").addEventListener("change", updateModelOptions);
 
   $("prompt-select").addEventListener("change", () => {
     $("prompt-delete").disabled = !$("prompt-select").value;
