@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +76,34 @@ func (c *sigChecker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.next.ServeHTTP(w, r)
 }
 
+// report fails t with each request whose signature was wrong and returns
+// the paths of all requests.
+func (c *sigChecker) report(t *testing.T) []string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.problems {
+		t.Error(p)
+	}
+	return slices.Clone(c.paths)
+}
+
+// startBedrock serves a stand-in behind a sigChecker on 127.0.0.1 and
+// returns a Bedrock model of it, with idle timeout, the stand-in and the
+// checker.
+func startBedrock(t *testing.T, idle time.Duration) (*claude.Bedrock, *fakemodel.Server, *sigChecker) {
+	t.Helper()
+	fm := fakemodel.New(fakemodel.Options{})
+	check := &sigChecker{next: fm}
+	ts := httptest.NewServer(check)
+	t.Cleanup(func() { fm.Close(); ts.Close() })
+	m, err := claude.NewBedrock(context.Background(), bedrockConfig(ts.URL), claude.BedrockOptions{IdleTimeout: idle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, fm, check
+}
+
 func verifySigV4(r *http.Request, body []byte) string {
 	auth := r.Header.Get("Authorization")
 	scope := "Credential=" + testAccessKey + "/"
@@ -134,15 +163,7 @@ func TestBedrockStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fm := fakemodel.New(fakemodel.Options{})
-			check := &sigChecker{next: fm}
-			ts := httptest.NewServer(check)
-			t.Cleanup(func() { fm.Close(); ts.Close() })
-
-			m, err := claude.NewBedrock(context.Background(), bedrockConfig(ts.URL), claude.BedrockOptions{IdleTimeout: 50 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
+			m, fm, check := startBedrock(t, 50*time.Millisecond)
 			h := &recorder{}
 			res, err := m.Stream(context.Background(), request(tt.turn), h)
 
@@ -182,13 +203,8 @@ func TestBedrockStream(t *testing.T) {
 			case body.Temperature == nil || *body.Temperature != 0.3 || body.Has("top_p"):
 				t.Error("sampling fields were not sent as on the Anthropic path")
 			}
-			check.mu.Lock()
-			defer check.mu.Unlock()
-			for _, p := range check.problems {
-				t.Error(p)
-			}
-			if want := "/model/us.anthropic.claude-opus-4-5-20251101-v1%3A0/invoke-with-response-stream"; len(check.paths) == 0 || check.paths[0] != want {
-				t.Errorf("paths = %q, want %q", check.paths, want)
+			if paths, want := check.report(t), "/model/us.anthropic.claude-opus-4-5-20251101-v1%3A0/invoke-with-response-stream"; len(paths) == 0 || paths[0] != want {
+				t.Errorf("paths = %q, want %q", paths, want)
 			}
 		})
 	}

@@ -524,14 +524,7 @@ func TestBedrockFeatures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fm := fakemodel.New(fakemodel.Options{})
-			check := &sigChecker{next: fm}
-			ts := httptest.NewServer(check)
-			t.Cleanup(func() { fm.Close(); ts.Close() })
-			m, err := claude.NewBedrock(context.Background(), bedrockConfig(ts.URL), claude.BedrockOptions{IdleTimeout: 5 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
+			m, fm, check := startBedrock(t, 5*time.Second)
 			req := request("hi [[tokens=3]]")
 			tt.edit(&req)
 			h := &thinker{}
@@ -546,11 +539,7 @@ func TestBedrockFeatures(t *testing.T) {
 			if problem := tt.check(body, res, h); problem != "" {
 				t.Error(problem)
 			}
-			check.mu.Lock()
-			defer check.mu.Unlock()
-			for _, p := range check.problems {
-				t.Error(p)
-			}
+			check.report(t)
 		})
 	}
 }

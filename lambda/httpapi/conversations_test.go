@@ -70,17 +70,7 @@ func TestConversationRoutesServeOnlyTheCallersOwnAndValidRequests(t *testing.T) 
 
 	// The rows run in order on the same data: the deletions come after
 	// the reads and renames that need the conversation.
-	tests := []struct {
-		name     string
-		user     string
-		routeKey string
-		params   map[string]string
-		query    map[string]string
-		body     string
-		status   int
-		code     string
-		check    func(map[string]any) bool
-	}{
+	runRoutes(t, a.conversations, []routeCase{
 		{"no token", "", "GET /conversations", nil, nil, "", 401, errcode.Unauthorized, nil},
 		{"get own", "alice", "GET /conversations/{id}", id(convs[0]), nil, "", 200, "", func(b map[string]any) bool {
 			ms := list(b, "messages")
@@ -104,21 +94,7 @@ func TestConversationRoutesServeOnlyTheCallersOwnAndValidRequests(t *testing.T) 
 		{"get deleted", "alice", "GET /conversations/{id}", id(convs[1]), nil, "", 404, errcode.NotFound, nil},
 		{"unknown route", "alice", "POST /conversations", nil, nil, "{}", 404, errcode.NotFound, nil},
 		{"over-size body", "alice", "PATCH /conversations/{id}", id(convs[0]), nil, strings.Repeat(" ", 128*1024+1), 413, errcode.TooLarge, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			status, body := call(t, a.conversations, request(tt.user, tt.routeKey, tt.params, tt.query, tt.body))
-			if status != tt.status {
-				t.Fatalf("status %d, want %d: %v", status, tt.status, body)
-			}
-			if tt.code != "" {
-				checkError(t, body, tt.code)
-			}
-			if tt.check != nil && !tt.check(body) {
-				t.Errorf("body %v", body)
-			}
-		})
-	}
+	})
 
 	// The rename was stored, not only answered.
 	_, body := call(t, a.conversations, request("alice", "GET /conversations/{id}", id(convs[0]), nil, ""))

@@ -3,13 +3,13 @@ package httpapi_test
 import (
 	"encoding/json"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/dev/apigwfixtures"
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/httpapi"
 	"github.com/p2/buddy/lambda/ids"
@@ -43,27 +43,11 @@ func newAPI(t testing.TB, dailyTokenLimit int64) *api {
 }
 
 // request is the event API Gateway's HTTP API delivers once its JWT
-// authorizer has verified the token of sub; sub "" is a request without
-// claims, which the router must refuse on its own. Method and path come
-// from the route key so that the event is one API Gateway could send.
+// authorizer has verified the token of sub, from the real payload
+// (apigwfixtures); sub "" is a token without a subject, which the router
+// must refuse on its own. The path is the route key's with params put in.
 func request(sub, routeKey string, params, query map[string]string, body string) events.APIGatewayV2HTTPRequest {
-	method, path, _ := strings.Cut(routeKey, " ")
-	for k, v := range params {
-		path = strings.ReplaceAll(path, "{"+k+"}", v)
-	}
-	ev := events.APIGatewayV2HTTPRequest{
-		RouteKey: routeKey, RawPath: path, Body: body, PathParameters: params, QueryStringParameters: query,
-		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			RequestID: "http-req",
-			HTTP:      events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path},
-		},
-	}
-	if sub != "" {
-		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
-			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": sub}},
-		}
-	}
-	return ev
+	return apigwfixtures.HTTP{RouteKey: routeKey, PathParams: params, Query: query, Body: body, Claims: map[string]string{"sub": sub}}.Request()
 }
 
 // call runs one request through rt and decodes its JSON body (nil when
@@ -81,6 +65,39 @@ func call(t testing.TB, rt *httpapi.Router, ev events.APIGatewayV2HTTPRequest) (
 		}
 	}
 	return resp.StatusCode, out
+}
+
+// routeCase is one request of a route table and what it must answer: the
+// status, for a failure the error code, and check of the body when set.
+type routeCase struct {
+	name     string
+	user     string
+	routeKey string
+	params   map[string]string
+	query    map[string]string
+	body     string
+	status   int
+	code     string
+	check    func(map[string]any) bool
+}
+
+// runRoutes sends the cases to rt in order, on the same data.
+func runRoutes(t *testing.T, rt *httpapi.Router, cases []routeCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := call(t, rt, request(tt.user, tt.routeKey, tt.params, tt.query, tt.body))
+			if status != tt.status {
+				t.Fatalf("status %d, want %d: %v", status, tt.status, body)
+			}
+			if tt.status >= 400 {
+				checkError(t, body, tt.code)
+			}
+			if tt.check != nil && !tt.check(body) {
+				t.Errorf("body %v", body)
+			}
+		})
+	}
 }
 
 // checkError fails t unless body is the API's error body with code (any

@@ -21,51 +21,28 @@ func TestPromptRoutesServeOnlyTheCallersOwnAndValidRequests(t *testing.T) {
 	id := func(s string) map[string]string { return map[string]string{"id": s} }
 
 	// The rows run in order on the same data: the deletions come last.
-	tests := []struct {
-		name     string
-		user     string
-		routeKey string
-		params   map[string]string
-		body     string
-		status   int
-		code     string
-		check    func(map[string]any) bool
-	}{
-		{"list own only", "alice", "GET /prompts", nil, "", 200, "", func(b map[string]any) bool {
+	runRoutes(t, a.prompts, []routeCase{
+		{"list own only", "alice", "GET /prompts", nil, nil, "", 200, "", func(b map[string]any) bool {
 			l := list(b, "prompts")
 			return len(l) == 1 && l[0]["id"] == pid
 		}},
-		{"get own", "alice", "GET /prompts/{id}", id(pid), "", 200, "", func(b map[string]any) bool { return b["text"] == "Explain step by step." }},
-		{"get someone else's", "alice", "GET /prompts/{id}", id(bobID), "", 404, errcode.NotFound, nil},
-		{"update", "alice", "PUT /prompts/{id}", id(pid), `{"name":"Tutor 2","text":"Be brief."}`, 200, "", func(b map[string]any) bool { return b["name"] == "Tutor 2" && b["text"] == "Be brief." }},
-		{"update someone else's", "alice", "PUT /prompts/{id}", id(bobID), `{"name":"x","text":"y"}`, 404, errcode.NotFound, nil},
-		{"update without text", "alice", "PUT /prompts/{id}", id(pid), `{"name":"x"}`, 400, errcode.BadRequest, nil},
-		{"create without name", "alice", "POST /prompts", nil, `{"text":"y"}`, 400, errcode.BadRequest, nil},
-		{"create with empty text", "alice", "POST /prompts", nil, `{"name":"x","text":""}`, 400, errcode.BadRequest, nil},
-		{"create with a long name", "alice", "POST /prompts", nil, `{"name":"` + strings.Repeat("n", 101) + `","text":"y"}`, 400, errcode.BadRequest, nil},
-		{"create with a multi-line name", "alice", "POST /prompts", nil, `{"name":"a\nb","text":"y"}`, 400, errcode.BadRequest, nil},
-		{"create with a long text", "alice", "POST /prompts", nil, `{"name":"x","text":"` + strings.Repeat("t", 20_001) + `"}`, 400, errcode.BadRequest, nil},
-		{"create with wrong types", "alice", "POST /prompts", nil, `{"name":1,"text":true}`, 400, errcode.BadRequest, nil},
-		{"create with trailing data", "alice", "POST /prompts", nil, `{"name":"x","text":"y"} {}`, 400, errcode.BadRequest, nil},
-		{"create with no body", "alice", "POST /prompts", nil, ``, 400, errcode.BadRequest, nil},
-		{"delete someone else's", "alice", "DELETE /prompts/{id}", id(bobID), "", 404, errcode.NotFound, nil},
-		{"delete own", "alice", "DELETE /prompts/{id}", id(pid), "", 204, "", nil},
-		{"get deleted", "alice", "GET /prompts/{id}", id(pid), "", 404, errcode.NotFound, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			status, body := call(t, a.prompts, request(tt.user, tt.routeKey, tt.params, nil, tt.body))
-			if status != tt.status {
-				t.Fatalf("status %d, want %d: %v", status, tt.status, body)
-			}
-			if tt.status >= 400 {
-				checkError(t, body, tt.code)
-			}
-			if tt.check != nil && !tt.check(body) {
-				t.Errorf("body %v", body)
-			}
-		})
-	}
+		{"get own", "alice", "GET /prompts/{id}", id(pid), nil, "", 200, "", func(b map[string]any) bool { return b["text"] == "Explain step by step." }},
+		{"get someone else's", "alice", "GET /prompts/{id}", id(bobID), nil, "", 404, errcode.NotFound, nil},
+		{"update", "alice", "PUT /prompts/{id}", id(pid), nil, `{"name":"Tutor 2","text":"Be brief."}`, 200, "", func(b map[string]any) bool { return b["name"] == "Tutor 2" && b["text"] == "Be brief." }},
+		{"update someone else's", "alice", "PUT /prompts/{id}", id(bobID), nil, `{"name":"x","text":"y"}`, 404, errcode.NotFound, nil},
+		{"update without text", "alice", "PUT /prompts/{id}", id(pid), nil, `{"name":"x"}`, 400, errcode.BadRequest, nil},
+		{"create without name", "alice", "POST /prompts", nil, nil, `{"text":"y"}`, 400, errcode.BadRequest, nil},
+		{"create with empty text", "alice", "POST /prompts", nil, nil, `{"name":"x","text":""}`, 400, errcode.BadRequest, nil},
+		{"create with a long name", "alice", "POST /prompts", nil, nil, `{"name":"` + strings.Repeat("n", 101) + `","text":"y"}`, 400, errcode.BadRequest, nil},
+		{"create with a multi-line name", "alice", "POST /prompts", nil, nil, `{"name":"a\nb","text":"y"}`, 400, errcode.BadRequest, nil},
+		{"create with a long text", "alice", "POST /prompts", nil, nil, `{"name":"x","text":"` + strings.Repeat("t", 20_001) + `"}`, 400, errcode.BadRequest, nil},
+		{"create with wrong types", "alice", "POST /prompts", nil, nil, `{"name":1,"text":true}`, 400, errcode.BadRequest, nil},
+		{"create with trailing data", "alice", "POST /prompts", nil, nil, `{"name":"x","text":"y"} {}`, 400, errcode.BadRequest, nil},
+		{"create with no body", "alice", "POST /prompts", nil, nil, ``, 400, errcode.BadRequest, nil},
+		{"delete someone else's", "alice", "DELETE /prompts/{id}", id(bobID), nil, "", 404, errcode.NotFound, nil},
+		{"delete own", "alice", "DELETE /prompts/{id}", id(pid), nil, "", 204, "", nil},
+		{"get deleted", "alice", "GET /prompts/{id}", id(pid), nil, "", 404, errcode.NotFound, nil},
+	})
 
 	// Nothing alice did reached bob's prompt.
 	status, body := call(t, a.prompts, request("bob", "GET /prompts/{id}", id(bobID), nil, ""))

@@ -60,9 +60,6 @@ const EffortBeta = "effort-2025-11-24"
 // MinThinkingBudget is the smallest thinking budget_tokens the API accepts.
 const MinThinkingBudget = 1024
 
-// All returns the model families Buddy knows, a copy of the table.
-func All() []Info { return append([]Info(nil), table...) }
-
 // Lookup finds the family of id, in any of its forms.
 func Lookup(id string) (Info, bool) {
 	for _, m := range table {

@@ -55,9 +55,6 @@ var table = []Entry{
 	{"claude-haiku-4-5", Price{Input: 1, Output: 5, CacheRead: 0.10, CacheWrite5m: 1.25, CacheWrite1h: 2}},
 }
 
-// Table returns the price table, for docs and listings.
-func Table() []Entry { return append([]Entry(nil), table...) }
-
 // Lookup finds the price of a model id such as "claude-opus-4-5-20251101",
 // "us.anthropic.claude-opus-4-5-20251101-v1:0" or the local stand-in's
 // "standin/claude-opus-4-5-20251101" (priced as the model it stands in for,

@@ -41,7 +41,7 @@ func TestLookup(t *testing.T) {
 func TestTableFollowsTheListMultipliers(t *testing.T) {
 	// The table spells prices out; this pins them to Anthropic's published
 	// rule so a typo in one cell cannot go unnoticed.
-	for _, e := range Table() {
+	for _, e := range table {
 		p := e.Price
 		if !near(p.CacheRead, 0.1*p.Input) || !near(p.CacheWrite5m, 1.25*p.Input) || !near(p.CacheWrite1h, 2*p.Input) || !near(p.Output, 5*p.Input) {
 			t.Errorf("%s: %+v does not follow read 0.1x, 5m write 1.25x, 1h write 2x, output 5x input", e.Family, p)

@@ -24,7 +24,9 @@ import (
 	"github.com/p2/buddy/lambda/tokens"
 )
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+// t0 is far ahead: DynamoDB Local runs TTL on real time, and an item
+// expiring before now could vanish while a row still uses it.
+var t0 = time.Date(2126, 3, 1, 12, 0, 0, 123456789, time.UTC)
 
 // env is what one conformance row gets: a store, its clock and helpers
 // that fail the test on unexpected errors.
@@ -141,21 +143,36 @@ func (e *env) seed(user, day, model string, u tokens.Usage) {
 // oldest first with the page sizes, newest page first.
 func (e *env) messagePages(user, conversationID string, b store.MessageBound) (items []store.Message, pages []int) {
 	e.Helper()
+	for _, p := range followCursors(e, func(m store.Message) string { return "message " + m.MessageID },
+		func(cur string) (store.Page[store.Message], error) {
+			return e.s.ListMessagesPage(e.ctx, user, conversationID, b, cur)
+		}) {
+		items = append(slices.Clone(p), items...)
+		pages = append(pages, len(p))
+	}
+	return items, pages
+}
+
+// followCursors lists pages from the first to the one without a cursor,
+// failing on an item listed twice (name tells items apart) or on cursors
+// that never end.
+func followCursors[T any](e *env, name func(T) string, list func(cursor string) (store.Page[T], error)) [][]T {
+	e.Helper()
 	seen := map[string]bool{}
+	var pages [][]T
 	cur := ""
 	for {
-		p, err := e.s.ListMessagesPage(e.ctx, user, conversationID, b, cur)
+		p, err := list(cur)
 		e.must(err)
-		for _, m := range p.Items {
-			if seen[m.MessageID] {
-				e.Fatalf("message %s listed twice", m.MessageID)
+		for _, it := range p.Items {
+			if seen[name(it)] {
+				e.Fatalf("%s listed twice", name(it))
 			}
-			seen[m.MessageID] = true
+			seen[name(it)] = true
 		}
-		items = append(slices.Clone(p.Items), items...)
-		pages = append(pages, len(p.Items))
+		pages = append(pages, p.Items)
 		if p.Next == "" {
-			return items, pages
+			return pages
 		}
 		if len(pages) > 1000 {
 			e.Fatal("cursors never end")
@@ -208,27 +225,14 @@ func (e *env) forgetPromptCounter(user string) {
 // allPages follows cursors to the end, failing on a repeated item.
 func (e *env) allPages(user string, limit int) (items []store.Conversation, pages []int) {
 	e.Helper()
-	seen := map[string]bool{}
-	cur := ""
-	for {
-		p, err := e.s.ListConversations(e.ctx, user, limit, cur)
-		e.must(err)
-		for _, c := range p.Items {
-			if seen[c.ConversationID] {
-				e.Fatalf("conversation %s listed twice", c.ConversationID)
-			}
-			seen[c.ConversationID] = true
-		}
-		items = append(items, p.Items...)
-		pages = append(pages, len(p.Items))
-		if p.Next == "" {
-			return items, pages
-		}
-		if len(pages) > 1000 {
-			e.Fatal("cursors never end")
-		}
-		cur = p.Next
+	for _, p := range followCursors(e, func(c store.Conversation) string { return "conversation " + c.ConversationID },
+		func(cur string) (store.Page[store.Conversation], error) {
+			return e.s.ListConversations(e.ctx, user, limit, cur)
+		}) {
+		items = append(items, p...)
+		pages = append(pages, len(p))
 	}
+	return items, pages
 }
 
 func convIDs(cs []store.Conversation) []string {

@@ -101,11 +101,6 @@ func conditionFailed(err error) bool {
 
 func wrap(op string, err error) error { return fmt.Errorf("store: %s: %w", op, err) }
 
-// exists is the condition of an update or delete that must find its item.
-func exists(keyAttr string) expression.ConditionBuilder {
-	return expression.AttributeExists(expression.Name(keyAttr))
-}
-
 // setOrRemove sets attr to v, or removes it when v is empty: empty strings
 // are not stored.
 func setOrRemove(update expression.UpdateBuilder, attr, v string) expression.UpdateBuilder {
@@ -124,8 +119,7 @@ func (d *Dynamo) PutConnection(ctx context.Context, c Connection) error {
 	if err := checkConnection(c); err != nil {
 		return err
 	}
-	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: &d.tables.Connections, Item: connectionItem(c)})
-	if err != nil {
+	if err := d.put(ctx, d.tables.Connections, connectionItem(c), noCondition); err != nil {
 		return wrap("put connection", err)
 	}
 	return nil
@@ -154,11 +148,7 @@ func (d *Dynamo) DeleteConnection(ctx context.Context, connectionID string) erro
 	if !findable(connectionID) {
 		return nil
 	}
-	_, err := d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: &d.tables.Connections,
-		Key:       item{manifest.AttrConnectionID: attrS(connectionID)},
-	})
-	if err != nil {
+	if err := d.del(ctx, d.tables.Connections, item{manifest.AttrConnectionID: attrS(connectionID)}, noCondition); err != nil {
 		return wrap("delete connection", err)
 	}
 	return nil
@@ -177,17 +167,7 @@ func (d *Dynamo) CreateConversation(ctx context.Context, c Conversation) error {
 
 // putNew writes an item that must not exist yet (ErrExists otherwise).
 func (d *Dynamo) putNew(ctx context.Context, table string, it item, keyAttr, what string) error {
-	expr, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name(keyAttr))).Build()
-	if err != nil {
-		return wrap(what, err)
-	}
-	_, err = d.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 &table,
-		Item:                      it,
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
+	err := d.put(ctx, table, it, notExists(keyAttr))
 	if conditionFailed(err) {
 		return ErrExists
 	}
@@ -195,23 +175,6 @@ func (d *Dynamo) putNew(ctx context.Context, table string, it item, keyAttr, wha
 		return wrap(what, err)
 	}
 	return nil
-}
-
-// deleteExisting deletes an item that must exist; a
-// ConditionalCheckFailedException (see conditionFailed) when it does not.
-func (d *Dynamo) deleteExisting(ctx context.Context, table string, key item, keyAttr string) error {
-	expr, err := expression.NewBuilder().WithCondition(exists(keyAttr)).Build()
-	if err != nil {
-		return err
-	}
-	_, err = d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:                 &table,
-		Key:                       key,
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
-	return err
 }
 
 // getOne reads one item consistently; ErrNotFound when it is absent.
@@ -311,26 +274,14 @@ func (d *Dynamo) RenameConversation(ctx context.Context, userID, conversationID,
 	}
 	update := expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(at)))
 	update = setOrRemove(update, attrTitle, title)
-	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(manifest.AttrConversationID)).Build()
-	if err != nil {
-		return Conversation{}, wrap("rename conversation", err)
-	}
-	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &d.tables.Conversations,
-		Key:                       conversationKey(userID, conversationID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ReturnValues:              types.ReturnValueAllNew,
-	})
+	it, err := d.update(ctx, d.tables.Conversations, conversationKey(userID, conversationID), update, exists(manifest.AttrConversationID), types.ReturnValueAllNew)
 	if conditionFailed(err) {
 		return Conversation{}, ErrNotFound
 	}
 	if err != nil {
 		return Conversation{}, wrap("rename conversation", err)
 	}
-	return decodeConversation(out.Attributes)
+	return decodeConversation(it)
 }
 
 func (d *Dynamo) TouchConversation(ctx context.Context, userID, conversationID, promptID string, at time.Time) error {
@@ -347,18 +298,7 @@ func (d *Dynamo) TouchConversation(ctx context.Context, userID, conversationID, 
 	if promptID != "" {
 		update = update.Set(expression.Name(manifest.AttrPromptID), expression.Value(promptID))
 	}
-	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(manifest.AttrConversationID)).Build()
-	if err != nil {
-		return wrap("touch conversation", err)
-	}
-	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &d.tables.Conversations,
-		Key:                       conversationKey(userID, conversationID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
+	_, err := d.update(ctx, d.tables.Conversations, conversationKey(userID, conversationID), update, exists(manifest.AttrConversationID), types.ReturnValueNone)
 	if conditionFailed(err) {
 		return ErrNotFound
 	}
@@ -376,7 +316,7 @@ func (d *Dynamo) DeleteConversation(ctx context.Context, userID, conversationID 
 	if !findable(userID, conversationID) {
 		return ErrNotFound
 	}
-	err := d.deleteExisting(ctx, d.tables.Conversations, conversationKey(userID, conversationID), manifest.AttrConversationID)
+	err := d.del(ctx, d.tables.Conversations, conversationKey(userID, conversationID), exists(manifest.AttrConversationID))
 	gone := conditionFailed(err)
 	if err != nil && !gone {
 		return wrap("delete conversation", err)
@@ -436,16 +376,19 @@ func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID stri
 	})
 }
 
-// queryAll decodes every item a query returns, in order.
-func queryAll[T any](ctx context.Context, d *Dynamo, in *dynamodb.QueryInput, what string, decode func(item) (T, error)) ([]T, error) {
+// queryAll decodes every item a query returns, in order, but for those
+// decode says are not a T (ok false).
+func queryAll[T any](ctx context.Context, d *Dynamo, in *dynamodb.QueryInput, what string, decode func(item) (v T, ok bool, err error)) ([]T, error) {
 	var all []T
 	err := d.queryPages(ctx, in, what, func(items []item) error {
 		for _, it := range items {
-			v, err := decode(it)
+			v, ok, err := decode(it)
 			if err != nil {
 				return err
 			}
-			all = append(all, v)
+			if ok {
+				all = append(all, v)
+			}
 		}
 		return nil
 	})
@@ -503,8 +446,7 @@ func (d *Dynamo) PutMessage(ctx context.Context, m Message) error {
 	if err := checkMessage(m); err != nil {
 		return err
 	}
-	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: &d.tables.Messages, Item: messageItem(m)})
-	if err != nil {
+	if err := d.put(ctx, d.tables.Messages, messageItem(m), noCondition); err != nil {
 		return wrap("put message", err)
 	}
 	return nil
@@ -518,7 +460,10 @@ func (d *Dynamo) ListMessages(ctx context.Context, conversationID string) ([]Mes
 	if err != nil {
 		return nil, wrap("list messages", err)
 	}
-	return queryAll(ctx, d, in, "list messages", decodeMessage)
+	return queryAll(ctx, d, in, "list messages", func(it item) (Message, bool, error) {
+		m, err := decodeMessage(it)
+		return m, true, err
+	})
 }
 
 // ListMessagesPage reads newest first, one DynamoDB query page at a time,
@@ -658,24 +603,13 @@ func (d *Dynamo) ListPrompts(ctx context.Context, userID string) ([]Prompt, erro
 	if err != nil {
 		return nil, wrap("list prompts", err)
 	}
-	var ps []Prompt
-	err = d.queryPages(ctx, in, "list prompts", func(items []item) error {
-		for _, it := range items {
-			if isPromptCounter(it) {
-				continue
-			}
-			p, err := decodePrompt(it)
-			if err != nil {
-				return err
-			}
-			ps = append(ps, p)
+	return queryAll(ctx, d, in, "list prompts", func(it item) (Prompt, bool, error) {
+		if isPromptCounter(it) {
+			return Prompt{}, false, nil
 		}
-		return nil
+		p, err := decodePrompt(it)
+		return p, true, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ps, nil
 }
 
 func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {
@@ -688,26 +622,14 @@ func (d *Dynamo) UpdatePrompt(ctx context.Context, p Prompt) (Prompt, error) {
 	update := expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(p.UpdatedAt)))
 	update = setOrRemove(update, attrName, p.Name)
 	update = setOrRemove(update, attrText, p.Text)
-	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(exists(manifest.AttrPromptID)).Build()
-	if err != nil {
-		return Prompt{}, wrap("update prompt", err)
-	}
-	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &d.tables.Prompts,
-		Key:                       promptKey(p.UserID, p.PromptID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ReturnValues:              types.ReturnValueAllNew,
-	})
+	it, err := d.update(ctx, d.tables.Prompts, promptKey(p.UserID, p.PromptID), update, exists(manifest.AttrPromptID), types.ReturnValueAllNew)
 	if conditionFailed(err) {
 		return Prompt{}, ErrNotFound
 	}
 	if err != nil {
 		return Prompt{}, wrap("update prompt", err)
 	}
-	return decodePrompt(out.Attributes)
+	return decodePrompt(it)
 }
 
 func usageKey(userID, sortKey string) item {
@@ -748,20 +670,13 @@ func (d *Dynamo) ListUsage(ctx context.Context, userID, from, to string) ([]Usag
 	if err != nil {
 		return nil, wrap("list usage", err)
 	}
-	var rows []UsageRow
-	err = d.queryPages(ctx, in, "list usage", func(items []item) error {
-		for _, it := range items {
-			r, err := unmarshal[usageRowRecord](it)
-			if err != nil {
-				return err
-			}
-			day, model, ok := splitUsageKey(r.Key)
-			if !ok {
-				continue // the day's quota counter
-			}
-			rows = append(rows, UsageRow{Day: day, Model: model, Usage: r.Usage})
+	rows, err := queryAll(ctx, d, in, "list usage", func(it item) (UsageRow, bool, error) {
+		r, err := unmarshal[usageRowRecord](it)
+		if err != nil {
+			return UsageRow{}, false, err
 		}
-		return nil
+		day, model, ok := splitUsageKey(r.Key) // not ok: the day's quota counter
+		return UsageRow{Day: day, Model: model, Usage: r.Usage}, ok, nil
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,8 +11,8 @@ import (
 )
 
 // Attribute names the store's expressions use, next to the key attributes
-// shared with the table definitions in lambda/manifest. Struct tags below
-// cannot refer to constants; TestItemAttributeNames ties the two together.
+// shared with the table definitions in lambda/manifest. Struct tags cannot
+// refer to constants; TestItemAttributeNames ties the two together.
 const (
 	attrTitle         = "title"
 	attrName          = "name"
@@ -50,74 +51,37 @@ func (t *fixedTime) UnmarshalDynamoDBAttributeValue(av types.AttributeValue) err
 	if !ok {
 		return fmt.Errorf("time is %T, want a string", av)
 	}
-	if s.Value == "" {
-		*t = fixedTime{}
-		return nil
-	}
-	v, err := time.Parse(timeLayout, s.Value)
-	if err != nil {
-		return fmt.Errorf("%q is not a time", s.Value)
-	}
+	v, err := parseTime(s.Value)
 	*t = fixedTime(v)
-	return nil
+	return err
+}
+
+// parseTime reads a time in timeLayout; empty is the zero time.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(timeLayout, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not a time", s)
+	}
+	return t, nil
 }
 
 type item = map[string]types.AttributeValue
 
 func attrS(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
-// The records are the stored items. Empty strings, zero counters and false
-// flags are left out (omitempty): an absent attribute reads back as the
-// zero value, and items stay small. testdata/items.json pins their form.
+// The stored items are the domain types themselves (their tags are in
+// store.go and replies.go), encoded with times in timeLayout like
+// fixedTime; a time tagged unixtime (an expiry, for TTL) is epoch seconds.
+// Where the stored form is not the type's own, a record wraps it:
+// messageRecord, replyRecord and the counters below.
 
-type connectionRecord struct {
-	ConnectionID string    `dynamodbav:"connectionId"`
-	UserID       string    `dynamodbav:"userId"`
-	ConnectedAt  fixedTime `dynamodbav:"connectedAt"`
-	// Epoch seconds: the only format DynamoDB TTL understands.
-	ExpiresAt int64 `dynamodbav:"expiresAt"`
-}
-
-type conversationRecord struct {
-	UserID         string    `dynamodbav:"userId"`
-	ConversationID string    `dynamodbav:"conversationId"`
-	Title          string    `dynamodbav:"title,omitempty"`
-	PromptID       string    `dynamodbav:"promptId,omitempty"`
-	Model          string    `dynamodbav:"model,omitempty"`
-	CreatedAt      fixedTime `dynamodbav:"createdAt"`
-	UpdatedAt      fixedTime `dynamodbav:"updatedAt"`
-}
-
+// messageRecord is a message as stored: its usage counters inline.
 type messageRecord struct {
-	ConversationID string    `dynamodbav:"conversationId"`
-	MessageID      string    `dynamodbav:"messageId"`
-	UserID         string    `dynamodbav:"userId"`
-	Role           string    `dynamodbav:"role"`
-	Text           string    `dynamodbav:"text,omitempty"`
-	CreatedAt      fixedTime `dynamodbav:"createdAt"`
-	RequestID      string    `dynamodbav:"requestId,omitempty"`
-	Model          string    `dynamodbav:"model,omitempty"`
-	StopReason     string    `dynamodbav:"stopReason,omitempty"`
-	Incomplete     bool      `dynamodbav:"incomplete,omitempty"`
-	// Assistant messages: the reply's status (absent on messages stored
-	// before statuses: read as complete or incomplete), how its text was
-	// cut into frames (for resume), and the error that ended it.
-	Status            string  `dynamodbav:"status,omitempty"`
-	Frames            []Frame `dynamodbav:"frames,omitempty"`
-	ErrorCode         string  `dynamodbav:"errorCode,omitempty"`
-	Thinking          string  `dynamodbav:"thinking,omitempty"`
-	ThinkingSignature string  `dynamodbav:"thinkingSignature,omitempty"`
-	CostUSD           float64 `dynamodbav:"costUsd,omitempty"`
+	Message
 	tokens.Usage
-}
-
-type promptRecord struct {
-	UserID    string    `dynamodbav:"userId"`
-	PromptID  string    `dynamodbav:"promptId"`
-	Name      string    `dynamodbav:"name,omitempty"`
-	Text      string    `dynamodbav:"text,omitempty"`
-	CreatedAt fixedTime `dynamodbav:"createdAt"`
-	UpdatedAt fixedTime `dynamodbav:"updatedAt"`
 }
 
 // promptCounterRecord is a user's prompt counter (promptcount.go) as it
@@ -144,10 +108,12 @@ type usageRowRecord struct {
 
 // marshal encodes a record. MarshalMap fails only on values it cannot
 // encode (channels, funcs) or a Marshaler's error; the records hold
-// strings, numbers, a bool and fixedTime, which never fails, so an error
-// is a bug in this file and no caller could handle it.
+// strings, numbers, bools, times and fixedTime, which never fails, so an
+// error is a bug in this package and no caller could handle it.
 func marshal(record any) item {
-	it, err := attributevalue.MarshalMap(record)
+	it, err := attributevalue.MarshalMapWithOptions(record, func(o *attributevalue.EncoderOptions) {
+		o.EncodeTime = func(t time.Time) (types.AttributeValue, error) { return fixedTime(t).MarshalDynamoDBAttributeValue() }
+	})
 	if err != nil {
 		panic(fmt.Sprintf("store: encoding %T: %v", record, err))
 	}
@@ -157,123 +123,40 @@ func marshal(record any) item {
 // unmarshal decodes a stored item; attributes it does not know are ignored.
 func unmarshal[R any](it item) (R, error) {
 	var r R
-	if err := attributevalue.UnmarshalMap(it, &r); err != nil {
+	err := attributevalue.UnmarshalMapWithOptions(it, &r, func(o *attributevalue.DecoderOptions) {
+		o.DecodeTime.S = parseTime
+		// Only a time tagged unixtime is stored as a number.
+		o.DecodeTime.N = func(string) (time.Time, error) { return time.Time{}, errors.New("time is a number, want a string") }
+	})
+	if err != nil {
 		return r, fmt.Errorf("store: decoding %T: %w", r, err)
 	}
 	return r, nil
 }
 
-func connectionItem(c Connection) item {
-	return marshal(connectionRecord{
-		ConnectionID: c.ConnectionID,
-		UserID:       c.UserID,
-		ConnectedAt:  fixedTime(c.ConnectedAt),
-		ExpiresAt:    c.ExpiresAt.Unix(),
-	})
-}
+func connectionItem(c Connection) item { return marshal(c) }
 
 func decodeConnection(it item) (Connection, error) {
-	r, err := unmarshal[connectionRecord](it)
-	return Connection{
-		ConnectionID: r.ConnectionID,
-		UserID:       r.UserID,
-		ConnectedAt:  time.Time(r.ConnectedAt),
-		ExpiresAt:    time.Unix(r.ExpiresAt, 0).UTC(),
-	}, err
+	c, err := unmarshal[Connection](it)
+	c.ExpiresAt = c.ExpiresAt.UTC()
+	return c, err
 }
 
-func conversationItem(c Conversation) item {
-	return marshal(conversationRecord{
-		UserID:         c.UserID,
-		ConversationID: c.ConversationID,
-		Title:          c.Title,
-		PromptID:       c.PromptID,
-		Model:          c.Model,
-		CreatedAt:      fixedTime(c.CreatedAt),
-		UpdatedAt:      fixedTime(c.UpdatedAt),
-	})
-}
+func conversationItem(c Conversation) item { return marshal(c) }
 
-func decodeConversation(it item) (Conversation, error) {
-	r, err := unmarshal[conversationRecord](it)
-	return Conversation{
-		UserID:         r.UserID,
-		ConversationID: r.ConversationID,
-		Title:          r.Title,
-		PromptID:       r.PromptID,
-		Model:          r.Model,
-		CreatedAt:      time.Time(r.CreatedAt),
-		UpdatedAt:      time.Time(r.UpdatedAt),
-	}, err
-}
+func decodeConversation(it item) (Conversation, error) { return unmarshal[Conversation](it) }
 
-func messageItem(m Message) item {
-	return marshal(messageRecord{
-		ConversationID:    m.ConversationID,
-		MessageID:         m.MessageID,
-		UserID:            m.UserID,
-		Role:              m.Role,
-		Text:              m.Text,
-		CreatedAt:         fixedTime(m.CreatedAt),
-		RequestID:         m.RequestID,
-		Model:             m.Model,
-		StopReason:        m.StopReason,
-		Incomplete:        m.Incomplete,
-		Status:            m.Status,
-		Frames:            m.Frames,
-		ErrorCode:         m.ErrorCode,
-		Thinking:          m.Thinking,
-		ThinkingSignature: m.ThinkingSignature,
-		CostUSD:           m.CostUSD,
-		Usage:             m.Usage,
-	})
-}
+func messageItem(m Message) item { return marshal(messageRecord{Message: m, Usage: m.Usage}) }
 
 func decodeMessage(it item) (Message, error) {
 	r, err := unmarshal[messageRecord](it)
-	return Message{
-		ConversationID:    r.ConversationID,
-		MessageID:         r.MessageID,
-		UserID:            r.UserID,
-		Role:              r.Role,
-		Text:              r.Text,
-		CreatedAt:         time.Time(r.CreatedAt),
-		RequestID:         r.RequestID,
-		Model:             r.Model,
-		StopReason:        r.StopReason,
-		Incomplete:        r.Incomplete,
-		Status:            r.Status,
-		Frames:            r.Frames,
-		ErrorCode:         r.ErrorCode,
-		Thinking:          r.Thinking,
-		ThinkingSignature: r.ThinkingSignature,
-		CostUSD:           r.CostUSD,
-		Usage:             r.Usage,
-	}, err
+	r.Message.Usage = r.Usage
+	return r.Message, err
 }
 
-func promptItem(p Prompt) item {
-	return marshal(promptRecord{
-		UserID:    p.UserID,
-		PromptID:  p.PromptID,
-		Name:      p.Name,
-		Text:      p.Text,
-		CreatedAt: fixedTime(p.CreatedAt),
-		UpdatedAt: fixedTime(p.UpdatedAt),
-	})
-}
+func promptItem(p Prompt) item { return marshal(p) }
 
-func decodePrompt(it item) (Prompt, error) {
-	r, err := unmarshal[promptRecord](it)
-	return Prompt{
-		UserID:    r.UserID,
-		PromptID:  r.PromptID,
-		Name:      r.Name,
-		Text:      r.Text,
-		CreatedAt: time.Time(r.CreatedAt),
-		UpdatedAt: time.Time(r.UpdatedAt),
-	}, err
-}
+func decodePrompt(it item) (Prompt, error) { return unmarshal[Prompt](it) }
 
 func promptCounterItem(userID string, prompts int) item {
 	return marshal(promptCounterRecord{UserID: userID, Key: promptCounterKey, Prompts: prompts})

@@ -95,7 +95,7 @@ func (d *Dynamo) counted(ctx context.Context, userID, what string, write func() 
 
 // createCounted puts p and counts it, if the counter has room.
 func (d *Dynamo) createCounted(ctx context.Context, p Prompt, limit int) error {
-	put, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name(manifest.AttrPromptID))).Build()
+	put, err := putItem(d.tables.Prompts, promptItem(p), notExists(manifest.AttrPromptID))
 	if err != nil {
 		return wrap("create prompt", err)
 	}
@@ -107,15 +107,7 @@ func (d *Dynamo) createCounted(ctx context.Context, p Prompt, limit int) error {
 	if err != nil {
 		return wrap("create prompt", err)
 	}
-	failed, err := d.transact(ctx, "create prompt",
-		types.TransactWriteItem{Put: &types.Put{
-			TableName:                 &d.tables.Prompts,
-			Item:                      promptItem(p),
-			ConditionExpression:       put.Condition(),
-			ExpressionAttributeNames:  put.Names(),
-			ExpressionAttributeValues: put.Values(),
-		}},
-		types.TransactWriteItem{Update: count})
+	failed, err := d.transact(ctx, "create prompt", put, count)
 	switch {
 	case err != nil:
 		return err
@@ -149,7 +141,7 @@ func (d *Dynamo) noRoom(ctx context.Context, userID string, limit int) error {
 
 // deleteCounted deletes the prompt and uncounts it.
 func (d *Dynamo) deleteCounted(ctx context.Context, userID, promptID string) error {
-	del, err := expression.NewBuilder().WithCondition(exists(manifest.AttrPromptID)).Build()
+	del, err := deleteItem(d.tables.Prompts, promptKey(userID, promptID), exists(manifest.AttrPromptID))
 	if err != nil {
 		return wrap("delete prompt", err)
 	}
@@ -157,15 +149,7 @@ func (d *Dynamo) deleteCounted(ctx context.Context, userID, promptID string) err
 	if err != nil {
 		return wrap("delete prompt", err)
 	}
-	failed, err := d.transact(ctx, "delete prompt",
-		types.TransactWriteItem{Delete: &types.Delete{
-			TableName:                 &d.tables.Prompts,
-			Key:                       promptKey(userID, promptID),
-			ConditionExpression:       del.Condition(),
-			ExpressionAttributeNames:  del.Names(),
-			ExpressionAttributeValues: del.Values(),
-		}},
-		types.TransactWriteItem{Update: count})
+	failed, err := d.transact(ctx, "delete prompt", del, count)
 	switch {
 	case err != nil:
 		return err
@@ -179,22 +163,8 @@ func (d *Dynamo) deleteCounted(ctx context.Context, userID, promptID string) err
 
 // countPrompt is the update adding delta to the user's counter when cond
 // holds.
-func (d *Dynamo) countPrompt(userID string, delta int, cond expression.ConditionBuilder) (*types.Update, error) {
-	expr, err := expression.NewBuilder().
-		WithUpdate(expression.Add(expression.Name(attrPrompts), expression.Value(delta))).
-		WithCondition(cond).
-		Build()
-	if err != nil {
-		return nil, err
-	}
-	return &types.Update{
-		TableName:                 &d.tables.Prompts,
-		Key:                       promptKey(userID, promptCounterKey),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	}, nil
+func (d *Dynamo) countPrompt(userID string, delta int, cond expression.ConditionBuilder) (types.TransactWriteItem, error) {
+	return updateItem(d.tables.Prompts, promptKey(userID, promptCounterKey), expression.Add(expression.Name(attrPrompts), expression.Value(delta)), cond)
 }
 
 // startPromptCounter creates the user's counter from a count of their

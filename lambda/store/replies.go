@@ -12,9 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/p2/buddy/lambda/manifest"
@@ -110,27 +108,29 @@ func (l Listener) key() string {
 	return base64.RawURLEncoding.EncodeToString([]byte(l.ConnectionID + "\n" + l.RequestID))
 }
 
-// Reply is a reply's live record.
+// Reply is a reply's live record. Its tags are the stored attributes,
+// but for the listeners (replyRecord).
 type Reply struct {
-	MessageID      string
-	UserID         string
-	ConversationID string
+	MessageID      string `dynamodbav:"messageId"`
+	UserID         string `dynamodbav:"userId"`
+	ConversationID string `dynamodbav:"conversationId"`
 	// The connection and request that asked for the reply.
-	ConnectionID string
-	RequestID    string
-	Status       string // streaming until the reply ends, then the message's final status
-	Claimed      bool
-	Stop         bool
-	Listeners    []Listener // in the order they joined
+	ConnectionID string     `dynamodbav:"connectionId,omitempty"`
+	RequestID    string     `dynamodbav:"requestId,omitempty"`
+	Status       string     `dynamodbav:"status"` // streaming until the reply ends, then the message's final status
+	Claimed      bool       `dynamodbav:"claimed,omitempty"`
+	Stop         bool       `dynamodbav:"stop,omitempty"`
+	Listeners    []Listener `dynamodbav:"-"` // in the order they joined
 	// Version counts the listeners that joined; a finish is conditional on
 	// it, so no listener joins unseen.
-	Version int64
+	Version int64 `dynamodbav:"version"`
 	// What the acceptance took, for the finish to give back: the day and
 	// tokens reserved on its quota counter and the entry in the running set.
-	Day       string
-	Reserved  int64
-	LiveEntry string
-	ExpiresAt time.Time
+	Day       string `dynamodbav:"day"`
+	Reserved  int64  `dynamodbav:"reserved,omitempty"`
+	LiveEntry string `dynamodbav:"live"`
+	// Stored as epoch seconds, for TTL.
+	ExpiresAt time.Time `dynamodbav:"expiresAt,unixtime"`
 }
 
 // Acceptance is everything AcceptMessage writes.
@@ -242,7 +242,7 @@ func (d *Dynamo) acceptItems(a Acceptance) ([]types.TransactWriteItem, error) {
 	var conv types.TransactWriteItem
 	var err error
 	if a.New {
-		conv, err = putItem(d.tables.Conversations, conversationItem(a.Conversation), expression.AttributeNotExists(expression.Name(manifest.AttrConversationID)))
+		conv, err = putItem(d.tables.Conversations, conversationItem(a.Conversation), notExists(manifest.AttrConversationID))
 	} else {
 		c := a.Conversation
 		update := expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(c.UpdatedAt)))
@@ -257,16 +257,16 @@ func (d *Dynamo) acceptItems(a Acceptance) ([]types.TransactWriteItem, error) {
 	if err != nil {
 		return nil, err
 	}
-	notExists := expression.AttributeNotExists(expression.Name(manifest.AttrMessageID))
-	user, err := putItem(d.tables.Messages, messageItem(a.UserMessage), notExists)
+	newMessage := notExists(manifest.AttrMessageID)
+	user, err := putItem(d.tables.Messages, messageItem(a.UserMessage), newMessage)
 	if err != nil {
 		return nil, err
 	}
-	assistant, err := putItem(d.tables.Messages, messageItem(a.Assistant), notExists)
+	assistant, err := putItem(d.tables.Messages, messageItem(a.Assistant), newMessage)
 	if err != nil {
 		return nil, err
 	}
-	live, err := putItem(d.tables.Replies, replyItem(a.Reply), notExists)
+	live, err := putItem(d.tables.Replies, replyItem(a.Reply), newMessage)
 	if err != nil {
 		return nil, err
 	}
@@ -333,17 +333,8 @@ func (d *Dynamo) dropLapsed(ctx context.Context, userID string) (bool, error) {
 
 // leaveRunning takes entries out of the user's running set.
 func (d *Dynamo) leaveRunning(ctx context.Context, userID string, entries ...string) error {
-	expr, err := expression.NewBuilder().WithUpdate(expression.Delete(expression.Name(attrReplies), expression.Value(&types.AttributeValueMemberSS{Value: entries}))).Build()
-	if err != nil {
-		return wrap("leave running replies", err)
-	}
-	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &d.tables.Usage,
-		Key:                       usageKey(userID, liveKey),
-		UpdateExpression:          expr.Update(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
+	_, err := d.update(ctx, d.tables.Usage, usageKey(userID, liveKey),
+		expression.Delete(expression.Name(attrReplies), expression.Value(&types.AttributeValueMemberSS{Value: entries})), noCondition, types.ReturnValueNone)
 	if err != nil {
 		return wrap("leave running replies", err)
 	}
@@ -409,11 +400,7 @@ func (d *Dynamo) ClaimReply(ctx context.Context, r Reply, at time.Time) error {
 		return ErrNotFound
 	}
 	claim, err := updateItem(d.tables.Replies, replyKey(r.MessageID),
-		expression.Set(expression.Name(attrClaimed), expression.Value(true)),
-		exists(manifest.AttrMessageID).
-			And(expression.AttributeNotExists(expression.Name(attrClaimed))).
-			And(expression.Name(attrStatus).Equal(expression.Value(StatusStreaming))).
-			And(expression.Name(manifest.AttrUserID).Equal(expression.Value(r.UserID))))
+		expression.Set(expression.Name(attrClaimed), expression.Value(true)), d.unclaimed(r.UserID))
 	if err != nil {
 		return wrap("claim reply", err)
 	}
@@ -492,29 +479,23 @@ func (d *Dynamo) running(userID string) expression.ConditionBuilder {
 		And(expression.Name(attrStatus).Equal(expression.Value(StatusStreaming)))
 }
 
+// unclaimed is the condition of a change to the user's running reply that
+// no job has claimed yet.
+func (d *Dynamo) unclaimed(userID string) expression.ConditionBuilder {
+	return d.running(userID).And(expression.AttributeNotExists(expression.Name(attrClaimed)))
+}
+
 // updateReply updates a live record under cond and returns it as it is
 // after; a failed condition is returned as is (conditionFailed).
 func (d *Dynamo) updateReply(ctx context.Context, messageID string, update expression.UpdateBuilder, cond expression.ConditionBuilder) (Reply, error) {
-	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(cond).Build()
-	if err != nil {
-		return Reply{}, wrap("update reply", err)
-	}
-	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &d.tables.Replies,
-		Key:                       replyKey(messageID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ReturnValues:              types.ReturnValueAllNew,
-	})
+	it, err := d.update(ctx, d.tables.Replies, replyKey(messageID), update, cond, types.ReturnValueAllNew)
 	if conditionFailed(err) {
 		return Reply{}, err
 	}
 	if err != nil {
 		return Reply{}, wrap("update reply", err)
 	}
-	return decodeReply(out.Attributes)
+	return decodeReply(it)
 }
 
 // CheckpointReply stores the text and frames a running reply has
@@ -528,20 +509,8 @@ func (d *Dynamo) CheckpointReply(ctx context.Context, conversationID, messageID,
 	}
 	update := expression.Set(expression.Name(attrText), expression.Value(text)).
 		Set(expression.Name(attrFrames), expression.Value(frames))
-	expr, err := expression.NewBuilder().WithUpdate(update).
-		WithCondition(exists(manifest.AttrMessageID).And(expression.Name(attrStatus).Equal(expression.Value(StatusStreaming)))).
-		Build()
-	if err != nil {
-		return wrap("checkpoint reply", err)
-	}
-	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &d.tables.Messages,
-		Key:                       messageKey(conversationID, messageID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
+	_, err := d.update(ctx, d.tables.Messages, messageKey(conversationID, messageID), update,
+		exists(manifest.AttrMessageID).And(expression.Name(attrStatus).Equal(expression.Value(StatusStreaming))), types.ReturnValueNone)
 	if conditionFailed(err) {
 		return ErrNotFound
 	}
@@ -640,7 +609,10 @@ func (d *Dynamo) settleOnly(ctx context.Context, r Reply, model string, u tokens
 	if err != nil {
 		return wrap("settle reply", err)
 	}
-	gone := types.TransactWriteItem{Delete: &types.Delete{TableName: &d.tables.Replies, Key: replyKey(r.MessageID)}}
+	gone, err := deleteItem(d.tables.Replies, replyKey(r.MessageID), noCondition)
+	if err != nil {
+		return wrap("settle reply", err)
+	}
 	failed, err := d.transact(ctx, "settle reply", append(settle, gone)...)
 	if err != nil {
 		return err
@@ -664,7 +636,7 @@ func (d *Dynamo) settleItems(r Reply, model string, u tokens.Usage) ([]types.Tra
 	}
 	counter, err := updateItem(d.tables.Usage, usageKey(r.UserID, quotaKey(r.Day)),
 		expression.Add(expression.Name(attrTokens), expression.Value(u.Total()-r.Reserved)).
-			Add(expression.Name(attrReserved), expression.Value(-r.Reserved)), expression.ConditionBuilder{})
+			Add(expression.Name(attrReserved), expression.Value(-r.Reserved)), noCondition)
 	if err != nil {
 		return nil, err
 	}
@@ -673,7 +645,7 @@ func (d *Dynamo) settleItems(r Reply, model string, u tokens.Usage) ([]types.Tra
 		if err := checkAddUsage(r.UserID, r.Day, model, u); err != nil {
 			return nil, err
 		}
-		row, err := updateItem(d.tables.Usage, usageKey(r.UserID, usageRowKey(r.Day, model)), addUsage(u), expression.ConditionBuilder{})
+		row, err := updateItem(d.tables.Usage, usageKey(r.UserID, usageRowKey(r.Day, model)), addUsage(u), noCondition)
 		if err != nil {
 			return nil, err
 		}
@@ -701,10 +673,7 @@ func (d *Dynamo) FailUnstarted(ctx context.Context, r Reply, code string) error 
 		return ErrNotFound
 	}
 	failedStatus := expression.Set(expression.Name(attrStatus), expression.Value(StatusFailed))
-	record, err := updateItem(d.tables.Replies, replyKey(r.MessageID), failedStatus,
-		exists(manifest.AttrMessageID).And(expression.AttributeNotExists(expression.Name(attrClaimed))).
-			And(expression.Name(attrStatus).Equal(expression.Value(StatusStreaming))).
-			And(expression.Name(manifest.AttrUserID).Equal(expression.Value(r.UserID))))
+	record, err := updateItem(d.tables.Replies, replyKey(r.MessageID), failedStatus, d.unclaimed(r.UserID))
 	if err != nil {
 		return wrap("fail reply", err)
 	}
@@ -756,74 +725,13 @@ func (d *Dynamo) MarkFailed(ctx context.Context, r Reply, code string) error {
 	return err
 }
 
-// putItem, updateItem and conditionCheck build transaction items; a zero
-// condition means none.
-func putItem(table string, it item, cond expression.ConditionBuilder) (types.TransactWriteItem, error) {
-	expr, err := expression.NewBuilder().WithCondition(cond).Build()
-	if err != nil {
-		return types.TransactWriteItem{}, err
-	}
-	return types.TransactWriteItem{Put: &types.Put{
-		TableName:                 aws.String(table),
-		Item:                      it,
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	}}, nil
-}
-
-func updateItem(table string, key item, update expression.UpdateBuilder, cond expression.ConditionBuilder) (types.TransactWriteItem, error) {
-	b := expression.NewBuilder().WithUpdate(update)
-	if cond.IsSet() {
-		b = b.WithCondition(cond)
-	}
-	expr, err := b.Build()
-	if err != nil {
-		return types.TransactWriteItem{}, err
-	}
-	return types.TransactWriteItem{Update: &types.Update{
-		TableName:                 aws.String(table),
-		Key:                       key,
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	}}, nil
-}
-
-func conditionCheck(table string, key item, cond expression.ConditionBuilder) (types.TransactWriteItem, error) {
-	expr, err := expression.NewBuilder().WithCondition(cond).Build()
-	if err != nil {
-		return types.TransactWriteItem{}, err
-	}
-	return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
-		TableName:                 aws.String(table),
-		Key:                       key,
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	}}, nil
-}
-
-// replyRecord is a reply's live record as stored.
+// replyRecord is a reply's live record as stored: its listeners a map by
+// key (Listener.key), so that AddListener sets one in place.
 type replyRecord struct {
-	MessageID      string `dynamodbav:"messageId"`
-	UserID         string `dynamodbav:"userId"`
-	ConversationID string `dynamodbav:"conversationId"`
-	ConnectionID   string `dynamodbav:"connectionId,omitempty"`
-	RequestID      string `dynamodbav:"requestId,omitempty"`
-	Status         string `dynamodbav:"status"`
-	Claimed        bool   `dynamodbav:"claimed,omitempty"`
-	Stop           bool   `dynamodbav:"stop,omitempty"`
+	Reply
 	// Always a map, possibly empty: AddListener sets one of its keys,
 	// which needs the map to exist.
 	Listeners map[string]listenerRecord `dynamodbav:"listeners"`
-	Version   int64                     `dynamodbav:"version"`
-	Day       string                    `dynamodbav:"day"`
-	Reserved  int64                     `dynamodbav:"reserved,omitempty"`
-	LiveEntry string                    `dynamodbav:"live"`
-	// Epoch seconds, for TTL.
-	ExpiresAt int64 `dynamodbav:"expiresAt"`
 }
 
 type listenerRecord struct {
@@ -833,23 +741,11 @@ type listenerRecord struct {
 	Joined       fixedTime `dynamodbav:"j"`
 }
 
+// replyItem is a reply's record as it starts: streaming unless told
+// otherwise, and no listeners yet.
 func replyItem(r Reply) item {
-	return marshal(replyRecord{
-		MessageID:      r.MessageID,
-		UserID:         r.UserID,
-		ConversationID: r.ConversationID,
-		ConnectionID:   r.ConnectionID,
-		RequestID:      r.RequestID,
-		Status:         cmp.Or(r.Status, StatusStreaming),
-		Claimed:        r.Claimed,
-		Stop:           r.Stop,
-		Listeners:      map[string]listenerRecord{},
-		Version:        r.Version,
-		Day:            r.Day,
-		Reserved:       r.Reserved,
-		LiveEntry:      r.LiveEntry,
-		ExpiresAt:      r.ExpiresAt.Unix(),
-	})
+	r.Status = cmp.Or(r.Status, StatusStreaming)
+	return marshal(replyRecord{Reply: r, Listeners: map[string]listenerRecord{}})
 }
 
 func decodeReply(it item) (Reply, error) {
@@ -862,25 +758,12 @@ func decodeReply(it item) (Reply, error) {
 	slices.SortFunc(keys, func(a, b string) int {
 		return cmp.Or(time.Time(rec.Listeners[a].Joined).Compare(time.Time(rec.Listeners[b].Joined)), strings.Compare(a, b))
 	})
-	ls := make([]Listener, len(keys))
+	r := rec.Reply
+	r.Listeners = make([]Listener, len(keys))
 	for i, k := range keys {
 		l := rec.Listeners[k]
-		ls[i] = Listener{ConnectionID: l.ConnectionID, RequestID: l.RequestID, AfterSeq: l.AfterSeq}
+		r.Listeners[i] = Listener{ConnectionID: l.ConnectionID, RequestID: l.RequestID, AfterSeq: l.AfterSeq}
 	}
-	return Reply{
-		MessageID:      rec.MessageID,
-		UserID:         rec.UserID,
-		ConversationID: rec.ConversationID,
-		ConnectionID:   rec.ConnectionID,
-		RequestID:      rec.RequestID,
-		Status:         rec.Status,
-		Claimed:        rec.Claimed,
-		Stop:           rec.Stop,
-		Listeners:      ls,
-		Version:        rec.Version,
-		Day:            rec.Day,
-		Reserved:       rec.Reserved,
-		LiveEntry:      rec.LiveEntry,
-		ExpiresAt:      time.Unix(rec.ExpiresAt, 0).UTC(),
-	}, nil
+	r.ExpiresAt = r.ExpiresAt.UTC()
+	return r, nil
 }

@@ -258,9 +258,10 @@ func encodeCursor(key any) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// decodeCursor reads what encodeCursor made of a C, strictly: anything
-// else (bad base64, other fields, trailing data) is ErrBadCursor.
-func decodeCursor[C any](s string) (C, error) {
+// decodeCursor reads what encodeCursor made of a C, strictly, and accepts
+// it when it is valid for the caller: anything else (bad base64, other
+// fields, trailing data, another caller's) is ErrBadCursor.
+func decodeCursor[C any](s string, valid func(C) bool) (C, error) {
 	var c C
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
@@ -268,7 +269,7 @@ func decodeCursor[C any](s string) (C, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || dec.More() {
+	if err := dec.Decode(&c); err != nil || dec.More() || !valid(c) {
 		return *new(C), ErrBadCursor
 	}
 	return c, nil
@@ -289,15 +290,10 @@ func conversationCursorAfter(c Conversation) string {
 
 // parseConversationCursor accepts only a conversation cursor of userID.
 func parseConversationCursor(s, userID string) (conversationCursor, error) {
-	c, err := decodeCursor[conversationCursor](s)
-	if err != nil {
-		return c, err
-	}
-	t, err := time.Parse(timeLayout, c.UpdatedAt)
-	if err != nil || formatTime(t) != c.UpdatedAt || c.UserID != wire(userID) || !findable(c.UserID, c.ConversationID) {
-		return conversationCursor{}, ErrBadCursor
-	}
-	return c, nil
+	return decodeCursor(s, func(c conversationCursor) bool {
+		t, err := time.Parse(timeLayout, c.UpdatedAt)
+		return err == nil && formatTime(t) == c.UpdatedAt && c.UserID == wire(userID) && findable(c.UserID, c.ConversationID)
+	})
 }
 
 // messageCursor is the position of the oldest message of a page (the
@@ -317,12 +313,7 @@ func messageCursorBefore(m Message) string {
 // messages of conversationID: one of another conversation would page
 // through that conversation's messages.
 func parseMessageCursor(s, userID, conversationID string) (messageCursor, error) {
-	c, err := decodeCursor[messageCursor](s)
-	if err != nil {
-		return c, err
-	}
-	if c.UserID != wire(userID) || c.ConversationID != wire(conversationID) || !findable(c.UserID, c.ConversationID, c.MessageID) {
-		return messageCursor{}, ErrBadCursor
-	}
-	return c, nil
+	return decodeCursor(s, func(c messageCursor) bool {
+		return c.UserID == wire(userID) && c.ConversationID == wire(conversationID) && findable(c.UserID, c.ConversationID, c.MessageID)
+	})
 }

@@ -35,53 +35,63 @@ const (
 	RoleAssistant = "assistant"
 )
 
+// The tags of Connection, Conversation, Message, Prompt and Reply are the
+// attributes of their stored items (items.go encodes them). Empty strings,
+// zero counters and false flags are left out (omitempty): an absent
+// attribute reads back as the zero value, and items stay small.
+// testdata/items.json pins their form.
+
 type Connection struct {
-	ConnectionID string
-	UserID       string
-	ConnectedAt  time.Time
-	ExpiresAt    time.Time
+	ConnectionID string    `dynamodbav:"connectionId"`
+	UserID       string    `dynamodbav:"userId"`
+	ConnectedAt  time.Time `dynamodbav:"connectedAt"`
+	// Stored as epoch seconds: the only format DynamoDB TTL understands.
+	ExpiresAt time.Time `dynamodbav:"expiresAt,unixtime"`
 }
 
 type Conversation struct {
-	UserID         string
-	ConversationID string
-	Title          string
+	UserID         string `dynamodbav:"userId"`
+	ConversationID string `dynamodbav:"conversationId"`
+	Title          string `dynamodbav:"title,omitempty"`
 	// PromptID is the saved prompt last applied; replies without a promptId
 	// keep using it.
-	PromptID string
+	PromptID string `dynamodbav:"promptId,omitempty"`
 	// Model is the model of the conversation's last message.
-	Model     string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Model     string    `dynamodbav:"model,omitempty"`
+	CreatedAt time.Time `dynamodbav:"createdAt"`
+	UpdatedAt time.Time `dynamodbav:"updatedAt"`
 }
 
 type Message struct {
-	ConversationID string
-	MessageID      string // time-ordered: sorting by id is sorting by time
-	UserID         string
-	Role           string
-	Text           string
-	CreatedAt      time.Time
-	RequestID      string
+	ConversationID string    `dynamodbav:"conversationId"`
+	MessageID      string    `dynamodbav:"messageId"` // time-ordered: sorting by id is sorting by time
+	UserID         string    `dynamodbav:"userId"`
+	Role           string    `dynamodbav:"role"`
+	Text           string    `dynamodbav:"text,omitempty"`
+	CreatedAt      time.Time `dynamodbav:"createdAt"`
+	RequestID      string    `dynamodbav:"requestId,omitempty"`
 	// Assistant messages only.
-	Model      string
-	StopReason string
-	Incomplete bool // the reply was cut short (stopped, orphaned, upstream error)
+	Model      string `dynamodbav:"model,omitempty"`
+	StopReason string `dynamodbav:"stopReason,omitempty"`
+	Incomplete bool   `dynamodbav:"incomplete,omitempty"` // the reply was cut short (stopped, orphaned, upstream error)
 	// Status is StatusStreaming while the reply runs, then how it ended;
-	// a user's message is StatusComplete.
-	Status string
+	// a user's message is StatusComplete. Absent on messages stored before
+	// statuses (State reads them as complete or incomplete).
+	Status string `dynamodbav:"status,omitempty"`
 	// Frames is how the reply's text was cut into delta (and thinking)
 	// frames, so a resume replays them as first sent.
-	Frames []Frame
+	Frames []Frame `dynamodbav:"frames,omitempty"`
 	// ErrorCode is the client error code that ended a failed reply.
-	ErrorCode string
+	ErrorCode string `dynamodbav:"errorCode,omitempty"`
 	// Thinking is the reply's extended thinking text, kept apart from the
 	// answer, with the signature the API gave it.
-	Thinking          string
-	ThinkingSignature string
+	Thinking          string `dynamodbav:"thinking,omitempty"`
+	ThinkingSignature string `dynamodbav:"thinkingSignature,omitempty"`
 	// CostUSD is the reply's estimated cost at list prices.
-	CostUSD float64
-	Usage   tokens.Usage
+	CostUSD float64 `dynamodbav:"costUsd,omitempty"`
+	// Usage is stored inline, its counters beside the message's attributes
+	// (messageRecord).
+	Usage tokens.Usage `dynamodbav:"-"`
 }
 
 // State is the message's status as clients see it: a message stored
@@ -98,12 +108,12 @@ func (m Message) State() string {
 }
 
 type Prompt struct {
-	UserID    string
-	PromptID  string
-	Name      string
-	Text      string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	UserID    string    `dynamodbav:"userId"`
+	PromptID  string    `dynamodbav:"promptId"`
+	Name      string    `dynamodbav:"name,omitempty"`
+	Text      string    `dynamodbav:"text,omitempty"`
+	CreatedAt time.Time `dynamodbav:"createdAt"`
+	UpdatedAt time.Time `dynamodbav:"updatedAt"`
 }
 
 // UsageRow is one day's usage of one model.

@@ -52,6 +52,8 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 		{"accepted conversation", db.Tables.Conversations, s2(manifest.AttrUserID, user, manifest.AttrConversationID, "asked")},
 		{"user message", db.Tables.Messages, s2(manifest.AttrConversationID, "asked", manifest.AttrMessageID, "q1")},
 		{"finished reply message", db.Tables.Messages, s2(manifest.AttrConversationID, "asked", manifest.AttrMessageID, "a1")},
+		{"follow-up user message", db.Tables.Messages, s2(manifest.AttrConversationID, "asked", manifest.AttrMessageID, "q2")},
+		{"running reply message", db.Tables.Messages, s2(manifest.AttrConversationID, "asked", manifest.AttrMessageID, "a2")},
 		{"finished reply record", db.Tables.Replies, map[string]types.AttributeValue{manifest.AttrMessageID: &types.AttributeValueMemberS{Value: "a1"}}},
 		{"running reply record", db.Tables.Replies, map[string]types.AttributeValue{manifest.AttrMessageID: &types.AttributeValueMemberS{Value: "a2"}}},
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/claude"
 	"github.com/p2/buddy/lambda/config"
+	"github.com/p2/buddy/lambda/dev/apigwfixtures"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
 	"github.com/p2/buddy/lambda/dev/localissuer"
 	"github.com/p2/buddy/lambda/httpapi"
@@ -312,30 +313,20 @@ func sendFrame(requestID, conversationID, promptID, text string) string {
 	return string(b)
 }
 
-// http calls one of the HTTP functions as API Gateway's JWT authorizer
-// would after verifying the token of sub ("" = no token).
-func (h *harness) http(fn, sub, method, path, routeKey string, params map[string]string, query map[string]string, body string) (int, map[string]any) {
+// http calls one of the HTTP functions on routeKey, with params put in
+// its path, as API Gateway's JWT authorizer would after verifying the
+// token of sub (from the real payload, apigwfixtures).
+func (h *harness) http(fn, sub, routeKey string, params map[string]string, query map[string]string, body string) (int, map[string]any) {
 	h.t.Helper()
-	ev := events.APIGatewayV2HTTPRequest{
-		RouteKey: routeKey, RawPath: path, Body: body, PathParameters: params, QueryStringParameters: query,
-		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			RequestID: "http-req",
-			HTTP:      events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path},
-		},
-	}
-	if sub != "" {
-		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
-			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": sub}},
-		}
-	}
+	ev := apigwfixtures.HTTP{RouteKey: routeKey, PathParams: params, Query: query, Body: body, Claims: map[string]string{"sub": sub}}.Request()
 	resp, err := h.routes[fn].Handle(context.Background(), ev)
 	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
+		h.t.Fatalf("%s %s: %v", routeKey, ev.RawPath, err)
 	}
 	var out map[string]any
 	if resp.Body != "" {
 		if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
-			h.t.Fatalf("%s %s: body is not JSON: %q", method, path, resp.Body)
+			h.t.Fatalf("%s %s: body is not JSON: %q", routeKey, ev.RawPath, resp.Body)
 		}
 	}
 	return resp.StatusCode, out

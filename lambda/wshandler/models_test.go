@@ -77,7 +77,7 @@ func TestModelChoice(t *testing.T) {
 			if next[0].Model != tt.wantModel {
 				t.Errorf("follow-up answered by %q, want the conversation's %q", next[0].Model, tt.wantModel)
 			}
-			_, body := h.http("conversations", "alice", "GET", "/conversations/"+conv, "GET /conversations/{id}", map[string]string{"id": conv}, nil, "")
+			_, body := h.http("conversations", "alice", "GET /conversations/{id}", map[string]string{"id": conv}, nil, "")
 			if body["model"] != tt.wantModel {
 				t.Errorf("conversation model %v", body["model"])
 			}
@@ -151,7 +151,7 @@ func TestExtendedThinking(t *testing.T) {
 				t.Errorf("upstream request: temperature sent %v, top_k sent %v, thinking %+v", req.Has("temperature"), req.Has("top_k"), req.Thinking)
 			}
 			// The thinking shows in the conversation, apart from the text.
-			_, body := h.http("conversations", "alice", "GET", "/conversations/"+start.ConversationID, "GET /conversations/{id}", map[string]string{"id": start.ConversationID}, nil, "")
+			_, body := h.http("conversations", "alice", "GET /conversations/{id}", map[string]string{"id": start.ConversationID}, nil, "")
 			if got := body["messages"].([]any)[1].(map[string]any); got["thinking"] != thinking.String() || got["text"] != answer.String() {
 				t.Errorf("GET shows %v", got)
 			}
@@ -236,7 +236,7 @@ func TestPromptCachingAndCost(t *testing.T) {
 			if math.Abs(m.CostUSD-want) > 1e-6 || m.Model == "" {
 				t.Errorf("stored cost %v model %q", m.CostUSD, m.Model)
 			}
-			_, usage := h.http("usage", "alice", "GET", "/usage", "GET /usage", nil, nil, "")
+			_, usage := h.http("usage", "alice", "GET /usage", nil, nil, "")
 			totals := usage["totals"].(map[string]any)
 			if saved, _ := totals["savedUsd"].(float64); (saved != 0) != (tt.promptCache != config.PromptCacheOff) {
 				t.Errorf("savedUsd %v", totals["savedUsd"])

@@ -213,7 +213,7 @@ func TestDeleteDuringAReplyStopsItAndLeavesNothing(t *testing.T) {
 	conn := h.connect("alice")
 	h.deliver(h.ws, conn, sendFrame("r1", "", "", "tell me a long story [[tokens=100000]] [[rate=200]]"))
 	start := h.posts.waitFor(t, conn, func(f []wsapi.Frame) bool { return deltas(f) >= 3 })[0]
-	if st, _ := h.http("conversations", "alice", "DELETE", "/conversations/"+start.ConversationID, "DELETE /conversations/{id}", map[string]string{"id": start.ConversationID}, nil, ""); st != 204 {
+	if st, _ := h.http("conversations", "alice", "DELETE /conversations/{id}", map[string]string{"id": start.ConversationID}, nil, ""); st != 204 {
 		t.Fatalf("DELETE answered %d", st)
 	}
 	frames := h.posts.waitFor(t, conn, ended)
@@ -321,7 +321,7 @@ func TestAJobThatNeverRunsFailsTheReply(t *testing.T) {
 			if len(frames) != 2 || frames[0].Type != wsapi.TypeStart || frames[1].Type != wsapi.TypeError || frames[1].MessageID != frames[0].MessageID || frames[1].RequestID != "r1" {
 				t.Fatalf("frames %+v, want start then an error for its messageId", frames)
 			}
-			_, body := h.http("conversations", "alice", "GET", "/conversations/"+frames[0].ConversationID, "GET /conversations/{id}", map[string]string{"id": frames[0].ConversationID}, nil, "")
+			_, body := h.http("conversations", "alice", "GET /conversations/{id}", map[string]string{"id": frames[0].ConversationID}, nil, "")
 			msgs := body["messages"].([]any)
 			if len(msgs) != 2 || msgs[1].(map[string]any)["status"] != store.StatusFailed || msgs[0].(map[string]any)["text"] != "hi" {
 				t.Errorf("stored %v", msgs)

@@ -61,7 +61,7 @@ func TestSendMessageStreamsTheReplyAndStoresIt(t *testing.T) {
 	}
 
 	convID := frames[0].ConversationID
-	status, body := h.http("conversations", "alice", "GET", "/conversations/"+convID, "GET /conversations/{id}", map[string]string{"id": convID}, nil, "")
+	status, body := h.http("conversations", "alice", "GET /conversations/{id}", map[string]string{"id": convID}, nil, "")
 	if status != 200 {
 		t.Fatalf("GET conversation: %d %v", status, body)
 	}
@@ -99,7 +99,7 @@ func TestSendMessageStreamsTheReplyAndStoresIt(t *testing.T) {
 	}
 
 	// Usage is counted for the day and model.
-	status, body = h.http("usage", "alice", "GET", "/usage", "GET /usage", nil, nil, "")
+	status, body = h.http("usage", "alice", "GET /usage", nil, nil, "")
 	if status != 200 {
 		t.Fatalf("usage: %d %v", status, body)
 	}
@@ -135,7 +135,7 @@ func TestBadInputGetsAnErrorFrameAndStoresNothing(t *testing.T) {
 	// Bob owns a conversation and a prompt that Alice must not reach.
 	bobReply := h.send(bob, sendFrame("b1", "", "", "bob's secret"))
 	bobConv := bobReply[0].ConversationID
-	_, p := h.http("prompts", "bob", "POST", "/prompts", "POST /prompts", nil, nil, `{"name":"pirate","text":"Talk like a pirate."}`)
+	_, p := h.http("prompts", "bob", "POST /prompts", nil, nil, `{"name":"pirate","text":"Talk like a pirate."}`)
 	bobPrompt := p["id"].(string)
 
 	tests := []struct {
@@ -291,7 +291,7 @@ func TestCachedConnectionStillExpires(t *testing.T) {
 func TestSavedPromptBecomesTheSystemPrompt(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	conn := h.connect("alice")
-	_, p := h.http("prompts", "alice", "POST", "/prompts", "POST /prompts", nil, nil, `{"name":"pirate","text":"Talk like a pirate."}`)
+	_, p := h.http("prompts", "alice", "POST /prompts", nil, nil, `{"name":"pirate","text":"Talk like a pirate."}`)
 	promptID := p["id"].(string)
 
 	frames := h.send(conn, sendFrame("r1", "", promptID, "hello"))

@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
 )
 
 // The fixtures, by upstream file name.
@@ -129,7 +131,9 @@ func Disconnect(connectionID string) Event {
 // /prompts/{id}"), the request's path and its parameters, query string
 // and body, and the claims of the caller's verified token.
 type HTTP struct {
-	RouteKey   string
+	RouteKey string
+	// Path is the request's path; when empty, the route's with PathParams
+	// put in.
 	Path       string
 	PathParams map[string]string
 	Query      map[string]string // parameter → comma-joined values
@@ -139,7 +143,14 @@ type HTTP struct {
 
 // Event builds the event.
 func (h HTTP) Event() Event {
-	method, _, _ := strings.Cut(h.RouteKey, " ")
+	method, path, _ := strings.Cut(h.RouteKey, " ")
+	if h.Path != "" {
+		path = h.Path
+	} else {
+		for k, v := range h.PathParams {
+			path = strings.ReplaceAll(path, "{"+k+"}", v)
+		}
+	}
 	raw := make([]string, 0, len(h.Query))
 	query := map[string]any{}
 	for k, v := range h.Query {
@@ -158,14 +169,14 @@ func (h HTTP) Event() Event {
 	}
 	e := Load(HTTPJWT).
 		Set("routeKey", h.RouteKey).
-		Set("rawPath", h.Path).
+		Set("rawPath", path).
 		Set("rawQueryString", strings.Join(raw, "&")).
 		Set("queryStringParameters", query).
 		Set("pathParameters", params).
 		Set("body", h.Body).
 		Set("requestContext.routeKey", h.RouteKey).
 		Set("requestContext.http.method", method).
-		Set("requestContext.http.path", h.Path).
+		Set("requestContext.http.path", path).
 		Set("requestContext.authorizer.jwt.claims", claims)
 	// A route without them gets none, as API Gateway sends none.
 	if len(h.Query) == 0 {
@@ -178,4 +189,13 @@ func (h HTTP) Event() Event {
 		delete(e, "body")
 	}
 	return e
+}
+
+// Request is the event as aws-lambda-go decodes it for a handler.
+func (h HTTP) Request() events.APIGatewayV2HTTPRequest {
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(h.Event().JSON(), &ev); err != nil {
+		panic(fmt.Sprintf("apigwfixtures: decode %s: %v", h.RouteKey, err))
+	}
+	return ev
 }

@@ -196,6 +196,20 @@ func (h *harness) http(route, path string, params map[string]string, body, user 
 	return resp.StatusCode
 }
 
+// ownerOnly sends route on the item at path first as other, with
+// otherBody, which must be answered 404, then as its owner me, with
+// myBody, which must be answered want.
+func (h *harness) ownerOnly(route, path string, params map[string]string, other, otherBody, me, myBody string, want int) {
+	h.t.Helper()
+	method, _, _ := strings.Cut(route, " ")
+	if st := h.http(route, path, params, otherBody, other, nil); st != http.StatusNotFound {
+		h.t.Errorf("another user's %s: %d, want 404", method, st)
+	}
+	if st := h.http(route, path, params, myBody, me, nil); st != want {
+		h.t.Errorf("the owner's %s: %d, want %d", method, st, want)
+	}
+}
+
 // unique makes ids no other test (or earlier run against a persistent
 // store) uses.
 func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()) }
@@ -365,26 +379,15 @@ var httpRouteCases = map[string]func(h *harness, me, other string){
 	},
 	manifest.RouteRenameConversation: func(h *harness, me, other string) {
 		id := h.conversation(me)
-		path, params := "/conversations/"+id, map[string]string{"id": id}
-		if st := h.http(manifest.RouteRenameConversation, path, params, `{"title":"stolen"}`, other, nil); st != http.StatusNotFound {
-			h.t.Errorf("another user's PATCH: %d, want 404", st)
-		}
-		if st := h.http(manifest.RouteRenameConversation, path, params, `{"title":"renamed"}`, me, nil); st != http.StatusOK {
-			h.t.Errorf("the owner's PATCH: %d", st)
-		}
+		h.ownerOnly(manifest.RouteRenameConversation, "/conversations/"+id, map[string]string{"id": id},
+			other, `{"title":"stolen"}`, me, `{"title":"renamed"}`, http.StatusOK)
 		if c, err := h.store.GetConversation(h.t.Context(), me, id); err != nil || c.Title != "renamed" {
 			h.t.Errorf("stored %+v, %v; want the new title", c, err)
 		}
 	},
 	manifest.RouteDeleteConversation: func(h *harness, me, other string) {
 		id := h.conversation(me)
-		path, params := "/conversations/"+id, map[string]string{"id": id}
-		if st := h.http(manifest.RouteDeleteConversation, path, params, "", other, nil); st != http.StatusNotFound {
-			h.t.Errorf("another user's DELETE: %d, want 404", st)
-		}
-		if st := h.http(manifest.RouteDeleteConversation, path, params, "", me, nil); st != http.StatusNoContent {
-			h.t.Errorf("the owner's DELETE: %d, want 204", st)
-		}
+		h.ownerOnly(manifest.RouteDeleteConversation, "/conversations/"+id, map[string]string{"id": id}, other, "", me, "", http.StatusNoContent)
 		if _, err := h.store.GetConversation(h.t.Context(), me, id); !errors.Is(err, store.ErrNotFound) {
 			h.t.Errorf("still stored: %v", err)
 		}
@@ -421,26 +424,15 @@ var httpRouteCases = map[string]func(h *harness, me, other string){
 	},
 	manifest.RouteUpdatePrompt: func(h *harness, me, other string) {
 		id := h.prompt(me)
-		path, params := "/prompts/"+id, map[string]string{"id": id}
-		if st := h.http(manifest.RouteUpdatePrompt, path, params, `{"name":"x","text":"stolen"}`, other, nil); st != http.StatusNotFound {
-			h.t.Errorf("another user's PUT: %d, want 404", st)
-		}
-		if st := h.http(manifest.RouteUpdatePrompt, path, params, `{"name":"Pirate","text":"Arr!"}`, me, nil); st != http.StatusOK {
-			h.t.Errorf("the owner's PUT: %d", st)
-		}
+		h.ownerOnly(manifest.RouteUpdatePrompt, "/prompts/"+id, map[string]string{"id": id},
+			other, `{"name":"x","text":"stolen"}`, me, `{"name":"Pirate","text":"Arr!"}`, http.StatusOK)
 		if p, err := h.store.GetPrompt(h.t.Context(), me, id); err != nil || p.Text != "Arr!" {
 			h.t.Errorf("stored %+v, %v; want the new text", p, err)
 		}
 	},
 	manifest.RouteDeletePrompt: func(h *harness, me, other string) {
 		id := h.prompt(me)
-		path, params := "/prompts/"+id, map[string]string{"id": id}
-		if st := h.http(manifest.RouteDeletePrompt, path, params, "", other, nil); st != http.StatusNotFound {
-			h.t.Errorf("another user's DELETE: %d, want 404", st)
-		}
-		if st := h.http(manifest.RouteDeletePrompt, path, params, "", me, nil); st != http.StatusNoContent {
-			h.t.Errorf("the owner's DELETE: %d, want 204", st)
-		}
+		h.ownerOnly(manifest.RouteDeletePrompt, "/prompts/"+id, map[string]string{"id": id}, other, "", me, "", http.StatusNoContent)
 		if _, err := h.store.GetPrompt(h.t.Context(), me, id); !errors.Is(err, store.ErrNotFound) {
 			h.t.Errorf("still stored: %v", err)
 		}
