@@ -387,7 +387,9 @@ func TestAnthropicIdleTimeout(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fm, url := startFake(t, fakemodel.Options{})
-			m := claude.NewAnthropic(claude.AnthropicOptions{Keys: staticKeys("sk-ant-test"), BaseURL: url, IdleTimeout: 50 * time.Millisecond})
+			// Long enough that the text before the silence always arrives
+			// first, even on a loaded machine under -race.
+			m := claude.NewAnthropic(claude.AnthropicOptions{Keys: staticKeys("sk-ant-test"), BaseURL: url, IdleTimeout: time.Second})
 			_, err := m.Stream(context.Background(), request(tt.turn), &recorder{})
 			var e *claude.Error
 			if !errors.As(err, &e) || e.Kind != claude.KindUpstream || !errors.Is(err, claude.ErrIdleTimeout) || e.Started != tt.wantStarted {

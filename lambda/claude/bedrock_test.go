@@ -163,7 +163,7 @@ func TestBedrockStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, fm, check := startBedrock(t, 50*time.Millisecond)
+			m, fm, check := startBedrock(t, time.Second) // only the silent stream waits it out
 			h := &recorder{}
 			res, err := m.Stream(context.Background(), request(tt.turn), h)
 
