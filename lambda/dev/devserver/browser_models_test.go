@@ -93,20 +93,9 @@ func listModels(t *testing.T, srv *Server, user string) []browserModel {
 // storedConversation is the user's only conversation, with its messages.
 func storedConversation(t *testing.T, srv *Server, user string) browserConversation {
 	t.Helper()
-	ctx := testCtx(t)
-	token, err := srv.Token(user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var list struct {
-		Conversations []apiConversation `json:"conversations"`
-	}
-	if st := callAPI(ctx, t, srv, "Bearer "+token, http.MethodGet, "/conversations", nil, &list); st != 200 || len(list.Conversations) != 1 {
-		t.Fatalf("GET /conversations: %d %+v", st, list)
-	}
-	var conv browserConversation
-	if st := callAPI(ctx, t, srv, "Bearer "+token, http.MethodGet, "/conversations/"+list.Conversations[0].ID, nil, &conv); st != 200 || len(conv.Messages) != 2 {
-		t.Fatalf("GET /conversations/%s: %d %+v, want the message and its reply", list.Conversations[0].ID, st, conv)
+	conv := onlyConversation[browserConversation](t, srv, user)
+	if len(conv.Messages) != 2 {
+		t.Fatalf("the conversation holds %+v, want the message and its reply", conv)
 	}
 	return conv
 }

@@ -31,6 +31,17 @@ func finishedReply(t *testing.T, page context.Context) shownReply {
 // storedReply is the assistant message of the user's only conversation.
 func storedReply(t *testing.T, srv *Server, user string) apiMessage {
 	t.Helper()
+	conv := onlyConversation[apiConversation](t, srv, user)
+	if len(conv.Messages) != 2 {
+		t.Fatalf("the conversation holds %+v, want the message and its reply", conv.Messages)
+	}
+	return conv.Messages[1]
+}
+
+// onlyConversation reads the user's only conversation, with its messages,
+// through the HTTP API into C.
+func onlyConversation[C any](t *testing.T, srv *Server, user string) C {
+	t.Helper()
 	ctx := testCtx(t)
 	token, err := srv.Token(user)
 	if err != nil {
@@ -42,12 +53,11 @@ func storedReply(t *testing.T, srv *Server, user string) apiMessage {
 	if st := callAPI(ctx, t, srv, "Bearer "+token, http.MethodGet, "/conversations", nil, &list); st != 200 || len(list.Conversations) != 1 {
 		t.Fatalf("GET /conversations: %d %+v", st, list)
 	}
-	var conv apiConversation
-	callAPI(ctx, t, srv, "Bearer "+token, http.MethodGet, "/conversations/"+list.Conversations[0].ID, nil, &conv)
-	if len(conv.Messages) != 2 {
-		t.Fatalf("the conversation holds %+v, want the message and its reply", conv.Messages)
+	var conv C
+	if st := callAPI(ctx, t, srv, "Bearer "+token, http.MethodGet, "/conversations/"+list.Conversations[0].ID, nil, &conv); st != 200 {
+		t.Fatalf("GET /conversations/%s: %d", list.Conversations[0].ID, st)
 	}
-	return conv.Messages[1]
+	return conv
 }
 
 func TestChatPageStopButtonStopsTheReply(t *testing.T) {

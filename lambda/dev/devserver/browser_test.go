@@ -3,7 +3,6 @@ package devserver
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -29,7 +28,6 @@ func chromiumPath() string {
 // and waits for the streamed reply, driving chromium through chromedp.
 func TestChatPageInAHeadlessBrowser(t *testing.T) {
 	srv := sharedServer(t)
-	ctx := t.Context()
 	page := openChatPage(t, srv)
 	user := signInOnPage(t, page, "browser")
 	if evalValue[bool](t, page, `!document.getElementById("stop").hidden`) {
@@ -49,20 +47,8 @@ func TestChatPageInAHeadlessBrowser(t *testing.T) {
 	}
 
 	// What the page assembled from the deltas is what was stored.
-	token, err := srv.Token(user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var list struct {
-		Conversations []apiConversation `json:"conversations"`
-	}
-	if st := callAPI(ctx, t, srv, "Bearer "+token, http.MethodGet, "/conversations", nil, &list); st != 200 || len(list.Conversations) != 1 {
-		t.Fatalf("GET /conversations: %d %+v", st, list)
-	}
-	var conv apiConversation
-	callAPI(ctx, t, srv, "Bearer "+token, http.MethodGet, "/conversations/"+list.Conversations[0].ID, nil, &conv)
-	if len(conv.Messages) != 2 || conv.Messages[1].Text != shown.Text {
-		t.Errorf("the page shows %q, the store holds %+v", shown.Text, conv.Messages)
+	if stored := storedReply(t, srv, user); stored.Text != shown.Text {
+		t.Errorf("the page shows %q, the store holds %q", shown.Text, stored.Text)
 	}
 
 	// The page lists the conversation and reopens it from history.
