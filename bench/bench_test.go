@@ -4,15 +4,19 @@ import (
 	"archive/zip"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/p2/buddy/infra/bundle"
 	"github.com/p2/buddy/lambda/dev/rie"
+	"github.com/p2/buddy/lambda/httpapi"
 	"github.com/p2/buddy/lambda/manifest"
+	"github.com/p2/buddy/lambda/pricing"
 )
 
 // These tests only check that the benchmark code runs on a tiny input;
@@ -151,7 +155,7 @@ func TestTinyRun(t *testing.T) {
 		Runs:        1,
 		ReplyTokens: 30, ReplyRate: 300,
 		TTFTSamples: 2, Sockets: 2, ConcurrentTokens: 10,
-		RoundTripSamples: 1, ResumeSamples: 2,
+		RoundTripSamples: 1, ResumeSamples: 2, CacheTurns: 2,
 		// The arm64 bundle is the stack's own, which infra/bundle's tests
 		// build in the same run: weighing it costs a link at most.
 		Zips: true,
@@ -184,6 +188,7 @@ func TestTinyRun(t *testing.T) {
 		t.Errorf("concurrent %+v, want 2 sockets, nothing lost", c)
 	}
 	checkDevServerMeasures(t, r, 2, 1)
+	checkPromptCache(t, r, 2)
 	var sb strings.Builder
 	r.Table(&sb)
 	if !strings.Contains(sb.String(), "cold start ms, go") {
@@ -195,18 +200,19 @@ func TestTinyRun(t *testing.T) {
 	}
 	var keys map[string]any
 	_ = json.Unmarshal(b, &keys)
-	for _, k := range []string{"cold_start_ms", "ratio_node", "ratio_python", "ttft_overhead_ms", "posts_per_reply", "max_frame_bytes", "peak_rss_mb", "zip_mb", "synth_s", "concurrent", "resume_ms", "store_round_trips"} {
+	for _, k := range []string{"cold_start_ms", "ratio_node", "ratio_python", "ttft_overhead_ms", "posts_per_reply", "max_frame_bytes", "peak_rss_mb", "zip_mb", "synth_s", "concurrent", "resume_ms", "store_round_trips", "prompt_cache"} {
 		if _, ok := keys[k]; !ok {
 			t.Errorf("results.json lacks %q", k)
 		}
 	}
 }
 
-// TestResumeAndStoreRoundTripsOnATinyRun runs the dev-server measures
-// that need no build (resume after a dropped socket, store round trips
-// before the model call), so that even a -short run takes both.
-func TestResumeAndStoreRoundTripsOnATinyRun(t *testing.T) {
-	r, err := Run(t.Context(), Options{OutDir: t.TempDir(), RoundTripSamples: 1, ResumeSamples: 2})
+// TestDevServerMeasuresOnATinyRun runs the dev-server measures that need
+// no build (resume after a dropped socket, store round trips before the
+// model call, the prompt caching conversation), so that even a -short run
+// takes them.
+func TestDevServerMeasuresOnATinyRun(t *testing.T) {
+	r, err := Run(t.Context(), Options{OutDir: t.TempDir(), RoundTripSamples: 1, ResumeSamples: 2, CacheTurns: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +220,7 @@ func TestResumeAndStoreRoundTripsOnATinyRun(t *testing.T) {
 		t.Log("note:", n)
 	}
 	checkDevServerMeasures(t, r, 2, 1)
+	checkPromptCache(t, r, 3)
 	b, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
@@ -221,6 +228,7 @@ func TestResumeAndStoreRoundTripsOnATinyRun(t *testing.T) {
 	var got struct {
 		Resume map[string]float64 `json:"resume_ms"`
 		Trips  map[string]any     `json:"store_round_trips"`
+		Cache  map[string]any     `json:"prompt_cache"`
 	}
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
@@ -235,9 +243,14 @@ func TestResumeAndStoreRoundTripsOnATinyRun(t *testing.T) {
 			t.Errorf("store_round_trips lacks %q: %v", k, got.Trips)
 		}
 	}
+	for _, k := range []string{"turns", "input_cost_usd_cached", "input_cost_usd_uncached", "saved_fraction"} {
+		if _, ok := got.Cache[k]; !ok {
+			t.Errorf("prompt_cache lacks %q: %v", k, got.Cache)
+		}
+	}
 	var sb strings.Builder
 	r.Table(&sb)
-	for _, row := range []string{"resume: reconnect → first missed frame", "store round trips before the model call, new conversation", "store round trips before the model call, follow-up"} {
+	for _, row := range []string{"resume: reconnect → first missed frame", "store round trips before the model call, new conversation", "store round trips before the model call, follow-up", "prompt caching: input cost of a 3-turn conversation"} {
 		if !strings.Contains(sb.String(), row) {
 			t.Errorf("the table lacks the row %q:\n%s", row, sb.String())
 		}
@@ -262,6 +275,60 @@ func checkDevServerMeasures(t *testing.T, r *Results, resumes, trips int) {
 	}
 	if len(rt.Chains["follow_up"]) != rt.FollowUp {
 		t.Errorf("the follow-up's chain %v does not have its %d calls", rt.Chains["follow_up"], rt.FollowUp)
+	}
+}
+
+// checkPromptCache checks that the prompt caching conversation was priced,
+// without judging the saving: goals belong to the benchmark.
+func checkPromptCache(t *testing.T, r *Results, turns int) {
+	t.Helper()
+	c := r.PromptCache
+	if c == nil {
+		t.Fatal("no prompt caching figure")
+	}
+	if c.Turns != turns || c.InputCostUSDCached <= 0 || c.InputCostUSDUncached <= 0 || c.Model == "" {
+		t.Errorf("prompt caching %+v, want %d turns priced", c, turns)
+	}
+	if want := round(1-c.InputCostUSDCached/c.InputCostUSDUncached, 4); math.Abs(c.SavedFraction-want) > 1e-3 {
+		t.Errorf("saved fraction %v, want 1 - cached/uncached = %v", c.SavedFraction, want)
+	}
+	// The saved prompt is over Opus 4.5's 4096-token minimum, so there
+	// is something to cache; how much it saves is the benchmark's.
+	if c.SystemPromptTokens < 4096 || c.CacheReadTokens+c.CacheWrite5mTokens+c.CacheWrite1hTokens == 0 {
+		t.Errorf("prompt caching %+v: a %d-token prompt, nothing cached", c, c.SystemPromptTokens)
+	}
+	if !c.savedAgrees() {
+		t.Errorf("GET /usage savedUsd %v, want uncached - cached = %v", c.UsageSavedUSD, c.InputCostUSDUncached-c.InputCostUSDCached)
+	}
+}
+
+// TestPromptCacheCostsPriceEachKindOfInput prices a conversation by hand:
+// a first turn that writes its prefix, a second that reads it.
+func TestPromptCacheCostsPriceEachKindOfInput(t *testing.T) {
+	p := pricing.Price{Input: 5, CacheRead: 0.5, CacheWrite5m: 6.25, CacheWrite1h: 10}
+	turns := []CacheTurn{
+		{Input: 10, CacheCreation: 4000, CacheWrite5m: 4000},
+		{Input: 0, CacheRead: 4000, CacheCreation: 300, CacheWrite5m: 200, CacheWrite1h: 100},
+		// A write without its split counts as a 5-minute one.
+		{Input: 5, CacheCreation: 50},
+	}
+	cached, uncached := PromptCacheCosts(p, turns)
+	wantCached := (15*5 + 4000*0.5 + 4250*6.25 + 100*10) / 1e6
+	wantUncached := float64(10+4000+4000+300+5+50) * 5 / 1e6
+	if math.Abs(cached-wantCached) > 1e-12 || math.Abs(uncached-wantUncached) > 1e-12 {
+		t.Errorf("costs %v / %v, want %v / %v", cached, uncached, wantCached, wantUncached)
+	}
+}
+
+// TestCachePromptFitsASavedPrompt: the saved prompt has the words it is
+// meant to have, within the characters a saved prompt may hold.
+func TestCachePromptFitsASavedPrompt(t *testing.T) {
+	p := cachePrompt(cachePromptWords)
+	if n := len(strings.Fields(p)); n != cachePromptWords {
+		t.Errorf("%d words, want %d", n, cachePromptWords)
+	}
+	if n := utf8.RuneCountInString(p); n > httpapi.MaxPromptTextRunes {
+		t.Errorf("%d characters, more than a saved prompt's %d", n, httpapi.MaxPromptTextRunes)
 	}
 }
 

@@ -77,6 +77,33 @@ type StoreRoundTrips struct {
 	Chains map[string][]string `json:"chains,omitempty"`
 }
 
+// PromptCache is the input cost of one conversation on the default model
+// with the default settings (PROMPT_CACHE=5m), priced from each turn's
+// end-frame usage with lambda/pricing: as billed with prompt caching, and
+// as the same input tokens would cost with none.
+type PromptCache struct {
+	Turns                int     `json:"turns"`
+	InputCostUSDCached   float64 `json:"input_cost_usd_cached"`
+	InputCostUSDUncached float64 `json:"input_cost_usd_uncached"`
+	// SavedFraction is 1 - cached/uncached.
+	SavedFraction float64 `json:"saved_fraction"`
+	Model         string  `json:"model"`
+	// SystemPromptTokens is the saved prompt's length (the stand-in counts
+	// words as tokens).
+	SystemPromptTokens int `json:"system_prompt_tokens"`
+	// The conversation's input tokens by kind, summed over the turns.
+	InputTokens        int64 `json:"input_tokens"`
+	CacheReadTokens    int64 `json:"cache_read_input_tokens"`
+	CacheWrite5mTokens int64 `json:"cache_write_5m_input_tokens"`
+	CacheWrite1hTokens int64 `json:"cache_write_1h_input_tokens"`
+	// FirstCacheReadTurn is the first turn (from 1) that read the cache;
+	// 0 if none did.
+	FirstCacheReadTurn int `json:"first_cache_read_turn"`
+	// UsageSavedUSD is the user's savedUsd from GET /usage afterwards,
+	// which should equal uncached - cached.
+	UsageSavedUSD float64 `json:"usage_saved_usd"`
+}
+
 // Machine describes where the figures were taken.
 type Machine struct {
 	CPU       string            `json:"cpu"`
@@ -129,6 +156,7 @@ type Results struct {
 	// it had missed.
 	ResumeMS        *Latency         `json:"resume_ms"`
 	StoreRoundTrips *StoreRoundTrips `json:"store_round_trips"`
+	PromptCache     *PromptCache     `json:"prompt_cache"`
 
 	Goals []Goal   `json:"goals"`
 	Notes []string `json:"notes,omitempty"`
@@ -187,6 +215,10 @@ func (r *Results) Evaluate() {
 	if t := r.StoreRoundTrips; t != nil {
 		add("store round trips, new conversation", "<= 2", float64(t.NewConversation), t.NewConversation <= 2)
 		add("store round trips, follow-up", "<= 3", float64(t.FollowUp), t.FollowUp <= 3)
+	}
+	if c := r.PromptCache; c != nil {
+		// The value is the saved share in percent.
+		add("prompt cache saved %", "≥ 70% saved", 100*c.SavedFraction, c.SavedFraction >= 0.70)
 	}
 }
 
@@ -308,6 +340,14 @@ func (r *Results) Table(w io.Writer) {
 		row("  new conversation as a socket's first message", fmt.Sprint(rt.NewConversationFirstMessage), "", "")
 	} else {
 		row("store round trips before the model call", na, "", "")
+	}
+	if c := r.PromptCache; c != nil {
+		t, m := met("prompt cache saved %")
+		row(fmt.Sprintf("prompt caching: input cost of a %d-turn conversation, cached / uncached", c.Turns),
+			fmt.Sprintf("$%.4f / $%.4f (%.1f%% saved)", c.InputCostUSDCached, c.InputCostUSDUncached, 100*c.SavedFraction), t, m)
+		row("  input tokens read from / written to the cache / uncached", fmt.Sprintf("%d / %d / %d", c.CacheReadTokens, c.CacheWrite5mTokens+c.CacheWrite1hTokens, c.InputTokens), "", "")
+	} else {
+		row("prompt caching: input cost of a conversation", na, "", "")
 	}
 	writeMarkdown(w, rows)
 	if len(r.Notes) > 0 {

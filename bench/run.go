@@ -51,6 +51,9 @@ type Options struct {
 	// Dev server: RoundTripSamples users counting the store round trips
 	// before the model call, ResumeSamples drops and resumes.
 	RoundTripSamples, ResumeSamples int
+	// Dev server: the turns of one conversation whose input is priced
+	// with and without prompt caching.
+	CacheTurns int
 
 	Synth bool
 	Zips  bool
@@ -146,12 +149,12 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 			r.Note("message path (posts, frames, peak RSS) not measured: %v", err)
 		}
 	}
-	if o.TTFTSamples > 0 || o.Sockets > 0 || o.RoundTripSamples > 0 || o.ResumeSamples > 0 {
+	if o.TTFTSamples > 0 || o.Sockets > 0 || o.RoundTripSamples > 0 || o.ResumeSamples > 0 || o.CacheTurns > 0 {
 		if err := devServer(ctx, &o, r); err != nil {
 			if !errors.Is(err, ErrSkip) {
 				return nil, err
 			}
-			r.Note("dev-server figures (ttft overhead, store round trips, resume, concurrent sockets) not measured: %v", err)
+			r.Note("dev-server figures (ttft overhead, store round trips, resume, prompt caching, concurrent sockets) not measured: %v", err)
 		}
 	}
 	if o.Profile {

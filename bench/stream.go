@@ -460,6 +460,22 @@ func devServer(ctx context.Context, o *Options, r *Results) error {
 		r.ResumeMS = &Latency{P50: round(Percentile(xs, 50), 2), P99: round(Percentile(xs, 99), 2), Samples: len(xs)}
 		r.Note("resume: a reply of %d tokens at %d tokens/s, its socket dropped (no close frame) after %d deltas; timed from the new socket's dial (token in hand: $connect, then resume with the last seq read) to the first missed delta; the running reply picks up a new listener at its next poll of its live record (every %s)", resumeReplyTokens, resumeReplyRate, resumeReadDeltas, chat.DefaultPoll)
 	}
+	if o.CacheTurns > 0 {
+		fmt.Fprintf(o.Progress, "dev server: a %d-turn conversation with a saved prompt, its input priced with and without prompt caching\n", o.CacheTurns)
+		run, err := d.PromptCache(ctx, o.CacheTurns)
+		if err != nil {
+			return err
+		}
+		pc := promptCacheResult(run)
+		r.PromptCache = pc
+		r.Note("prompt caching: one conversation of %d turns on the default model (%s) with the default PROMPT_CACHE=5m, sent one after the other on one socket: a saved prompt of %d words of instructions (POST /prompts, promptId on the first sendMessage; the stand-in counts words as tokens), user turns of a few dozen words, replies of %d-%d tokens; cached = Σ input×input price + cache read×read price + 5m/1h writes×their prices, uncached = Σ (input + cache read + cache creation)×input price, from each turn's end-frame usage and lambda/pricing; first cache read on turn %d",
+			pc.Turns, pc.Model, pc.SystemPromptTokens, cacheReplyMin, cacheReplyMin+cacheReplySpread-1, pc.FirstCacheReadTurn)
+		if pc.savedAgrees() {
+			r.Note("prompt caching: GET /usage's savedUsd ($%.6f) equals uncached − cached", pc.UsageSavedUSD)
+		} else {
+			r.Note("prompt caching: GET /usage's savedUsd ($%.6f) differs from uncached − cached ($%.6f)", pc.UsageSavedUSD, pc.InputCostUSDUncached-pc.InputCostUSDCached)
+		}
+	}
 	if o.Sockets > 0 {
 		rate := max(o.ReplyRate, 1)
 		fmt.Fprintf(o.Progress, "dev server: %d sockets each streaming %d tokens at %d tokens/s, all sent at once\n", o.Sockets, o.ConcurrentTokens, rate)

@@ -35,6 +35,7 @@ func main() {
 	flag.IntVar(&o.ConcurrentTokens, "concurrent-tokens", 300, "tokens each concurrent socket streams")
 	flag.IntVar(&o.RoundTripSamples, "round-trip-samples", 3, "users counting the store round trips before the model call (0 skips)")
 	flag.IntVar(&o.ResumeSamples, "resume-samples", 20, "replies dropped mid-stream and resumed from a new socket (0 skips)")
+	flag.IntVar(&o.CacheTurns, "cache-turns", 20, "turns of the conversation priced with and without prompt caching (0 skips)")
 	flag.BoolVar(&o.Synth, "synth", true, "time `make synth` (warm)")
 	flag.BoolVar(&o.Zips, "zips", true, "build for arm64 and weigh the deployment zips")
 	flag.BoolVar(&o.Profile, "pprof", false, "write CPU profiles of the dev-server runs to bench/out")
