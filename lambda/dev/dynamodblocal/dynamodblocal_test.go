@@ -53,7 +53,7 @@ func TestCreateTablesIsIdempotentAndEnablesTTL(t *testing.T) {
 		t.Fatalf("second CreateTables (TTL already on): %v", err)
 	}
 	want := config.Tables{Connections: "idem-Connections", Conversations: "idem-Conversations",
-		Messages: "idem-Messages", Prompts: "idem-Prompts", Usage: "idem-Usage"}
+		Messages: "idem-Messages", Prompts: "idem-Prompts", Usage: "idem-Usage", Replies: "idem-Replies"}
 	if first != want || second != want {
 		t.Errorf("tables = %+v then %+v, want %+v", first, second, want)
 	}
