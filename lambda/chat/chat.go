@@ -69,6 +69,22 @@ type Job struct {
 	LiveEntry string `json:"liveEntry"`
 }
 
+// assistantMessage is the reply's message with status, as of at: the
+// fields every stage of the reply writes alike.
+func (j Job) assistantMessage(at time.Time, status string) store.Message {
+	return store.Message{
+		ConversationID: j.ConversationID,
+		MessageID:      j.AssistantMessageID,
+		UserID:         j.UserID,
+		Role:           store.RoleAssistant,
+		CreatedAt:      at,
+		RequestID:      j.RequestID,
+		Model:          j.Model,
+		Status:         status,
+		Incomplete:     status != store.StatusComplete && status != store.StatusStreaming,
+	}
+}
+
 // reply is the job's live record as the acceptance wrote it.
 func (j Job) reply() store.Reply {
 	return store.Reply{
@@ -225,16 +241,7 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 			CreatedAt:      now,
 			RequestID:      f.RequestID,
 		},
-		Assistant: store.Message{
-			ConversationID: job.ConversationID,
-			MessageID:      job.AssistantMessageID,
-			UserID:         userID,
-			Role:           store.RoleAssistant,
-			CreatedAt:      now,
-			RequestID:      f.RequestID,
-			Model:          job.Model,
-			Status:         store.StatusStreaming,
-		},
+		Assistant:   job.assistantMessage(now, store.StatusStreaming),
 		Reply:       job.reply(),
 		DailyLimit:  s.Config.DailyTokenLimit,
 		MaxInflight: s.Config.MaxInflightReplies,

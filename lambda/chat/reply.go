@@ -64,7 +64,7 @@ func (s *Service) Run(ctx context.Context, job Job, sum *obs.Summary) error {
 		sum.Outcome = obs.OutcomeRejected
 		return nil
 	case err != nil:
-		s.failClaimed(ctx, job, poster, err)
+		s.failClaimed(ctx, job, poster)
 		sum.Outcome, sum.Err = obs.OutcomeServerError, err
 		return fmt.Errorf("prepare reply: %w", err)
 	}
@@ -100,7 +100,7 @@ func (s *Service) prepare(ctx context.Context, job Job) (claude.Request, error) 
 		system string
 	)
 	claimErr, readErr := both(func() error {
-		return s.Store.ClaimReply(ctx, job.reply(), s.now())
+		return s.Store.ClaimReply(ctx, job.reply())
 	}, func() error {
 		t, sys, err := s.inputs(ctx, job)
 		turns, system = t, sys
@@ -337,24 +337,12 @@ func estimateTokens(text string) int64 { return int64(len(text)+2) / 3 }
 func (s *Service) finish(ctx context.Context, job Job, out streamed, sum *obs.Summary) error {
 	ctx = context.WithoutCancel(ctx)
 	e := out.ending()
-	msg := store.Message{
-		ConversationID:    job.ConversationID,
-		MessageID:         job.AssistantMessageID,
-		UserID:            job.UserID,
-		Role:              store.RoleAssistant,
-		Text:              out.sent.answer,
-		CreatedAt:         s.now(),
-		RequestID:         job.RequestID,
-		Model:             out.model,
-		StopReason:        e.stopReason,
-		Incomplete:        e.status != store.StatusComplete,
-		Status:            e.status,
-		Frames:            out.sent.frames,
-		ErrorCode:         e.code,
-		Thinking:          out.sent.thinking,
-		ThinkingSignature: out.res.ThinkingSignature,
-		Usage:             out.usage(),
-	}
+	msg := job.assistantMessage(s.now(), e.status)
+	msg.Model = out.model
+	msg.Text, msg.Frames = out.sent.answer, out.sent.frames
+	msg.Thinking, msg.ThinkingSignature = out.sent.thinking, out.res.ThinkingSignature
+	msg.StopReason, msg.ErrorCode = e.stopReason, e.code
+	msg.Usage = out.usage()
 	msg.CostUSD = cost(msg.Model, msg.Usage)
 	last := out.last
 	var err error
@@ -431,17 +419,14 @@ func cost(model string, u tokens.Usage) float64 {
 
 // failClaimed ends a claimed reply that could not start (its inputs could
 // not be read): stored failed, the reservation given back, the client told.
-func (s *Service) failClaimed(ctx context.Context, job Job, poster wsapi.Poster, cause error) {
+func (s *Service) failClaimed(ctx context.Context, job Job, poster wsapi.Poster) {
 	ctx = context.WithoutCancel(ctx)
 	last, err := s.Store.GetReply(ctx, job.AssistantMessageID)
 	if err != nil {
 		last = job.reply()
 	}
-	msg := store.Message{
-		ConversationID: job.ConversationID, MessageID: job.AssistantMessageID, UserID: job.UserID,
-		Role: store.RoleAssistant, CreatedAt: s.now(), RequestID: job.RequestID, Model: job.Model,
-		Incomplete: true, Status: store.StatusFailed, ErrorCode: errcode.Internal,
-	}
+	msg := job.assistantMessage(s.now(), store.StatusFailed)
+	msg.ErrorCode = errcode.Internal
 	if err := s.Store.FinishReply(ctx, store.Finish{Reply: last, Message: msg, Keep: keepEnded}); err != nil {
 		_ = s.Store.MarkFailed(ctx, job.reply(), errcode.Internal)
 	}

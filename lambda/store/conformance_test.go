@@ -123,7 +123,7 @@ func (e *env) final(r store.Reply, text string, u tokens.Usage) store.Message {
 // finish claims and finishes r with usage u.
 func (e *env) finish(r store.Reply, u tokens.Usage) {
 	e.Helper()
-	e.must(e.s.ClaimReply(e.ctx, r, t0))
+	e.must(e.s.ClaimReply(e.ctx, r))
 	e.must(e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "answer", u), Keep: time.Hour}))
 }
 
@@ -132,7 +132,7 @@ func (e *env) seed(user, day, model string, u tokens.Usage) {
 	e.Helper()
 	r, err := e.accept(user, day, 0, 0, 1<<20)
 	e.must(err)
-	e.must(e.s.ClaimReply(e.ctx, r, t0))
+	e.must(e.s.ClaimReply(e.ctx, r))
 	m := e.final(r, "answer", u)
 	m.Model = model
 	e.must(e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: m, Keep: time.Hour}))
@@ -852,9 +852,9 @@ var conformance = []struct {
 		e.must(err)
 		other := r
 		other.UserID = e.user()
-		e.wantErr("another user's claim", e.s.ClaimReply(e.ctx, other, t0), store.ErrNotFound)
-		e.must(e.s.ClaimReply(e.ctx, r, t0))
-		e.wantErr("second claim", e.s.ClaimReply(e.ctx, r, t0), store.ErrClaimed)
+		e.wantErr("another user's claim", e.s.ClaimReply(e.ctx, other), store.ErrNotFound)
+		e.must(e.s.ClaimReply(e.ctx, r))
+		e.wantErr("second claim", e.s.ClaimReply(e.ctx, r), store.ErrClaimed)
 		e.wantErr("fail after claim", e.s.FailUnstarted(e.ctx, r, "internal"), store.ErrClaimed)
 	}},
 	{"listeners, stops and their owners", func(e *env) {
@@ -877,7 +877,7 @@ var conformance = []struct {
 		}
 		// The finish holds the version it read: a listener that joined
 		// since makes it fail, so nobody joins unseen.
-		e.must(e.s.ClaimReply(e.ctx, r, t0))
+		e.must(e.s.ClaimReply(e.ctx, r))
 		r.Version = 0
 		err = e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "hi", tokens.Usage{}), Keep: time.Hour})
 		e.wantErr("finish on an old version", err, store.ErrListenersChanged)
@@ -894,7 +894,7 @@ var conformance = []struct {
 		user, day := e.user(), "2026-03-01"
 		r, err := e.accept(user, day, 100, 0, 10)
 		e.must(err)
-		e.must(e.s.ClaimReply(e.ctx, r, t0))
+		e.must(e.s.ClaimReply(e.ctx, r))
 		e.must(e.s.DeleteConversation(e.ctx, user, r.ConversationID))
 		_, err = e.s.GetReply(e.ctx, r.MessageID)
 		e.wantErr("record after delete", err, store.ErrNotFound)
@@ -915,7 +915,7 @@ var conformance = []struct {
 		r, err := e.accept(user, day, 100, 0, 10)
 		e.must(err)
 		e.must(e.s.FailUnstarted(e.ctx, r, "internal"))
-		e.wantErr("claim after failing", e.s.ClaimReply(e.ctx, r, t0), store.ErrClaimed)
+		e.wantErr("claim after failing", e.s.ClaimReply(e.ctx, r), store.ErrClaimed)
 		m, err := e.s.GetMessage(e.ctx, user, r.ConversationID, r.MessageID)
 		e.must(err)
 		equal(e, "status", [2]string{m.Status, m.ErrorCode}, [2]string{store.StatusFailed, "internal"})
@@ -972,7 +972,7 @@ var conformance = []struct {
 			{"count negative tokens", func() error {
 				r, err := e.accept(user, "2026-03-01", 10, 0, 10)
 				e.must(err)
-				e.must(e.s.ClaimReply(e.ctx, r, t0))
+				e.must(e.s.ClaimReply(e.ctx, r))
 				return e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "x", tokens.Usage{OutputTokens: -1}), Keep: time.Hour})
 			}()},
 			{"list from junk", func() error { _, err := e.s.ListUsage(e.ctx, user, "yesterday", "2026-03-01"); return err }()},

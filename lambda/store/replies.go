@@ -201,16 +201,9 @@ func (d *Dynamo) AcceptMessage(ctx context.Context, a Acceptance) error {
 			return ErrRateLimited
 		}
 		if dropped, err := d.dropLapsed(ctx, a.Reply.UserID); err != nil || !dropped {
-			return cmpErr(err, ErrRateLimited)
+			return cmp.Or(err, ErrRateLimited)
 		}
 	}
-}
-
-func cmpErr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
 }
 
 func checkAcceptance(a Acceptance) error {
@@ -301,29 +294,37 @@ func (d *Dynamo) acceptItems(a Acceptance) ([]types.TransactWriteItem, error) {
 	return items, nil
 }
 
-// dropLapsed removes lapsed entries from the user's running set and
-// reports whether there were any.
-func (d *Dynamo) dropLapsed(ctx context.Context, userID string) (bool, error) {
+// runningEntries reads the user's running set, split into the entries
+// that still hold and those that lapsed.
+func (d *Dynamo) runningEntries(ctx context.Context, userID string) (live, lapsed []string, err error) {
 	it, err := d.getOne(ctx, d.tables.Usage, usageKey(userID, liveKey), "read running replies")
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, nil, err
 	}
 	set, _ := it[attrReplies].(*types.AttributeValueMemberSS)
 	if set == nil {
-		return false, nil
+		return nil, nil, nil
 	}
 	now := d.now()
-	var lapsed []string
 	for _, e := range set.Value {
 		if liveEntryLapsed(e, now) {
 			lapsed = append(lapsed, e)
+		} else {
+			live = append(live, e)
 		}
 	}
-	if len(lapsed) == 0 {
-		return false, nil
+	return live, lapsed, nil
+}
+
+// dropLapsed removes lapsed entries from the user's running set and
+// reports whether there were any.
+func (d *Dynamo) dropLapsed(ctx context.Context, userID string) (bool, error) {
+	_, lapsed, err := d.runningEntries(ctx, userID)
+	if err != nil || len(lapsed) == 0 {
+		return false, err
 	}
 	if err := d.leaveRunning(ctx, userID, lapsed...); err != nil {
 		return false, err
@@ -346,24 +347,8 @@ func (d *Dynamo) Running(ctx context.Context, userID string) (int, error) {
 	if !findable(userID) {
 		return 0, nil
 	}
-	it, err := d.getOne(ctx, d.tables.Usage, usageKey(userID, liveKey), "read running replies")
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	set, _ := it[attrReplies].(*types.AttributeValueMemberSS)
-	n := 0
-	if set != nil {
-		now := d.now()
-		for _, e := range set.Value {
-			if !liveEntryLapsed(e, now) {
-				n++
-			}
-		}
-	}
-	return n, nil
+	live, _, err := d.runningEntries(ctx, userID)
+	return len(live), err
 }
 
 func replyKey(messageID string) item { return item{manifest.AttrMessageID: attrS(messageID)} }
@@ -395,7 +380,7 @@ func (d *Dynamo) getOwnReply(ctx context.Context, userID, messageID string) (Rep
 // before, and checks in the same transaction that the conversation is
 // still the user's. ErrClaimed: it was claimed (or failed) before;
 // ErrNotFound: the reply or its conversation is gone.
-func (d *Dynamo) ClaimReply(ctx context.Context, r Reply, at time.Time) error {
+func (d *Dynamo) ClaimReply(ctx context.Context, r Reply) error {
 	if !findable(r.MessageID, r.UserID, r.ConversationID) {
 		return ErrNotFound
 	}

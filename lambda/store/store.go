@@ -187,7 +187,7 @@ type Store interface {
 
 	// The reply path (replies.go).
 	AcceptMessage(ctx context.Context, a Acceptance) error
-	ClaimReply(ctx context.Context, r Reply, at time.Time) error
+	ClaimReply(ctx context.Context, r Reply) error
 	GetReply(ctx context.Context, messageID string) (Reply, error)
 	AddListener(ctx context.Context, userID, messageID string, l Listener) (Reply, error)
 	RequestStop(ctx context.Context, userID, messageID string) error

@@ -91,7 +91,7 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 		s.AcceptMessage(ctx, store.Acceptance{Conversation: asked, New: true,
 			UserMessage: store.Message{ConversationID: "asked", MessageID: "q1", UserID: user, Role: store.RoleUser, Text: "Q?", CreatedAt: at, RequestID: "r-a1"},
 			Assistant:   assistant("a1"), Reply: a1, DailyLimit: 1000, MaxInflight: 2}),
-		s.ClaimReply(ctx, a1, at),
+		s.ClaimReply(ctx, a1),
 		s.FinishReply(ctx, store.Finish{Reply: a1, Keep: 100 * 365 * 24 * time.Hour, Message: store.Message{
 			ConversationID: "asked", MessageID: "a1", UserID: user, Role: store.RoleAssistant, Text: "Answer", CreatedAt: later, Model: "claude-x",
 			StopReason: "end_turn", Status: store.StatusComplete, Frames: []store.Frame{{Bytes: 2}, {Bytes: 4}},

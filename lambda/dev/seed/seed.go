@@ -23,18 +23,17 @@ func Reply(ctx context.Context, st store.Store, user, day, model, text string, u
 	at = at.Add(12 * time.Hour)
 	conv := store.Conversation{UserID: user, ConversationID: ids.New(), Title: "seeded", CreatedAt: at, UpdatedAt: at}
 	userMsg := store.Message{ConversationID: conv.ConversationID, MessageID: ids.New(), UserID: user, Role: store.RoleUser, Text: "question", CreatedAt: at}
-	reply := store.Reply{
-		MessageID: ids.New(), UserID: user, ConversationID: conv.ConversationID,
-		Day: day, ExpiresAt: at.Add(time.Hour),
-	}
-	// Lapsing an hour from now, not from day: the entry must hold until
-	// the finish takes it out.
-	reply.LiveEntry = store.LiveEntry(time.Now().Add(time.Hour), reply.MessageID)
+	// The live record and the running entry lapse an hour from now, not
+	// from day: DynamoDB Local runs TTL on real time, and both must hold
+	// until the finish.
+	hold := time.Now().Add(time.Hour)
+	reply := store.Reply{MessageID: ids.New(), UserID: user, ConversationID: conv.ConversationID, Day: day, ExpiresAt: hold}
+	reply.LiveEntry = store.LiveEntry(hold, reply.MessageID)
 	assistant := store.Message{ConversationID: conv.ConversationID, MessageID: reply.MessageID, UserID: user, Role: store.RoleAssistant, CreatedAt: at, Model: model, Status: store.StatusStreaming}
 	if err := st.AcceptMessage(ctx, store.Acceptance{Conversation: conv, New: true, UserMessage: userMsg, Assistant: assistant, Reply: reply, MaxInflight: 1 << 20}); err != nil {
 		return conv, err
 	}
-	if err := st.ClaimReply(ctx, reply, at); err != nil {
+	if err := st.ClaimReply(ctx, reply); err != nil {
 		return conv, err
 	}
 	reply.Status = store.StatusStreaming
