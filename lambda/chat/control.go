@@ -102,40 +102,31 @@ type storedFrame struct {
 // stored before frames were kept (or whose frames do not add up to its
 // text) is cut the way a burst would be.
 func storedFrames(m store.Message) []storedFrame {
-	var out []storedFrame
-	answer, thinking := m.Text, m.Thinking
-	fits := true
-	total := 0
-	for _, f := range m.Frames {
-		if !f.Thinking {
-			total += f.Bytes
-		}
-	}
-	if total != len(answer) {
-		fits = false
-	}
-	if fits {
-		for _, f := range m.Frames {
-			src := &answer
-			if f.Thinking {
-				src = &thinking
-			}
-			if f.Bytes > len(*src) {
-				fits = false
-				break
-			}
-			out = append(out, storedFrame{f, (*src)[:f.Bytes]})
-			*src = (*src)[f.Bytes:]
-		}
-	}
-	if fits {
+	if out, ok := cut(m.Frames, m.Text, m.Thinking); ok {
 		return out
 	}
-	out = nil
+	var out []storedFrame
 	for _, chunk := range wsapi.SplitText(m.Text, wsapi.MaxDeltaTextBytes) {
 		out = append(out, storedFrame{store.Frame{Bytes: len(chunk)}, chunk})
 	}
 	return out
+}
+
+// cut splits answer and thinking by frames; ok only when the frames use
+// up both texts exactly.
+func cut(frames []store.Frame, answer, thinking string) (out []storedFrame, ok bool) {
+	for _, f := range frames {
+		src := &answer
+		if f.Thinking {
+			src = &thinking
+		}
+		if f.Bytes > len(*src) {
+			return nil, false
+		}
+		out = append(out, storedFrame{f, (*src)[:f.Bytes]})
+		*src = (*src)[f.Bytes:]
+	}
+	return out, answer == "" && thinking == ""
 }
 
 // Unstarted fails a reply whose job never ran (the dispatch failed, or
