@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"slices"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/p2/buddy/lambda/manifest"
@@ -46,12 +43,6 @@ var (
 // countedAttempts bounds the runs of one counted write: the first, one
 // after creating the counter, and a few after it changed in between.
 const countedAttempts = 4
-
-// Cancellation reason codes of a transaction (types.CancellationReason).
-const (
-	reasonConditionFailed = "ConditionalCheckFailed"
-	reasonConflict        = "TransactionConflict"
-)
 
 func isPromptCounter(it item) bool {
 	k, _ := it[manifest.AttrPromptID].(*types.AttributeValueMemberS)
@@ -95,25 +86,18 @@ func (d *Dynamo) counted(ctx context.Context, userID, what string, write func() 
 
 // createCounted puts p and counts it, if the counter has room.
 func (d *Dynamo) createCounted(ctx context.Context, p Prompt, limit int) error {
-	put, err := putItem(d.tables.Prompts, promptItem(p), notExists(manifest.AttrPromptID))
-	if err != nil {
-		return wrap("create prompt", err)
-	}
 	room := exists(attrPrompts)
 	if limit > 0 {
 		room = room.And(expression.Name(attrPrompts).LessThan(expression.Value(limit)))
 	}
-	count, err := d.countPrompt(p.UserID, 1, room)
-	if err != nil {
-		return wrap("create prompt", err)
-	}
-	failed, err := d.transact(ctx, "create prompt", put, count)
-	switch {
-	case err != nil:
+	var tx txn
+	put := tx.add(putItem(d.tables.Prompts, promptItem(p), notExists(manifest.AttrPromptID)))
+	tx.add(d.countPrompt(p.UserID, 1, room))
+	failed, err := d.transact(ctx, "create prompt", &tx)
+	if err != nil || failed == nil {
 		return err
-	case failed == nil:
-		return nil
-	case failed[0]:
+	}
+	if failed[put] {
 		return ErrExists
 	}
 	return d.noRoom(ctx, p.UserID, limit)
@@ -141,21 +125,14 @@ func (d *Dynamo) noRoom(ctx context.Context, userID string, limit int) error {
 
 // deleteCounted deletes the prompt and uncounts it.
 func (d *Dynamo) deleteCounted(ctx context.Context, userID, promptID string) error {
-	del, err := deleteItem(d.tables.Prompts, promptKey(userID, promptID), exists(manifest.AttrPromptID))
-	if err != nil {
-		return wrap("delete prompt", err)
-	}
-	count, err := d.countPrompt(userID, -1, exists(attrPrompts))
-	if err != nil {
-		return wrap("delete prompt", err)
-	}
-	failed, err := d.transact(ctx, "delete prompt", del, count)
-	switch {
-	case err != nil:
+	var tx txn
+	del := tx.add(deleteItem(d.tables.Prompts, promptKey(userID, promptID), exists(manifest.AttrPromptID)))
+	tx.add(d.countPrompt(userID, -1, exists(attrPrompts)))
+	failed, err := d.transact(ctx, "delete prompt", &tx)
+	if err != nil || failed == nil {
 		return err
-	case failed == nil:
-		return nil
-	case failed[0]:
+	}
+	if failed[del] {
 		return ErrNotFound
 	}
 	return errNoCounter
@@ -179,50 +156,6 @@ func (d *Dynamo) startPromptCounter(ctx context.Context, userID string) error {
 		return nil
 	}
 	return err
-}
-
-// transact runs one transaction and, when conditions cancelled it, returns
-// which items' conditions failed. DynamoDB also cancels a transaction that
-// meets another on the same item (a TransactionConflict: concurrent
-// creates of one user's prompts all write their counter); such a
-// transaction is run again after a pause, doubling and jittered so that
-// the ones that met do not meet again, a bounded number of times.
-func (d *Dynamo) transact(ctx context.Context, what string, items ...types.TransactWriteItem) ([]bool, error) {
-	pause := batchBackoff
-	for attempt := 1; ; attempt++ {
-		_, err := d.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-		codes := cancellationCodes(err)
-		switch {
-		case err == nil:
-			return nil, nil
-		case slices.Contains(codes, reasonConditionFailed):
-			failed := make([]bool, len(items))
-			for i := range failed {
-				failed[i] = i < len(codes) && codes[i] == reasonConditionFailed
-			}
-			return failed, nil
-		case !slices.Contains(codes, reasonConflict) || attempt == batchAttempts:
-			return nil, wrap(what, err)
-		}
-		if err := d.pause(ctx, jitter(pause)); err != nil {
-			return nil, wrap(what, err)
-		}
-		pause = min(2*pause, batchMaxPause)
-	}
-}
-
-// cancellationCodes are the reason codes of a cancelled transaction, one
-// per item, or nil for any other outcome.
-func cancellationCodes(err error) []string {
-	var tc *types.TransactionCanceledException
-	if !errors.As(err, &tc) {
-		return nil
-	}
-	codes := make([]string, len(tc.CancellationReasons))
-	for i, r := range tc.CancellationReasons {
-		codes[i] = aws.ToString(r.Code)
-	}
-	return codes
 }
 
 // jitter is a random pause between d/2 and d.

@@ -174,25 +174,21 @@ func (d *Dynamo) AcceptMessage(ctx context.Context, a Acceptance) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		items, err := d.acceptItems(a)
-		if err != nil {
-			return wrap("accept message", err)
-		}
-		failed, err := d.transact(ctx, "accept message", items...)
-		switch {
-		case err != nil:
+		tx, at := d.acceptTxn(a)
+		failed, err := d.transact(ctx, "accept message", &tx)
+		if err != nil || failed == nil {
 			return err
-		case failed == nil:
-			return nil
-		case failed[0] && a.New:
+		}
+		switch {
+		case failed[at.conversation] && a.New:
 			return ErrExists
-		case failed[0]:
+		case failed[at.conversation]:
 			return ErrNotFound
-		case failed[1], failed[2], failed[3]:
+		case failed[at.user], failed[at.assistant], failed[at.live]:
 			return ErrExists
-		case failed[4]:
+		case failed[at.quota]:
 			return ErrQuotaExceeded
-		case len(failed) > 6 && failed[6]:
+		case a.CheckPromptID != "" && failed[at.prompt]:
 			return ErrPromptNotFound
 		}
 		// The running set is full; entries of jobs that died without
@@ -227,15 +223,21 @@ func checkAcceptance(a Acceptance) error {
 	return errors.Join(checkMessage(a.UserMessage), checkMessage(a.Assistant), checkReserve(a.Reply.UserID, a.Reply.Day))
 }
 
-// acceptItems are AcceptMessage's transaction: conversation, user message,
-// assistant message, live record, quota counter, running set and, when
-// the request named one, the prompt check (in this order: AcceptMessage
-// reads the failures by position).
-func (d *Dynamo) acceptItems(a Acceptance) ([]types.TransactWriteItem, error) {
-	var conv types.TransactWriteItem
-	var err error
+// accepted names the items of AcceptMessage's transaction by position.
+type accepted struct {
+	conversation, user, assistant, live, quota, running int
+	// prompt is the saved prompt's check, when the request named one.
+	prompt int
+}
+
+// acceptTxn is AcceptMessage's transaction: the conversation, the user's
+// message, the assistant message, the live record, the quota counter, the
+// running set and, when the request named one, the prompt check.
+func (d *Dynamo) acceptTxn(a Acceptance) (txn, accepted) {
+	var tx txn
+	var at accepted
 	if a.New {
-		conv, err = putItem(d.tables.Conversations, conversationItem(a.Conversation), notExists(manifest.AttrConversationID))
+		at.conversation = tx.add(putItem(d.tables.Conversations, conversationItem(a.Conversation), notExists(manifest.AttrConversationID)))
 	} else {
 		c := a.Conversation
 		update := expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(c.UpdatedAt)))
@@ -245,24 +247,12 @@ func (d *Dynamo) acceptItems(a Acceptance) ([]types.TransactWriteItem, error) {
 		if c.Model != "" {
 			update = update.Set(expression.Name(attrModel), expression.Value(c.Model))
 		}
-		conv, err = updateItem(d.tables.Conversations, conversationKey(c.UserID, c.ConversationID), update, exists(manifest.AttrConversationID))
-	}
-	if err != nil {
-		return nil, err
+		at.conversation = tx.add(updateItem(d.tables.Conversations, conversationKey(c.UserID, c.ConversationID), update, exists(manifest.AttrConversationID)))
 	}
 	newMessage := notExists(manifest.AttrMessageID)
-	user, err := putItem(d.tables.Messages, messageItem(a.UserMessage), newMessage)
-	if err != nil {
-		return nil, err
-	}
-	assistant, err := putItem(d.tables.Messages, messageItem(a.Assistant), newMessage)
-	if err != nil {
-		return nil, err
-	}
-	live, err := putItem(d.tables.Replies, replyItem(a.Reply), newMessage)
-	if err != nil {
-		return nil, err
-	}
+	at.user = tx.add(putItem(d.tables.Messages, messageItem(a.UserMessage), newMessage))
+	at.assistant = tx.add(putItem(d.tables.Messages, messageItem(a.Assistant), newMessage))
+	at.live = tx.add(putItem(d.tables.Replies, replyItem(a.Reply), newMessage))
 	// tokens is the day's committed total: what replies used plus what
 	// running ones reserved. A request is admitted while it is below the
 	// limit, so concurrent ones overshoot by at most the one admitted last.
@@ -273,25 +263,14 @@ func (d *Dynamo) acceptItems(a Acceptance) ([]types.TransactWriteItem, error) {
 	if a.DailyLimit > 0 {
 		below = expression.AttributeNotExists(expression.Name(attrTokens)).Or(expression.Name(attrTokens).LessThan(expression.Value(a.DailyLimit)))
 	}
-	quota, err := updateItem(d.tables.Usage, usageKey(a.Reply.UserID, quotaKey(a.Reply.Day)), reserve, below)
-	if err != nil {
-		return nil, err
-	}
+	at.quota = tx.add(updateItem(d.tables.Usage, usageKey(a.Reply.UserID, quotaKey(a.Reply.Day)), reserve, below))
 	room := expression.AttributeNotExists(expression.Name(attrReplies)).Or(expression.Size(expression.Name(attrReplies)).LessThan(expression.Value(a.MaxInflight)))
-	running, err := updateItem(d.tables.Usage, usageKey(a.Reply.UserID, liveKey),
-		expression.Add(expression.Name(attrReplies), expression.Value(&types.AttributeValueMemberSS{Value: []string{a.Reply.LiveEntry}})), room)
-	if err != nil {
-		return nil, err
-	}
-	items := []types.TransactWriteItem{conv, user, assistant, live, quota, running}
+	at.running = tx.add(updateItem(d.tables.Usage, usageKey(a.Reply.UserID, liveKey),
+		expression.Add(expression.Name(attrReplies), expression.Value(&types.AttributeValueMemberSS{Value: []string{a.Reply.LiveEntry}})), room))
 	if a.CheckPromptID != "" {
-		check, err := conditionCheck(d.tables.Prompts, promptKey(a.Conversation.UserID, a.CheckPromptID), exists(manifest.AttrPromptID))
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, check)
+		at.prompt = tx.add(conditionCheck(d.tables.Prompts, promptKey(a.Conversation.UserID, a.CheckPromptID), exists(manifest.AttrPromptID)))
 	}
-	return items, nil
+	return tx, at
 }
 
 // runningEntries reads the user's running set, split into the entries
@@ -384,22 +363,15 @@ func (d *Dynamo) ClaimReply(ctx context.Context, r Reply) error {
 	if !findable(r.MessageID, r.UserID, r.ConversationID) {
 		return ErrNotFound
 	}
-	claim, err := updateItem(d.tables.Replies, replyKey(r.MessageID),
-		expression.Set(expression.Name(attrClaimed), expression.Value(true)), d.unclaimed(r.UserID))
-	if err != nil {
-		return wrap("claim reply", err)
-	}
-	owned, err := conditionCheck(d.tables.Conversations, conversationKey(r.UserID, r.ConversationID), exists(manifest.AttrConversationID))
-	if err != nil {
-		return wrap("claim reply", err)
-	}
-	failed, err := d.transact(ctx, "claim reply", claim, owned)
-	switch {
-	case err != nil:
+	var tx txn
+	tx.add(updateItem(d.tables.Replies, replyKey(r.MessageID),
+		expression.Set(expression.Name(attrClaimed), expression.Value(true)), d.unclaimed(r.UserID)))
+	owned := tx.add(conditionCheck(d.tables.Conversations, conversationKey(r.UserID, r.ConversationID), exists(manifest.AttrConversationID)))
+	failed, err := d.transact(ctx, "claim reply", &tx)
+	if err != nil || failed == nil {
 		return err
-	case failed == nil:
-		return nil
-	case failed[1]:
+	}
+	if failed[owned] {
 		return ErrNotFound
 	}
 	if _, err := d.GetReply(ctx, r.MessageID); errors.Is(err, ErrNotFound) {
@@ -548,36 +520,24 @@ func (d *Dynamo) FinishReply(ctx context.Context, f Finish) error {
 	if err := checkMessage(m); err != nil {
 		return err
 	}
-	settle, err := d.settleItems(r, m.Model, m.Usage)
-	if err != nil {
-		return wrap("finish reply", err)
-	}
-	stored, err := putItem(d.tables.Messages, messageItem(m), exists(manifest.AttrMessageID))
-	if err != nil {
-		return wrap("finish reply", err)
-	}
-	touched, err := updateItem(d.tables.Conversations, conversationKey(m.UserID, m.ConversationID),
-		expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(m.CreatedAt))), exists(manifest.AttrConversationID))
-	if err != nil {
-		return wrap("finish reply", err)
-	}
-	ended, err := updateItem(d.tables.Replies, replyKey(r.MessageID),
+	var tx txn
+	stored := tx.add(putItem(d.tables.Messages, messageItem(m), exists(manifest.AttrMessageID)))
+	touched := tx.add(updateItem(d.tables.Conversations, conversationKey(m.UserID, m.ConversationID),
+		expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(m.CreatedAt))), exists(manifest.AttrConversationID)))
+	ended := tx.add(updateItem(d.tables.Replies, replyKey(r.MessageID),
 		expression.Set(expression.Name(attrStatus), expression.Value(m.Status)).
 			Set(expression.Name(manifest.AttrExpiresAt), expression.Value(m.CreatedAt.Add(f.Keep).Unix())),
-		exists(manifest.AttrMessageID).And(expression.Name(attrVersion).Equal(expression.Value(r.Version))))
-	if err != nil {
-		return wrap("finish reply", err)
-	}
-	failed, err := d.transact(ctx, "finish reply", append([]types.TransactWriteItem{stored, touched, ended}, settle...)...)
-	switch {
-	case err != nil:
+		exists(manifest.AttrMessageID).And(expression.Name(attrVersion).Equal(expression.Value(r.Version)))))
+	d.settle(&tx, r, m.Model, m.Usage)
+	failed, err := d.transact(ctx, "finish reply", &tx)
+	if err != nil || failed == nil {
 		return err
-	case failed == nil:
-		return nil
-	case failed[0] || failed[1]:
+	}
+	switch {
+	case failed[stored] || failed[touched]:
 		// Deleted with its conversation: settle the tokens alone.
 		return d.settleOnly(ctx, r, m.Model, m.Usage)
-	case failed[2]:
+	case failed[ended]:
 		if _, err := d.GetReply(ctx, r.MessageID); errors.Is(err, ErrNotFound) {
 			return d.settleOnly(ctx, r, m.Model, m.Usage)
 		}
@@ -590,15 +550,10 @@ func (d *Dynamo) FinishReply(ctx context.Context, f Finish) error {
 // settleOnly settles a reply whose conversation is gone and returns
 // ErrNotFound, or the failure.
 func (d *Dynamo) settleOnly(ctx context.Context, r Reply, model string, u tokens.Usage) error {
-	settle, err := d.settleItems(r, model, u)
-	if err != nil {
-		return wrap("settle reply", err)
-	}
-	gone, err := deleteItem(d.tables.Replies, replyKey(r.MessageID), noCondition)
-	if err != nil {
-		return wrap("settle reply", err)
-	}
-	failed, err := d.transact(ctx, "settle reply", append(settle, gone)...)
+	var tx txn
+	d.settle(&tx, r, model, u)
+	tx.add(deleteItem(d.tables.Replies, replyKey(r.MessageID), noCondition))
+	failed, err := d.transact(ctx, "settle reply", &tx)
 	if err != nil {
 		return err
 	}
@@ -608,35 +563,28 @@ func (d *Dynamo) settleOnly(ctx context.Context, r Reply, model string, u tokens
 	return ErrNotFound
 }
 
-// settleItems give back what the acceptance took, conditional on the
-// reply still being in the running set (a reply is settled once), and
-// count usage u of model.
-func (d *Dynamo) settleItems(r Reply, model string, u tokens.Usage) ([]types.TransactWriteItem, error) {
+// settle adds to tx the items that give back what the acceptance took,
+// conditional on the reply still being in the running set (a reply is
+// settled once), and count usage u of model.
+func (d *Dynamo) settle(tx *txn, r Reply, model string, u tokens.Usage) {
 	entry := &types.AttributeValueMemberSS{Value: []string{r.LiveEntry}}
-	leave, err := updateItem(d.tables.Usage, usageKey(r.UserID, liveKey),
+	tx.add(updateItem(d.tables.Usage, usageKey(r.UserID, liveKey),
 		expression.Delete(expression.Name(attrReplies), expression.Value(entry)),
-		expression.Contains(expression.Name(attrReplies), r.LiveEntry))
-	if err != nil {
-		return nil, err
-	}
-	counter, err := updateItem(d.tables.Usage, usageKey(r.UserID, quotaKey(r.Day)),
+		expression.Contains(expression.Name(attrReplies), r.LiveEntry)))
+	tx.add(updateItem(d.tables.Usage, usageKey(r.UserID, quotaKey(r.Day)),
 		expression.Add(expression.Name(attrTokens), expression.Value(u.Total()-r.Reserved)).
-			Add(expression.Name(attrReserved), expression.Value(-r.Reserved)), noCondition)
-	if err != nil {
-		return nil, err
-	}
-	items := []types.TransactWriteItem{leave, counter}
+			Add(expression.Name(attrReserved), expression.Value(-r.Reserved)), noCondition))
 	if u.Total() > 0 {
-		if err := checkAddUsage(r.UserID, r.Day, model, u); err != nil {
-			return nil, err
-		}
-		row, err := updateItem(d.tables.Usage, usageKey(r.UserID, usageRowKey(r.Day, model)), addUsage(u), noCondition)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, row)
+		tx.add(d.usageRow(r, model, u))
 	}
-	return items, nil
+}
+
+// usageRow is the update adding u to the reply's day and model row.
+func (d *Dynamo) usageRow(r Reply, model string, u tokens.Usage) (types.TransactWriteItem, error) {
+	if err := checkAddUsage(r.UserID, r.Day, model, u); err != nil {
+		return types.TransactWriteItem{}, err
+	}
+	return updateItem(d.tables.Usage, usageKey(r.UserID, usageRowKey(r.Day, model)), addUsage(u), noCondition)
 }
 
 // addUsage adds u's counters to a usage row.
@@ -658,37 +606,27 @@ func (d *Dynamo) FailUnstarted(ctx context.Context, r Reply, code string) error 
 		return ErrNotFound
 	}
 	failedStatus := expression.Set(expression.Name(attrStatus), expression.Value(StatusFailed))
-	record, err := updateItem(d.tables.Replies, replyKey(r.MessageID), failedStatus, d.unclaimed(r.UserID))
-	if err != nil {
-		return wrap("fail reply", err)
-	}
-	settle, err := d.settleItems(r, "", tokens.Usage{})
-	if err != nil {
-		return wrap("fail reply", err)
-	}
-	msg, err := updateItem(d.tables.Messages, messageKey(r.ConversationID, r.MessageID),
-		failedStatus.Set(expression.Name(attrErrorCode), expression.Value(code)), exists(manifest.AttrMessageID))
-	if err != nil {
-		return wrap("fail reply", err)
-	}
-	items := append([]types.TransactWriteItem{record}, settle...)
-	failed, err := d.transact(ctx, "fail reply", append(items, msg)...)
-	switch {
-	case err != nil:
+	var tx txn
+	record := tx.add(updateItem(d.tables.Replies, replyKey(r.MessageID), failedStatus, d.unclaimed(r.UserID)))
+	d.settle(&tx, r, "", tokens.Usage{})
+	msg := tx.add(updateItem(d.tables.Messages, messageKey(r.ConversationID, r.MessageID),
+		failedStatus.Set(expression.Name(attrErrorCode), expression.Value(code)), exists(manifest.AttrMessageID)))
+	failed, err := d.transact(ctx, "fail reply", &tx)
+	if err != nil || failed == nil {
 		return err
-	case failed == nil:
-		return nil
-	case failed[0]:
+	}
+	switch {
+	case failed[record]:
 		if _, err := d.GetReply(ctx, r.MessageID); err != nil {
 			return err
 		}
 		return ErrClaimed
-	case failed[len(failed)-1]:
-		// The conversation was deleted: give back what was taken.
-		if _, err := d.transact(ctx, "fail reply", items...); err != nil {
-			return err
-		}
-		return nil
+	case failed[msg]:
+		// The conversation was deleted: give back what was taken all the
+		// same (the message is the last item).
+		tx.items = tx.items[:msg]
+		_, err := d.transact(ctx, "fail reply", &tx)
+		return err
 	}
 	return ErrClaimed
 }
@@ -697,16 +635,11 @@ func (d *Dynamo) FailUnstarted(ctx context.Context, r Reply, code string) error 
 // last resort when its finish could not be stored. Best effort by nature.
 func (d *Dynamo) MarkFailed(ctx context.Context, r Reply, code string) error {
 	failedStatus := expression.Set(expression.Name(attrStatus), expression.Value(StatusFailed))
-	msg, err := updateItem(d.tables.Messages, messageKey(r.ConversationID, r.MessageID),
-		failedStatus.Set(expression.Name(attrErrorCode), expression.Value(code)), exists(manifest.AttrMessageID))
-	if err != nil {
-		return wrap("mark reply failed", err)
-	}
-	record, err := updateItem(d.tables.Replies, replyKey(r.MessageID), failedStatus, exists(manifest.AttrMessageID))
-	if err != nil {
-		return wrap("mark reply failed", err)
-	}
-	_, err = d.transact(ctx, "mark reply failed", msg, record)
+	var tx txn
+	tx.add(updateItem(d.tables.Messages, messageKey(r.ConversationID, r.MessageID),
+		failedStatus.Set(expression.Name(attrErrorCode), expression.Value(code)), exists(manifest.AttrMessageID)))
+	tx.add(updateItem(d.tables.Replies, replyKey(r.MessageID), failedStatus, exists(manifest.AttrMessageID)))
+	_, err := d.transact(ctx, "mark reply failed", &tx)
 	return err
 }
 

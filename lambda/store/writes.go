@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
@@ -13,7 +15,8 @@ import (
 // putItem, updateItem, deleteItem and conditionCheck turn the table, the
 // key (or the whole item of a put) and expression builders into one. A
 // write that stands alone is that same item sent by itself (put, update,
-// del), so a single call and a transaction item are never built apart.
+// del), so a single call and a transaction item are never built apart. A
+// transaction is a txn: the list of its items, run by transact.
 
 // noCondition is the zero condition: the write holds whatever is stored.
 var noCondition expression.ConditionBuilder
@@ -155,4 +158,77 @@ func (d *Dynamo) del(ctx context.Context, table string, key item, cond expressio
 		ExpressionAttributeValues: x.ExpressionAttributeValues,
 	})
 	return err
+}
+
+// txn is one TransactWriteItems being built: its items in order and the
+// first that could not be built, which transact returns. add gives each
+// item's position, the name by which the caller reads whose condition
+// failed, so a transaction reads as the list of its writes.
+type txn struct {
+	items []types.TransactWriteItem
+	err   error
+}
+
+// add appends an item as putItem, updateItem, deleteItem or
+// conditionCheck return it: tx.add(putItem(...)).
+func (t *txn) add(w types.TransactWriteItem, err error) int {
+	if t.err == nil {
+		t.err = err
+	}
+	t.items = append(t.items, w)
+	return len(t.items) - 1
+}
+
+// Cancellation reason codes of a transaction (types.CancellationReason).
+const (
+	reasonConditionFailed = "ConditionalCheckFailed"
+	reasonConflict        = "TransactionConflict"
+)
+
+// transact runs one transaction and, when conditions cancelled it, returns
+// which items' conditions failed (nil when it went through). DynamoDB
+// also cancels a transaction that meets another on the same item (a
+// TransactionConflict: concurrent creates of one user's prompts all write
+// their counter); such a transaction is run again after a pause, doubling
+// and jittered so that the ones that met do not meet again, a bounded
+// number of times.
+func (d *Dynamo) transact(ctx context.Context, what string, tx *txn) ([]bool, error) {
+	if tx.err != nil {
+		return nil, wrap(what, tx.err)
+	}
+	pause := batchBackoff
+	for attempt := 1; ; attempt++ {
+		_, err := d.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx.items})
+		codes := cancellationCodes(err)
+		switch {
+		case err == nil:
+			return nil, nil
+		case slices.Contains(codes, reasonConditionFailed):
+			failed := make([]bool, len(tx.items))
+			for i := range failed {
+				failed[i] = i < len(codes) && codes[i] == reasonConditionFailed
+			}
+			return failed, nil
+		case !slices.Contains(codes, reasonConflict) || attempt == batchAttempts:
+			return nil, wrap(what, err)
+		}
+		if err := d.pause(ctx, jitter(pause)); err != nil {
+			return nil, wrap(what, err)
+		}
+		pause = min(2*pause, batchMaxPause)
+	}
+}
+
+// cancellationCodes are the reason codes of a cancelled transaction, one
+// per item, or nil for any other outcome.
+func cancellationCodes(err error) []string {
+	var tc *types.TransactionCanceledException
+	if !errors.As(err, &tc) {
+		return nil
+	}
+	codes := make([]string, len(tc.CancellationReasons))
+	for i, r := range tc.CancellationReasons {
+		codes[i] = aws.ToString(r.Code)
+	}
+	return codes
 }
