@@ -1,6 +1,7 @@
 package wsapi_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,18 +17,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/p2/buddy/lambda/dev/fakeconnections"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
 const testStage = "dev"
 
-// connectionsAPI is a stand-in for API Gateway's @connections API:
-// POST|DELETE /{stage}/@connections/{id}, 410 GoneException for a closed
-// connection. It records what reached it.
+// connectionsAPI is the @connections stand-in (fakeconnections) behind a
+// recorder of the raw requests, so a test sees what the SDK sent: method,
+// connection id, signature. Every id is open but those closed; a few ids
+// get answers API Gateway gives and the stand-in has no cause to.
 type connectionsAPI struct {
 	*httptest.Server
+	rec      *fakeconnections.Recorder
 	mu       sync.Mutex
-	live     map[string]bool
 	received []request
 }
 
@@ -38,67 +41,60 @@ type request struct {
 
 // answers to special connection ids.
 const (
-	idBroken    = "broken"    // 500
+	idBroken    = "broken"    // 500 InternalServerErrorException
 	idForbidden = "forbidden" // 403 ForbiddenException
 	idBareGone  = "bare-gone" // 410 without an error type
 )
 
-func newConnectionsAPI(t *testing.T, live ...string) *connectionsAPI {
+func newConnectionsAPI(t *testing.T, closed ...string) *connectionsAPI {
 	t.Helper()
-	api := &connectionsAPI{live: map[string]bool{}}
-	for _, id := range live {
-		api.live[id] = true
+	api := &connectionsAPI{rec: &fakeconnections.Recorder{}}
+	for _, id := range closed {
+		api.rec.Close(id)
 	}
-	api.Server = httptest.NewServer(http.HandlerFunc(api.serve))
+	standIn := fakeconnections.NewHandler(brokenConnections{api.rec})
+	api.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := strings.CutPrefix(r.URL.EscapedPath(), "/"+testStage+"/@connections/")
+		id, _ := url.PathUnescape(raw)
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		api.mu.Lock()
+		api.received = append(api.received, request{r.Method, id, r.Header.Get("Authorization"), r.Header.Get("X-Amz-Date"), body})
+		api.mu.Unlock()
+		switch id {
+		case idForbidden:
+			w.Header().Set("X-Amzn-ErrorType", "ForbiddenException")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"message":"Forbidden"}`)
+		case idBareGone:
+			w.WriteHeader(http.StatusGone)
+		default:
+			standIn.ServeHTTP(w, r)
+		}
+	}))
 	t.Cleanup(api.Close)
 	return api
 }
 
+// brokenConnections fails every call for idBroken, which the stand-in
+// answers with a 500.
+type brokenConnections struct{ *fakeconnections.Recorder }
+
+func (c brokenConnections) Post(ctx context.Context, id string, data []byte) error {
+	if id == idBroken {
+		return errors.New("boom")
+	}
+	return c.Recorder.Post(ctx, id, data)
+}
+
+func (c brokenConnections) Delete(ctx context.Context, id string) error {
+	if id == idBroken {
+		return errors.New("boom")
+	}
+	return c.Recorder.Delete(ctx, id)
+}
+
 func (api *connectionsAPI) endpoint() string { return api.URL + "/" + testStage }
-
-func (api *connectionsAPI) serve(w http.ResponseWriter, r *http.Request) {
-	// The connection id is one path segment; unescape it ourselves so an
-	// id containing '/' or '+' is seen exactly as the SDK escaped it.
-	prefix := "/" + testStage + "/@connections/"
-	raw, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix)
-	id, err := url.PathUnescape(raw)
-	if !ok || err != nil || strings.Contains(raw, "/") {
-		writeAWSError(w, http.StatusForbidden, "ForbiddenException", "Missing Authentication Token")
-		return
-	}
-	body, _ := io.ReadAll(r.Body)
-	api.mu.Lock()
-	api.received = append(api.received, request{r.Method, id, r.Header.Get("Authorization"), r.Header.Get("X-Amz-Date"), body})
-	live := api.live[id]
-	api.mu.Unlock()
-
-	switch {
-	case id == idBroken:
-		writeAWSError(w, http.StatusInternalServerError, "InternalServerErrorException", "boom")
-	case id == idForbidden:
-		writeAWSError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
-	case id == idBareGone:
-		w.WriteHeader(http.StatusGone)
-	case !live:
-		writeAWSError(w, http.StatusGone, "GoneException", "")
-	case r.Method == http.MethodPost:
-		w.WriteHeader(http.StatusOK)
-	case r.Method == http.MethodDelete:
-		api.mu.Lock()
-		delete(api.live, id)
-		api.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		w.WriteHeader(http.StatusMethodNotAllowed)
-	}
-}
-
-func writeAWSError(w http.ResponseWriter, status int, typ, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Amzn-ErrorType", typ)
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, `{"message":"`+msg+`"}`)
-}
 
 func (api *connectionsAPI) requests() []request {
 	api.mu.Lock()
@@ -138,7 +134,7 @@ func TestConnectionsPosterPost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			api := newConnectionsAPI(t, liveID)
+			api := newConnectionsAPI(t, "closed")
 			p := wsapi.NewConnectionsPoster(awsConfig(), api.endpoint())
 			err := p.Post(context.Background(), tt.id, frame)
 
@@ -185,7 +181,7 @@ func TestConnectionsPosterDeleteConnection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			api := newConnectionsAPI(t, "live")
+			api := newConnectionsAPI(t, "closed")
 			p := wsapi.NewConnectionsPoster(awsConfig(), api.endpoint())
 			err := p.DeleteConnection(context.Background(), tt.id)
 			if tt.wantErr == "" && err != nil {
@@ -200,7 +196,7 @@ func TestConnectionsPosterDeleteConnection(t *testing.T) {
 		})
 	}
 	t.Run("a closed connection can no longer be posted to", func(t *testing.T) {
-		api := newConnectionsAPI(t, "live")
+		api := newConnectionsAPI(t, "closed")
 		p := wsapi.NewConnectionsPoster(awsConfig(), api.endpoint())
 		if err := p.DeleteConnection(context.Background(), "live"); err != nil {
 			t.Fatal(err)

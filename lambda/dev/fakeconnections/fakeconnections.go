@@ -20,6 +20,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -77,12 +78,16 @@ func (h *Handler) Stats() Stats {
 const segment = "/@connections/"
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	i := strings.LastIndex(r.URL.Path, segment)
-	id := ""
-	if i >= 0 {
-		id = r.URL.Path[i+len(segment):]
+	// The id is one escaped path segment: API Gateway ids are base64-like
+	// and may hold '/' or '+', which the SDK escapes. Reading the escaped
+	// path keeps such an id whole.
+	path := r.URL.EscapedPath()
+	raw := ""
+	if i := strings.LastIndex(path, segment); i >= 0 {
+		raw = path[i+len(segment):]
 	}
-	if id == "" || strings.Contains(id, "/") ||
+	id, err := url.PathUnescape(raw)
+	if err != nil || id == "" || strings.Contains(raw, "/") ||
 		(r.Method != http.MethodPost && r.Method != http.MethodGet && r.Method != http.MethodDelete) {
 		// What execute-api answers for a path or method no route serves.
 		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Forbidden"})

@@ -42,7 +42,8 @@ func TestConnectionsAPIAnswersLikeAPIGateway(t *testing.T) {
 	rec.OnPost = func(p fakeconnections.Post) { hooked = append(hooked, string(p.Data)) }
 	h, c, _ := start(t, rec)
 	ctx := t.Context()
-	const open, closed = "R1kmxc2VNjMCFIA=", "AAAAAAAAAAAAAAA="
+	// Base64-like ids, as API Gateway's; '/' and '+' travel escaped.
+	const open, closed, slashed = "R1kmxc2VNjMCFIA=", "AAAAAAAAAAAAAAA=", "Ab+c/d="
 	rec.Close(closed)
 	post := func(id string, data []byte) error {
 		_, err := c.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: data})
@@ -58,6 +59,7 @@ func TestConnectionsAPIAnswersLikeAPIGateway(t *testing.T) {
 		{"a post of exactly 128 KB is accepted", open, bytes.Repeat([]byte("x"), fakeconnections.MaxMessageBytes), nil},
 		{"a post over 128 KB is refused with 413", open, bytes.Repeat([]byte("x"), fakeconnections.MaxMessageBytes+1), new(*types.PayloadTooLargeException)},
 		{"a post to a closed connection is gone", closed, []byte("x"), new(*types.GoneException)},
+		{"an id holding '/' and '+' is one connection", slashed, []byte("s"), nil},
 	}
 	for _, tt := range tests {
 		err := post(tt.id, tt.data)
@@ -69,8 +71,11 @@ func TestConnectionsAPIAnswersLikeAPIGateway(t *testing.T) {
 		}
 	}
 	posts := rec.PostsTo(open)
-	if len(posts) != 2 || string(posts[0].Data) != `{"type":"pong"}` || posts[0].At.IsZero() || len(hooked) != 2 {
-		t.Fatalf("recorded %d posts (hook saw %d), want the 2 accepted", len(posts), len(hooked))
+	if len(posts) != 2 || string(posts[0].Data) != `{"type":"pong"}` || posts[0].At.IsZero() || len(hooked) != 3 {
+		t.Fatalf("recorded %d posts to %q (hook saw %d in all), want its 2 accepted (3 in all)", len(posts), open, len(hooked))
+	}
+	if s := rec.PostsTo(slashed); len(s) != 1 || string(s[0].Data) != "s" {
+		t.Errorf("posts to %q: %+v, want the one sent", slashed, s)
 	}
 
 	info, err := c.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: aws.String(open)})
@@ -87,8 +92,8 @@ func TestConnectionsAPIAnswersLikeAPIGateway(t *testing.T) {
 	if _, err := c.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: aws.String(open)}); !errors.As(err, &gone) {
 		t.Errorf("GetConnection after DeleteConnection: %v, want GoneException", err)
 	}
-	if st := h.Stats(); st != (fakeconnections.Stats{Posts: 2, Gone: 2, TooLarge: 1}) {
-		t.Errorf("stats %+v, want 2 posts, 2 gone, 1 too large", st)
+	if st := h.Stats(); st != (fakeconnections.Stats{Posts: 3, Gone: 2, TooLarge: 1}) {
+		t.Errorf("stats %+v, want 3 posts, 2 gone, 1 too large", st)
 	}
 }
 
