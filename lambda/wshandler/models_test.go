@@ -30,6 +30,15 @@ func frame(requestID, conversationID, text string, extra map[string]any) string 
 	return string(b)
 }
 
+// checkRefused asserts the answer is a single error frame with code: the
+// request was refused before any reply started.
+func checkRefused(t *testing.T, frames []wsapi.Frame, code string) {
+	t.Helper()
+	if len(frames) != 1 || frames[0].Code != code {
+		t.Fatalf("answered %+v, want %s", frames, code)
+	}
+}
+
 // Each model choice: allowed ones answer and stick to the conversation;
 // anything else is a bad request that stores nothing and calls nothing.
 func TestModelChoice(t *testing.T) {
@@ -55,9 +64,7 @@ func TestModelChoice(t *testing.T) {
 			}
 			frames := h.send(conn, frame("r1", "", "hi", extra))
 			if tt.wantModel == "" {
-				if len(frames) != 1 || frames[0].Code != errcode.BadRequest {
-					t.Fatalf("answered %+v, want bad_request", frames)
-				}
+				checkRefused(t, frames, errcode.BadRequest)
 				if c, m := h.counts("alice"); c != 0 || m != 0 || h.model.Calls() != 0 {
 					t.Errorf("stored %d conversations, %d messages, called the model %d times", c, m, h.model.Calls())
 				}
@@ -110,9 +117,7 @@ func TestExtendedThinking(t *testing.T) {
 			}
 			frames := h.send(conn, frame("r1", "", "think first [[thinking=40]]", extra))
 			if tt.code != "" {
-				if len(frames) != 1 || frames[0].Code != tt.code {
-					t.Fatalf("answered %+v, want %s", frames, tt.code)
-				}
+				checkRefused(t, frames, tt.code)
 				if _, m := h.counts("alice"); m != 0 {
 					t.Errorf("stored %d messages", m)
 				}
@@ -185,9 +190,7 @@ func TestEffort(t *testing.T) {
 			}
 			frames := h.send(conn, frame("r1", "", "hi", extra))
 			if tt.code != "" {
-				if len(frames) != 1 || frames[0].Code != tt.code {
-					t.Fatalf("answered %+v, want %s", frames, tt.code)
-				}
+				checkRefused(t, frames, tt.code)
 				return
 			}
 			checkReply(t, frames, "r1")

@@ -3,7 +3,6 @@ package devserver
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -70,22 +69,12 @@ func listModels(t *testing.T, srv *Server, user string) []browserModel {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.HTTPURL+"/models", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	var out struct {
 		Models []browserModel `json:"models"`
 	}
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil || len(out.Models) == 0 || !out.Models[0].Default {
-		t.Fatalf("GET /models: %d %q, want the allowed models, the default first", resp.StatusCode, b)
+	// callAPI fails the test on a body that is not JSON.
+	if st := callAPI(testCtx(t), t, srv, "Bearer "+token, http.MethodGet, "/models", nil, &out); st != http.StatusOK || len(out.Models) == 0 || !out.Models[0].Default {
+		t.Fatalf("GET /models: %d %+v, want the allowed models, the default first", st, out.Models)
 	}
 	return out.Models
 }
@@ -113,6 +102,18 @@ func waitForPicker(t *testing.T, page context.Context, models []browserModel) []
 		const ids = [...document.querySelectorAll("#model-select option")].map((o) => o.value);
 		return !document.getElementById("options").hidden && JSON.stringify(ids) === `+jsString(string(want))+` ? ids : null;
 	})()`)
+}
+
+// openPickerPage opens the chat page for a fresh user (named from prefix)
+// and waits until its model picker lists GET /models, which it returns.
+func openPickerPage(t *testing.T, prefix string) (srv *Server, page context.Context, user string, models []browserModel) {
+	t.Helper()
+	srv = sharedServer(t)
+	page = openChatPage(t, srv)
+	user = signInOnPage(t, page, prefix)
+	models = listModels(t, srv, user)
+	waitForPicker(t, page, models)
+	return srv, page, user, models
 }
 
 // chooseModel picks a model in the page's picker as the user would.
@@ -148,14 +149,10 @@ func controlsShown(t *testing.T, page context.Context) (thinking, effort bool) {
 }
 
 func TestChatPageModelPickerSendsTheChosenModel(t *testing.T) {
-	srv := sharedServer(t)
-	page := openChatPage(t, srv)
-	user := signInOnPage(t, page, "models")
-	models := listModels(t, srv, user)
+	srv, page, user, models := openPickerPage(t, "models")
 	if len(models) < 2 {
 		t.Fatalf("GET /models lists %+v: the picker needs two models to show a choice", models)
 	}
-	waitForPicker(t, page, models)
 	if got := evalValue[string](t, page, `document.getElementById("model-select").value`); got != models[0].ID {
 		t.Errorf("the picker starts on %q, want the default %q", got, models[0].ID)
 	}
@@ -245,11 +242,7 @@ func TestChatPageModelPickerSendsTheChosenModel(t *testing.T) {
 }
 
 func TestChatPageShowsThinkingCollapsedAboveTheAnswer(t *testing.T) {
-	srv := sharedServer(t)
-	page := openChatPage(t, srv)
-	user := signInOnPage(t, page, "thinking")
-	models := listModels(t, srv, user)
-	waitForPicker(t, page, models)
+	srv, page, user, models := openPickerPage(t, "thinking")
 	var thinker string
 	for _, m := range models {
 		if m.Thinking {
@@ -312,11 +305,7 @@ func TestChatPageShowsThinkingCollapsedAboveTheAnswer(t *testing.T) {
 // thinking streams: the resume counts seq over thinking and text frames, so
 // both show once and without a gap.
 func TestChatPageResumesThinkingAfterTheSocketDrops(t *testing.T) {
-	srv := sharedServer(t)
-	page := openChatPage(t, srv)
-	user := signInOnPage(t, page, "resume-thinking")
-	models := listModels(t, srv, user)
-	waitForPicker(t, page, models)
+	srv, page, user, models := openPickerPage(t, "resume-thinking")
 	for _, m := range models {
 		if m.Thinking {
 			chooseModel(t, page, m.ID)

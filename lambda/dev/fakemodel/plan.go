@@ -68,21 +68,25 @@ func parseDirectives(text string, p *Plan) (string, error) {
 	for _, m := range directive.FindAllStringSubmatch(text, -1) {
 		name, val := m[1], m[2]
 		bad := func(want string) { errs = append(errs, fmt.Sprintf("[[%s=%s]]: %s", name, val, want)) }
+		// whole is val as a whole number of at least least; anything else
+		// is bad, with want.
+		whole := func(least int, want string) (int, bool) {
+			n, err := strconv.Atoi(val)
+			if err != nil || n < least {
+				bad(want)
+				return 0, false
+			}
+			return n, true
+		}
 		switch name {
 		case "tokens":
-			n, err := strconv.Atoi(val)
-			if err != nil || n < 0 {
-				bad("want a whole number >= 0")
-				continue
+			if n, ok := whole(0, "want a whole number >= 0"); ok {
+				p.Tokens = n
 			}
-			p.Tokens = n
 		case "thinking":
-			n, err := strconv.Atoi(val)
-			if err != nil || n < 0 {
-				bad("want a whole number of thinking tokens >= 0")
-				continue
+			if n, ok := whole(0, "want a whole number of thinking tokens >= 0"); ok {
+				p.Thinking = n
 			}
-			p.Thinking = n
 		case "rate":
 			f, err := strconv.ParseFloat(val, 64)
 			if err != nil || f < 0 {
@@ -91,26 +95,17 @@ func parseDirectives(text string, p *Plan) (string, error) {
 			}
 			p.Rate = f
 		case "ttft":
-			n, err := strconv.Atoi(val)
-			if err != nil || n < 0 {
-				bad("want milliseconds >= 0")
-				continue
+			if n, ok := whole(0, "want milliseconds >= 0"); ok {
+				p.TTFT = time.Duration(n) * time.Millisecond
 			}
-			p.TTFT = time.Duration(n) * time.Millisecond
 		case "after":
-			n, err := strconv.Atoi(val)
-			if err != nil || n < 0 {
-				bad("want a number of deltas >= 0")
-				continue
+			if n, ok := whole(0, "want a number of deltas >= 0"); ok {
+				p.After, afterSet = n, true
 			}
-			p.After, afterSet = n, true
 		case "times":
-			n, err := strconv.Atoi(val)
-			if err != nil || n < 1 {
-				bad("want a number of requests >= 1")
-				continue
+			if n, ok := whole(1, "want a number of requests >= 1"); ok {
+				p.Times = n
 			}
-			p.Times = n
 		case "fault":
 			switch val {
 			case "midstream":
