@@ -276,9 +276,7 @@ func (out streamed) summarize(sum *obs.Summary) {
 	}
 	sum.Deltas = len(out.sent.frames)
 	sum.Model = out.model
-	u := out.usage()
-	sum.InputTokens, sum.OutputTokens = u.InputTokens, u.OutputTokens
-	sum.CacheRead, sum.CacheWrite = u.CacheReadInputTokens, u.CacheCreationInputTokens
+	sum.Usage = out.usage()
 	sum.StopReason = out.stopReason()
 	sum.Dropped = out.res.Dropped
 }

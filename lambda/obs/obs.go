@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/p2/buddy/lambda/manifest"
+	"github.com/p2/buddy/lambda/tokens"
 )
 
 // NewLogger returns a JSON logger; AWS_LAMBDA_LOG_LEVEL (set by Lambda's
@@ -58,15 +59,12 @@ type Summary struct {
 	Status          int    // HTTP status, if any
 	Err             error  // internal detail for operators; never includes secrets
 	// Model calls only.
-	ModelCall    bool
-	Model        string
-	TTFT         time.Duration
-	InputTokens  int64
-	OutputTokens int64
-	CacheRead    int64
-	CacheWrite   int64
-	StopReason   string
-	Deltas       int // delta frames posted
+	ModelCall  bool
+	Model      string
+	TTFT       time.Duration
+	Usage      tokens.Usage
+	StopReason string
+	Deltas     int // delta frames posted
 	// Dropped names the configured sampling settings left out of the
 	// request because extended thinking does not take them.
 	Dropped []string
@@ -108,10 +106,10 @@ func (s *Summary) Log(ctx context.Context, l *slog.Logger) {
 		attrs = append(attrs,
 			slog.String("model", s.Model),
 			slog.Float64("ttftMs", float64(s.TTFT.Microseconds())/1000),
-			slog.Int64("inputTokens", s.InputTokens),
-			slog.Int64("outputTokens", s.OutputTokens),
-			slog.Int64("cacheReadInputTokens", s.CacheRead),
-			slog.Int64("cacheCreationInputTokens", s.CacheWrite),
+			slog.Int64("inputTokens", s.Usage.InputTokens),
+			slog.Int64("outputTokens", s.Usage.OutputTokens),
+			slog.Int64("cacheReadInputTokens", s.Usage.CacheReadInputTokens),
+			slog.Int64("cacheCreationInputTokens", s.Usage.CacheCreationInputTokens),
 			slog.String("stopReason", s.StopReason),
 			slog.Int("deltas", s.Deltas),
 			slog.Any("droppedForThinking", s.Dropped),
