@@ -24,11 +24,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-)
 
-// MaxMessageBytes is the most a post may carry: API Gateway's WebSocket
-// message limit.
-const MaxMessageBytes = 128 * 1024
+	"github.com/p2/buddy/lambda/wsapi"
+)
 
 // ErrGone is what a Connections returns for a connection that is not open;
 // the Handler answers it with 410 GoneException.
@@ -125,12 +123,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // post is PostToConnection: 200 once the data is on its way to the
 // client, 410 for a connection that is not open, 413 past 128 KB.
 func (h *Handler) post(w http.ResponseWriter, r *http.Request, id string) {
-	data, err := io.ReadAll(io.LimitReader(r.Body, MaxMessageBytes+1))
+	data, err := io.ReadAll(io.LimitReader(r.Body, wsapi.MaxMessageBytes+1))
 	if err != nil {
 		writeAWSError(w, http.StatusBadRequest, "BadRequestException", "could not read the request body")
 		return
 	}
-	if len(data) > MaxMessageBytes {
+	if len(data) > wsapi.MaxMessageBytes {
 		h.tooLarge.Add(1)
 		writeAWSError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request entity too large")
 		return

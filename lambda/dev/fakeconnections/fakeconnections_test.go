@@ -16,6 +16,7 @@ import (
 
 	"github.com/p2/buddy/lambda/dev/fakeconnections"
 	"github.com/p2/buddy/lambda/dev/internal/awstest"
+	"github.com/p2/buddy/lambda/wsapi"
 )
 
 // stage is where the handler is reached, as a function's
@@ -56,8 +57,8 @@ func TestConnectionsAPIAnswersLikeAPIGateway(t *testing.T) {
 		wantErr any
 	}{
 		{"a post is recorded under its connection id", open, []byte(`{"type":"pong"}`), nil},
-		{"a post of exactly 128 KB is accepted", open, bytes.Repeat([]byte("x"), fakeconnections.MaxMessageBytes), nil},
-		{"a post over 128 KB is refused with 413", open, bytes.Repeat([]byte("x"), fakeconnections.MaxMessageBytes+1), new(*types.PayloadTooLargeException)},
+		{"a post of exactly 128 KB is accepted", open, bytes.Repeat([]byte("x"), wsapi.MaxMessageBytes), nil},
+		{"a post over 128 KB is refused with 413", open, bytes.Repeat([]byte("x"), wsapi.MaxMessageBytes+1), new(*types.PayloadTooLargeException)},
 		{"a post to a closed connection is gone", closed, []byte("x"), new(*types.GoneException)},
 		{"an id holding '/' and '+' is one connection", slashed, []byte("s"), nil},
 	}
