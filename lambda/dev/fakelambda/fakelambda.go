@@ -98,7 +98,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(payload) > manifest.AsyncPayloadLimit {
-		writeError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", "Request must be smaller than 262144 bytes for the Event invocation type")
+		writeError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", "Request must be smaller than "+strconv.Itoa(manifest.AsyncPayloadLimit)+" bytes for the Event invocation type")
 		return
 	}
 	if len(payload) > 0 && !json.Valid(payload) {
