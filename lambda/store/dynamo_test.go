@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	smithyjson "github.com/aws/smithy-go/encoding/json"
@@ -210,6 +212,49 @@ func TestPromptTransactionsRunAgainAfterAConflict(t *testing.T) {
 			}
 			if pauses != tc.wantPauses {
 				t.Errorf("paused %d times, want %d", pauses, tc.wantPauses)
+			}
+		})
+	}
+}
+
+// A transaction is sent whole or not at all: an item that cannot be built
+// (here an update with nothing to update) stops it before DynamoDB, and
+// the error names the operation; a built one is sent with every item, in
+// the order added.
+func TestATransactionIsSentOnlyWhenEveryItemIsBuilt(t *testing.T) {
+	key := item{manifest.AttrUserID: attrS("alice")}
+	set := expression.Set(expression.Name("n"), expression.Value(1))
+	for _, tc := range []struct {
+		name     string
+		update   expression.UpdateBuilder
+		wantSent bool
+	}{
+		{"every item built: sent once", set, true},
+		{"an item not built: nothing sent", expression.UpdateBuilder{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sent []*dynamodb.TransactWriteItemsInput
+			d := NewDynamo(&fakeAPI{transact: func(in *dynamodb.TransactWriteItemsInput) error {
+				sent = append(sent, in)
+				return nil
+			}}, fakeTables)
+			var tx txn
+			put := tx.add(putItem("T", key, notExists(manifest.AttrUserID)))
+			update := tx.add(updateItem("T", key, tc.update, noCondition))
+			check := tx.add(conditionCheck("T", key, exists(manifest.AttrUserID)))
+			failed, err := d.transact(t.Context(), "test op", &tx)
+			if !tc.wantSent {
+				if err == nil || !strings.Contains(err.Error(), "store: test op: ") || len(sent) != 0 {
+					t.Fatalf("err = %v after %d calls; want the build error named after the operation, nothing sent", err, len(sent))
+				}
+				return
+			}
+			if err != nil || failed != nil || len(sent) != 1 {
+				t.Fatalf("failed %v, err %v after %d calls; want one call that went through", failed, err, len(sent))
+			}
+			items := sent[0].TransactItems
+			if len(items) != 3 || items[put].Put == nil || items[update].Update == nil || items[check].ConditionCheck == nil {
+				t.Errorf("sent %+v, want the put, the update and the check in that order", items)
 			}
 		})
 	}
