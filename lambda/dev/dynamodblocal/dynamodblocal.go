@@ -10,6 +10,9 @@
 // expired items (the store checks expiresAt itself, as it must anyway:
 // DynamoDB deletes late).
 //
+// DynamoDB Local checks no credentials; it listens on 127.0.0.1 only
+// (loopback.go says how, since it has no option for it).
+//
 // The JVM takes seconds to start, so a package whose tests need DynamoDB
 // starts one server per test binary in TestMain and lets every test use it
 // with its own ids:
@@ -160,19 +163,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 				return nil, fmt.Errorf("dynamodblocal: %w", err)
 			}
 		}
-		s, err := start(ctx, []string{
-			// C1 only: starting then takes half the CPU (about 3 s
-			// instead of 6 on two cores) and the store tests run a third
-			// faster; C2 would win back about 10% per call only after
-			// thousands of calls.
-			java, "-XX:TieredStopAtLevel=1",
-			"-Djava.library.path=" + lib, "-jar", jar,
-			"-port", strconv.Itoa(port), "-disableTelemetry",
-			// One database whatever the credentials and region: the
-			// functions the benchmarks run sign as another account and
-			// region than NewClient, and must see the same tables.
-			"-sharedDb",
-		}, port, opts)
+		s, err := start(ctx, java, jar, lib, port, opts)
 		if err == nil {
 			return s, nil
 		}
@@ -184,13 +175,37 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 var errAddrInUse = errors.New("address in use")
 
-func start(ctx context.Context, args []string, port int, opts Options) (*Server, error) {
+func start(ctx context.Context, java, jar, lib string, port int, opts Options) (*Server, error) {
+	// DynamoDB Local's own command line, which its ServerRunner parses.
+	ddbArgs := []string{
+		"-port", strconv.Itoa(port), "-disableTelemetry",
+		// One database whatever the credentials and region: the
+		// functions the benchmarks run sign as another account and
+		// region than NewClient, and must see the same tables.
+		"-sharedDb",
+	}
 	if opts.Dir != "" {
-		args = append(args, "-dbPath", opts.Dir)
+		ddbArgs = append(ddbArgs, "-dbPath", opts.Dir)
 	} else {
-		args = append(args, "-inMemory")
+		ddbArgs = append(ddbArgs, "-inMemory")
+	}
+	conf := loopbackConfig(ddbArgs)
+	args := []string{
+		// C1 only: starting then takes half the CPU (about 3 s
+		// instead of 6 on two cores) and the store tests run a third
+		// faster; C2 would win back about 10% per call only after
+		// thousands of calls.
+		java, "-XX:TieredStopAtLevel=1",
+		"-Djava.library.path=" + lib,
+		// Jetty's logging as ServerRunner sets it, which it cannot do
+		// here: Jetty's XML configuration starts logging first.
+		"-Dorg.eclipse.jetty.util.log.announce=false", "-Dorg.eclipse.jetty.LEVEL=WARN",
+		// The jar's manifest puts DynamoDBLocal_lib on the class path,
+		// jetty-xml included; the configuration is read from stdin.
+		"-cp", jar, "org.eclipse.jetty.xml.XmlConfiguration", "/dev/stdin",
 	}
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin = bytes.NewReader(conf)
 	cmd.SysProcAttr = devproc.SysProcAttr()
 	// -disableTelemetry alone still sets telemetry up, which writes
 	// dynamodb-local-metadata.json into the working directory; the
@@ -199,7 +214,7 @@ func start(ctx context.Context, args []string, port int, opts Options) (*Server,
 	cmd.Env = append(os.Environ(), "DDB_LOCAL_TELEMETRY=0")
 	cmd.Dir = os.TempDir()
 	s := &Server{
-		endpoint: "http://127.0.0.1:" + strconv.Itoa(port),
+		endpoint: "http://" + loopbackHost + ":" + strconv.Itoa(port),
 		port:     port,
 		cmd:      cmd,
 		stderr:   newTailBuffer(stderrTail, bindFailure),

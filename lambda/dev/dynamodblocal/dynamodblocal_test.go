@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -142,7 +143,9 @@ func TestTransactionReportsCancellationReasons(t *testing.T) {
 // leaves no process and no listener, and the data written before it is
 // there after a restart on the same directory.
 func TestStopLeavesNothingAndDataPersistsInDir(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
+	// The path goes to the JVM inside an XML configuration (loopback.go):
+	// XML's special characters must arrive as they are.
+	dir := filepath.Join(t.TempDir(), `data <&> "'`)
 	first, err := dynamodblocal.StartWithTables(t.Context(), dynamodblocal.Options{Dir: dir}, "dev-")
 	if err != nil {
 		t.Fatal(err)
@@ -249,4 +252,63 @@ func TestPathsFoundFromASubdirectory(t *testing.T) {
 	if !strings.HasSuffix(filepath.ToSlash(jar), dir+"DynamoDBLocal.jar") || !strings.HasSuffix(filepath.ToSlash(lib), dir+"DynamoDBLocal_lib") {
 		t.Errorf("Paths() = %s, %s", jar, lib)
 	}
+}
+
+// DynamoDB Local has no authentication: any signature will do. It must
+// answer on the loopback address only, never on one another machine can
+// reach.
+func TestListensOnLoopbackOnly(t *testing.T) {
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(shared.Endpoint(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type reach struct {
+		name    string
+		host    string
+		answers bool
+	}
+	tests := []reach{{"the loopback address it serves", "127.0.0.1", true}}
+	for _, ip := range nonLoopbackAddrs(t) {
+		tests = append(tests, reach{"this machine's address " + ip.String(), ip.String(), false})
+	}
+	if len(tests) == 1 {
+		t.Log("this machine has no address but loopback: only the loopback one is tried")
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(tt.host, port), 2*time.Second)
+			if err == nil {
+				c.Close()
+			}
+			if answers := err == nil; answers != tt.answers {
+				t.Errorf("%s:%s accepts connections: %v, want %v (dial: %v)", tt.host, port, answers, tt.answers, err)
+			}
+		})
+	}
+}
+
+// nonLoopbackAddrs is every address of this machine's interfaces that is
+// up, except loopback and IPv6 link-local ones (those need a zone to dial).
+func nonLoopbackAddrs(t *testing.T) []net.IP {
+	t.Helper()
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []net.IP
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+				out = append(out, n.IP)
+			}
+		}
+	}
+	return out
 }

@@ -32,8 +32,9 @@ func KillGroupOf(pid int) error {
 }
 
 // ListensOn reports whether process pid holds the listening TCP socket on
-// port: the sockets' inodes from /proc/net/tcp{,6} (a JVM listens on IPv6
-// "*"), matched against the process's open files.
+// port: the sockets' inodes from /proc/net/tcp{,6} (a JVM's sockets are
+// IPv6 ones, its 127.0.0.1 too: ::ffff:127.0.0.1), matched against the
+// process's open files.
 func ListensOn(pid, port int) (bool, error) {
 	inodes := map[string]bool{}
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
