@@ -166,12 +166,14 @@ func (c *Conversations) get(ctx context.Context, r *Request) (Response, *Error) 
 		return Response{}, apiErr
 	}
 	out := conversationJSON(conv)
-	room, err := messageRoom(out)
+	// Room for the messages beside the rest of the body and the longest
+	// cursor (the page's is only known once it is cut).
+	room, err := newPageRoom(conversationPage(out, strings.Repeat("x", store.MaxCursorBytes)))
 	if err != nil {
 		return Response{}, Internal(err)
 	}
 	now := now(c.Now)
-	bound := store.MessageBound{Limit: limit, Bytes: room, Size: func(m store.Message) int { return messageBytes(m, now) }}
+	bound := store.MessageBound{Limit: limit, Bytes: room.body, Size: func(m store.Message) int { return messageSize(room, m, now) }}
 	page, err := c.Store.ListMessagesPage(ctx, r.User, conv.ConversationID, bound, r.Query("cursor"))
 	if err != nil {
 		return Response{}, pageError(err)
@@ -187,6 +189,9 @@ func (c *Conversations) get(ctx context.Context, r *Request) (Response, *Error) 
 // conversation, a page of its messages (`messages` even when empty) and,
 // when older messages exist, the cursor to them.
 func conversationPage(c ConversationJSON, olderCursor string) any {
+	if c.Messages == nil {
+		c.Messages = []MessageJSON{}
+	}
 	type alias ConversationJSON
 	return struct {
 		alias
@@ -195,28 +200,15 @@ func conversationPage(c ConversationJSON, olderCursor string) any {
 	}{alias(c), c.Messages, olderCursor}
 }
 
-// messageRoom is how many bytes of a conversation page's body its
-// messages may take: MaxResponseBytes less the rest of the body, with
-// room for the longest cursor (the page's is only known once it is cut).
-func messageRoom(c ConversationJSON) (int, error) {
-	c.Messages = []MessageJSON{}
-	b, err := marshalJSON(conversationPage(c, strings.Repeat("x", store.MaxCursorBytes)))
-	if err != nil {
-		return 0, err
-	}
-	return MaxResponseBytes - len(b), nil
-}
-
-// messageBytes is what m adds to a conversation page's body: its JSON and
-// the comma before it.
-func messageBytes(m store.Message, now time.Time) int {
-	b, err := marshalJSON(messageJSON(m, now))
+// messageSize is what m takes of a conversation page's room.
+func messageSize(room pageRoom, m store.Message, now time.Time) int {
+	n, err := room.size(messageJSON(m, now))
 	if err != nil {
 		// The body will not encode either and the route answers 500;
 		// until then the message takes a page of its own.
-		return MaxResponseBytes
+		return room.body
 	}
-	return len(b) + 1
+	return n
 }
 
 func (c *Conversations) rename(ctx context.Context, r *Request) (Response, *Error) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/store"
@@ -122,9 +124,9 @@ type pageBody struct {
 	OlderCursor *string `json:"olderCursor"`
 }
 
-// getPage runs GET /conversations/{id} as user and returns the status,
-// the size of the body and the body decoded.
-func getPage(t *testing.T, a *api, user, id string, query map[string]string) (int, int, pageBody) {
+// getPage runs GET /conversations/{id} as user and returns the response
+// and its body decoded.
+func getPage(t *testing.T, a *api, user, id string, query map[string]string) (events.APIGatewayV2HTTPResponse, pageBody) {
 	t.Helper()
 	resp, err := a.conversations.Handle(t.Context(), request(user, "GET /conversations/{id}", map[string]string{"id": id}, query, ""))
 	if err != nil {
@@ -136,7 +138,7 @@ func getPage(t *testing.T, a *api, user, id string, query map[string]string) (in
 			t.Fatalf("body is not a conversation: %v", err)
 		}
 	}
-	return resp.StatusCode, len(resp.Body), body
+	return resp, body
 }
 
 // seedTexts stores a conversation of user holding one message per text,
@@ -175,8 +177,12 @@ func texts(n, size int, unit string) []string {
 	return out
 }
 
+// No response of the HTTP API exceeds 4 MB, and what the function returns
+// (the body escaped again inside API Gateway's response envelope) stays
+// within Lambda's limit: a page ends early for either, and the cursor
+// carries on from there.
 func TestConversationPagesStayUnderFourMegabytesAndCoverEveryMessageOnce(t *testing.T) {
-	const limit4MB = 4 << 20 // no response of the HTTP API exceeds 4 MB
+	const limit4MB = 4 << 20
 	a := newAPI(t, 0)
 	tests := []struct {
 		name  string
@@ -187,8 +193,10 @@ func TestConversationPagesStayUnderFourMegabytesAndCoverEveryMessageOnce(t *test
 		pages int
 	}{
 		{"20 × 99 KB of plain text fit one page", texts(20, 99_000, "x"), "", 1},
-		{"20 × 99 KB of <>& are not escaped, so fit one page", texts(20, 99_000, "<>&"), "", 1},
-		{"20 × 99 KB of control characters, six bytes each in JSON, take several pages", texts(20, 99_000, "\x01"), "", 0},
+		{"20 × 99 KB of control characters, six bytes each in the body, take several pages", texts(20, 99_000, "\x01"), "", 0},
+		{"20 × 99 KB of quotes, 4 MB of body but 8 MB of envelope, take several pages", texts(20, 99_000, `"`), "", 0},
+		{"20 × 99 KB of backslashes and quotes take several pages", texts(20, 99_000, `\"`), "", 0},
+		{"20 × 99 KB of <>&, as they are in the body but six bytes each in the envelope, take several pages", texts(20, 99_000, "<>&"), "", 0},
 		{"20 × 99 KB by 3", texts(20, 99_000, "x"), "3", 7},
 	}
 	for _, tt := range tests {
@@ -202,13 +210,16 @@ func TestConversationPagesStayUnderFourMegabytesAndCoverEveryMessageOnce(t *test
 				query["limit"] = tt.limit
 			}
 			for {
-				status, size, body := getPage(t, a, "alice", convID, query)
+				resp, body := getPage(t, a, "alice", convID, query)
 				pages++
-				if status != 200 {
-					t.Fatalf("page %d: status %d", pages, status)
+				if resp.StatusCode != 200 {
+					t.Fatalf("page %d: status %d", pages, resp.StatusCode)
 				}
-				if size > limit4MB {
-					t.Errorf("page %d is %d bytes, over 4 MB", pages, size)
+				if len(resp.Body) > limit4MB {
+					t.Errorf("page %d is %d bytes, over 4 MB", pages, len(resp.Body))
+				}
+				if n := envelopeSize(t, resp); n > lambdaResponseLimit {
+					t.Errorf("page %d returns %d bytes, over Lambda's %d", pages, n, lambdaResponseLimit)
 				}
 				if len(body.Messages) == 0 {
 					t.Fatalf("page %d holds no message", pages)
@@ -248,7 +259,7 @@ func TestConversationPageQueries(t *testing.T) {
 	convID, msgIDs := a.seedTexts(t, "alice", texts(201, 10, "x"))
 	otherID, _ := a.seedTexts(t, "alice", texts(3, 10, "x"))
 	bobID, _ := a.seedTexts(t, "bob", texts(3, 10, "x"))
-	_, _, first := getPage(t, a, "alice", otherID, map[string]string{"limit": "1"})
+	_, first := getPage(t, a, "alice", otherID, map[string]string{"limit": "1"})
 	_, listed := call(t, a.conversations, request("alice", "GET /conversations", nil, map[string]string{"limit": "1"}, ""))
 	listCursor, _ := listed["nextCursor"].(string)
 	if first.OlderCursor == nil || listCursor == "" {

@@ -50,6 +50,24 @@ func request(sub, routeKey string, params, query map[string]string, body string)
 	return apigwfixtures.HTTP{RouteKey: routeKey, PathParams: params, Query: query, Body: body, Claims: map[string]string{"sub": sub}}.Request()
 }
 
+// lambdaResponseLimit is Lambda's limit on what a synchronously invoked
+// function returns: the API Gateway response envelope, in which the body
+// is a JSON string, escaped once more.
+const lambdaResponseLimit = 6_291_456
+
+// envelopeSize is the size of what the function returns for resp, as
+// json.Marshal writes it: it escapes <, > and & too (\u003c), the most any
+// JSON encoder of the envelope writes (aws-lambda-go's leaves them as
+// they are).
+func envelopeSize(t testing.TB, resp events.APIGatewayV2HTTPResponse) int {
+	t.Helper()
+	b, err := json.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(b)
+}
+
 // call runs one request through rt and decodes its JSON body (nil when
 // there is none, as for 204).
 func call(t testing.TB, rt *httpapi.Router, ev events.APIGatewayV2HTTPRequest) (int, map[string]any) {

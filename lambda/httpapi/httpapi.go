@@ -30,9 +30,18 @@ import (
 const MaxBodyBytes = 128 * 1024
 
 // MaxResponseBytes bounds response bodies: what a client must be ready to
-// read, well inside Lambda's 6 MB response payload limit. Routes whose
-// answer could grow past it page by bytes as well as by count.
+// read. Routes whose answer could grow past it page by bytes as well as by
+// count (pageRoom).
 const MaxResponseBytes = 4 << 20
+
+// MaxEnvelopeBytes bounds what a function returns to Lambda: the API
+// Gateway response envelope (events.APIGatewayV2HTTPResponse as JSON), in
+// which the body is a JSON string, so each quote, backslash and control
+// character of the body is escaped again: a body of 4 MB can make an
+// envelope of 8 MB and more. Lambda refuses a synchronous response over
+// 6,291,456 bytes; this keeps room to spare under it. Paged routes end a
+// page before it (pageRoom); Handle answers 500 rather than pass it.
+const MaxEnvelopeBytes = 6_000_000
 
 // Request is what a route handler gets: the caller and the parsed request.
 type Request struct {
@@ -146,6 +155,17 @@ func (rt *Router) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	defer sum.Log(ctx, rt.Log)
 
 	resp, apiErr := rt.serve(ctx, ev, sum)
+	var out events.APIGatewayV2HTTPResponse
+	if apiErr == nil {
+		out = encode(resp.Status, resp.Body)
+		// The last resort: the paged routes end their pages well before
+		// this, so it answers a bug, never a user's data.
+		if n, err := envelopeSize(out); err != nil {
+			apiErr = Internal(fmt.Errorf("response envelope: %w", err))
+		} else if n > MaxEnvelopeBytes {
+			apiErr = Internal(fmt.Errorf("response envelope of %d bytes is over MaxEnvelopeBytes (%d): answered 500 instead", n, MaxEnvelopeBytes))
+		}
+	}
 	if apiErr != nil {
 		sum.Status, sum.Code, sum.Err = apiErr.Status, apiErr.Code, apiErr.Err
 		sum.Outcome = obs.OutcomeRejected
@@ -155,7 +175,7 @@ func (rt *Router) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 		return encode(apiErr.Status, map[string]any{"error": map[string]string{"code": apiErr.Code, "message": apiErr.Message}}), nil
 	}
 	sum.Status, sum.Outcome = resp.Status, obs.OutcomeOK
-	return encode(resp.Status, resp.Body), nil
+	return out, nil
 }
 
 func (rt *Router) serve(ctx context.Context, ev events.APIGatewayV2HTTPRequest, sum *obs.Summary) (resp Response, apiErr *Error) {
@@ -202,6 +222,53 @@ func marshalJSON(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
+// envelopeSize is the size of resp as the function returns it, counted
+// as json.Marshal writes it: aws-lambda-go's encoder leaves <, > and & as
+// they are (unless told otherwise), json.Marshal escapes them (\u003c), so
+// this is never less than what Lambda is given.
+func envelopeSize(resp events.APIGatewayV2HTTPResponse) (int, error) {
+	b, err := json.Marshal(resp)
+	return len(b), err
+}
+
+// pageRoom is what the items of a page may take of a response: bytes of
+// its body (MaxResponseBytes) and of its envelope (MaxEnvelopeBytes), less
+// what the rest of the page takes.
+type pageRoom struct{ body, envelope int }
+
+// newPageRoom measures the page without its items: page is the body with
+// an empty list and the longest cursor the page could end with.
+func newPageRoom(page any) (pageRoom, error) {
+	b, err := marshalJSON(page)
+	if err != nil {
+		return pageRoom{}, err
+	}
+	env, err := envelopeSize(envelope(http.StatusOK, b))
+	if err != nil {
+		return pageRoom{}, err
+	}
+	return pageRoom{body: MaxResponseBytes - len(b), envelope: MaxEnvelopeBytes - env}, nil
+}
+
+// size is what item takes of r, in bytes of the body: its JSON and the
+// comma before it, or, when that is more, its share of the envelope's
+// room, the same bytes escaped again (the escapes of a string are those
+// of its parts, so they add up). Items whose sizes add up to at most
+// r.body fit both the body and the envelope.
+func (r pageRoom) size(item any) (int, error) {
+	b, err := marshalJSON(item)
+	if err != nil {
+		return 0, err
+	}
+	escaped, err := json.Marshal(string(b))
+	if err != nil {
+		return 0, err
+	}
+	body, env := len(b)+1, len(escaped)-2+1 // less the quotes, plus the comma
+	// env scaled to the body's room, rounded up.
+	return max(body, (env*r.body+r.envelope-1)/r.envelope), nil
+}
+
 // subject is the sub claim from API Gateway's JWT authorizer.
 func subject(ev events.APIGatewayV2HTTPRequest) string {
 	a := ev.RequestContext.Authorizer
@@ -212,16 +279,18 @@ func subject(ev events.APIGatewayV2HTTPRequest) string {
 }
 
 func encode(status int, body any) events.APIGatewayV2HTTPResponse {
-	resp := events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{}}
 	if body == nil {
-		return resp
+		return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{}}
 	}
 	b, err := marshalJSON(body)
 	if err != nil {
 		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
-		resp.StatusCode = http.StatusInternalServerError
+		status = http.StatusInternalServerError
 	}
-	resp.Headers["Content-Type"] = "application/json"
-	resp.Body = string(b)
-	return resp
+	return envelope(status, b)
+}
+
+// envelope is the response of status with the JSON body b.
+func envelope(status int, b []byte) events.APIGatewayV2HTTPResponse {
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{"Content-Type": "application/json"}, Body: string(b)}
 }

@@ -91,9 +91,9 @@ func (in promptInput) validate() (name, text string, e *Error) {
 
 // list answers the user's prompts oldest first. All of them fit one
 // response in practice, but MaxPromptsPerUser prompts of MaxPromptTextRunes
-// characters can take 16 MB and more: a body that would pass
-// MaxResponseBytes ends early with nextCursor, which ?cursor= continues
-// from.
+// characters can take 16 MB and more: a page that would pass
+// MaxResponseBytes or MaxEnvelopeBytes ends early with nextCursor, which
+// ?cursor= continues from.
 func (p *Prompts) list(ctx context.Context, r *Request) (Response, *Error) {
 	ps, err := p.Store.ListPrompts(ctx, r.User)
 	if err != nil {
@@ -107,17 +107,23 @@ func (p *Prompts) list(ctx context.Context, r *Request) (Response, *Error) {
 			return Response{}, Errorf(http.StatusBadRequest, errcode.BadRequest, "cursor is not one this API gave")
 		}
 	}
-	// Room for the body around the list and the longest cursor.
-	room := MaxResponseBytes - 256 - base64.RawURLEncoding.EncodedLen(1024)
 	out := make([]PromptJSON, 0, len(ps)-from)
-	body := map[string]any{"prompts": out}
+	// Room for the list beside the longest cursor: of an id of 1024
+	// bytes, DynamoDB's most for a sort key.
+	body := map[string]any{"prompts": out, "nextCursor": strings.Repeat("x", base64.RawURLEncoding.EncodedLen(1024))}
+	room, err := newPageRoom(body)
+	if err != nil {
+		return Response{}, Internal(err)
+	}
+	delete(body, "nextCursor")
+	left := room.body
 	for i, it := range ps[from:] {
 		j := promptJSON(it)
-		b, err := marshalJSON(j)
+		n, err := room.size(j)
 		if err != nil {
 			return Response{}, Internal(err)
 		}
-		if room -= len(b) + 1; room < 0 && len(out) > 0 {
+		if left -= n; left < 0 && len(out) > 0 {
 			body["nextCursor"] = base64.RawURLEncoding.EncodeToString([]byte(ps[from+i].PromptID))
 			break
 		}
