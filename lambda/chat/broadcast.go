@@ -63,11 +63,15 @@ type segment struct {
 }
 
 // listener is a connection following the reply and the next frame it needs.
+// A connection listens once: gone when a post to it failed, and forgotten
+// once its place in the live record was given up (takeGone), after which
+// a resume from it joins afresh.
 type listener struct {
 	connectionID string
 	requestID    string
 	next         int
 	gone         bool
+	forgotten    bool
 }
 
 // newBroadcast starts the sender. Its posts carry ctx's values but not its
@@ -108,26 +112,38 @@ func (b *broadcast) poke() {
 	}
 }
 
-// Follow adds a listener that wants the frames after afterSeq; the sender
-// catches it up at once.
+// Follow adds the connection as a listener that wants the frames after
+// afterSeq, unless it listens already (a connection counts once); the
+// sender catches it up at once. A forgotten listener is a new one.
 func (b *broadcast) Follow(connectionID, requestID string, afterSeq int) {
 	b.mu.Lock()
-	b.listeners = append(b.listeners, &listener{connectionID: connectionID, requestID: requestID, next: afterSeq + 1})
-	b.mu.Unlock()
-	b.poke()
-}
-
-// follows reports whether the connection's request is a listener already
-// (one that is gone included: it does not come back).
-func (b *broadcast) follows(connectionID, requestID string) bool {
-	b.mu.Lock()
+	defer b.poke()
 	defer b.mu.Unlock()
 	for _, l := range b.listeners {
-		if l.connectionID == connectionID && l.requestID == requestID {
-			return true
+		if l.connectionID != connectionID {
+			continue
+		}
+		if l.forgotten {
+			*l = listener{connectionID: connectionID, requestID: requestID, next: afterSeq + 1}
+		}
+		return
+	}
+	b.listeners = append(b.listeners, &listener{connectionID: connectionID, requestID: requestID, next: afterSeq + 1})
+}
+
+// takeGone returns the connections found gone since the last call and
+// forgets them.
+func (b *broadcast) takeGone() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range b.listeners {
+		if l.gone && !l.forgotten {
+			l.forgotten = true
+			out = append(out, l.connectionID)
 		}
 	}
-	return false
+	return out
 }
 
 // Live is how many listeners are still there.

@@ -37,9 +37,11 @@ import (
 // an API Gateway event.
 const JobKind = "buddy.reply"
 
-// Job is one reply to stream. It travels as the async invocation payload
-// (Payload keeps it under manifest.AsyncPayloadLimit), so it carries ids and
-// at most the first turn, never a history or a prompt's text.
+// Job is one reply to stream. It travels as the async invocation payload,
+// and a payload Lambda gave up on waits in the failure queues for up to
+// 14 days: so it carries ids and numbers only, never a message's or a
+// prompt's text (the job reads the history beside claiming the reply,
+// which costs no round trip).
 type Job struct {
 	Kind               string `json:"kind"`
 	Endpoint           string `json:"endpoint"` // @connections endpoint
@@ -56,14 +58,11 @@ type Job struct {
 	Effort         string `json:"effort,omitempty"`
 	// PromptID is the saved prompt the reply follows; Run reads its text
 	// beside claiming the reply.
-	PromptID string `json:"promptId,omitempty"`
-	// FirstTurn is the user's message when it opens the conversation: then
-	// it is the whole history and Run need not read it back from the store
-	// (one round trip less before the first token). Empty: Run loads the
-	// history. Payload drops it when the job would not fit.
-	FirstTurn  string    `json:"firstTurn,omitempty"`
+	PromptID   string    `json:"promptId,omitempty"`
 	AcceptedAt time.Time `json:"acceptedAt"`
-	// What the acceptance took, for the finish to give back.
+	// What the acceptance took, for the finish to give back: the tokens
+	// reserved on the day's quota counter (an upper bound of the request's
+	// input, plus the max tokens) and the entry in the running set.
 	Day       string `json:"day"`
 	Reserved  int64  `json:"reserved"`
 	LiveEntry string `json:"liveEntry"`
@@ -166,6 +165,8 @@ type Reject struct {
 	Code    string
 	Message string
 	Err     error // internal cause, for the log only
+	// RetryAfter, on a rate_limited answer, is when to try again.
+	RetryAfter time.Duration
 }
 
 func reject(code, msg string, err error) *Reject { return &Reject{Code: code, Message: msg, Err: err} }
@@ -180,11 +181,16 @@ func (s *Service) now() time.Time {
 // Day is the UTC day of t as the usage table keys it.
 func Day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
-// liveFor bounds a reply's entry in its user's running set: a job waits
-// at most its async event age (2 minutes) and runs at most Lambda's 15, so
-// an entry older than this belongs to a job that died without giving it
-// back.
+// liveFor bounds a reply's entry in its user's running set and its
+// conversation's replying mark: a job waits at most its async event age
+// (2 minutes) and runs at most Lambda's 15, so an entry older than this
+// belongs to a job that died without giving it back.
 const liveFor = 20 * time.Minute
+
+// contentionRetry is the hint a request refused for contention carries:
+// the store has already retried it for a few seconds, so the user's other
+// requests are likely through by then.
+const contentionRetry = time.Second
 
 // Accept validates a sendMessage for user and stores it with its reply's
 // start in one transaction (store.AcceptMessage): nothing is stored unless
@@ -198,12 +204,21 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 	if rej != nil {
 		return Job{}, rej
 	}
+	if th.conv.Replying != "" && now.Unix() < th.conv.ReplyingUntil {
+		return Job{}, replyStreaming()
+	}
 	model, rej := s.choose(th.conv, f)
 	if rej != nil {
 		return Job{}, rej
 	}
 	if th.isNew {
 		th.conv = newConversation(userID, f.Text, th.promptID, now)
+	}
+	reserved := s.reservation(th.conv, f.Text)
+	if limit := s.Config.DailyTokenLimit; limit > 0 && reserved > limit {
+		return Job{}, reject(errcode.QuotaExceeded, fmt.Sprintf(
+			"this message needs up to %d tokens (the conversation so far, the message and a reply of up to %d), more than the daily limit of %d: start a new conversation",
+			reserved, s.Config.Model.MaxTokens, limit), nil)
 	}
 	job := Job{
 		Kind:               JobKind,
@@ -220,12 +235,9 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 		PromptID:           th.promptID,
 		AcceptedAt:         now,
 		Day:                Day(now),
-		Reserved:           s.Config.Model.MaxTokens,
+		Reserved:           reserved,
 	}
 	job.LiveEntry = store.LiveEntry(now.Add(liveFor), job.AssistantMessageID)
-	if th.isNew {
-		job.FirstTurn = f.Text
-	}
 	conv := th.conv
 	conv.UpdatedAt, conv.PromptID, conv.Model = now, th.promptID, model
 	err := s.Store.AcceptMessage(ctx, store.Acceptance{
@@ -241,27 +253,64 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 			CreatedAt:      now,
 			RequestID:      f.RequestID,
 		},
-		Assistant:   job.assistantMessage(now, store.StatusStreaming),
-		Reply:       job.reply(),
-		DailyLimit:  s.Config.DailyTokenLimit,
-		MaxInflight: s.Config.MaxInflightReplies,
+		Assistant:     job.assistantMessage(now, store.StatusStreaming),
+		Reply:         job.reply(),
+		DailyLimit:    s.Config.DailyTokenLimit,
+		MaxInflight:   s.Config.MaxInflightReplies,
+		ReplyingUntil: now.Add(liveFor),
 	})
 	switch {
 	case err == nil:
 		return job, nil
 	case errors.Is(err, store.ErrPromptNotFound):
 		return Job{}, reject(errcode.NotFound, "prompt not found", nil)
+	case errors.Is(err, store.ErrReplyRunning):
+		return Job{}, replyStreaming()
 	case errors.Is(err, store.ErrNotFound):
 		return Job{}, reject(errcode.NotFound, "conversation not found", nil)
 	case errors.Is(err, store.ErrQuotaExceeded):
 		return Job{}, reject(errcode.QuotaExceeded,
-			fmt.Sprintf("daily token limit of %d reached; it resets at 00:00 UTC", s.Config.DailyTokenLimit), nil)
+			fmt.Sprintf("daily token limit of %d reached (this message reserves up to %d tokens until its reply ends); it resets at 00:00 UTC", s.Config.DailyTokenLimit, reserved), nil)
 	case errors.Is(err, store.ErrRateLimited):
 		return Job{}, reject(errcode.RateLimited,
 			fmt.Sprintf("%d replies are running already; wait for one to end or stop one", s.Config.MaxInflightReplies), nil)
+	case errors.Is(err, store.ErrContention):
+		return Job{}, busy(err)
 	default:
 		return Job{}, reject(errcode.Internal, "could not store the message", err)
 	}
+}
+
+// replyStreaming refuses a message that would follow a reply still
+// streaming: its history would lack that reply.
+func replyStreaming() *Reject {
+	return reject(errcode.BadRequest, "a reply is still streaming; stop it or wait for its end", nil)
+}
+
+// busy answers a request the store refused for contention with the user's
+// own concurrent requests: not our fault, and gone in a moment.
+func busy(err error) *Reject {
+	r := reject(errcode.RateLimited, fmt.Sprintf("too many of your requests at once; try again in %d s", int(contentionRetry/time.Second)), err)
+	r.RetryAfter = contentionRetry
+	return r
+}
+
+// reservation is what a message in conv reserves of the day's quota: an
+// upper bound of its request's input, plus the max tokens of its reply.
+// The input is bounded in bytes, which are at least its tokens: what the
+// conversation's last request resent and answered (InputBytes), plus the
+// new turn, and never more than the context window leaves for the input.
+// The reply job measures the real request before sending it and reserves
+// more should it need to (a saved prompt that grew, a conversation stored
+// before its size was kept), so the bound holds whatever the estimate.
+func (s *Service) reservation(conv store.Conversation, text string) int64 {
+	maxTokens := s.Config.Model.MaxTokens
+	input := conv.InputBytes
+	if input == 0 {
+		input = turnOverhead // the system turn's, with or without a prompt
+	}
+	input += int64(len(text) + turnOverhead)
+	return min(input, contextTokens-maxTokens) + maxTokens
 }
 
 // Effort levels a sendMessage may ask for.
@@ -350,17 +399,14 @@ func newConversation(userID, text, promptID string, now time.Time) store.Convers
 	}
 }
 
-// Payload encodes the job for an asynchronous invocation. A message full of
-// characters JSON escapes (up to six bytes each) can push a job with its
-// first turn past manifest.AsyncPayloadLimit; then the turn is left out and
-// Run reads it from the store.
+// Payload encodes the job for an asynchronous invocation: ids and numbers,
+// far below manifest.AsyncPayloadLimit.
 func (j Job) Payload() ([]byte, error) {
 	b, err := json.Marshal(j)
-	if err != nil || len(b) <= manifest.AsyncPayloadLimit || j.FirstTurn == "" {
-		return b, err
+	if err == nil && len(b) > manifest.AsyncPayloadLimit {
+		return nil, fmt.Errorf("reply job of %d bytes is over Lambda's async payload limit", len(b))
 	}
-	j.FirstTurn = ""
-	return json.Marshal(j)
+	return b, err
 }
 
 // both runs f and g concurrently and returns their errors.

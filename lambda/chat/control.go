@@ -3,6 +3,8 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
@@ -24,36 +26,60 @@ func (s *Service) Stop(ctx context.Context, userID string, f wsapi.ClientFrame) 
 		return nil
 	case errors.Is(err, store.ErrNotFound):
 		return replyNotFound()
+	case errors.Is(err, store.ErrContention):
+		return busy(err)
 	}
 	return reject(errcode.Internal, "could not stop the reply", err)
 }
 
 func replyNotFound() *Reject { return reject(errcode.NotFound, "reply not found", nil) }
 
+// replayBudget bounds how long a resume of an ended reply posts its
+// frames inside the route's invocation (API Gateway stops waiting at 29 s):
+// what is left is for another resume.
+const replayBudget = 10 * time.Second
+
 // Resume sends connectionID the frames of the user's reply f.MessageID
 // after f.AfterSeq, then the rest. A running reply gets the connection as
 // a listener (its job catches it up from the frames it holds, then sends
 // it the live ones); an ended one is replayed here from the stored
-// message, which keeps how its text was cut into frames.
+// message, which keeps how its text was cut into frames. A user's resumes
+// are counted (ResumesPerMinute), and a connection that follows the reply
+// already changes nothing.
 func (s *Service) Resume(ctx context.Context, userID, connectionID, endpoint string, f wsapi.ClientFrame) *Reject {
 	if !ids.Valid(f.MessageID) {
 		return replyNotFound()
 	}
+	switch err := s.Store.CountResume(ctx, userID, s.Config.ResumesPerMinute); {
+	case errors.Is(err, store.ErrRateLimited):
+		r := reject(errcode.RateLimited, fmt.Sprintf("at most %d resumes a minute; try again in a minute", s.Config.ResumesPerMinute), nil)
+		r.RetryAfter = time.Minute
+		return r
+	case errors.Is(err, store.ErrContention):
+		return busy(err)
+	case err != nil:
+		return reject(errcode.Internal, "could not resume the reply", err)
+	}
 	r, err := s.Store.AddListener(ctx, userID, f.MessageID, store.Listener{ConnectionID: connectionID, RequestID: f.RequestID, AfterSeq: f.AfterSeq})
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, store.ErrListening):
 		return nil
 	case errors.Is(err, store.ErrEnded):
 		return s.replay(ctx, r, connectionID, endpoint, f)
 	case errors.Is(err, store.ErrNotFound):
 		return replyNotFound()
 	case errors.Is(err, store.ErrRateLimited):
-		return reject(errcode.RateLimited, "this reply has as many listeners as it keeps; reconnect and resume once", nil)
+		return reject(errcode.RateLimited, fmt.Sprintf("%d connections follow this reply already; close one and resume again", store.MaxListeners), nil)
+	case errors.Is(err, store.ErrContention):
+		return busy(err)
 	}
 	return reject(errcode.Internal, "could not resume the reply", err)
 }
 
-// replay sends an ended reply's frames after f.AfterSeq and its end.
+// replay sends an ended reply's frames after f.AfterSeq and its end, for
+// at most replayBudget: a reply has at most one frame per token of its
+// max tokens, so one resume posts at most that many frames plus one. When
+// the budget runs out first the client is told where to resume from.
 func (s *Service) replay(ctx context.Context, r store.Reply, connectionID, endpoint string, f wsapi.ClientFrame) *Reject {
 	m, err := s.Store.GetMessage(ctx, r.UserID, r.ConversationID, r.MessageID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -66,9 +92,15 @@ func (s *Service) replay(ctx context.Context, r store.Reply, connectionID, endpo
 	frame := frameFor(job)
 	l := &listener{connectionID: connectionID, requestID: f.RequestID}
 	poster := s.poster(endpoint)
+	until := time.Now().Add(replayBudget)
 	for seq, fr := range storedFrames(m) {
 		if seq <= f.AfterSeq {
 			continue
+		}
+		if time.Now().After(until) {
+			rej := reject(errcode.RateLimited, fmt.Sprintf("the replay stopped after seq %d; resume with afterSeq %d for the rest", seq-1, seq-1), nil)
+			rej.RetryAfter = time.Second
+			return rej
 		}
 		if err := poster.Post(ctx, connectionID, wsapi.Encode(frame(l, seq, fr.frame, fr.text))); err != nil {
 			return nil // the client left again; it can resume again

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"time"
 
 	"github.com/p2/buddy/lambda/claude"
@@ -42,8 +43,10 @@ const checkpointEvery = time.Second
 // expires then; the message stays).
 const keepEnded = 7 * 24 * time.Hour
 
-// finishAttempts bounds the finishes a stream of late listeners can force.
-const finishAttempts = 8
+// finishPatience is how long a finish is retried against contention when
+// the invocation has no deadline (local runs); in Lambda it is retried
+// until just before the deadline: a reply must not be lost to contention.
+const finishPatience = time.Minute
 
 // Run streams the reply of job and stores it. It fills sum with what the
 // summary line needs and returns an error only for failures of our own
@@ -51,26 +54,34 @@ const finishAttempts = 8
 func (s *Service) Run(ctx context.Context, job Job, sum *obs.Summary) error {
 	describe(sum, job)
 	poster := s.poster(job.Endpoint)
-	req, err := s.prepare(ctx, job)
+	req, sent, err := s.prepare(ctx, &job)
 	switch {
 	case errors.Is(err, store.ErrClaimed):
 		// A second delivery of the job: the first one streams it.
 		sum.Outcome = obs.OutcomeDuplicate
 		return nil
 	case errors.Is(err, store.ErrNotFound):
-		// The conversation was deleted before the reply began.
-		_ = s.Store.FailUnstarted(context.WithoutCancel(ctx), job.reply(), errcode.NotFound)
+		// The conversation was deleted before the reply began: give back
+		// what the acceptance took.
+		if ferr := s.Store.FailUnstarted(context.WithoutCancel(ctx), job.reply(), errcode.NotFound); ferr != nil && !errors.Is(ferr, store.ErrNotFound) && !errors.Is(ferr, store.ErrClaimed) {
+			sum.Err = ferr
+		}
 		postError(ctx, job, poster, job.ConnectionID, job.RequestID, errcode.NotFound, "conversation not found")
 		sum.Outcome = obs.OutcomeRejected
 		return nil
+	case errors.Is(err, store.ErrQuotaExceeded):
+		s.failClaimed(ctx, job, poster, errcode.QuotaExceeded,
+			fmt.Sprintf("this request turned out larger than reserved and the daily token limit of %d has no room for it; it resets at 00:00 UTC", s.Config.DailyTokenLimit))
+		sum.Outcome = obs.OutcomeRejected
+		return nil
 	case err != nil:
-		s.failClaimed(ctx, job, poster)
+		s.failClaimed(ctx, job, poster, errcode.Internal, "could not load the conversation")
 		sum.Outcome, sum.Err = obs.OutcomeServerError, err
 		return fmt.Errorf("prepare reply: %w", err)
 	}
 	out := s.stream(ctx, job, req, poster)
 	out.summarize(sum)
-	return s.finish(ctx, job, out, sum)
+	return s.finish(ctx, job, out, sent, sum)
 }
 
 // describe fills the summary fields known before the model is called.
@@ -94,7 +105,13 @@ func (s *Service) poster(endpoint string) wsapi.Poster {
 // conversation is the job's user's, and the turns and prompt are used
 // only once it has: the history query itself returns only the user's own
 // messages, so nothing of another user's is ever read.
-func (s *Service) prepare(ctx context.Context, job Job) (claude.Request, error) {
+//
+// It returns the request's size in bytes (requestBytes), an upper bound of
+// its input tokens. When that and the max tokens are more than the
+// acceptance reserved (its estimate could not know a prompt that grew or
+// the size of a conversation stored before sizes were kept), it reserves
+// the difference first: ErrQuotaExceeded when the day has no room.
+func (s *Service) prepare(ctx context.Context, job *Job) (claude.Request, int64, error) {
 	var (
 		turns  []claude.Turn
 		system string
@@ -102,18 +119,25 @@ func (s *Service) prepare(ctx context.Context, job Job) (claude.Request, error) 
 	claimErr, readErr := both(func() error {
 		return s.Store.ClaimReply(ctx, job.reply())
 	}, func() error {
-		t, sys, err := s.inputs(ctx, job)
+		t, sys, err := s.inputs(ctx, *job)
 		turns, system = t, sys
 		return err
 	})
 	if claimErr != nil {
-		return claude.Request{}, claimErr
+		return claude.Request{}, 0, claimErr
 	}
 	if readErr != nil {
-		return claude.Request{}, readErr
+		return claude.Request{}, 0, readErr
 	}
-	turns = fit(turns, historyBudget(len(system), s.Config.Model.MaxTokens))
 	m := s.Config.Model
+	turns = fit(turns, historyBudget(len(system), m.MaxTokens))
+	sent := requestBytes(system, turns)
+	if need := sent + m.MaxTokens; need > job.Reserved {
+		if err := s.Store.ExtendReservation(ctx, job.reply(), need-job.Reserved, s.Config.DailyTokenLimit); err != nil {
+			return claude.Request{}, 0, err
+		}
+		job.Reserved = need
+	}
 	return claude.Request{
 		Model:          job.Model,
 		System:         system,
@@ -125,7 +149,18 @@ func (s *Service) prepare(ctx context.Context, job Job) (claude.Request, error) 
 		ThinkingBudget: job.ThinkingBudget,
 		Effort:         job.Effort,
 		CacheTTL:       s.cacheTTL(),
-	}, nil
+	}, sent, nil
+}
+
+// requestBytes is the size of a request's input in bytes: its system
+// prompt and turns with what frames each. A token is at least one byte,
+// so this bounds the input tokens from above, whatever the language.
+func requestBytes(system string, turns []claude.Turn) int64 {
+	n := int64(len(system) + turnOverhead)
+	for _, t := range turns {
+		n += int64(len(t.Text) + turnOverhead)
+	}
+	return n
 }
 
 // cacheTTL is the lifetime of the request's cache breakpoints; "" for
@@ -165,20 +200,19 @@ func (s *Service) inputs(ctx context.Context, job Job) ([]claude.Turn, string, e
 	return turns, system, errors.Join(turnsErr, promptErr)
 }
 
-// turns is the conversation so far: the job's first turn when it carries
-// one, else the newest turns that fit the request (historyBudget), read
-// back from the store; never the whole of a long conversation.
+// turns is the conversation up to and including the job's own user
+// message (nothing sent after it belongs to this reply): the newest turns
+// that fit the request (historyBudget), read back from the store; never
+// the whole of a long conversation.
 func (s *Service) turns(ctx context.Context, job Job) ([]claude.Turn, error) {
-	if job.FirstTurn != "" {
-		return []claude.Turn{{Role: store.RoleUser, Text: job.FirstTurn}}, nil
-	}
 	bound := store.MessageBound{
 		Limit: maxHistoryTurns,
 		// The system prompt is read beside the history, so the page is
 		// bounded as if there were none; fit then leaves out what the
 		// prompt needs.
-		Bytes: historyBudget(0, s.Config.Model.MaxTokens),
-		Size:  turnBytes,
+		Bytes:   historyBudget(0, s.Config.Model.MaxTokens),
+		Size:    turnBytes,
+		Through: job.UserMessageID,
 	}
 	page, err := s.Store.ListMessagesPage(ctx, job.UserID, job.ConversationID, bound, "")
 	if err != nil {
@@ -329,10 +363,13 @@ func (out streamed) usage() tokens.Usage {
 func estimateTokens(text string) int64 { return int64(len(text)+2) / 3 }
 
 // finish stores the reply, then tells its listeners how it ended: end
-// only once the message and its usage are stored. A listener that joins
-// while the finish is being written makes it fail (the live record's
-// version changed); it is caught up first and the finish tried again.
-func (s *Service) finish(ctx context.Context, job Job, out streamed, sum *obs.Summary) error {
+// only once the message and its usage are stored. Its transaction does
+// not depend on anything a client can change, and contention is retried
+// until it lands or the invocation runs out of time. sent is the size of
+// the request (requestBytes), kept on the conversation for the next
+// message's reservation.
+func (s *Service) finish(ctx context.Context, job Job, out streamed, sent int64, sum *obs.Summary) error {
+	deadline := finishDeadline(ctx)
 	ctx = context.WithoutCancel(ctx)
 	e := out.ending()
 	msg := job.assistantMessage(s.now(), e.status)
@@ -342,35 +379,66 @@ func (s *Service) finish(ctx context.Context, job Job, out streamed, sum *obs.Su
 	msg.StopReason, msg.ErrorCode = e.stopReason, e.code
 	msg.Usage = out.usage()
 	msg.CostUSD = cost(msg.Model, msg.Usage)
-	last := out.last
-	var err error
-	for range finishAttempts {
-		err = s.Store.FinishReply(ctx, store.Finish{Reply: last, Message: msg, Keep: keepEnded})
-		if !errors.Is(err, store.ErrListenersChanged) {
-			break
-		}
-		if last, err = s.Store.GetReply(ctx, job.AssistantMessageID); err != nil {
-			break
-		}
-		follow(out.b, last)
-		out.b.Flush()
+	next := sent
+	if msg.Text != "" {
+		next += int64(len(msg.Text) + turnOverhead)
 	}
+	err := s.storeEnd(ctx, deadline, store.Finish{Reply: job.reply(), Message: msg, Keep: keepEnded, InputBytes: next})
 	sum.Outcome = outcomeOf(e, out)
+	if out.err != nil {
+		// The model's error in full, for the log; the client gets a code
+		// and a sentence.
+		sum.Err = out.err
+	}
 	switch {
+	case err == nil:
+		// The record is ended now, so no listener joins after this read:
+		// whoever resumed since the watcher's last look is caught up
+		// before the end.
+		if r, rerr := s.Store.GetReply(ctx, job.AssistantMessageID); rerr == nil {
+			follow(out.b, r)
+			out.b.Flush()
+		} else {
+			sum.Err = errors.Join(sum.Err, fmt.Errorf("read listeners after the finish: %w", rerr))
+		}
 	case errors.Is(err, store.ErrNotFound):
 		e = ended{code: errcode.NotFound, msg: "the conversation was deleted"}
 		sum.Outcome = obs.OutcomeRejected
 		err = nil
-	case err != nil:
-		_ = s.Store.MarkFailed(ctx, job.reply(), errcode.Internal)
+	default:
+		if !errors.Is(err, store.ErrClaimed) {
+			if ferr := s.Store.MarkFailed(ctx, job.reply(), errcode.Internal, msg.Model, msg.Usage); ferr != nil {
+				err = errors.Join(err, ferr)
+			}
+		}
 		e = ended{code: errcode.Internal, msg: "the reply could not be stored"}
-		sum.Outcome, sum.Err = obs.OutcomeServerError, err
+		sum.Outcome, sum.Err = obs.OutcomeServerError, errors.Join(sum.Err, err)
 	}
 	out.b.Finish(func(l *listener) wsapi.Frame { return endFrame(job, l.requestID, msg, e) })
 	if fails := out.b.result().failures; fails != nil {
 		sum.Err = errors.Join(sum.Err, fails)
 	}
 	return err
+}
+
+// storeEnd runs FinishReply again while contention refuses it, until the
+// deadline: losing the finish would leave the reply unstored and uncounted.
+func (s *Service) storeEnd(ctx context.Context, deadline time.Time, f store.Finish) error {
+	for {
+		err := s.Store.FinishReply(ctx, f)
+		if !errors.Is(err, store.ErrContention) || time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
+// finishDeadline is when a finish stops retrying: a second before the
+// invocation's deadline, or finishPatience from now without one.
+func finishDeadline(ctx context.Context) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl.Add(-time.Second)
+	}
+	return time.Now().Add(finishPatience)
 }
 
 // outcomeOf is the summary's outcome of a stored reply.
@@ -416,20 +484,22 @@ func cost(model string, u tokens.Usage) float64 {
 }
 
 // failClaimed ends a claimed reply that could not start (its inputs could
-// not be read): stored failed, the reservation given back, the client told.
-func (s *Service) failClaimed(ctx context.Context, job Job, poster wsapi.Poster) {
+// not be read, or its request outgrew the day's room): stored failed with
+// code, what it took given back, everyone following it told.
+func (s *Service) failClaimed(ctx context.Context, job Job, poster wsapi.Poster, code, text string) {
 	ctx = context.WithoutCancel(ctx)
-	last, err := s.Store.GetReply(ctx, job.AssistantMessageID)
-	if err != nil {
-		last = job.reply()
-	}
 	msg := job.assistantMessage(s.now(), store.StatusFailed)
-	msg.ErrorCode = errcode.Internal
-	if err := s.Store.FinishReply(ctx, store.Finish{Reply: last, Message: msg, Keep: keepEnded}); err != nil {
-		_ = s.Store.MarkFailed(ctx, job.reply(), errcode.Internal)
+	msg.ErrorCode = code
+	err := s.Store.FinishReply(ctx, store.Finish{Reply: job.reply(), Message: msg, Keep: keepEnded})
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrClaimed) {
+		_ = s.Store.MarkFailed(ctx, job.reply(), code, "", tokens.Usage{})
 	}
-	for _, l := range listenersOf(job, last) {
-		postError(ctx, job, poster, l.ConnectionID, l.RequestID, errcode.Internal, "could not load the conversation")
+	r, err := s.Store.GetReply(ctx, job.AssistantMessageID)
+	if err != nil {
+		r = job.reply()
+	}
+	for _, l := range listenersOf(job, r) {
+		postError(ctx, job, poster, l.ConnectionID, l.RequestID, code, text)
 	}
 }
 
@@ -438,17 +508,24 @@ func listenersOf(job Job, r store.Reply) []store.Listener {
 	return append([]store.Listener{{ConnectionID: job.ConnectionID, RequestID: job.RequestID, AfterSeq: -1}}, r.Listeners...)
 }
 
-// modelErrorFrame maps a failed model call to the client's error code.
+// modelErrorFrame maps a failed model call to the client's error code and
+// a sentence for a person. Nothing of the upstream's answer (its URL,
+// request id, body) reaches the client: the summary line logs it.
 func modelErrorFrame(err, cause error) (code, msg string) {
+	var unsupported *claude.UnsupportedError
 	switch {
 	case errors.Is(err, ErrDeadline) || errors.Is(cause, ErrDeadline):
 		return errcode.UpstreamError, "the reply took too long and was cut short"
 	case claude.KindOf(err) == claude.KindRateLimited:
 		return errcode.RateLimited, "the model is busy; try again in a moment"
+	case errors.As(err, &unsupported):
+		// Our own refusal of what the provider cannot do: its words are
+		// ours and say what.
+		return errcode.BadRequest, unsupported.Error()
+	case claude.KindOf(err) == claude.KindBadRequest && claude.StatusOf(err) == http.StatusRequestEntityTooLarge:
+		return errcode.TooLarge, "the conversation is too large for the model; start a new one"
 	case claude.KindOf(err) == claude.KindBadRequest:
-		// The provider cannot do what was asked (say, a feature Bedrock
-		// lacks): the message says what.
-		return errcode.BadRequest, err.Error()
+		return errcode.BadRequest, "the model refused the request as invalid"
 	default:
 		return errcode.UpstreamError, "the model could not answer; try again"
 	}

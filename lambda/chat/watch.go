@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/p2/buddy/lambda/store"
@@ -72,6 +73,13 @@ func (s *Service) follow(ctx context.Context, job Job, b *broadcast, cancel cont
 			if r.Stop {
 				cancel(ErrStopped)
 			}
+			// Connections that are gone give up their places, so that a
+			// client that reconnects often can always resume.
+			if gone := slices.DeleteFunc(b.takeGone(), func(c string) bool { return c == job.ConnectionID }); len(gone) > 0 {
+				if err := s.Store.RemoveListeners(ctx, job.AssistantMessageID, gone...); err != nil {
+					s.logf(ctx, "remove listeners", err)
+				}
+			}
 		}
 		now := s.now()
 		switch {
@@ -96,9 +104,7 @@ func (s *Service) follow(ctx context.Context, job Job, b *broadcast, cancel cont
 // follow adds r's listeners that b does not follow yet.
 func follow(b *broadcast, r store.Reply) {
 	for _, l := range r.Listeners {
-		if !b.follows(l.ConnectionID, l.RequestID) {
-			b.Follow(l.ConnectionID, l.RequestID, l.AfterSeq)
-		}
+		b.Follow(l.ConnectionID, l.RequestID, l.AfterSeq)
 	}
 }
 

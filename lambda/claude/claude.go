@@ -164,6 +164,16 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// StatusOf returns the HTTP status the upstream answered err with, 0 when
+// it answered none.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
 // KindOf returns the Kind of err, KindUpstream when err is not an *Error.
 func KindOf(err error) Kind {
 	var e *Error

@@ -53,6 +53,9 @@ const (
 	// OrphanReplyGraceSeconds is how long a reply whose client left keeps
 	// running, waiting for a resume, before it stops upstream.
 	OrphanReplyGraceSeconds = "ORPHAN_REPLY_GRACE_SECONDS"
+	// ResumesPerMinute bounds a user's resume frames per minute: each
+	// one may replay a whole reply.
+	ResumesPerMinute = "RESUMES_PER_MINUTE"
 	JWTIssuer               = "JWT_ISSUER"
 	JWTAudience             = "JWT_AUDIENCE"
 	JWKSURL                 = "JWKS_URL"
@@ -231,6 +234,8 @@ type Runtime struct {
 	MaxInflightReplies int
 	// OrphanGrace is how long a reply nobody listens to keeps running.
 	OrphanGrace time.Duration
+	// ResumesPerMinute is how many resume frames a user may send a minute.
+	ResumesPerMinute int
 	// AllowedModels are the ids a client may choose, the default
 	// (Model.ModelID) first.
 	AllowedModels []string
@@ -252,6 +257,7 @@ const (
 	DefaultSecretTTL          = 5 * time.Minute
 	DefaultMaxInflightReplies = 2
 	DefaultOrphanGrace        = 120 * time.Second
+	DefaultResumesPerMinute   = 30
 	// MaxOrphanGrace is Lambda's longest invocation: a reply cannot wait
 	// longer than its function runs.
 	MaxOrphanGrace = 15 * time.Minute
@@ -280,6 +286,7 @@ func ParseRuntime(get func(string) string) (Runtime, error) {
 		},
 		MaxInflightReplies:  DefaultMaxInflightReplies,
 		OrphanGrace:         DefaultOrphanGrace,
+		ResumesPerMinute:    DefaultResumesPerMinute,
 		PromptCache:         PromptCache5m,
 		JWTIssuer:           strings.TrimSpace(get(JWTIssuer)),
 		JWTAudience:         strings.TrimSpace(get(JWTAudience)),
@@ -311,14 +318,20 @@ func ParseRuntime(get func(string) string) (Runtime, error) {
 	seconds(ConnectionTTLSeconds, &r.ConnectionTTL, 24*time.Hour)
 	seconds(SecretTTLSeconds, &r.SecretTTL, 24*time.Hour)
 	seconds(OrphanReplyGraceSeconds, &r.OrphanGrace, MaxOrphanGrace)
-	if v := strings.TrimSpace(get(MaxInflightReplies)); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			bad(MaxInflightReplies, "%q must be a whole number from 1 to 100", v)
-		} else {
-			r.MaxInflightReplies = n
+	count := func(key string, dst *int, max int) {
+		v := strings.TrimSpace(get(key))
+		if v == "" {
+			return
 		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > max {
+			bad(key, "%q must be a whole number from 1 to %d", v, max)
+			return
+		}
+		*dst = n
 	}
+	count(MaxInflightReplies, &r.MaxInflightReplies, 100)
+	count(ResumesPerMinute, &r.ResumesPerMinute, 1000)
 	for _, u := range []struct{ key, val string }{
 		{JWTIssuer, r.JWTIssuer}, {JWKSURL, r.JWKSURL},
 		{AnthropicBaseURL, r.AnthropicBaseURL}, {ConnectionsEndpoint, r.ConnectionsEndpoint},

@@ -114,4 +114,10 @@ const (
 	MetricNamespace     = "Buddy"
 	MetricModelRequests = "ModelRequests"
 	MetricModelErrors   = "ModelErrors"
+	// MetricInternalErrors counts requests and replies that ended with an
+	// internal error (our fault, never the client's).
+	MetricInternalErrors = "InternalErrors"
+	// MetricTransactionConflicts counts the writes DynamoDB cancelled for
+	// meeting a concurrent transaction on the same item (each retried).
+	MetricTransactionConflicts = "TransactionConflicts"
 )

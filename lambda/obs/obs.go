@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/p2/buddy/lambda/manifest"
@@ -68,6 +69,29 @@ type Summary struct {
 	// Dropped names the configured sampling settings left out of the
 	// request because extended thinking does not take them.
 	Dropped []string
+
+	// conflicts counts the store's writes cancelled by a concurrent
+	// transaction while the request ran (Context, CountConflict).
+	conflicts *atomic.Int64
+}
+
+type conflictsKey struct{}
+
+// Context returns ctx carrying the summary's conflict counter, for the
+// store to count into (CountConflict) on the request's behalf.
+func (s *Summary) Context(ctx context.Context) context.Context {
+	if s.conflicts == nil {
+		s.conflicts = new(atomic.Int64)
+	}
+	return context.WithValue(ctx, conflictsKey{}, s.conflicts)
+}
+
+// CountConflict counts one write DynamoDB cancelled for a transaction
+// conflict on the summary ctx carries, if any.
+func CountConflict(ctx context.Context) {
+	if n, ok := ctx.Value(conflictsKey{}).(*atomic.Int64); ok {
+		n.Add(1)
+	}
 }
 
 // Log writes the summary line.
@@ -98,11 +122,13 @@ func (s *Summary) Log(ctx context.Context, l *slog.Logger) {
 	if s.Outcome == OutcomeServerError || s.Outcome == OutcomeModelError {
 		level = slog.LevelError
 	}
+	var metrics []string
 	if s.ModelCall {
 		modelErr := 0
 		if s.Outcome == OutcomeModelError {
 			modelErr = 1
 		}
+		metrics = append(metrics, manifest.MetricModelRequests, manifest.MetricModelErrors)
 		attrs = append(attrs,
 			slog.String("model", s.Model),
 			slog.Float64("ttftMs", float64(s.TTFT.Microseconds())/1000),
@@ -115,23 +141,44 @@ func (s *Summary) Log(ctx context.Context, l *slog.Logger) {
 			slog.Any("droppedForThinking", s.Dropped),
 			slog.Int(manifest.MetricModelRequests, 1),
 			slog.Int(manifest.MetricModelErrors, modelErr),
-			slog.Any("_aws", emf(time.Now())),
 		)
+	}
+	// Internal errors and conflicts are counted only where they happened:
+	// a line without them adds nothing to their metrics.
+	if s.Outcome == OutcomeServerError {
+		metrics = append(metrics, manifest.MetricInternalErrors)
+		attrs = append(attrs, slog.Int(manifest.MetricInternalErrors, 1))
+	}
+	if n := s.Conflicts(); n > 0 {
+		metrics = append(metrics, manifest.MetricTransactionConflicts)
+		attrs = append(attrs, slog.Int64(manifest.MetricTransactionConflicts, n))
+	}
+	if len(metrics) > 0 {
+		attrs = append(attrs, slog.Any("_aws", emf(time.Now(), metrics)))
 	}
 	l.LogAttrs(ctx, level, "request", attrs...)
 }
 
-// emf declares the two metric fields of the line to CloudWatch.
-func emf(now time.Time) map[string]any {
+// Conflicts is how many transaction conflicts were counted so far.
+func (s *Summary) Conflicts() int64 {
+	if s.conflicts == nil {
+		return 0
+	}
+	return s.conflicts.Load()
+}
+
+// emf declares the line's metric fields to CloudWatch.
+func emf(now time.Time, names []string) map[string]any {
+	metrics := make([]map[string]string, len(names))
+	for i, n := range names {
+		metrics[i] = map[string]string{"Name": n, "Unit": "Count"}
+	}
 	return map[string]any{
 		"Timestamp": now.UnixMilli(),
 		"CloudWatchMetrics": []map[string]any{{
 			"Namespace":  manifest.MetricNamespace,
 			"Dimensions": [][]string{{}},
-			"Metrics": []map[string]string{
-				{"Name": manifest.MetricModelRequests, "Unit": "Count"},
-				{"Name": manifest.MetricModelErrors, "Unit": "Count"},
-			},
+			"Metrics":    metrics,
 		}},
 	}
 }

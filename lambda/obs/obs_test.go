@@ -25,6 +25,11 @@ func TestSummaryLine(t *testing.T) {
 		// not be there.
 		want   map[string]any
 		absent []string
+		// conflicts are counted through the summary's context; metrics
+		// are the EMF metrics the line must declare (besides a model
+		// call's).
+		conflicts int
+		metrics   []string
 	}{
 		{
 			name:      "a model call logs its usage and counts one request",
@@ -50,10 +55,32 @@ func TestSummaryLine(t *testing.T) {
 			want:      map[string]any{"outcome": "rejected", "status": 404.0},
 			absent:    []string{"inputTokens", "model", "_aws", manifest.MetricModelRequests},
 		},
+		{
+			name:      "an internal error counts as one",
+			sum:       obs.Summary{Function: "conversations", Route: "GET /conversations", Outcome: obs.OutcomeServerError, Status: 500, Err: errors.New("store down")},
+			wantLevel: "ERROR",
+			want:      map[string]any{"outcome": "server_error", manifest.MetricInternalErrors: 1.0},
+			absent:    []string{manifest.MetricModelRequests, manifest.MetricTransactionConflicts},
+			metrics:   []string{manifest.MetricInternalErrors},
+		},
+		{
+			name:      "transaction conflicts counted through the context are logged as a metric",
+			sum:       obs.Summary{Function: "message", Route: "sendMessage", Outcome: obs.OutcomeRejected},
+			conflicts: 3,
+			wantLevel: "INFO",
+			want:      map[string]any{manifest.MetricTransactionConflicts: 3.0},
+			absent:    []string{manifest.MetricInternalErrors},
+			metrics:   []string{manifest.MetricTransactionConflicts},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
+			ctx := tt.sum.Context(t.Context())
+			for range tt.conflicts {
+				obs.CountConflict(ctx)
+			}
+			obs.CountConflict(t.Context()) // no summary: counted nowhere
 			tt.sum.Start = time.Now()
 			tt.sum.Log(t.Context(), slog.New(slog.NewJSONHandler(&buf, nil)))
 			var line map[string]any
@@ -73,10 +100,16 @@ func TestSummaryLine(t *testing.T) {
 					t.Errorf("%s is logged: %v", k, line[k])
 				}
 			}
-			if tt.sum.ModelCall {
+			if tt.sum.ModelCall || len(tt.metrics) > 0 {
 				aws, _ := line["_aws"].(map[string]any)
 				if aws == nil || aws["CloudWatchMetrics"] == nil {
-					t.Errorf("_aws = %v, want the EMF declaration of the metrics", line["_aws"])
+					t.Fatalf("_aws = %v, want the EMF declaration of the metrics", line["_aws"])
+				}
+				declared, _ := json.Marshal(aws["CloudWatchMetrics"])
+				for _, m := range tt.metrics {
+					if !bytes.Contains(declared, []byte(`"Name":"`+m+`"`)) {
+						t.Errorf("EMF declares %s, want %s among its metrics", declared, m)
+					}
 				}
 			}
 		})

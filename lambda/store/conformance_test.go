@@ -93,23 +93,38 @@ func (e *env) msgs(conversationID, user string, n, size int) []store.Message {
 // reserve tokens on day against limit with at most maxInflight running.
 func (e *env) accept(user, day string, reserve, limit int64, maxInflight int) (store.Reply, error) {
 	e.Helper()
-	conv := store.Conversation{UserID: user, ConversationID: ids.New(), Title: "t", CreatedAt: t0, UpdatedAt: t0}
+	return e.acceptIn(store.Conversation{UserID: user, ConversationID: ids.New(), Title: "t", CreatedAt: t0, UpdatedAt: t0}, true, day, reserve, limit, maxInflight)
+}
+
+// acceptIn is accept in conv, created when isNew.
+func (e *env) acceptIn(conv store.Conversation, isNew bool, day string, reserve, limit int64, maxInflight int) (store.Reply, error) {
+	e.Helper()
+	user := conv.UserID
 	r := store.Reply{
 		MessageID: ids.New(), UserID: user, ConversationID: conv.ConversationID, ConnectionID: "c1", RequestID: "r1",
 		Day: day, Reserved: reserve, ExpiresAt: e.clock.Now().Add(time.Hour),
 	}
 	r.LiveEntry = store.LiveEntry(e.clock.Now().Add(20*time.Minute), r.MessageID)
 	err := e.s.AcceptMessage(e.ctx, store.Acceptance{
-		Conversation: conv,
-		New:          true,
-		UserMessage:  store.Message{ConversationID: conv.ConversationID, MessageID: ids.New(), UserID: user, Role: store.RoleUser, Text: "q", CreatedAt: t0},
-		Assistant:    store.Message{ConversationID: conv.ConversationID, MessageID: r.MessageID, UserID: user, Role: store.RoleAssistant, CreatedAt: t0, Status: store.StatusStreaming},
-		Reply:        r,
-		DailyLimit:   limit,
-		MaxInflight:  maxInflight,
+		Conversation:  conv,
+		New:           isNew,
+		UserMessage:   store.Message{ConversationID: conv.ConversationID, MessageID: ids.New(), UserID: user, Role: store.RoleUser, Text: "q", CreatedAt: t0},
+		Assistant:     store.Message{ConversationID: conv.ConversationID, MessageID: r.MessageID, UserID: user, Role: store.RoleAssistant, CreatedAt: t0, Status: store.StatusStreaming},
+		Reply:         r,
+		DailyLimit:    limit,
+		MaxInflight:   maxInflight,
+		ReplyingUntil: e.clock.Now().Add(20 * time.Minute),
 	})
 	r.Status = store.StatusStreaming
 	return r, err
+}
+
+// today is the user's day counter: used and reserved.
+func (e *env) today(user, day string) [2]int64 {
+	e.Helper()
+	used, reserved, err := e.s.Today(e.ctx, user, day)
+	e.must(err)
+	return [2]int64{used, reserved}
 }
 
 // final is r's message as a complete reply.
@@ -255,6 +270,15 @@ func reversed(cs []store.Conversation) []store.Conversation {
 	out := make([]store.Conversation, len(cs))
 	for i, c := range cs {
 		out[len(cs)-1-i] = c
+	}
+	return out
+}
+
+// texts are the messages' texts, in order.
+func texts(ms []store.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Text
 	}
 	return out
 }
@@ -762,16 +786,18 @@ var conformance = []struct {
 	}},
 
 	// Quota and usage.
-	{"quota admits while the day's committed tokens are below the limit", func(e *env) {
+	{"quota admits while the reservation fits beside the day's committed tokens", func(e *env) {
 		user, day := e.user(), "2026-03-01"
 		steps := []struct {
 			use  int64 // tokens the admitted reply used (reserve 50)
 			want error
 		}{
-			{60, nil},
-			{39, nil}, // admitted at 60 < 100
-			{1, nil},  // admitted at 99 < 100
-			{0, store.ErrQuotaExceeded},
+			{30, nil},
+			{20, nil},                   // admitted at 30: 30 + 50 <= 100
+			{0, nil},                    // admitted at 50: 50 + 50 <= 100
+			{0, nil},                    // likewise
+			{1, nil},                    // likewise
+			{0, store.ErrQuotaExceeded}, // at 51, 50 more do not fit
 		}
 		for i, st := range steps {
 			r, err := e.accept(user, day, 50, 100, 10)
@@ -789,19 +815,19 @@ var conformance = []struct {
 	}},
 	{"a reservation counts until settled to the real figure", func(e *env) {
 		user, day := e.user(), "2026-03-01"
-		r, err := e.accept(user, day, 4096, 1000, 10)
+		r, err := e.accept(user, day, 4096, 5000, 10)
 		e.must(err)
 		used, reserved, err := e.s.Today(e.ctx, user, day)
 		e.must(err)
 		equal(e, "while running", [2]int64{used, reserved}, [2]int64{0, 4096})
-		_, err = e.accept(user, day, 4096, 1000, 10)
+		_, err = e.accept(user, day, 4096, 5000, 10)
 		e.wantErr("second while the first holds 4096", err, store.ErrQuotaExceeded)
 		e.finish(r, tokens.Usage{InputTokens: 30, OutputTokens: 70})
 		used, reserved, err = e.s.Today(e.ctx, user, day)
 		e.must(err)
 		equal(e, "settled", [2]int64{used, reserved}, [2]int64{100, 0})
 	}},
-	{"concurrent acceptances overshoot the limit by at most one reply", func(e *env) {
+	{"concurrent acceptances never take the day past the limit", func(e *env) {
 		user, day := e.user(), "2026-03-01"
 		const workers, limit, reserve = 50, 1000, 400
 		var wg sync.WaitGroup
@@ -823,8 +849,8 @@ var conformance = []struct {
 		wg.Wait()
 		used, reserved, err := e.s.Today(e.ctx, user, day)
 		e.must(err)
-		if used > limit+reserve || reserved != 0 || admitted < 1 {
-			e.Errorf("admitted %d, used %d, reserved %d: want used <= %d", admitted, used, reserved, limit+reserve)
+		if used > limit || reserved != 0 || admitted != limit/reserve {
+			e.Errorf("admitted %d, used %d, reserved %d: want %d admitted, used <= %d", admitted, used, reserved, limit/reserve, limit)
 		}
 	}},
 	{"a user runs at most MaxInflight replies; lapsed entries make room", func(e *env) {
@@ -869,19 +895,23 @@ var conformance = []struct {
 		got, err := e.s.AddListener(e.ctx, user, r.MessageID, store.Listener{ConnectionID: "c2", RequestID: "r2", AfterSeq: 3})
 		e.must(err)
 		equal(e, "listeners", got.Listeners, []store.Listener{{ConnectionID: "c2", RequestID: "r2", AfterSeq: 3}})
+		// A connection listens once, however often it resumes; so does the
+		// one that asked for the reply.
+		for _, again := range []store.Listener{{ConnectionID: "c2", RequestID: "r9", AfterSeq: -1}, {ConnectionID: "c1", RequestID: "r1", AfterSeq: 0}} {
+			_, err = e.s.AddListener(e.ctx, user, r.MessageID, again)
+			e.wantErr("resume from "+again.ConnectionID+" again", err, store.ErrListening)
+		}
 		e.must(e.s.RequestStop(e.ctx, user, r.MessageID))
 		got, err = e.s.GetReply(e.ctx, r.MessageID)
 		e.must(err)
-		if !got.Stop || got.Version != 1 {
-			e.Errorf("record %+v: want stop and version 1", got)
+		if !got.Stop || len(got.Listeners) != 1 {
+			e.Errorf("record %+v: want stop and one listener", got)
 		}
-		// The finish holds the version it read: a listener that joined
-		// since makes it fail, so nobody joins unseen.
+		// Listeners that joined meanwhile do not hold up the finish: it
+		// holds nothing a client can change.
 		e.must(e.s.ClaimReply(e.ctx, r))
-		r.Version = 0
-		err = e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "hi", tokens.Usage{}), Keep: time.Hour})
-		e.wantErr("finish on an old version", err, store.ErrListenersChanged)
-		r.Version = 1
+		_, err = e.s.AddListener(e.ctx, user, r.MessageID, store.Listener{ConnectionID: "c4", RequestID: "r4", AfterSeq: -1})
+		e.must(err)
 		e.must(e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "hi", tokens.Usage{}), Keep: time.Hour}))
 		_, err = e.s.AddListener(e.ctx, user, r.MessageID, store.Listener{ConnectionID: "c3", RequestID: "r3", AfterSeq: -1})
 		e.wantErr("resume after the end", err, store.ErrEnded)
@@ -889,6 +919,119 @@ var conformance = []struct {
 		m, err := e.s.GetMessage(e.ctx, user, r.ConversationID, r.MessageID)
 		e.must(err)
 		equal(e, "stored", [2]string{m.Text, m.Status}, [2]string{"hi", store.StatusComplete})
+	}},
+	{"a reservation is admitted only when it fits beside the day's committed tokens", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		_, err := e.accept(user, day, 600, 1000, 10)
+		e.must(err)
+		_, err = e.accept(user, day, 600, 1000, 10)
+		e.wantErr("600 more beside 600 of 1000", err, store.ErrQuotaExceeded)
+		_, err = e.accept(user, day, 400, 1000, 10)
+		e.must(err)
+		_, err = e.accept(e.user(), day, 1001, 1000, 10)
+		e.wantErr("a reservation larger than the limit", err, store.ErrQuotaExceeded)
+		equal(e, "committed", e.today(user, day), [2]int64{0, 1000})
+	}},
+	{"a running reply's reservation grows only within the limit", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		r, err := e.accept(user, day, 300, 1000, 10)
+		e.must(err)
+		e.must(e.s.ClaimReply(e.ctx, r))
+		e.must(e.s.ExtendReservation(e.ctx, r, 600, 1000))
+		r.Reserved += 600
+		e.wantErr("beyond the limit", e.s.ExtendReservation(e.ctx, r, 200, 1000), store.ErrQuotaExceeded)
+		got, err := e.s.GetReply(e.ctx, r.MessageID)
+		e.must(err)
+		equal(e, "record's reservation", got.Reserved, int64(900))
+		e.must(e.s.FinishReply(e.ctx, store.Finish{Reply: r, Message: e.final(r, "a", tokens.Usage{InputTokens: 60, OutputTokens: 40}), Keep: time.Hour}))
+		equal(e, "settled", e.today(user, day), [2]int64{100, 0})
+		e.wantErr("after the end", e.s.ExtendReservation(e.ctx, r, 1, 1000), store.ErrNotFound)
+	}},
+	{"no message follows a reply still streaming in its conversation", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		first, err := e.accept(user, day, 10, 0, 10)
+		e.must(err)
+		conv, err := e.s.GetConversation(e.ctx, user, first.ConversationID)
+		e.must(err)
+		equal(e, "mark", conv.Replying, first.MessageID)
+		_, err = e.acceptIn(conv, false, day, 10, 0, 10)
+		e.wantErr("while the first streams", err, store.ErrReplyRunning)
+		e.must(e.s.ClaimReply(e.ctx, first))
+		e.must(e.s.FinishReply(e.ctx, store.Finish{Reply: first, Message: e.final(first, "a", tokens.Usage{OutputTokens: 3}), Keep: time.Hour, InputBytes: 42}))
+		conv, err = e.s.GetConversation(e.ctx, user, first.ConversationID)
+		e.must(err)
+		if conv.Replying != "" || conv.InputBytes != 42 {
+			e.Errorf("after the finish: %+v, want no mark and the input size kept", conv)
+		}
+		_, err = e.acceptIn(conv, false, day, 10, 0, 10)
+		e.must(err)
+		// A mark whose job died lapses.
+		e.clock.Advance(21 * time.Minute)
+		_, err = e.acceptIn(conv, false, day, 10, 0, 10)
+		e.must(err)
+	}},
+	{"a reply whose job died gives back what it took once its entry lapses", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		dead, err := e.accept(user, day, 500, 1000, 1)
+		e.must(err)
+		e.must(e.s.ClaimReply(e.ctx, dead))
+		e.clock.Advance(time.Hour)
+		_, err = e.accept(user, day, 600, 1000, 1)
+		e.must(err)
+		equal(e, "committed", e.today(user, day), [2]int64{0, 600})
+		m, err := e.s.GetMessage(e.ctx, user, dead.ConversationID, dead.MessageID)
+		e.must(err)
+		equal(e, "the dead reply", m.Status, store.StatusFailed)
+		e.wantErr("its finish, late", e.s.FinishReply(e.ctx, store.Finish{Reply: dead, Message: e.final(dead, "late", tokens.Usage{OutputTokens: 1}), Keep: time.Hour}), store.ErrClaimed)
+		equal(e, "counted once", e.today(user, day), [2]int64{0, 600})
+	}},
+	{"a reply deleted before its job ran gives back what it took", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		r, err := e.accept(user, day, 100, 1000, 1)
+		e.must(err)
+		e.must(e.s.DeleteConversation(e.ctx, user, r.ConversationID))
+		e.wantErr("fail", e.s.FailUnstarted(e.ctx, r, "not_found"), store.ErrNotFound)
+		equal(e, "given back", e.today(user, day), [2]int64{0, 0})
+		n, err := e.s.Running(e.ctx, user)
+		e.must(err)
+		equal(e, "running", n, 0)
+		e.wantErr("again", e.s.FailUnstarted(e.ctx, r, "not_found"), store.ErrNotFound)
+		equal(e, "given back once", e.today(user, day), [2]int64{0, 0})
+	}},
+	{"a reply keeps at most MaxListeners connections; gone ones give up their places", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		r, err := e.accept(user, day, 1, 0, 10)
+		e.must(err)
+		conn := func(i int) store.Listener {
+			return store.Listener{ConnectionID: fmt.Sprintf("c-%d", i), RequestID: "r", AfterSeq: -1}
+		}
+		for i := range store.MaxListeners {
+			_, err := e.s.AddListener(e.ctx, user, r.MessageID, conn(i))
+			e.must(err)
+		}
+		_, err = e.s.AddListener(e.ctx, user, r.MessageID, conn(store.MaxListeners))
+		e.wantErr("one more", err, store.ErrRateLimited)
+		e.must(e.s.RemoveListeners(e.ctx, r.MessageID, conn(0).ConnectionID, conn(1).ConnectionID))
+		got, err := e.s.AddListener(e.ctx, user, r.MessageID, conn(store.MaxListeners))
+		e.must(err)
+		equal(e, "listeners", len(got.Listeners), store.MaxListeners-1)
+	}},
+	{"a user's resumes are counted per minute", func(e *env) {
+		user := e.user()
+		for range 3 {
+			e.must(e.s.CountResume(e.ctx, user, 3))
+		}
+		e.wantErr("the fourth", e.s.CountResume(e.ctx, user, 3), store.ErrRateLimited)
+		e.must(e.s.CountResume(e.ctx, e.user(), 3))
+		e.clock.Advance(time.Minute)
+		e.must(e.s.CountResume(e.ctx, user, 3))
+	}},
+	{"a history page ends at the message it is read through", func(e *env) {
+		user := e.user()
+		c := e.conv(user, t0)
+		ms := e.msgs(c.ConversationID, user, 5, 3)
+		got, _ := e.messagePages(user, c.ConversationID, store.MessageBound{Through: ms[2].MessageID})
+		equal(e, "texts", texts(got), texts(ms[:3]))
 	}},
 	{"a reply finished after its conversation was deleted leaves no row but counts", func(e *env) {
 		user, day := e.user(), "2026-03-01"

@@ -471,7 +471,10 @@ func (d *Dynamo) ListMessages(ctx context.Context, conversationID string) ([]Mes
 // messages reads at most one query page (1 MB) more than it returns,
 // never the whole conversation.
 func (d *Dynamo) ListMessagesPage(ctx context.Context, userID, conversationID string, b MessageBound, cur string) (Page[Message], error) {
-	in, err := d.ownMessagesNewestFirst(userID, conversationID)
+	if b.Through != "" && !findable(b.Through) {
+		return Page[Message]{}, nil
+	}
+	in, err := d.ownMessagesNewestFirst(userID, conversationID, b.Through)
 	if err != nil {
 		return Page[Message]{}, err
 	}
@@ -511,12 +514,16 @@ func (d *Dynamo) ListMessagesPage(ctx context.Context, userID, conversationID st
 }
 
 // ownMessagesNewestFirst is the query of a conversation's messages, newest
-// first, that only returns the user's own: message ids are never reused
-// across users, but a message of another user is never this caller's to
-// read.
-func (d *Dynamo) ownMessagesNewestFirst(userID, conversationID string) (*dynamodb.QueryInput, error) {
+// first (through that message id, when through is set), that only returns
+// the user's own: message ids are never reused across users, but a
+// message of another user is never this caller's to read.
+func (d *Dynamo) ownMessagesNewestFirst(userID, conversationID, through string) (*dynamodb.QueryInput, error) {
+	key := keyEquals(manifest.AttrConversationID, conversationID)
+	if through != "" {
+		key = key.And(expression.Key(manifest.AttrMessageID).LessThanEqual(expression.Value(through)))
+	}
 	expr, err := expression.NewBuilder().
-		WithKeyCondition(keyEquals(manifest.AttrConversationID, conversationID)).
+		WithKeyCondition(key).
 		WithFilter(expression.Name(manifest.AttrUserID).Equal(expression.Value(userID))).
 		Build()
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/p2/buddy/lambda/manifest"
-	"github.com/p2/buddy/lambda/tokens"
 )
 
 // The reply path's writes. A reply has two items: its assistant message in
@@ -26,20 +24,27 @@ import (
 // than one item is one TransactWriteItems, so that no failure leaves them
 // disagreeing:
 //
-//   - AcceptMessage: the conversation (created or touched), the user's
-//     message, the assistant message (status streaming), the live record,
-//     the reservation of the reply's max tokens on the day's quota counter
+//   - AcceptMessage: the conversation (created or touched, and marked
+//     replying so that no second message follows a reply still
+//     streaming), the user's message, the assistant message (status
+//     streaming), the live record, the reservation on the day's quota
+//     counter (an upper bound of the request's input plus its max tokens)
 //     and the reply's entry in the user's set of running replies (the
 //     in-flight cap), with a saved prompt named by the request checked in
 //     passing. One round trip on the path to the first token.
 //   - ClaimReply: the job marks the live record claimed, so a second
 //     delivery of the same job does nothing, and checks that the
 //     conversation is the job's user's.
-//   - FinishReply: the assistant message in its final form, the usage row,
-//     the quota counter settled from the reservation to the real figure,
-//     the entry out of the running set and the live record ended.
-//   - FailUnstarted: a job that never ran is failed and its reservation
-//     and running entry given back.
+//   - FinishReply (settle.go): the assistant message in its final form,
+//     the usage row, the quota counter settled from the reservation to the
+//     real figure, the entry out of the running set, the conversation's
+//     mark cleared and the live record ended.
+//   - FailUnstarted (settle.go): a job that never ran is failed and its
+//     reservation and running entry given back.
+//
+// What a reply took (its reservation and running entry) is given back
+// exactly once: every give-back is conditional on the entry still being in
+// the running set, and removes it.
 var (
 	// ErrRateLimited: the user has as many replies running as allowed, or
 	// a reply has as many listeners as it keeps.
@@ -49,9 +54,12 @@ var (
 	ErrClaimed = errors.New("store: reply already claimed")
 	// ErrEnded: the reply is no longer running.
 	ErrEnded = errors.New("store: reply has ended")
-	// ErrListenersChanged: a listener joined since the reply's record was
-	// read; the finish must serve it first.
-	ErrListenersChanged = errors.New("store: reply listeners changed")
+	// ErrListening: the connection follows the reply already (a resume
+	// from it changes nothing).
+	ErrListening = errors.New("store: connection follows the reply already")
+	// ErrReplyRunning: the conversation has a reply still streaming, which
+	// a new message would follow.
+	ErrReplyRunning = errors.New("store: a reply is still streaming in the conversation")
 	// ErrPromptNotFound is ErrNotFound for the saved prompt a request named.
 	ErrPromptNotFound = fmt.Errorf("%w: prompt", ErrNotFound)
 )
@@ -65,8 +73,10 @@ const (
 	StatusFailed     = "failed"
 )
 
-// MaxListeners bounds the listeners a reply keeps (each resume adds one),
-// so its record stays small whatever a client sends.
+// MaxListeners bounds the connections following a reply besides the one
+// that asked for it (a connection counts once however often it resumes;
+// one that is gone is dropped by the reply's job), so its record and its
+// posts stay bounded whatever clients send.
 const MaxListeners = 32
 
 // liveKey is the usage table's sort key of the user's running replies.
@@ -79,11 +89,13 @@ const (
 	attrClaimed   = "claimed"
 	attrStop      = "stop"
 	attrListeners = "listeners"
-	attrVersion   = "version"
 	attrReserved  = "reserved"
 	attrReplies   = "replies"
 	attrErrorCode = "errorCode"
 	attrModel     = "model"
+	attrReplying  = "replying"
+	attrUntil     = "replyingUntil"
+	attrInput     = "inputBytes"
 )
 
 // Frame is one delta or thinking frame of a reply, as a resume replays it:
@@ -101,11 +113,11 @@ type Listener struct {
 	AfterSeq     int
 }
 
-// key names a listener in its reply's record: the same resume sent twice
-// registers once. Encoded so that no id can be read as a document path
-// (dots, brackets).
-func (l Listener) key() string {
-	return base64.RawURLEncoding.EncodeToString([]byte(l.ConnectionID + "\n" + l.RequestID))
+// listenerKey names a connection in its reply's record: a connection
+// listens once, whatever it sends. Encoded so that no id can be read as a
+// document path (dots, brackets).
+func listenerKey(connectionID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(connectionID))
 }
 
 // Reply is a reply's live record. Its tags are the stored attributes,
@@ -121,9 +133,6 @@ type Reply struct {
 	Claimed      bool       `dynamodbav:"claimed,omitempty"`
 	Stop         bool       `dynamodbav:"stop,omitempty"`
 	Listeners    []Listener `dynamodbav:"-"` // in the order they joined
-	// Version counts the listeners that joined; a finish is conditional on
-	// it, so no listener joins unseen.
-	Version int64 `dynamodbav:"version"`
 	// What the acceptance took, for the finish to give back: the day and
 	// tokens reserved on its quota counter and the entry in the running set.
 	Day       string `dynamodbav:"day"`
@@ -146,32 +155,30 @@ type Acceptance struct {
 	// Assistant is the reply's message as it starts (status streaming).
 	Assistant Message
 	Reply     Reply
-	// DailyLimit is the day's token limit (0: none); MaxInflight the
-	// running replies a user may have.
+	// DailyLimit is the day's token limit (0: none): the request is
+	// admitted only when the day's counter (used plus reserved) leaves
+	// room for Reply.Reserved. MaxInflight is the running replies a user
+	// may have.
 	DailyLimit  int64
 	MaxInflight int
-}
-
-// LiveEntry is the entry of a reply in its user's running set: when it
-// lapses (a crashed job never gives it back) and the message id.
-func LiveEntry(until time.Time, messageID string) string {
-	return strconv.FormatInt(until.Unix(), 10) + "/" + messageID
-}
-
-func liveEntryLapsed(entry string, now time.Time) bool {
-	epoch, _, ok := strings.Cut(entry, "/")
-	n, err := strconv.ParseInt(epoch, 10, 64)
-	return ok && err == nil && now.Unix() >= n
+	// ReplyingUntil is when the conversation's replying mark lapses, should
+	// the reply's job die without clearing it.
+	ReplyingUntil time.Time
 }
 
 // AcceptMessage stores a request and its reply's start in one transaction.
 // Errors: ErrNotFound (the conversation is not the user's or is gone),
-// ErrPromptNotFound, ErrQuotaExceeded (the day's counter is at the limit),
+// ErrReplyRunning (a reply is still streaming in it), ErrPromptNotFound,
+// ErrQuotaExceeded (the day's counter leaves no room for the reservation),
 // ErrRateLimited (as many replies running as allowed), ErrExists (an id
-// collision).
+// collision), ErrContention (the user's own concurrent writes kept
+// meeting this one).
 func (d *Dynamo) AcceptMessage(ctx context.Context, a Acceptance) error {
 	if err := checkAcceptance(a); err != nil {
 		return err
+	}
+	if a.DailyLimit > 0 && a.Reply.Reserved > a.DailyLimit {
+		return ErrQuotaExceeded
 	}
 	for attempt := 0; ; attempt++ {
 		tx, at := d.acceptTxn(a)
@@ -183,21 +190,31 @@ func (d *Dynamo) AcceptMessage(ctx context.Context, a Acceptance) error {
 		case failed[at.conversation] && a.New:
 			return ErrExists
 		case failed[at.conversation]:
+			c, err := d.GetConversation(ctx, a.Conversation.UserID, a.Conversation.ConversationID)
+			if err != nil {
+				return err
+			}
+			if c.Replying != "" {
+				return ErrReplyRunning
+			}
 			return ErrNotFound
 		case failed[at.user], failed[at.assistant], failed[at.live]:
 			return ErrExists
-		case failed[at.quota]:
-			return ErrQuotaExceeded
 		case a.CheckPromptID != "" && failed[at.prompt]:
 			return ErrPromptNotFound
 		}
-		// The running set is full; entries of jobs that died without
-		// giving theirs back lapse, and are dropped before one retry.
-		if attempt > 0 {
-			return ErrRateLimited
+		// The day's room or the running set is short. Replies whose jobs
+		// died without settling still hold theirs until their entries
+		// lapse; those are given back before one retry.
+		refusal := ErrRateLimited
+		if failed[at.quota] {
+			refusal = ErrQuotaExceeded
 		}
-		if dropped, err := d.dropLapsed(ctx, a.Reply.UserID); err != nil || !dropped {
-			return cmp.Or(err, ErrRateLimited)
+		if attempt > 0 {
+			return refusal
+		}
+		if reclaimed, err := d.reclaimLapsed(ctx, a.Reply.UserID); err != nil || !reclaimed {
+			return cmp.Or(err, refusal)
 		}
 	}
 }
@@ -236,32 +253,41 @@ type accepted struct {
 func (d *Dynamo) acceptTxn(a Acceptance) (txn, accepted) {
 	var tx txn
 	var at accepted
+	c := a.Conversation
+	c.Replying, c.ReplyingUntil = a.Reply.MessageID, a.ReplyingUntil.Unix()
 	if a.New {
-		at.conversation = tx.add(putItem(d.tables.Conversations, conversationItem(a.Conversation), notExists(manifest.AttrConversationID)))
+		at.conversation = tx.add(putItem(d.tables.Conversations, conversationItem(c), notExists(manifest.AttrConversationID)))
 	} else {
-		c := a.Conversation
-		update := expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(c.UpdatedAt)))
+		update := expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(c.UpdatedAt))).
+			Set(expression.Name(attrReplying), expression.Value(c.Replying)).
+			Set(expression.Name(attrUntil), expression.Value(c.ReplyingUntil))
 		if c.PromptID != "" {
 			update = update.Set(expression.Name(manifest.AttrPromptID), expression.Value(c.PromptID))
 		}
 		if c.Model != "" {
 			update = update.Set(expression.Name(attrModel), expression.Value(c.Model))
 		}
-		at.conversation = tx.add(updateItem(d.tables.Conversations, conversationKey(c.UserID, c.ConversationID), update, exists(manifest.AttrConversationID)))
+		// No message may follow a reply still streaming; a mark whose job
+		// died lapses.
+		idle := expression.AttributeNotExists(expression.Name(attrUntil)).
+			Or(expression.Name(attrUntil).LessThanEqual(expression.Value(d.now().Unix())))
+		at.conversation = tx.add(updateItem(d.tables.Conversations, conversationKey(c.UserID, c.ConversationID), update,
+			exists(manifest.AttrConversationID).And(idle)))
 	}
 	newMessage := notExists(manifest.AttrMessageID)
 	at.user = tx.add(putItem(d.tables.Messages, messageItem(a.UserMessage), newMessage))
 	at.assistant = tx.add(putItem(d.tables.Messages, messageItem(a.Assistant), newMessage))
 	at.live = tx.add(putItem(d.tables.Replies, replyItem(a.Reply), newMessage))
 	// tokens is the day's committed total: what replies used plus what
-	// running ones reserved. A request is admitted while it is below the
-	// limit, so concurrent ones overshoot by at most the one admitted last.
+	// running ones reserved. A request is admitted only when its own
+	// reservation fits beside it, so however many arrive at once the
+	// committed total stays within the limit.
 	reserve := expression.Add(expression.Name(attrTokens), expression.Value(a.Reply.Reserved)).
 		Add(expression.Name(attrReserved), expression.Value(a.Reply.Reserved)).
 		Add(expression.Name(attrRequests), expression.Value(1))
 	var below expression.ConditionBuilder
 	if a.DailyLimit > 0 {
-		below = expression.AttributeNotExists(expression.Name(attrTokens)).Or(expression.Name(attrTokens).LessThan(expression.Value(a.DailyLimit)))
+		below = roomFor(a.DailyLimit, a.Reply.Reserved)
 	}
 	at.quota = tx.add(updateItem(d.tables.Usage, usageKey(a.Reply.UserID, quotaKey(a.Reply.Day)), reserve, below))
 	room := expression.AttributeNotExists(expression.Name(attrReplies)).Or(expression.Size(expression.Name(attrReplies)).LessThan(expression.Value(a.MaxInflight)))
@@ -273,61 +299,11 @@ func (d *Dynamo) acceptTxn(a Acceptance) (txn, accepted) {
 	return tx, at
 }
 
-// runningEntries reads the user's running set, split into the entries
-// that still hold and those that lapsed.
-func (d *Dynamo) runningEntries(ctx context.Context, userID string) (live, lapsed []string, err error) {
-	it, err := d.getOne(ctx, d.tables.Usage, usageKey(userID, liveKey), "read running replies")
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	set, _ := it[attrReplies].(*types.AttributeValueMemberSS)
-	if set == nil {
-		return nil, nil, nil
-	}
-	now := d.now()
-	for _, e := range set.Value {
-		if liveEntryLapsed(e, now) {
-			lapsed = append(lapsed, e)
-		} else {
-			live = append(live, e)
-		}
-	}
-	return live, lapsed, nil
-}
-
-// dropLapsed removes lapsed entries from the user's running set and
-// reports whether there were any.
-func (d *Dynamo) dropLapsed(ctx context.Context, userID string) (bool, error) {
-	_, lapsed, err := d.runningEntries(ctx, userID)
-	if err != nil || len(lapsed) == 0 {
-		return false, err
-	}
-	if err := d.leaveRunning(ctx, userID, lapsed...); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
-// leaveRunning takes entries out of the user's running set.
-func (d *Dynamo) leaveRunning(ctx context.Context, userID string, entries ...string) error {
-	_, err := d.update(ctx, d.tables.Usage, usageKey(userID, liveKey),
-		expression.Delete(expression.Name(attrReplies), expression.Value(&types.AttributeValueMemberSS{Value: entries})), noCondition, types.ReturnValueNone)
-	if err != nil {
-		return wrap("leave running replies", err)
-	}
-	return nil
-}
-
-// Running reports the user's running replies (lapsed entries excluded).
-func (d *Dynamo) Running(ctx context.Context, userID string) (int, error) {
-	if !findable(userID) {
-		return 0, nil
-	}
-	live, _, err := d.runningEntries(ctx, userID)
-	return len(live), err
+// roomFor is the condition of a quota counter with room for n more tokens
+// within limit (n ≤ limit).
+func roomFor(limit, n int64) expression.ConditionBuilder {
+	return expression.AttributeNotExists(expression.Name(attrTokens)).
+		Or(expression.Name(attrTokens).LessThanEqual(expression.Value(limit - n)))
 }
 
 func replyKey(messageID string) item { return item{manifest.AttrMessageID: attrS(messageID)} }
@@ -380,10 +356,12 @@ func (d *Dynamo) ClaimReply(ctx context.Context, r Reply) error {
 	return ErrClaimed
 }
 
-// AddListener registers l to follow the user's running reply and returns
-// the record with it. ErrNotFound: no such reply of the user's; ErrEnded
-// (with the record): it is no longer running; ErrRateLimited: it has
-// MaxListeners already.
+// AddListener registers l's connection to follow the user's running reply
+// and returns the record with it. A connection follows a reply once: a
+// resume from one that does already (or that asked for the reply) changes
+// nothing and answers ErrListening. ErrNotFound: no such reply of the
+// user's; ErrEnded (with the record): it is no longer running;
+// ErrRateLimited: MaxListeners connections follow it already.
 func (d *Dynamo) AddListener(ctx context.Context, userID, messageID string, l Listener) (Reply, error) {
 	if !findable(userID, messageID) || !findable(l.ConnectionID) {
 		return Reply{}, ErrNotFound
@@ -396,9 +374,12 @@ func (d *Dynamo) AddListener(ctx context.Context, userID, messageID string, l Li
 	if err := r.err(); err != nil {
 		return Reply{}, err
 	}
-	update := expression.Set(expression.Name(attrListeners+"."+l.key()), expression.Value(listenerRecord{ConnectionID: l.ConnectionID, RequestID: l.RequestID, AfterSeq: l.AfterSeq, Joined: fixedTime(d.now())})).
-		Add(expression.Name(attrVersion), expression.Value(1))
-	cond := d.running(userID).And(expression.Size(expression.Name(attrListeners)).LessThan(expression.Value(MaxListeners)))
+	slot := expression.Name(attrListeners + "." + listenerKey(l.ConnectionID))
+	update := expression.Set(slot, expression.Value(listenerRecord{ConnectionID: l.ConnectionID, RequestID: l.RequestID, AfterSeq: l.AfterSeq, Joined: fixedTime(d.now())}))
+	cond := d.running(userID).
+		And(expression.AttributeNotExists(slot)).
+		And(expression.Name(manifest.AttrConnectionID).NotEqual(expression.Value(l.ConnectionID))).
+		And(expression.Size(expression.Name(attrListeners)).LessThan(expression.Value(MaxListeners)))
 	rec, err := d.updateReply(ctx, messageID, update, cond)
 	if err == nil || !conditionFailed(err) {
 		return rec, err
@@ -409,8 +390,27 @@ func (d *Dynamo) AddListener(ctx context.Context, userID, messageID string, l Li
 		return Reply{}, err
 	case rec.Status != StatusStreaming:
 		return rec, ErrEnded
+	case rec.ConnectionID == l.ConnectionID || slices.ContainsFunc(rec.Listeners, func(x Listener) bool { return x.ConnectionID == l.ConnectionID }):
+		return rec, ErrListening
 	}
 	return rec, ErrRateLimited
+}
+
+// RemoveListeners forgets connections that no longer follow a reply (its
+// job found them gone), so that their places can be taken again.
+func (d *Dynamo) RemoveListeners(ctx context.Context, messageID string, connectionIDs ...string) error {
+	if len(connectionIDs) == 0 || !findable(messageID) {
+		return nil
+	}
+	var update expression.UpdateBuilder
+	for _, c := range connectionIDs {
+		update = update.Remove(expression.Name(attrListeners + "." + listenerKey(c)))
+	}
+	_, err := d.update(ctx, d.tables.Replies, replyKey(messageID), update, exists(manifest.AttrMessageID), types.ReturnValueNone)
+	if err != nil && !conditionFailed(err) {
+		return wrap("remove listeners", err)
+	}
+	return nil
 }
 
 // RequestStop asks the user's running reply to stop. ErrNotFound: no such
@@ -497,154 +497,8 @@ func (d *Dynamo) GetMessage(ctx context.Context, userID, conversationID, message
 	return m, err
 }
 
-// Finish is everything FinishReply writes.
-type Finish struct {
-	// Reply is the record as last read: its Version must still hold.
-	Reply Reply
-	// Message is the assistant message in its final form.
-	Message Message
-	// Keep is how long the ended reply stays resumable.
-	Keep time.Duration
-}
-
-// FinishReply stores a reply's end in one transaction: the message, the
-// conversation touched, the live record ended, the reply out of the
-// running set, the quota counter settled from the reservation to the real
-// figure and the usage row. ErrListenersChanged: a listener joined since
-// Reply was read (nothing was written; serve it and finish again).
-// ErrNotFound: the conversation was deleted meanwhile; then only the
-// usage is written (the tokens were spent) and nothing of the
-// conversation is left.
-func (d *Dynamo) FinishReply(ctx context.Context, f Finish) error {
-	m, r := f.Message, f.Reply
-	if err := checkMessage(m); err != nil {
-		return err
-	}
-	var tx txn
-	stored := tx.add(putItem(d.tables.Messages, messageItem(m), exists(manifest.AttrMessageID)))
-	touched := tx.add(updateItem(d.tables.Conversations, conversationKey(m.UserID, m.ConversationID),
-		expression.Set(expression.Name(manifest.AttrUpdatedAt), expression.Value(fixedTime(m.CreatedAt))), exists(manifest.AttrConversationID)))
-	ended := tx.add(updateItem(d.tables.Replies, replyKey(r.MessageID),
-		expression.Set(expression.Name(attrStatus), expression.Value(m.Status)).
-			Set(expression.Name(manifest.AttrExpiresAt), expression.Value(m.CreatedAt.Add(f.Keep).Unix())),
-		exists(manifest.AttrMessageID).And(expression.Name(attrVersion).Equal(expression.Value(r.Version)))))
-	d.settle(&tx, r, m.Model, m.Usage)
-	failed, err := d.transact(ctx, "finish reply", &tx)
-	if err != nil || failed == nil {
-		return err
-	}
-	switch {
-	case failed[stored] || failed[touched]:
-		// Deleted with its conversation: settle the tokens alone.
-		return d.settleOnly(ctx, r, m.Model, m.Usage)
-	case failed[ended]:
-		if _, err := d.GetReply(ctx, r.MessageID); errors.Is(err, ErrNotFound) {
-			return d.settleOnly(ctx, r, m.Model, m.Usage)
-		}
-		return ErrListenersChanged
-	}
-	// The running entry was given back already: this reply was settled.
-	return ErrClaimed
-}
-
-// settleOnly settles a reply whose conversation is gone and returns
-// ErrNotFound, or the failure.
-func (d *Dynamo) settleOnly(ctx context.Context, r Reply, model string, u tokens.Usage) error {
-	var tx txn
-	d.settle(&tx, r, model, u)
-	tx.add(deleteItem(d.tables.Replies, replyKey(r.MessageID), noCondition))
-	failed, err := d.transact(ctx, "settle reply", &tx)
-	if err != nil {
-		return err
-	}
-	if failed != nil {
-		return ErrClaimed
-	}
-	return ErrNotFound
-}
-
-// settle adds to tx the items that give back what the acceptance took,
-// conditional on the reply still being in the running set (a reply is
-// settled once), and count usage u of model.
-func (d *Dynamo) settle(tx *txn, r Reply, model string, u tokens.Usage) {
-	entry := &types.AttributeValueMemberSS{Value: []string{r.LiveEntry}}
-	tx.add(updateItem(d.tables.Usage, usageKey(r.UserID, liveKey),
-		expression.Delete(expression.Name(attrReplies), expression.Value(entry)),
-		expression.Contains(expression.Name(attrReplies), r.LiveEntry)))
-	tx.add(updateItem(d.tables.Usage, usageKey(r.UserID, quotaKey(r.Day)),
-		expression.Add(expression.Name(attrTokens), expression.Value(u.Total()-r.Reserved)).
-			Add(expression.Name(attrReserved), expression.Value(-r.Reserved)), noCondition))
-	if u.Total() > 0 {
-		tx.add(d.usageRow(r, model, u))
-	}
-}
-
-// usageRow is the update adding u to the reply's day and model row.
-func (d *Dynamo) usageRow(r Reply, model string, u tokens.Usage) (types.TransactWriteItem, error) {
-	if err := checkAddUsage(r.UserID, r.Day, model, u); err != nil {
-		return types.TransactWriteItem{}, err
-	}
-	return updateItem(d.tables.Usage, usageKey(r.UserID, usageRowKey(r.Day, model)), addUsage(u), noCondition)
-}
-
-// addUsage adds u's counters to a usage row.
-func addUsage(u tokens.Usage) expression.UpdateBuilder {
-	return expression.Add(expression.Name(attrInputTokens), expression.Value(u.InputTokens)).
-		Add(expression.Name(attrOutputTokens), expression.Value(u.OutputTokens)).
-		Add(expression.Name(attrCacheRead), expression.Value(u.CacheReadInputTokens)).
-		Add(expression.Name(attrCacheCreation), expression.Value(u.CacheCreationInputTokens)).
-		Add(expression.Name(attrCacheWrite5m), expression.Value(u.CacheWrite5mInputTokens)).
-		Add(expression.Name(attrCacheWrite1h), expression.Value(u.CacheWrite1hInputTokens))
-}
-
-// FailUnstarted fails a reply whose job never ran (Lambda gave up on the
-// invocation): its message and record say failed with code, and its
-// reservation and running entry are given back. ErrClaimed: the job did
-// run (it settles itself); ErrNotFound: the reply is gone.
-func (d *Dynamo) FailUnstarted(ctx context.Context, r Reply, code string) error {
-	if !findable(r.MessageID, r.UserID, r.ConversationID) {
-		return ErrNotFound
-	}
-	failedStatus := expression.Set(expression.Name(attrStatus), expression.Value(StatusFailed))
-	var tx txn
-	record := tx.add(updateItem(d.tables.Replies, replyKey(r.MessageID), failedStatus, d.unclaimed(r.UserID)))
-	d.settle(&tx, r, "", tokens.Usage{})
-	msg := tx.add(updateItem(d.tables.Messages, messageKey(r.ConversationID, r.MessageID),
-		failedStatus.Set(expression.Name(attrErrorCode), expression.Value(code)), exists(manifest.AttrMessageID)))
-	failed, err := d.transact(ctx, "fail reply", &tx)
-	if err != nil || failed == nil {
-		return err
-	}
-	switch {
-	case failed[record]:
-		if _, err := d.GetReply(ctx, r.MessageID); err != nil {
-			return err
-		}
-		return ErrClaimed
-	case failed[msg]:
-		// The conversation was deleted: give back what was taken all the
-		// same (the message is the last item).
-		tx.items = tx.items[:msg]
-		_, err := d.transact(ctx, "fail reply", &tx)
-		return err
-	}
-	return ErrClaimed
-}
-
-// MarkFailed sets a reply's message and record to failed with code: the
-// last resort when its finish could not be stored. Best effort by nature.
-func (d *Dynamo) MarkFailed(ctx context.Context, r Reply, code string) error {
-	failedStatus := expression.Set(expression.Name(attrStatus), expression.Value(StatusFailed))
-	var tx txn
-	tx.add(updateItem(d.tables.Messages, messageKey(r.ConversationID, r.MessageID),
-		failedStatus.Set(expression.Name(attrErrorCode), expression.Value(code)), exists(manifest.AttrMessageID)))
-	tx.add(updateItem(d.tables.Replies, replyKey(r.MessageID), failedStatus, exists(manifest.AttrMessageID)))
-	_, err := d.transact(ctx, "mark reply failed", &tx)
-	return err
-}
-
 // replyRecord is a reply's live record as stored: its listeners a map by
-// key (Listener.key), so that AddListener sets one in place.
+// connection (listenerKey), so that AddListener sets one in place.
 type replyRecord struct {
 	Reply
 	// Always a map, possibly empty: AddListener sets one of its keys,

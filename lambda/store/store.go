@@ -27,6 +27,11 @@ var (
 	ErrExists = errors.New("store: already exists")
 	// ErrLimit: a create that would take the user past their limit.
 	ErrLimit = errors.New("store: limit reached")
+	// ErrContention: DynamoDB kept cancelling a write for meeting
+	// concurrent transactions on the same items (TransactionConflict),
+	// after retries. Nothing was written; the same write may succeed a
+	// moment later.
+	ErrContention = errors.New("store: too many concurrent writes to the same items")
 )
 
 // Roles of a message.
@@ -57,9 +62,21 @@ type Conversation struct {
 	// keep using it.
 	PromptID string `dynamodbav:"promptId,omitempty"`
 	// Model is the model of the conversation's last message.
-	Model     string    `dynamodbav:"model,omitempty"`
-	CreatedAt time.Time `dynamodbav:"createdAt"`
-	UpdatedAt time.Time `dynamodbav:"updatedAt"`
+	Model string `dynamodbav:"model,omitempty"`
+	// InputBytes bounds what the conversation's next model request resends
+	// before its new message: the last request's system prompt and turns
+	// plus its answer, in bytes, which are at least its tokens (every
+	// token is at least a byte). The acceptance reserves quota from it;
+	// conversations stored before it was kept have none, and their reply
+	// job reserves what its request turns out to need.
+	InputBytes int64 `dynamodbav:"inputBytes,omitempty"`
+	// Replying is the reply streaming in the conversation, which no new
+	// message may follow, until ReplyingUntil (epoch seconds; a mark whose
+	// job died lapses).
+	Replying      string    `dynamodbav:"replying,omitempty"`
+	ReplyingUntil int64     `dynamodbav:"replyingUntil,omitempty"`
+	CreatedAt     time.Time `dynamodbav:"createdAt"`
+	UpdatedAt     time.Time `dynamodbav:"updatedAt"`
 }
 
 type Message struct {
@@ -140,6 +157,9 @@ type MessageBound struct {
 	Limit int
 	Bytes int
 	Size  func(Message) int
+	// Through, when set, is the newest message id listed: a reply's
+	// history ends at its own user message.
+	Through string
 }
 
 type Store interface {
@@ -193,9 +213,14 @@ type Store interface {
 	RequestStop(ctx context.Context, userID, messageID string) error
 	CheckpointReply(ctx context.Context, conversationID, messageID, text string, frames []Frame) error
 	GetMessage(ctx context.Context, userID, conversationID, messageID string) (Message, error)
+	RemoveListeners(ctx context.Context, messageID string, connectionIDs ...string) error
+	ExtendReservation(ctx context.Context, r Reply, extra, limit int64) error
 	FinishReply(ctx context.Context, f Finish) error
 	FailUnstarted(ctx context.Context, r Reply, code string) error
-	MarkFailed(ctx context.Context, r Reply, code string) error
+	MarkFailed(ctx context.Context, r Reply, code, model string, u tokens.Usage) error
+	// CountResume counts a resume of the user's against limit a minute
+	// (ErrRateLimited beyond it).
+	CountResume(ctx context.Context, userID string, limit int) error
 	// Running counts the user's running replies.
 	Running(ctx context.Context, userID string) (int, error)
 	// Today is the user's quota counter for day: tokens used and reserved.

@@ -90,15 +90,15 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 	steps = append(steps,
 		s.AcceptMessage(ctx, store.Acceptance{Conversation: asked, New: true,
 			UserMessage: store.Message{ConversationID: "asked", MessageID: "q1", UserID: user, Role: store.RoleUser, Text: "Q?", CreatedAt: at, RequestID: "r-a1"},
-			Assistant:   assistant("a1"), Reply: a1, DailyLimit: 1000, MaxInflight: 2}),
+			Assistant:   assistant("a1"), Reply: a1, DailyLimit: 1000, MaxInflight: 2, ReplyingUntil: at.AddDate(100, 0, 0)}),
 		s.ClaimReply(ctx, a1),
-		s.FinishReply(ctx, store.Finish{Reply: a1, Keep: 100 * 365 * 24 * time.Hour, Message: store.Message{
+		s.FinishReply(ctx, store.Finish{Reply: a1, Keep: 100 * 365 * 24 * time.Hour, InputBytes: 123, Message: store.Message{
 			ConversationID: "asked", MessageID: "a1", UserID: user, Role: store.RoleAssistant, Text: "Answer", CreatedAt: later, Model: "claude-x",
 			StopReason: "end_turn", Status: store.StatusComplete, Frames: []store.Frame{{Bytes: 2}, {Bytes: 4}},
 			Usage: tokens.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 30}}}),
 		s.AcceptMessage(ctx, store.Acceptance{Conversation: store.Conversation{UserID: user, ConversationID: "asked", UpdatedAt: later},
 			UserMessage: store.Message{ConversationID: "asked", MessageID: "q2", UserID: user, Role: store.RoleUser, Text: "More?", CreatedAt: later, RequestID: "r-a2"},
-			Assistant:   assistant("a2"), Reply: a2, DailyLimit: 1000, MaxInflight: 2}),
+			Assistant:   assistant("a2"), Reply: a2, DailyLimit: 1000, MaxInflight: 2, ReplyingUntil: later.AddDate(100, 0, 0)}),
 	)
 	_, err := s.AddListener(ctx, user, "a2", store.Listener{ConnectionID: "golden-conn-2", RequestID: "r-resume", AfterSeq: 4})
 	steps = append(steps, err)

@@ -3,12 +3,15 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/p2/buddy/lambda/obs"
 )
 
 // Every write of one item is built one way, as an item of a transaction:
@@ -109,14 +112,16 @@ func (d *Dynamo) put(ctx context.Context, table string, it item, cond expression
 		return err
 	}
 	p := w.Put
-	_, err = d.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 p.TableName,
-		Item:                      p.Item,
-		ConditionExpression:       p.ConditionExpression,
-		ExpressionAttributeNames:  p.ExpressionAttributeNames,
-		ExpressionAttributeValues: p.ExpressionAttributeValues,
+	return d.retryConflicts(ctx, func() error {
+		_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                 p.TableName,
+			Item:                      p.Item,
+			ConditionExpression:       p.ConditionExpression,
+			ExpressionAttributeNames:  p.ExpressionAttributeNames,
+			ExpressionAttributeValues: p.ExpressionAttributeValues,
+		})
+		return err
 	})
-	return err
 }
 
 // update changes the item at key when cond holds and returns what
@@ -127,14 +132,18 @@ func (d *Dynamo) update(ctx context.Context, table string, key item, update expr
 		return nil, err
 	}
 	u := w.Update
-	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 u.TableName,
-		Key:                       u.Key,
-		UpdateExpression:          u.UpdateExpression,
-		ConditionExpression:       u.ConditionExpression,
-		ExpressionAttributeNames:  u.ExpressionAttributeNames,
-		ExpressionAttributeValues: u.ExpressionAttributeValues,
-		ReturnValues:              returnValues,
+	var out *dynamodb.UpdateItemOutput
+	err = d.retryConflicts(ctx, func() (err error) {
+		out, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 u.TableName,
+			Key:                       u.Key,
+			UpdateExpression:          u.UpdateExpression,
+			ConditionExpression:       u.ConditionExpression,
+			ExpressionAttributeNames:  u.ExpressionAttributeNames,
+			ExpressionAttributeValues: u.ExpressionAttributeValues,
+			ReturnValues:              returnValues,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -150,14 +159,39 @@ func (d *Dynamo) del(ctx context.Context, table string, key item, cond expressio
 		return err
 	}
 	x := w.Delete
-	_, err = d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:                 x.TableName,
-		Key:                       x.Key,
-		ConditionExpression:       x.ConditionExpression,
-		ExpressionAttributeNames:  x.ExpressionAttributeNames,
-		ExpressionAttributeValues: x.ExpressionAttributeValues,
+	return d.retryConflicts(ctx, func() error {
+		_, err := d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName:                 x.TableName,
+			Key:                       x.Key,
+			ConditionExpression:       x.ConditionExpression,
+			ExpressionAttributeNames:  x.ExpressionAttributeNames,
+			ExpressionAttributeValues: x.ExpressionAttributeValues,
+		})
+		return err
 	})
-	return err
+}
+
+// retryConflicts runs a single-item write, again after a pause while
+// DynamoDB refuses it for meeting a transaction on the same item
+// (TransactionConflictException, which the SDK does not retry). When the
+// conflicts persist it returns ErrContention with DynamoDB's error.
+func (d *Dynamo) retryConflicts(ctx context.Context, write func() error) error {
+	pause := batchBackoff
+	for attempt := 1; ; attempt++ {
+		err := write()
+		var conflict *types.TransactionConflictException
+		if !errors.As(err, &conflict) {
+			return err
+		}
+		obs.CountConflict(ctx)
+		if attempt == batchAttempts {
+			return fmt.Errorf("%w: %w", ErrContention, err)
+		}
+		if err := d.pause(ctx, jitter(pause)); err != nil {
+			return err
+		}
+		pause = min(2*pause, batchMaxPause)
+	}
 }
 
 // txn is one TransactWriteItems being built: its items in order and the
@@ -188,10 +222,13 @@ const (
 // transact runs one transaction and, when conditions cancelled it, returns
 // which items' conditions failed (nil when it went through). DynamoDB
 // also cancels a transaction that meets another on the same item (a
-// TransactionConflict: concurrent creates of one user's prompts all write
-// their counter); such a transaction is run again after a pause, doubling
-// and jittered so that the ones that met do not meet again, a bounded
-// number of times.
+// TransactionConflict: one user's concurrent sends and finishes all write
+// their day's counter and running set); such a transaction is run again
+// after a pause, doubling and jittered so that the ones that met do not
+// meet again, a bounded number of times, and then fails with
+// ErrContention: the caller decides whether to answer rate_limited (an
+// acceptance) or to keep trying (a finish, which must land). Every
+// conflict is counted for the summary line's TransactionConflicts metric.
 func (d *Dynamo) transact(ctx context.Context, what string, tx *txn) ([]bool, error) {
 	if tx.err != nil {
 		return nil, wrap(what, tx.err)
@@ -209,8 +246,12 @@ func (d *Dynamo) transact(ctx context.Context, what string, tx *txn) ([]bool, er
 				failed[i] = i < len(codes) && codes[i] == reasonConditionFailed
 			}
 			return failed, nil
-		case !slices.Contains(codes, reasonConflict) || attempt == batchAttempts:
+		case !slices.Contains(codes, reasonConflict):
 			return nil, wrap(what, err)
+		}
+		obs.CountConflict(ctx)
+		if attempt == batchAttempts {
+			return nil, fmt.Errorf("store: %s: %w: %w", what, ErrContention, err)
 		}
 		if err := d.pause(ctx, jitter(pause)); err != nil {
 			return nil, wrap(what, err)

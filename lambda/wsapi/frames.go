@@ -58,4 +58,7 @@ type Frame struct {
 	CostUSD *float64 `json:"costUsd,omitempty"`
 	Code    string   `json:"code,omitempty"`
 	Message string   `json:"message,omitempty"`
+	// RetryAfterMs, on a rate_limited error, is how long to wait before
+	// sending the request again.
+	RetryAfterMs int `json:"retryAfterMs,omitempty"`
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -132,6 +133,16 @@ type dispatcher struct {
 	// fail, when set, refuses every dispatch (Lambda throttling the
 	// invoke call).
 	fail error
+
+	mu   sync.Mutex
+	sent [][]byte // every payload dispatched
+}
+
+// payloads returns the payloads dispatched so far.
+func (d *dispatcher) payloads() [][]byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.sent)
 }
 
 func (d *dispatcher) Dispatch(ctx context.Context, job chat.Job) error {
@@ -143,6 +154,9 @@ func (d *dispatcher) Dispatch(ctx context.Context, job chat.Job) error {
 	if err != nil {
 		return err
 	}
+	d.mu.Lock()
+	d.sent = append(d.sent, b)
+	d.mu.Unlock()
 	run := func() { _, _ = d.ws.Message(context.WithoutCancel(ctx), b) }
 	if d.async {
 		d.jobs.Go(run)
@@ -176,6 +190,10 @@ type harnessOpts struct {
 	maxInflight int
 	// promptCache is PROMPT_CACHE ("": the default).
 	promptCache string
+	// maxTokens is MAX_TOKENS (the default when zero); resumesPerMinute
+	// RESUMES_PER_MINUTE (likewise).
+	maxTokens        int64
+	resumesPerMinute int
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -206,6 +224,8 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	cfg.DailyTokenLimit = o.limit
 	cfg.OrphanGrace = cmp.Or(o.grace, 10*time.Second)
 	cfg.MaxInflightReplies = cmp.Or(o.maxInflight, cfg.MaxInflightReplies)
+	cfg.Model.MaxTokens = cmp.Or(o.maxTokens, cfg.Model.MaxTokens)
+	cfg.ResumesPerMinute = cmp.Or(o.resumesPerMinute, cfg.ResumesPerMinute)
 	idle := o.idleTimeout
 	if idle == 0 {
 		idle = 10 * time.Second

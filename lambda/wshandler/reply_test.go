@@ -15,6 +15,7 @@ import (
 
 	"github.com/p2/buddy/lambda/chat"
 	"github.com/p2/buddy/lambda/errcode"
+	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
 	"github.com/p2/buddy/lambda/wshandler"
@@ -367,33 +368,80 @@ func TestAReplyThatCannotBeStoredEndsWithAnError(t *testing.T) {
 
 // Concurrent sends never take a user's day past the limit by more than
 // one reply's max tokens.
+// The quota counts input and output, and a send reserves an upper bound
+// of both: however many arrive at once, however long their histories, the
+// day's counted tokens stay within the limit. The conversations here were
+// stored before their sizes were kept (so the acceptance cannot know them)
+// and carry 2,000 bytes of history each: only the reply job's own measure
+// can keep the bound.
 func TestConcurrentSendsStayWithinTheQuota(t *testing.T) {
-	const limit, sends = 1000, 50
-	h := newHarness(t, harnessOpts{limit: limit, async: true, maxInflight: sends})
-	conn := h.connect("alice")
-	var wg sync.WaitGroup
-	for i := range sends {
-		wg.Go(func() { h.deliver(h.ws, conn, sendFrame(fmt.Sprint("r", i), "", "", "write at length [[tokens=300]]")) })
+	tests := []struct {
+		name    string
+		history int // words of history in each conversation (0: new ones)
+	}{
+		{"new conversations", 0},
+		{"follow-ups with long histories", 400},
 	}
-	wg.Wait()
-	h.wait()
-	used, reserved, err := h.store.Today(context.Background(), "alice", chat.Day(time.Now()))
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const limit, sends, maxTokens = 10_000, 50, 500
+			h := newHarness(t, harnessOpts{limit: limit, async: true, maxInflight: sends, maxTokens: maxTokens})
+			conn := h.connect("alice")
+			convs := make([]string, sends)
+			if tt.history > 0 {
+				for i := range convs {
+					convs[i] = h.seedConversation("alice", tt.history)
+				}
+			}
+			var wg sync.WaitGroup
+			for i := range sends {
+				wg.Go(func() {
+					h.deliver(h.ws, conn, sendFrame(fmt.Sprint("r", i), convs[i], "", "write at length [[tokens=400]]"))
+				})
+			}
+			wg.Wait()
+			h.wait()
+			used, reserved, err := h.store.Today(context.Background(), "alice", chat.Day(time.Now()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if used > limit || reserved != 0 || used == 0 {
+				t.Errorf("used %d (reserved %d) of a %d limit", used, reserved, limit)
+			}
+			refused := 0
+			for _, f := range h.posts.take(conn) {
+				if f.Type == wsapi.TypeError && f.Code == errcode.QuotaExceeded {
+					refused++
+				}
+			}
+			if refused == 0 {
+				t.Error("no send was refused")
+			}
+			if n, err := h.store.Running(context.Background(), "alice"); err != nil || n != 0 {
+				t.Errorf("running after all ended: %d %v", n, err)
+			}
+		})
 	}
-	maxTokens := h.ws.Chat.Config.Model.MaxTokens
-	if used > limit+maxTokens || reserved != 0 || used == 0 {
-		t.Errorf("used %d (reserved %d) of a %d limit: more than one reply's %d max tokens over", used, reserved, limit, maxTokens)
+}
+
+// seedConversation stores a conversation of user as one stored before
+// conversations kept their size: two turns of words words each.
+func (h *harness) seedConversation(user string, words int) string {
+	h.t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	c := store.Conversation{UserID: user, ConversationID: ids.New(), Title: "old", CreatedAt: now, UpdatedAt: now}
+	if err := h.store.CreateConversation(ctx, c); err != nil {
+		h.t.Fatal(err)
 	}
-	refused := 0
-	for _, f := range h.posts.take(conn) {
-		if f.Type == wsapi.TypeError && f.Code == errcode.QuotaExceeded {
-			refused++
+	text := strings.Repeat("word ", words/2)
+	for _, role := range []string{store.RoleUser, store.RoleAssistant} {
+		m := store.Message{ConversationID: c.ConversationID, MessageID: ids.New(), UserID: user, Role: role, Text: text, CreatedAt: now, Status: store.StatusComplete}
+		if err := h.store.PutMessage(ctx, m); err != nil {
+			h.t.Fatal(err)
 		}
 	}
-	if refused == 0 {
-		t.Error("no send was refused")
-	}
+	return c.ConversationID
 }
 
 // A user has at most MAX_INFLIGHT_REPLIES_PER_USER replies running; one

@@ -158,6 +158,7 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 	sum := w.summary(ctx, rc.RouteKey, rc.RequestID)
 	sum.ConnectionID = rc.ConnectionID
 	defer sum.Log(ctx, w.Log)
+	ctx = sum.Context(ctx)
 
 	endpoint := w.Endpoint
 	if endpoint == "" {
@@ -172,6 +173,11 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 	fail := func(requestID, code, msg string, outcome string, err error) (events.APIGatewayProxyResponse, error) {
 		sum.Outcome, sum.Code, sum.Err = outcome, code, err
 		answer(wsapi.Frame{Type: wsapi.TypeError, RequestID: requestID, Code: code, Message: msg})
+		return ok, nil
+	}
+	refuse := func(requestID string, rej *chat.Reject) (events.APIGatewayProxyResponse, error) {
+		sum.Outcome, sum.Code, sum.Err = rejected(rej), rej.Code, rej.Err
+		answer(wsapi.Frame{Type: wsapi.TypeError, RequestID: requestID, Code: rej.Code, Message: rej.Message, RetryAfterMs: int(rej.RetryAfter.Milliseconds())})
 		return ok, nil
 	}
 
@@ -204,7 +210,7 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 	case wsapi.ActionSendMessage:
 		job, rej := w.Chat.Accept(ctx, conn.UserID, rc.ConnectionID, endpoint, f)
 		if rej != nil {
-			return fail(f.RequestID, rej.Code, rej.Message, rejected(rej), rej.Err)
+			return refuse(f.RequestID, rej)
 		}
 		// start goes out before the job exists, so it always precedes the
 		// reply's first delta.
@@ -222,13 +228,13 @@ func (w *WebSocket) Route(ctx context.Context, ev events.APIGatewayWebsocketProx
 		return ok, nil
 	case wsapi.ActionStop:
 		if rej := w.Chat.Stop(ctx, conn.UserID, f); rej != nil {
-			return fail(f.RequestID, rej.Code, rej.Message, rejected(rej), rej.Err)
+			return refuse(f.RequestID, rej)
 		}
 		sum.Outcome = obs.OutcomeOK
 		return ok, nil
 	case wsapi.ActionResume:
 		if rej := w.Chat.Resume(ctx, conn.UserID, rc.ConnectionID, endpoint, f); rej != nil {
-			return fail(f.RequestID, rej.Code, rej.Message, rejected(rej), rej.Err)
+			return refuse(f.RequestID, rej)
 		}
 		sum.Outcome = obs.OutcomeOK
 		return ok, nil
@@ -262,7 +268,7 @@ func (w *WebSocket) connection(ctx context.Context, id string) (store.Connection
 func (w *WebSocket) Reply(ctx context.Context, job chat.Job) error {
 	sum := w.summary(ctx, "", "")
 	defer sum.Log(ctx, w.Log)
-	return w.Chat.Run(ctx, job, sum)
+	return w.Chat.Run(sum.Context(ctx), job, sum)
 }
 
 // Abandoned handles the records of the message function's failure
@@ -282,7 +288,7 @@ func (w *WebSocket) Abandoned(ctx context.Context, ev events.SQSEvent) events.SQ
 			continue
 		}
 		sum.ClientRequestID, sum.ConnectionID, sum.User = job.RequestID, job.ConnectionID, job.UserID
-		if err := w.Chat.Unstarted(ctx, job); err != nil {
+		if err := w.Chat.Unstarted(sum.Context(ctx), job); err != nil {
 			sum.Outcome, sum.Err = obs.OutcomeServerError, err
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
 		} else {

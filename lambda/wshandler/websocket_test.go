@@ -308,9 +308,11 @@ func TestSavedPromptBecomesTheSystemPrompt(t *testing.T) {
 }
 
 func TestQuotaIsEnforcedBeforeTheModelIsCalled(t *testing.T) {
-	h := newHarness(t, harnessOpts{limit: 10})
+	// A send reserves its input's bound and its max tokens (250): the
+	// first fits the 400 of the day, and uses some 200 of them.
+	h := newHarness(t, harnessOpts{limit: 400, maxTokens: 250})
 	conn := h.connect("alice")
-	checkReply(t, h.send(conn, sendFrame("r1", "", "", "first")), "r1") // uses more than 10 tokens
+	checkReply(t, h.send(conn, sendFrame("r1", "", "", "first [[tokens=200]]")), "r1")
 	calls := h.model.Calls()
 	_, before := h.counts("alice")
 	frames := h.send(conn, sendFrame("r2", "", "", "second"))
@@ -423,38 +425,42 @@ func TestOrphanedReplyStopsAfterTheGrace(t *testing.T) {
 	}
 }
 
-func TestJobPayload(t *testing.T) {
-	job := chat.Job{Kind: chat.JobKind, Endpoint: "https://x/test", ConnectionID: "c", RequestID: "r", UserID: "u",
-		ConversationID: "v", UserMessageID: "m1", AssistantMessageID: "m2", PromptID: "p", FirstTurn: "hello",
-		AcceptedAt: time.Unix(1, 0).UTC()}
-	// 100,000 bytes that JSON escapes to six bytes each.
-	escaped := job
-	escaped.FirstTurn = strings.Repeat("<", wsapi.MaxTextBytes)
+// A reply job travels as an async invocation's payload, and one Lambda
+// gives up on waits in the failure queues for days: it carries ids and
+// numbers, never what the user wrote.
+func TestAReplyJobCarriesNoText(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	conn := h.connect("alice")
+	const words = "the user's own words, not for a queue"
 	tests := []struct {
-		name          string
-		job           chat.Job
-		wantFirstTurn string
+		name     string
+		followUp bool
 	}{
-		{"round trip", job, job.FirstTurn},
-		{"first turn too big once escaped is left to the store", escaped, ""},
+		{"a new conversation's first message", false},
+		{"a follow-up", true},
 	}
-	for _, tt := range tests {
+	conversationID := ""
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := tt.job.Payload()
-			if err != nil {
-				t.Fatal(err)
+			if !tt.followUp {
+				conversationID = ""
 			}
-			if len(b) > manifest.AsyncPayloadLimit {
-				t.Errorf("payload %d bytes, limit %d", len(b), manifest.AsyncPayloadLimit)
+			frames := h.send(conn, sendFrame(fmt.Sprint("r", i), conversationID, "", words))
+			if len(frames) == 0 || frames[len(frames)-1].Type != wsapi.TypeEnd {
+				t.Fatalf("reply: %+v", frames)
 			}
-			var back chat.Job
-			if err := json.Unmarshal(b, &back); err != nil {
-				t.Fatal(err)
+			conversationID = frames[0].ConversationID
+			payloads := h.disp.payloads()
+			last := payloads[len(payloads)-1]
+			if strings.Contains(string(last), "user's own words") {
+				t.Errorf("the job carries the message's text: %s", last)
 			}
-			want := tt.job
-			want.FirstTurn = tt.wantFirstTurn
-			if back != want {
-				t.Errorf("job changed in transit: %+v", back)
+			if len(last) > manifest.AsyncPayloadLimit {
+				t.Errorf("payload %d bytes, limit %d", len(last), manifest.AsyncPayloadLimit)
+			}
+			var job chat.Job
+			if err := json.Unmarshal(last, &job); err != nil || job.ConversationID != conversationID || job.Reserved <= 0 {
+				t.Errorf("job %+v (%v): want the conversation's ids and the reservation", job, err)
 			}
 		})
 	}
