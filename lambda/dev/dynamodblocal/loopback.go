@@ -22,6 +22,11 @@ import (
 // the server with ServerRunner.createServerFromCommandLineArgs from the
 // usual command line, sets the host of the Jetty connector inside it (a
 // private field, read by reflection) to 127.0.0.1, and starts it.
+//
+// That field's name is DynamoDB Local 1.25.1's, pinned by
+// infra/package-lock.json. A version without it fails before anything
+// listens: the JVM exits and Start quotes Jetty's error; it never falls
+// back to every interface (TestListensOnLoopbackOnly would say so too).
 
 // loopbackHost is the one address DynamoDB Local listens on.
 const loopbackHost = "127.0.0.1"
