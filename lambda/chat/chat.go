@@ -123,6 +123,9 @@ type Service struct {
 	// Poll is how often a running reply reads its live record for stops
 	// and listeners (DefaultPoll when zero).
 	Poll time.Duration
+	// ReplayBudget bounds a replay of an ended reply inside a resume
+	// (DefaultReplayBudget when zero).
+	ReplayBudget time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }

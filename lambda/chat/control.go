@@ -34,10 +34,17 @@ func (s *Service) Stop(ctx context.Context, userID string, f wsapi.ClientFrame) 
 
 func replyNotFound() *Reject { return reject(errcode.NotFound, "reply not found", nil) }
 
-// replayBudget bounds how long a resume of an ended reply posts its
-// frames inside the route's invocation (API Gateway stops waiting at 29 s):
-// what is left is for another resume.
-const replayBudget = 10 * time.Second
+// DefaultReplayBudget bounds how long a resume of an ended reply posts
+// its frames inside the route's invocation (API Gateway stops waiting at
+// 29 s): what is left is for another resume.
+const DefaultReplayBudget = 10 * time.Second
+
+func (s *Service) replayBudget() time.Duration {
+	if s.ReplayBudget <= 0 {
+		return DefaultReplayBudget
+	}
+	return s.ReplayBudget
+}
 
 // Resume sends connectionID the frames of the user's reply f.MessageID
 // after f.AfterSeq, then the rest. A running reply gets the connection as
@@ -77,7 +84,7 @@ func (s *Service) Resume(ctx context.Context, userID, connectionID, endpoint str
 }
 
 // replay sends an ended reply's frames after f.AfterSeq and its end, for
-// at most replayBudget: a reply has at most one frame per token of its
+// at most the replay budget: a reply has at most one frame per token of its
 // max tokens, so one resume posts at most that many frames plus one. When
 // the budget runs out first the client is told where to resume from.
 func (s *Service) replay(ctx context.Context, r store.Reply, connectionID, endpoint string, f wsapi.ClientFrame) *Reject {
@@ -92,7 +99,7 @@ func (s *Service) replay(ctx context.Context, r store.Reply, connectionID, endpo
 	frame := frameFor(job)
 	l := &listener{connectionID: connectionID, requestID: f.RequestID}
 	poster := s.poster(endpoint)
-	until := time.Now().Add(replayBudget)
+	until := time.Now().Add(s.replayBudget())
 	for seq, fr := range storedFrames(m) {
 		if seq <= f.AfterSeq {
 			continue

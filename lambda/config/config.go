@@ -55,12 +55,12 @@ const (
 	OrphanReplyGraceSeconds = "ORPHAN_REPLY_GRACE_SECONDS"
 	// ResumesPerMinute bounds a user's resume frames per minute: each
 	// one may replay a whole reply.
-	ResumesPerMinute = "RESUMES_PER_MINUTE"
-	JWTIssuer               = "JWT_ISSUER"
-	JWTAudience             = "JWT_AUDIENCE"
-	JWKSURL                 = "JWKS_URL"
-	ConnectionTTLSeconds    = "CONNECTION_TTL_SECONDS"
-	SecretTTLSeconds        = "SECRET_TTL_SECONDS"
+	ResumesPerMinute     = "RESUMES_PER_MINUTE"
+	JWTIssuer            = "JWT_ISSUER"
+	JWTAudience          = "JWT_AUDIENCE"
+	JWKSURL              = "JWKS_URL"
+	ConnectionTTLSeconds = "CONNECTION_TTL_SECONDS"
+	SecretTTLSeconds     = "SECRET_TTL_SECONDS"
 	// Overrides for local runs and tests; unset in AWS.
 	AnthropicBaseURL    = "ANTHROPIC_BASE_URL"
 	ConnectionsEndpoint = "CONNECTIONS_ENDPOINT"

@@ -95,7 +95,7 @@ func TestParseRuntime(t *testing.T) {
 	if r.JWKSURL != "https://issuer.example/pool/.well-known/jwks.json" {
 		t.Errorf("JWKS URL not derived from the issuer: %q", r.JWKSURL)
 	}
-	if r.ConnectionTTL != DefaultConnectionTTL || r.SecretTTL != DefaultSecretTTL || r.DailyTokenLimit != 0 {
+	if r.ConnectionTTL != DefaultConnectionTTL || r.SecretTTL != DefaultSecretTTL || r.DailyTokenLimit != 0 || r.ResumesPerMinute != DefaultResumesPerMinute {
 		t.Errorf("runtime defaults wrong: %+v", r)
 	}
 	for name, over := range map[string]map[string]string{
@@ -103,10 +103,15 @@ func TestParseRuntime(t *testing.T) {
 		SecretTTLSeconds:     {SecretTTLSeconds: "0"},
 		ConnectionTTLSeconds: {ConnectionTTLSeconds: "soon"},
 		AnthropicBaseURL:     {AnthropicBaseURL: "ftp://x"},
+		ResumesPerMinute:     {ResumesPerMinute: "0"},
+		MaxInflightReplies:   {MaxInflightReplies: "101"},
 	} {
 		if _, err := ParseRuntime(env(over)); err == nil || !strings.Contains(err.Error(), name+":") {
 			t.Errorf("%s: error %v does not name the variable", name, err)
 		}
+	}
+	if r, err := ParseRuntime(env(map[string]string{ResumesPerMinute: "5"})); err != nil || r.ResumesPerMinute != 5 {
+		t.Errorf("RESUMES_PER_MINUTE=5: %d, %v", r.ResumesPerMinute, err)
 	}
 	if err := Require(env(nil), ConnectionsTable); err == nil || !strings.Contains(err.Error(), ConnectionsTable) {
 		t.Errorf("Require: %v", err)

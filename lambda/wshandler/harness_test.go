@@ -22,6 +22,8 @@ import (
 	"github.com/p2/buddy/lambda/claude"
 	"github.com/p2/buddy/lambda/config"
 	"github.com/p2/buddy/lambda/dev/apigwfixtures"
+	"github.com/p2/buddy/lambda/dev/contention"
+	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
 	"github.com/p2/buddy/lambda/dev/localissuer"
 	"github.com/p2/buddy/lambda/httpapi"
@@ -169,6 +171,8 @@ func (d *dispatcher) Dispatch(ctx context.Context, job chat.Job) error {
 type harness struct {
 	t      testing.TB
 	store  *store.Dynamo
+	db     *contention.API // the store's DynamoDB
+	tables config.Tables
 	model  *fakemodel.Server
 	posts  *postBox
 	issuer *localissuer.Issuer
@@ -194,11 +198,16 @@ type harnessOpts struct {
 	// RESUMES_PER_MINUTE (likewise).
 	maxTokens        int64
 	resumesPerMinute int
+	// conflict, when set, makes the store's DynamoDB answer the writes it
+	// picks with a transaction conflict, as DynamoDB does under contention.
+	conflict func(contention.Write) bool
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, store: newStore(t), posts: newPostBox()}
+	client, tables := dynamodblocal.TestTables(t)
+	h := &harness{t: t, posts: newPostBox(), db: contention.Wrap(client, o.conflict), tables: tables}
+	h.store = store.NewDynamo(h.db, tables)
 	h.model = fakemodel.New(fakemodel.Options{})
 	modelSrv := httptest.NewServer(h.model)
 	t.Cleanup(func() { h.model.Close(); modelSrv.Close() })

@@ -272,6 +272,27 @@ func TestAJobDeliveredTwiceRunsOnce(t *testing.T) {
 	}
 }
 
+// abandon delivers job to the message function as its failure
+// destination's queue does: Lambda's invocation record with the job as its
+// requestPayload.
+func (h *harness) abandon(job chat.Job) {
+	h.t.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"version":         "1.0",
+		"requestContext":  map[string]any{"condition": "EventAgeExceeded", "approximateInvokeCount": 0},
+		"requestPayload":  job,
+		"responseContext": map[string]any{"statusCode": 200},
+	})
+	ev, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m-1", EventSource: "aws:sqs", Body: string(body)}}})
+	out, err := h.instance().Message(context.Background(), ev)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if r, ok := out.(events.SQSEventResponse); !ok || len(r.BatchItemFailures) != 0 {
+		h.t.Errorf("queue batch answered %#v", out)
+	}
+}
+
 type dispatchFunc func(context.Context, chat.Job) error
 
 func (f dispatchFunc) Dispatch(ctx context.Context, job chat.Job) error { return f(ctx, job) }
@@ -285,24 +306,7 @@ func TestAJobThatNeverRunsFailsTheReply(t *testing.T) {
 		lose func(h *harness, job chat.Job)
 	}{
 		{"the dispatch is refused", nil},
-		{"Lambda gives up on the invocation", func(h *harness, job chat.Job) {
-			// What the failure destination's queue delivers: Lambda's
-			// invocation record with the job as its requestPayload.
-			body, _ := json.Marshal(map[string]any{
-				"version":         "1.0",
-				"requestContext":  map[string]any{"condition": "EventAgeExceeded", "approximateInvokeCount": 0},
-				"requestPayload":  job,
-				"responseContext": map[string]any{"statusCode": 200},
-			})
-			ev, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m-1", EventSource: "aws:sqs", Body: string(body)}}})
-			out, err := h.instance().Message(context.Background(), ev)
-			if err != nil {
-				h.t.Fatal(err)
-			}
-			if r, ok := out.(events.SQSEventResponse); !ok || len(r.BatchItemFailures) != 0 {
-				h.t.Errorf("queue batch answered %#v", out)
-			}
-		}},
+		{"Lambda gives up on the invocation", (*harness).abandon},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -364,23 +368,37 @@ func TestAReplyThatCannotBeStoredEndsWithAnError(t *testing.T) {
 	if m := h.storedReply("alice", frames[0].ConversationID, frames[0].MessageID); m.Status != store.StatusFailed {
 		t.Errorf("stored status %q, want failed", m.Status)
 	}
+	h.checkNothingHeld(t, "alice")
 }
 
-// Concurrent sends never take a user's day past the limit by more than
-// one reply's max tokens.
+// checkNothingHeld checks that no reply of user's holds a reservation or a
+// running entry.
+func (h *harness) checkNothingHeld(t *testing.T, user string) {
+	t.Helper()
+	_, reserved, err := h.store.Today(context.Background(), user, chat.Day(time.Now()))
+	if err != nil || reserved != 0 {
+		t.Errorf("reserved %d (%v), want 0", reserved, err)
+	}
+	if n, err := h.store.Running(context.Background(), user); err != nil || n != 0 {
+		t.Errorf("%d replies running (%v), want 0", n, err)
+	}
+}
+
 // The quota counts input and output, and a send reserves an upper bound
 // of both: however many arrive at once, however long their histories, the
-// day's counted tokens stay within the limit. The conversations here were
-// stored before their sizes were kept (so the acceptance cannot know them)
-// and carry 2,000 bytes of history each: only the reply job's own measure
-// can keep the bound.
+// day's counted tokens stay within the limit. The follow-ups carry 2,000
+// bytes of history each; in conversations stored before their sizes were
+// kept the acceptance cannot know it, and only the reply job's own measure
+// keeps the bound (then a burst may well see every reply refused).
 func TestConcurrentSendsStayWithinTheQuota(t *testing.T) {
 	tests := []struct {
 		name    string
-		history int // words of history in each conversation (0: new ones)
+		history int  // words of history in each conversation (0: new ones)
+		sized   bool // whether the conversations keep their size
 	}{
-		{"new conversations", 0},
-		{"follow-ups with long histories", 400},
+		{"new conversations", 0, true},
+		{"follow-ups with long histories", 400, true},
+		{"follow-ups in conversations stored before sizes were kept", 400, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -390,7 +408,7 @@ func TestConcurrentSendsStayWithinTheQuota(t *testing.T) {
 			convs := make([]string, sends)
 			if tt.history > 0 {
 				for i := range convs {
-					convs[i] = h.seedConversation("alice", tt.history)
+					convs[i] = h.seedConversation("alice", tt.history, tt.sized)
 				}
 			}
 			var wg sync.WaitGroup
@@ -405,7 +423,7 @@ func TestConcurrentSendsStayWithinTheQuota(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if used > limit || reserved != 0 || used == 0 {
+			if used > limit || reserved != 0 || (tt.sized && used == 0) {
 				t.Errorf("used %d (reserved %d) of a %d limit", used, reserved, limit)
 			}
 			refused := 0
@@ -417,24 +435,26 @@ func TestConcurrentSendsStayWithinTheQuota(t *testing.T) {
 			if refused == 0 {
 				t.Error("no send was refused")
 			}
-			if n, err := h.store.Running(context.Background(), "alice"); err != nil || n != 0 {
-				t.Errorf("running after all ended: %d %v", n, err)
-			}
+			h.checkNothingHeld(t, "alice")
 		})
 	}
 }
 
-// seedConversation stores a conversation of user as one stored before
-// conversations kept their size: two turns of words words each.
-func (h *harness) seedConversation(user string, words int) string {
+// seedConversation stores a conversation of user with two turns of words
+// words each, keeping its size (InputBytes) when sized, else as one stored
+// before conversations kept it.
+func (h *harness) seedConversation(user string, words int, sized bool) string {
 	h.t.Helper()
 	ctx := context.Background()
 	now := time.Now()
+	text := strings.Repeat("word ", words/2)
 	c := store.Conversation{UserID: user, ConversationID: ids.New(), Title: "old", CreatedAt: now, UpdatedAt: now}
+	if sized {
+		c.InputBytes = int64(2*len(text) + 100)
+	}
 	if err := h.store.CreateConversation(ctx, c); err != nil {
 		h.t.Fatal(err)
 	}
-	text := strings.Repeat("word ", words/2)
 	for _, role := range []string{store.RoleUser, store.RoleAssistant} {
 		m := store.Message{ConversationID: c.ConversationID, MessageID: ids.New(), UserID: user, Role: role, Text: text, CreatedAt: now, Status: store.StatusComplete}
 		if err := h.store.PutMessage(ctx, m); err != nil {

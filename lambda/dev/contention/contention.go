@@ -24,11 +24,23 @@ import (
 	"github.com/p2/buddy/lambda/store"
 )
 
-// Write is what a conflict is decided on: the operation and the tables of
-// its items (one for a single-item write).
+// Write is what a conflict is decided on: the operation and, for each of
+// its items (one for a single-item write), its table and what it does
+// ("Put", "Update", "Delete" or "ConditionCheck").
 type Write struct {
 	Op     string // "TransactWriteItems", "PutItem", "UpdateItem" or "DeleteItem"
 	Tables []string
+	Ops    []string
+}
+
+// Has reports whether the write does op (e.g. "Update") to table.
+func (w Write) Has(op, table string) bool {
+	for i := range w.Tables {
+		if w.Tables[i] == table && w.Ops[i] == op {
+			return true
+		}
+	}
+	return false
 }
 
 // API is a store.DynamoAPI that answers the writes Conflict picks with a
@@ -60,10 +72,11 @@ func (a *API) conflicts(w Write) bool {
 
 func (a *API) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	tables := make([]string, len(in.TransactItems))
+	ops := make([]string, len(in.TransactItems))
 	for i, it := range in.TransactItems {
-		tables[i] = tableOf(it)
+		tables[i], ops[i] = itemOf(it)
 	}
-	if !a.conflicts(Write{Op: "TransactWriteItems", Tables: tables}) {
+	if !a.conflicts(Write{Op: "TransactWriteItems", Tables: tables, Ops: ops}) {
 		return a.DynamoAPI.TransactWriteItems(ctx, in, optFns...)
 	}
 	// DynamoDB names the item that met the other transaction; any of them
@@ -86,21 +99,21 @@ func (a *API) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWrite
 }
 
 func (a *API) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	if a.conflicts(Write{Op: "PutItem", Tables: []string{aws.ToString(in.TableName)}}) {
+	if a.conflicts(Write{Op: "PutItem", Tables: []string{aws.ToString(in.TableName)}, Ops: []string{"Put"}}) {
 		return nil, conflictException()
 	}
 	return a.DynamoAPI.PutItem(ctx, in, optFns...)
 }
 
 func (a *API) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	if a.conflicts(Write{Op: "UpdateItem", Tables: []string{aws.ToString(in.TableName)}}) {
+	if a.conflicts(Write{Op: "UpdateItem", Tables: []string{aws.ToString(in.TableName)}, Ops: []string{"Update"}}) {
 		return nil, conflictException()
 	}
 	return a.DynamoAPI.UpdateItem(ctx, in, optFns...)
 }
 
 func (a *API) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
-	if a.conflicts(Write{Op: "DeleteItem", Tables: []string{aws.ToString(in.TableName)}}) {
+	if a.conflicts(Write{Op: "DeleteItem", Tables: []string{aws.ToString(in.TableName)}, Ops: []string{"Delete"}}) {
 		return nil, conflictException()
 	}
 	return a.DynamoAPI.DeleteItem(ctx, in, optFns...)
@@ -110,18 +123,18 @@ func conflictException() error {
 	return &types.TransactionConflictException{Message: aws.String("Transaction is ongoing for the item")}
 }
 
-func tableOf(it types.TransactWriteItem) string {
+func itemOf(it types.TransactWriteItem) (table, op string) {
 	switch {
 	case it.Put != nil:
-		return aws.ToString(it.Put.TableName)
+		return aws.ToString(it.Put.TableName), "Put"
 	case it.Update != nil:
-		return aws.ToString(it.Update.TableName)
+		return aws.ToString(it.Update.TableName), "Update"
 	case it.Delete != nil:
-		return aws.ToString(it.Delete.TableName)
+		return aws.ToString(it.Delete.TableName), "Delete"
 	case it.ConditionCheck != nil:
-		return aws.ToString(it.ConditionCheck.TableName)
+		return aws.ToString(it.ConditionCheck.TableName), "ConditionCheck"
 	}
-	return ""
+	return "", ""
 }
 
 // Rate picks each write for which pick is true with probability p, from a

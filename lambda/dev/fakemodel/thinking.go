@@ -83,6 +83,18 @@ func validateThinking(r Request) string {
 			case r.TopP != nil && (*r.TopP < 0.95 || *r.TopP > 1):
 				return "`top_p` must be between 0.95 and 1 when thinking is enabled." + thinkingDocs + "#important-considerations-when-using-extended-thinking"
 			}
+			// A request ending in an assistant turn asks Claude to go on
+			// from it (a prefill); with thinking on, that turn must start
+			// with the thinking it came with.
+			if n := len(r.Messages); n > 0 && r.Messages[n-1].Role == "assistant" {
+				last := r.Messages[n-1]
+				if first := firstBlockType(last); first != "thinking" && first != "redacted_thinking" {
+					return fmt.Sprintf("messages.%d.content.0.type: Expected `thinking` or `redacted_thinking`, but found `%s`. "+
+						"When `thinking` is enabled, a final `assistant` message must start with a thinking block "+
+						"(preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. "+
+						"To avoid this requirement, disable `thinking`.%s", n-1, first, thinkingDocs)
+				}
+			}
 		default:
 			// "adaptive" arrived with the 4.6 models; the 4.5 models take
 			// a budget.
@@ -177,4 +189,13 @@ func thinkingWords(said string, n int) []string {
 		words = append(words, thinkingFiller[i%len(thinkingFiller)])
 	}
 	return words[:n]
+}
+
+// firstBlockType is the type of a message's first content block ("text"
+// for a message given as a string).
+func firstBlockType(m Message) string {
+	if len(m.Content) == 0 {
+		return "text"
+	}
+	return m.Content[0].Type
 }

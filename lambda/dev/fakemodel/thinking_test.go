@@ -260,6 +260,14 @@ func TestThinkingAndEffortAreValidatedLikeTheAPI(t *testing.T) {
 		{name: "temperature with top_p is refused on haiku 4.5 with thinking too", model: haiku, edits: a(withThinking(1024, 2048), set("temperature", 1), set("top_p", 0.99)),
 			wantStatus: 400, wantIn: "temperature and top_p cannot both be specified"},
 		{name: "thinking on sonnet and haiku is accepted", model: haiku, edits: a(withThinking(1024, 2048)), wantStatus: 200},
+		{name: "thinking with an assistant prefill is refused", edits: a(withThinking(1024, 2048), set("messages", []any{
+			map[string]any{"role": "user", "content": "hi [[tokens=1]]"},
+			map[string]any{"role": "assistant", "content": "Sure,"},
+		})), wantStatus: 400, wantIn: "When `thinking` is enabled, a final `assistant` message must start with a thinking block"},
+		{name: "an assistant prefill without thinking is accepted", edits: a(set("messages", []any{
+			map[string]any{"role": "user", "content": "hi [[tokens=1]]"},
+			map[string]any{"role": "assistant", "content": "Sure,"},
+		})), wantStatus: 200},
 		{name: "effort low on opus 4.5 with the beta header is accepted", edits: a(effort("low")), header: effortBeta, wantStatus: 200},
 		{name: "effort among other betas is accepted", edits: a(effort("medium")),
 			header: http.Header{"Anthropic-Beta": {"context-management-2025-06-27," + fakemodel.EffortBeta}}, wantStatus: 200},
