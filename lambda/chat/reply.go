@@ -230,8 +230,6 @@ type streamed struct {
 	start time.Time
 	sent  broadcasted
 	b     *broadcast
-	// last is the live record as last read, for the finish's condition.
-	last store.Reply
 }
 
 // stream calls the model and broadcasts its text to the reply's listeners
@@ -245,7 +243,7 @@ func (s *Service) stream(ctx context.Context, job Job, req claude.Request, poste
 	out := streamed{model: req.Model, start: s.now(), b: b}
 	out.res, out.err = s.Model.Stream(ctx, req, &replyHandler{b: b})
 	out.cause = context.Cause(ctx)
-	out.last = w.stop()
+	w.stop()
 	b.Close()
 	out.sent = b.result()
 	if out.res.Model != "" {

@@ -18,7 +18,6 @@ import (
 type watcher struct {
 	done chan struct{}
 	quit chan struct{}
-	last store.Reply
 }
 
 func (s *Service) poll() time.Duration {
@@ -31,7 +30,7 @@ func (s *Service) poll() time.Duration {
 // watch starts following job's reply; cancel ends the model call with the
 // reason.
 func (s *Service) watch(ctx context.Context, job Job, b *broadcast, cancel context.CancelCauseFunc) *watcher {
-	w := &watcher{done: make(chan struct{}), quit: make(chan struct{}), last: job.reply()}
+	w := &watcher{done: make(chan struct{}), quit: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		s.follow(ctx, job, b, cancel, w)
@@ -39,11 +38,10 @@ func (s *Service) watch(ctx context.Context, job Job, b *broadcast, cancel conte
 	return w
 }
 
-// stop ends the watch and returns the live record as last read.
-func (w *watcher) stop() store.Reply {
+// stop ends the watch.
+func (w *watcher) stop() {
 	close(w.quit)
 	<-w.done
-	return w.last
 }
 
 func (s *Service) follow(ctx context.Context, job Job, b *broadcast, cancel context.CancelCauseFunc, w *watcher) {
@@ -68,7 +66,6 @@ func (s *Service) follow(ctx context.Context, job Job, b *broadcast, cancel cont
 		case err != nil:
 			s.logf(ctx, "read reply", err)
 		default:
-			w.last = r
 			follow(b, r)
 			if r.Stop {
 				cancel(ErrStopped)

@@ -153,8 +153,14 @@ func (rt *Router) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 		sum.RequestID = lc.AwsRequestID
 	}
 	defer sum.Log(ctx, rt.Log)
+	ctx = sum.Context(ctx)
 
 	resp, apiErr := rt.serve(ctx, ev, sum)
+	if apiErr != nil && errors.Is(apiErr.Err, store.ErrContention) {
+		// The caller's own concurrent requests met on the same items:
+		// not our fault, and over in a moment.
+		apiErr = &Error{Status: http.StatusTooManyRequests, Code: errcode.RateLimited, Message: "too many of your requests at once; try again in a second", Err: apiErr.Err}
+	}
 	var out events.APIGatewayV2HTTPResponse
 	if apiErr == nil {
 		out = encode(resp.Status, resp.Body)
@@ -172,7 +178,11 @@ func (rt *Router) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 		if apiErr.Status >= 500 {
 			sum.Outcome = obs.OutcomeServerError
 		}
-		return encode(apiErr.Status, map[string]any{"error": map[string]string{"code": apiErr.Code, "message": apiErr.Message}}), nil
+		out = encode(apiErr.Status, map[string]any{"error": map[string]string{"code": apiErr.Code, "message": apiErr.Message}})
+		if apiErr.Status == http.StatusTooManyRequests {
+			out.Headers["Retry-After"] = "1"
+		}
+		return out, nil
 	}
 	sum.Status, sum.Outcome = resp.Status, obs.OutcomeOK
 	return out, nil
