@@ -184,6 +184,25 @@ func TestReviewSummaryAndGate(t *testing.T) {
 		return tmpl
 	}
 
+	// A pull request that changes how the secret's value is generated
+	// (an in-place update: CloudFormation generates a new value, over the
+	// API key the operator stored), and one that only rewords its
+	// description.
+	secretChanged := func(prop string, change func(any) any) func(*testing.T) map[string]any {
+		return func(t *testing.T) map[string]any {
+			tmpl := copyTemplate(t, dev.template)
+			p := props(resource(t, tmpl, secretID))
+			p[prop] = change(p[prop])
+			return tmpl
+		}
+	}
+	longerPassword := secretChanged("GenerateSecretString", func(v any) any {
+		v.(map[string]any)["PasswordLength"] = 32
+		return v
+	})
+	reworded := secretChanged("Description", func(any) any { return "Buddy's Anthropic API key" })
+	regenerated := "- **will update** `" + secretID + "` `" + secretName.(string) + "` (secret): `GenerateSecretString` changed; "
+
 	variant := func(name string) func(*testing.T) map[string]any {
 		return func(t *testing.T) map[string]any { return synth(t, name).template }
 	}
@@ -295,8 +314,38 @@ func TestReviewSummaryAndGate(t *testing.T) {
 			allow: "NoSuchTable1234",
 			gate:  "**Gate: passed.**",
 			contains: map[string][]string{secStateful: {
-				"- ALLOW_REPLACE names `NoSuchTable1234`, which this change neither replaces nor destroys",
+				"- ALLOW_REPLACE names `NoSuchTable1234`, which this change neither replaces, destroys nor regenerates",
 			}},
+		},
+		{
+			name:      "a change to the secret's generation settings regenerates its value and fails",
+			head:      longerPassword,
+			exit:      1,
+			gate:      "**Gate: failed.**",
+			gateNames: []string{secretID},
+			sections: map[string][]string{
+				secStateful:  {regenerated + notAllowed + "would regenerate the secret's value: the operator's API key would be lost"},
+				secIAM:       none,
+				secEnv:       none,
+				secInventory: none,
+			},
+		},
+		{
+			name:  "a change to the secret's generation settings passes when ALLOW_REPLACE names the secret",
+			head:  longerPassword,
+			allow: secretID,
+			gate:  "**Gate: passed.**",
+			sections: map[string][]string{
+				secStateful: {regenerated + "allowed by ALLOW_REPLACE"},
+			},
+		},
+		{
+			name: "a change to the secret's description keeps its value and passes",
+			head: reworded,
+			gate: "**Gate: passed.**",
+			sections: map[string][]string{
+				secStateful: none, secIAM: none, secEnv: none, secInventory: none,
+			},
 		},
 		{
 			name: "an added route is listed",

@@ -4,8 +4,8 @@
 # between the two templates with the pinned CDK CLI (`cdk diff --template`,
 # which reads no AWS account), then the review summary (review.mjs), also
 # written with the CLI's diff to cdk.out/review.md for a pull-request
-# comment. Exits 1 when a stateful resource would be replaced or destroyed
-# and ALLOW_REPLACE (environment) does not name it.
+# comment. Exits 1 when a stateful resource would be replaced, destroyed or
+# regenerated and ALLOW_REPLACE (environment) does not name it.
 #
 #   infra/scripts/diff-base.sh <git-ref> [-c key=value ...]
 #

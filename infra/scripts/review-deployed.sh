@@ -10,8 +10,8 @@
 # Without AWS credentials it says so in one line and exits 0: the deploy
 # that follows reports the missing credentials itself. A stack that does not
 # exist yet is compared with an empty template (everything is added).
-# Exits 1 when a stateful resource would be replaced or destroyed and
-# ALLOW_REPLACE (environment) does not name it.
+# Exits 1 when a stateful resource would be replaced, destroyed or
+# regenerated and ALLOW_REPLACE (environment) does not name it.
 set -euo pipefail
 
 stack=${1:?usage: $0 <stack> <cloud assembly dir>}

@@ -14,10 +14,10 @@
 // Prints the summary to stdout and, with --out, writes it as Markdown for a
 // pull-request comment, followed by the CLI's text diff (--cli-diff).
 // ALLOW_REPLACE (environment) is a comma-separated list of logical ids whose
-// replacement or deletion is intended.
+// replacement, deletion or regeneration is intended.
 //
-// Exit status: 0 passed, 1 a stateful resource would be replaced or
-// destroyed and ALLOW_REPLACE does not name it, 2 usage or input error.
+// Exit status: 0 passed, 1 a stateful resource would be replaced, destroyed
+// or regenerated and ALLOW_REPLACE does not name it, 2 usage or input error.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -50,6 +50,16 @@ const STATEFUL = new Map([
   ['AWS::Cognito::UserPoolClient', { kind: 'Cognito user pool client', loses: 'its client id would change' }],
   ['AWS::SecretsManager::Secret', { kind: 'secret', loses: 'the API key stored in it would be lost' }],
   ['AWS::Logs::LogGroup', { kind: 'log group', loses: 'its logs would be lost' }],
+]);
+
+// Properties whose in-place update loses the stored value all the same:
+// CloudFormation updates a secret whose GenerateSecretString changed by
+// generating a new value, over the one the operator put there.
+const REGENERATING = new Map([
+  ['AWS::SecretsManager::Secret', {
+    property: 'GenerateSecretString',
+    loses: "would regenerate the secret's value: the operator's API key would be lost",
+  }],
 ]);
 
 // The property that names a resource of each type, shown next to its
@@ -149,6 +159,18 @@ const mayReplace = [];
 diff.resources.forEachDifference((id, change) => {
   const type = change.oldResourceType ?? change.newResourceType;
   const impact = change.changeImpact;
+  const regenerates = REGENERATING.get(type);
+  if (impact === 'WILL_UPDATE' && regenerates && change.propertyUpdates[regenerates.property]) {
+    let line = `**will update** ${label(id, base.Resources[id])} (${STATEFUL.get(type).kind}): ${code(regenerates.property)} changed`;
+    if (allowed.has(id)) {
+      line += '; allowed by ALLOW_REPLACE';
+    } else {
+      line += `; **not allowed**: ${regenerates.loses}`;
+      failed.push(id);
+    }
+    stateful.push(`- ${line}`);
+    return;
+  }
   if (!STATEFUL.has(type) || !IMPACT_WORDS[impact]) return;
   const res = base.Resources[id] ?? head.Resources[id];
   const { kind, loses } = STATEFUL.get(type);
@@ -181,7 +203,7 @@ diff.resources.forEachDifference((id, change) => {
 });
 for (const id of [...allowed].sort()) {
   if (!stateful.some((l) => l.includes(code(id)))) {
-    stateful.push(`- ALLOW_REPLACE names ${code(id)}, which this change neither replaces nor destroys`);
+    stateful.push(`- ALLOW_REPLACE names ${code(id)}, which this change neither replaces, destroys nor regenerates`);
   }
 }
 
@@ -248,12 +270,12 @@ if (diff.isEmpty) {
 } else {
   if (failed.length) {
     summary.push(
-      `**Gate: failed.** A stateful resource would be replaced or destroyed: ${failed.map(code).join(', ')}. ` +
+      `**Gate: failed.** A stateful resource would be replaced, destroyed or regenerated: ${failed.map(code).join(', ')}. ` +
         `If that is intended, run again with ${code('ALLOW_REPLACE=' + [...allowed, ...failed].join(','))}.`,
       '',
     );
   } else {
-    summary.push('**Gate: passed.** No stateful resource would be replaced or destroyed without ALLOW_REPLACE.', '');
+    summary.push('**Gate: passed.** No stateful resource would be replaced, destroyed or regenerated without ALLOW_REPLACE.', '');
   }
   summary.push(
     ...section('Stateful resources', stateful),
@@ -294,7 +316,7 @@ if (mayReplace.length) {
 }
 if (failed.length) {
   console.error(
-    `review: refusing: stateful resource${failed.length > 1 ? 's' : ''} ${failed.join(', ')} would be replaced or destroyed; ` +
+    `review: refusing: stateful resource${failed.length > 1 ? 's' : ''} ${failed.join(', ')} would be replaced, destroyed or regenerated; ` +
       `set ALLOW_REPLACE=${[...allowed, ...failed].join(',')} if that is intended`,
   );
   process.exit(1);
