@@ -36,8 +36,6 @@ func suppressNagFindings(stack awscdk.Stack, s Settings, r *Resources) {
 		wildcards := []*cdknag.NagPackSuppression{
 			only("AwsSolutions-IAM5", "X-Ray PutTraceSegments/PutTelemetryRecords (added by Tracing ACTIVE) support no resource-level permissions.",
 				"Resource::*"),
-			only("AwsSolutions-IAM5", "Queries the global secondary indexes of the stack's own tables (schema indexes such as byUpdatedAt).",
-				regex(`/^Resource::<\w+Table\w+\.Arn>\/index\/\*$/`)),
 		}
 		if fn.Name == manifest.WebSocketMessage.Name {
 			wildcards = append(wildcards, only("AwsSolutions-IAM5",

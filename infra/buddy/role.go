@@ -1,8 +1,10 @@
 package buddy
 
 import (
+	"fmt"
+	"slices"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
 
@@ -23,40 +25,95 @@ var SecretActions = []string{"secretsmanager:GetSecretValue", "secretsmanager:De
 // BedrockActions are granted only with AI_PROVIDER=bedrock.
 var BedrockActions = []string{"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"}
 
-// tableGrant gives a role what one function does with one of the tables of
-// its manifest entry.
-type tableGrant func(t awsdynamodb.Table, role awsiam.IGrantable)
+// DynamoDB actions, as IAM names them. A TransactWriteItems has no action
+// of its own: IAM checks each of its items as the single-item call it
+// stands for (Put: PutItem, Update: UpdateItem, Delete: DeleteItem,
+// ConditionCheck: ConditionCheckItem).
+const (
+	getItem            = "dynamodb:GetItem"
+	putItem            = "dynamodb:PutItem"
+	updateItem         = "dynamodb:UpdateItem"
+	deleteItem         = "dynamodb:DeleteItem"
+	conditionCheckItem = "dynamodb:ConditionCheckItem"
+	query              = "dynamodb:Query"
+	batchWriteItem     = "dynamodb:BatchWriteItem"
+)
 
-func readWrite(t awsdynamodb.Table, role awsiam.IGrantable) { t.GrantReadWriteData(role) }
-func readOnly(t awsdynamodb.Table, role awsiam.IGrantable)  { t.GrantReadData(role) }
-
-// actionsOnly grants exactly these actions (on the table and its indexes).
-func actionsOnly(actions ...string) tableGrant {
-	return func(t awsdynamodb.Table, role awsiam.IGrantable) { t.Grant(role, *jsii.Strings(actions...)...) }
+// tableAccess is what one function may do with one table, or with one of
+// its indexes (index set: the actions are granted on that index alone).
+type tableAccess struct {
+	fn      manifest.Function
+	table   manifest.Table
+	index   string
+	actions []string
 }
 
-// tableGrants is, per function, the narrowest grant covering the store
-// calls its handlers make on its tables (manifest.Function.Tables, and
-// no other table).
-var tableGrants = map[string]tableGrant{
-	// $connect records the connection: one PutItem.
-	manifest.WebSocketConnect.Name: actionsOnly("dynamodb:PutItem"),
-	// $disconnect forgets it: one DeleteItem.
-	manifest.WebSocketDisconnect.Name: actionsOnly("dynamodb:DeleteItem"),
-	// Frames and reply jobs read and write every table (connections,
-	// conversations, messages, prompts, quota and usage, live replies).
-	manifest.WebSocketMessage.Name: readWrite,
-	// Lists and reads (Query, GetItem), renames (UpdateItem) and deletes a
-	// conversation with its messages and replies (DeleteItem,
-	// BatchWriteItem).
-	manifest.ConversationAPI.Name: readWrite,
-	// Reads and updates prompts, and creates and deletes them together
-	// with the user's prompt counter in one TransactWriteItems of
-	// conditional puts, updates, deletes and condition checks: IAM checks
-	// each of those actions.
-	manifest.PromptCRUD.Name: readWrite,
-	// GET /usage only queries the usage rows and the quota counter.
-	manifest.UsageHandler.Name: readOnly,
+// tableAccesses is every DynamoDB permission of the stack: per function
+// and table, exactly the actions of the store calls its handlers make
+// (lambda/store), nothing else; no Scan, no table-wide reads or writes
+// that no call needs. The tables of a function are those of its manifest
+// entry (manifest.Function.Tables, which also puts their names in its
+// environment): grantTables refuses a row for another table, and a listed
+// table without a row.
+var tableAccesses = []tableAccess{
+	// $connect: PutConnection records the connection.
+	{manifest.WebSocketConnect, manifest.Connections, "", []string{putItem}},
+	// $disconnect: DeleteConnection forgets it.
+	{manifest.WebSocketDisconnect, manifest.Connections, "", []string{deleteItem}},
+
+	// Frames and reply jobs (wshandler, chat; store/replies.go,
+	// running.go, settle.go).
+	// GetConnection: the user behind every frame.
+	{manifest.WebSocketMessage, manifest.Connections, "", []string{getItem}},
+	// GetConversation; AcceptMessage puts a new conversation or updates
+	// (marks replying) the one it continues; FinishReply and a failed
+	// reply update it (clear the mark); ClaimReply checks it still
+	// exists.
+	{manifest.WebSocketMessage, manifest.Conversations, "", []string{getItem, putItem, updateItem, conditionCheckItem}},
+	// GetMessage (resume of a stored reply); AcceptMessage puts the user's
+	// and the assistant's message, FinishReply stores the reply;
+	// CheckpointReply, FailUnstarted and MarkFailed update it;
+	// ListMessagesPage and ListMessages query the history sent to the
+	// model.
+	{manifest.WebSocketMessage, manifest.Messages, "", []string{getItem, putItem, updateItem, query}},
+	// GetPrompt (the saved system prompt); AcceptMessage checks that a
+	// sent promptId exists.
+	{manifest.WebSocketMessage, manifest.Prompts, "", []string{getItem, conditionCheckItem}},
+	// GetReply; AcceptMessage puts the live record; ClaimReply,
+	// AddListener, RemoveListeners, RequestStop, ExtendReservation,
+	// FinishReply, FailUnstarted and MarkFailed update it; a reply settled
+	// after its conversation was deleted deletes it.
+	{manifest.WebSocketMessage, manifest.Replies, "", []string{getItem, putItem, updateItem, deleteItem}},
+	// The running set and the day's quota counter: read (Running), and
+	// updated when a reply is accepted (reserve, join), its reservation
+	// extended (ExtendReservation), settled (the real count, the usage
+	// row, leave) or lapsed; CountResume counts a user's resume frames.
+	{manifest.WebSocketMessage, manifest.Usage, "", []string{getItem, updateItem}},
+
+	// The conversation API (httpapi/conversations.go).
+	// GetConversation, RenameConversation (UpdateItem),
+	// DeleteConversation (DeleteItem).
+	{manifest.ConversationAPI, manifest.Conversations, "", []string{getItem, updateItem, deleteItem}},
+	// ListConversations: newest first, from the byUpdatedAt index only.
+	{manifest.ConversationAPI, manifest.Conversations, manifest.IndexConversationsByUpdated, []string{query}},
+	// ListMessagesPage (Query); DeleteConversation queries the
+	// conversation's messages and deletes them in batches.
+	{manifest.ConversationAPI, manifest.Messages, "", []string{query, batchWriteItem}},
+	// DeleteConversation deletes the messages' reply records in batches
+	// (which stops a running reply).
+	{manifest.ConversationAPI, manifest.Replies, "", []string{batchWriteItem}},
+
+	// The prompt API (httpapi/prompts.go, store/promptcount.go).
+	// GetPrompt; ListPrompts (Query, also to start a user's prompt
+	// counter, which is a PutItem); UpdatePrompt; CreatePrompt and
+	// DeletePrompt are transactions of a put or a delete of the prompt
+	// and an update of the counter, which is read (GetItem) when one is
+	// refused.
+	{manifest.PromptCRUD, manifest.Prompts, "", []string{getItem, putItem, updateItem, deleteItem, query}},
+
+	// The usage API (httpapi/usage.go): ListUsage (Query) and Today (the
+	// quota counter, GetItem).
+	{manifest.UsageHandler, manifest.Usage, "", []string{getItem, query}},
 }
 
 // newRoles declares one execution role per function, by function name.
@@ -68,7 +125,7 @@ var tableGrants = map[string]tableGrant{
 // the model or post to @connections. Each role can:
 //   - write to its function's log group only (no logs:CreateLogGroup, no
 //     managed AWSLambdaBasicExecutionRole);
-//   - use the tables of its function as tableGrants says;
+//   - use the tables of its function as tableAccesses says;
 //   - write X-Ray segments (added by Tracing ACTIVE where the function is
 //     declared).
 //
@@ -93,16 +150,41 @@ func newRoles(stack awscdk.Stack, s Settings, r *Resources) map[string]awsiam.Ro
 		// role, and so a retained production function keeps its role.
 		role.ApplyRemovalPolicy(removalPolicy(s))
 		r.LogGroups[fn.Name].GrantWrite(role)
-		grant, ok := tableGrants[fn.Name]
-		if !ok {
-			panic("no table grant for " + fn.Name)
-		}
-		for _, t := range fn.Tables {
-			grant(r.Tables[t.ID], role)
-		}
+		grantTables(role, fn, r)
 		roles[fn.Name] = role
 	}
 	return roles
+}
+
+// grantTables gives role the DynamoDB actions of fn's rows of
+// tableAccesses, each on its table's ARN or its index's.
+func grantTables(role awsiam.Role, fn manifest.Function, r *Resources) {
+	granted := map[string]bool{}
+	for _, a := range tableAccesses {
+		if a.fn.Name != fn.Name {
+			continue
+		}
+		if !slices.ContainsFunc(fn.Tables, func(t manifest.Table) bool { return t.ID == a.table.ID }) {
+			panic(fmt.Sprintf("tableAccesses grants %s on %s, which is not among its manifest tables", fn.Name, a.table.ID))
+		}
+		arn := *r.Tables[a.table.ID].TableArn()
+		if a.index != "" {
+			if !slices.ContainsFunc(a.table.Indexes, func(ix manifest.Index) bool { return ix.Name == a.index }) {
+				panic(fmt.Sprintf("tableAccesses: table %s has no index %s", a.table.ID, a.index))
+			}
+			arn += "/index/" + a.index
+		}
+		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:   jsii.Strings(a.actions...),
+			Resources: jsii.Strings(arn),
+		}))
+		granted[a.table.ID] = true
+	}
+	for _, t := range fn.Tables {
+		if !granted[t.ID] {
+			panic(fmt.Sprintf("tableAccesses has no row for %s on %s, a table of its manifest entry", fn.Name, t.ID))
+		}
+	}
 }
 
 // newMessageRole declares p2-two-lambda-role-two with what only the

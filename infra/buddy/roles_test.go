@@ -9,14 +9,16 @@ import (
 	"github.com/p2/buddy/lambda/manifest"
 )
 
-// The DynamoDB actions of CDK's GrantReadData and GrantReadWriteData.
-var (
-	dynamoRead = []string{
-		"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable", "dynamodb:GetItem",
-		"dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:Query", "dynamodb:Scan",
-	}
-	dynamoReadWrite = append(slices.Clone(dynamoRead),
-		"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+// DynamoDB actions, as IAM names them.
+const (
+	ddbGet                 = "dynamodb:GetItem"
+	ddbPut                 = "dynamodb:PutItem"
+	ddbUpdate              = "dynamodb:UpdateItem"
+	ddbDelete              = "dynamodb:DeleteItem"
+	ddbCheck               = "dynamodb:ConditionCheckItem"
+	ddbQuery               = "dynamodb:Query"
+	ddbBatchWrite          = "dynamodb:BatchWriteItem"
+	conversationsByUpdated = "Conversations/index/" + manifest.IndexConversationsByUpdated
 )
 
 // sqsSendAndConsume is what the on-failure destination (send) and the event
@@ -41,23 +43,18 @@ func roleOf(t *testing.T, s *synthesized, function string) (string, map[string]a
 // TestEachFunctionHasItsOwnLeastPrivilegeRole: one role per function; only
 // the message function's is p2-two-lambda-role-two with the secret; each
 // role's statements cover exactly its own log group, X-Ray, the DynamoDB
-// actions on the tables of its manifest entry, and for the message function
+// actions its store calls make on each table of its manifest entry (and
+// on an index only where it queries one), and for the message function
 // alone the self-invocation, @connections, the failure queue and (with
 // AI_PROVIDER=bedrock) Bedrock.
 func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
-	every := func(actions []string) map[string][]string {
-		m := map[string][]string{}
-		for _, table := range manifest.All {
-			m[table.ID] = actions
-		}
-		return m
-	}
 	cases := []struct {
 		name     string
 		function string
 		// named: the role is p2-two-lambda-role-two with SecretsManagerAccess.
 		named bool
-		// tables holds the DynamoDB actions by table ID.
+		// tables holds the DynamoDB actions by table ID, or by
+		// "<table ID>/index/<index>" for those granted on an index.
 		tables map[string][]string
 		// services are those of its statements besides logs, dynamodb and
 		// xray, which every role has.
@@ -66,34 +63,46 @@ func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
 		{
 			name:     "$connect only puts its connection",
 			function: manifest.WebSocketConnect.Name,
-			tables:   map[string][]string{"Connections": {"dynamodb:PutItem"}},
+			tables:   map[string][]string{"Connections": {ddbPut}},
 		},
 		{
 			name:     "$disconnect only deletes its connection",
 			function: manifest.WebSocketDisconnect.Name,
-			tables:   map[string][]string{"Connections": {"dynamodb:DeleteItem"}},
+			tables:   map[string][]string{"Connections": {ddbDelete}},
 		},
 		{
-			name:     "the message function reads the secret, uses every table, dispatches, streams and drains its failures",
+			name:     "the message function reads the secret, uses each table as its calls need, dispatches, streams and drains its failures",
 			function: manifest.WebSocketMessage.Name,
 			named:    true,
-			tables:   every(dynamoReadWrite),
+			tables: map[string][]string{
+				"Connections":   {ddbGet},
+				"Conversations": {ddbGet, ddbPut, ddbUpdate, ddbCheck},
+				"Messages":      {ddbGet, ddbPut, ddbUpdate, ddbQuery},
+				"Prompts":       {ddbGet, ddbCheck},
+				"Replies":       {ddbGet, ddbPut, ddbUpdate, ddbDelete},
+				"Usage":         {ddbGet, ddbUpdate},
+			},
 			services: []string{"execute-api", "lambda", "sqs"},
 		},
 		{
-			name:     "the conversation API reads and writes conversations, messages and replies",
+			name:     "the conversation API reads, renames and deletes conversations, lists from the index, deletes messages and replies in batches",
 			function: manifest.ConversationAPI.Name,
-			tables:   map[string][]string{"Conversations": dynamoReadWrite, "Messages": dynamoReadWrite, "Replies": dynamoReadWrite},
+			tables: map[string][]string{
+				"Conversations":        {ddbGet, ddbUpdate, ddbDelete},
+				conversationsByUpdated: {ddbQuery},
+				"Messages":             {ddbQuery, ddbBatchWrite},
+				"Replies":              {ddbBatchWrite},
+			},
 		},
 		{
-			name:     "the prompt API reads and writes prompts, condition checks included",
+			name:     "the prompt API reads, lists, creates, updates and deletes prompts and their counter",
 			function: manifest.PromptCRUD.Name,
-			tables:   map[string][]string{"Prompts": dynamoReadWrite},
+			tables:   map[string][]string{"Prompts": {ddbGet, ddbPut, ddbUpdate, ddbDelete, ddbQuery}},
 		},
 		{
-			name:     "the usage API only reads usage",
+			name:     "the usage API only reads usage rows and the quota counter",
 			function: manifest.UsageHandler.Name,
-			tables:   map[string][]string{"Usage": dynamoRead},
+			tables:   map[string][]string{"Usage": {ddbGet, ddbQuery}},
 		},
 	}
 	if len(cases) != len(manifest.Functions) {
@@ -143,7 +152,7 @@ func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
 						continue
 					}
 					for _, a := range actions {
-						if a == "*" || strings.HasSuffix(a, ":*") {
+						if strings.Contains(a, "*") {
 							t.Errorf("wildcard action %s", a)
 						}
 					}
@@ -160,16 +169,14 @@ func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
 							map[string]any{"Action": []string{"logs:CreateLogStream", "logs:PutLogEvents"}, "Resource": []string{ownLogs}})
 					case "dynamodb":
 						for _, r := range res {
-							if r == "${AWS::NoValue}" {
-								continue
-							}
-							id, ok := tableOf[strings.TrimSuffix(r, "/index/*")]
+							arn, index, onIndex := strings.Cut(r, "/index/")
+							id, ok := tableOf[arn]
 							if !ok {
 								t.Errorf("dynamodb granted on %s, not a stack table", r)
 								continue
 							}
-							if strings.HasSuffix(r, "/index/*") {
-								continue
+							if onIndex {
+								id += "/index/" + index
 							}
 							tables[id] = sortedCopy(append(tables[id], actions...))
 						}
@@ -218,6 +225,31 @@ func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
 				}
 				equal(t, "services", sortedKeys(seen), sortedCopy(services))
 			})
+		}
+	}
+}
+
+// TestNoRoleScansAndTheMessageRoleNeverBatchWrites: in every statement
+// of every role of the stack, no dynamodb:Scan (no handler lists a table),
+// no action with a wildcard, and in the message role (the one that holds
+// the API key and parses untrusted frames) no dynamodb:BatchWriteItem.
+func TestNoRoleScansAndTheMessageRoleNeverBatchWrites(t *testing.T) {
+	for _, v := range []string{"dev", "prod", "alt"} {
+		s := synth(t, v)
+		messageRole, _ := roleOf(t, s, messageFunction)
+		for roleID := range resources(s.template, "AWS::IAM::Role") {
+			for _, st := range statements(t, s, roleID) {
+				for _, a := range strs(st["Action"]) {
+					switch {
+					case strings.Contains(a, "*"):
+						t.Errorf("%s: role %s has the wildcard action %s", v, roleID, a)
+					case a == "dynamodb:Scan":
+						t.Errorf("%s: role %s may scan %v", v, roleID, st["Resource"])
+					case a == ddbBatchWrite && roleID == messageRole:
+						t.Errorf("%s: the message role may batch-write %v", v, st["Resource"])
+					}
+				}
+			}
 		}
 	}
 }
