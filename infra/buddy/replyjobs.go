@@ -49,17 +49,31 @@ const (
 // encrypted at rest (SQS-managed keys: no key or key policy to keep) and
 // accept TLS only, and only the message role may read the failure queue.
 // Nothing reads the unhandled queue; its alarm asks an operator to look.
-func newReplyJobQueues(stack awscdk.Stack) (failures, unhandled awssqs.Queue) {
+//
+// The unhandled queue is the dead-letter queue of the failure queue alone:
+// its redrive allow policy names that one source queue (no other queue of
+// the account may use it as a dead-letter queue). The failure queue's
+// redrive policy refers to the unhandled queue, so the allow policy cannot
+// refer back to it (CloudFormation refuses the cycle): the failure queue
+// has a fixed name, ReplyJobFailuresQueueName, and the policy names it by
+// the ARN built from it.
+func newReplyJobQueues(stack awscdk.Stack, s Settings) (failures, unhandled awssqs.Queue) {
 	retention := awscdk.Duration_Days(jsii.Number(ReplyJobFailureRetentionDays))
+	name := ReplyJobFailuresQueueName(s.Stage)
+	source := awssqs.Queue_FromQueueArn(stack, jsii.String("ReplyJobFailuresByName"), stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("sqs"), Resource: jsii.String(name), ArnFormat: awscdk.ArnFormat_NO_RESOURCE_NAME,
+	}))
 	unhandled = awssqs.NewQueue(stack, jsii.String("UnhandledReplyJobFailures"), &awssqs.QueueProps{
 		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
 		EnforceSSL:      jsii.Bool(true),
 		RetentionPeriod: retention,
-		// A dead-letter queue by role: any queue of the account may
-		// redrive to it (SQS's default, stated).
-		RedriveAllowPolicy: &awssqs.RedriveAllowPolicy{RedrivePermission: awssqs.RedrivePermission_ALLOW_ALL},
+		RedriveAllowPolicy: &awssqs.RedriveAllowPolicy{
+			RedrivePermission: awssqs.RedrivePermission_BY_QUEUE,
+			SourceQueues:      &[]awssqs.IQueue{source},
+		},
 	})
 	failures = awssqs.NewQueue(stack, jsii.String("ReplyJobFailures"), &awssqs.QueueProps{
+		QueueName:         jsii.String(name),
 		Encryption:        awssqs.QueueEncryption_SQS_MANAGED,
 		EnforceSSL:        jsii.Bool(true),
 		RetentionPeriod:   retention,
@@ -68,6 +82,9 @@ func newReplyJobQueues(stack awscdk.Stack) (failures, unhandled awssqs.Queue) {
 	})
 	return failures, unhandled
 }
+
+// ReplyJobFailuresQueueName is the name of a stage's failure queue.
+func ReplyJobFailuresQueueName(stage string) string { return "buddy-" + stage + "-reply-job-failures" }
 
 // replyJobFailureSource is the event source mapping from the failure queue
 // to the message function (which may consume from that queue only).

@@ -10,7 +10,8 @@ import (
 // encrypted, TLS-only queue kept 14 days, which an event source mapping
 // hands back to the message function in batches of 10 with per-record
 // failures; a record it cannot handle in 5 attempts moves to a second
-// queue of the same kind instead of coming back for 14 days.
+// queue of the same kind instead of coming back for 14 days, which no
+// other queue may use as its dead-letter queue.
 func TestReplyJobFailureQueue(t *testing.T) {
 	for _, v := range []string{"dev", "prod"} {
 		s := synth(t, v)
@@ -21,6 +22,7 @@ func TestReplyJobFailureQueue(t *testing.T) {
 		}
 		fourteenDays := 14 * 24 * 3600
 		equal(t, v+": failure queue", props(resource(t, s.template, failures)), map[string]any{
+			"QueueName":              "buddy-" + v + "-reply-job-failures",
 			"SqsManagedSseEnabled":   true,
 			"MessageRetentionPeriod": fourteenDays,
 			// Six times the function's timeout, as AWS asks of a queue a
@@ -32,11 +34,17 @@ func TestReplyJobFailureQueue(t *testing.T) {
 			},
 			"Tags": []any{map[string]any{"Key": "project", "Value": "buddy"}, map[string]any{"Key": "stage", "Value": v}},
 		})
-		equal(t, v+": unhandled queue", props(resource(t, s.template, unhandled)), map[string]any{
+		equal(t, v+": unhandled queue", render(props(resource(t, s.template, unhandled))), map[string]any{
 			"SqsManagedSseEnabled":   true,
 			"MessageRetentionPeriod": fourteenDays,
-			"RedriveAllowPolicy":     map[string]any{"redrivePermission": "allowAll"},
-			"Tags":                   []any{map[string]any{"Key": "project", "Value": "buddy"}, map[string]any{"Key": "stage", "Value": v}},
+			// Only the failure queue may use it as its dead-letter queue,
+			// named by the ARN of its fixed name (a reference would be a
+			// cycle: the failure queue refers to this one).
+			"RedriveAllowPolicy": map[string]any{
+				"redrivePermission": "byQueue",
+				"sourceQueueArns":   []any{"arn:aws:sqs:us-east-1:${AWS::AccountId}:buddy-" + v + "-reply-job-failures"},
+			},
+			"Tags": []any{map[string]any{"Key": "project", "Value": "buddy"}, map[string]any{"Key": "stage", "Value": v}},
 		})
 		tlsOnly := map[string]bool{}
 		for _, qp := range resources(s.template, "AWS::SQS::QueuePolicy") {

@@ -104,7 +104,7 @@ func NewBuddyStack(scope constructs.Construct, id string, props Props) (awscdk.S
 	r.UserPool, r.UserPoolClient, r.JWTIssuer, r.JWTAudience = newIssuer(stack, s)
 	r.Roles = newRoles(stack, s, r)
 	r.Role = r.Roles[manifest.WebSocketMessage.Name]
-	r.ReplyJobFailures, r.UnhandledReplyJobFailures = newReplyJobQueues(stack)
+	r.ReplyJobFailures, r.UnhandledReplyJobFailures = newReplyJobQueues(stack, s)
 	r.Functions = newFunctions(stack, s, r, props.Assets)
 	r.WebSocketAPI, r.WebSocketStage = newWebSocketAPI(stack, s, r)
 	r.HTTPAPI, r.HTTPStage = newHTTPAPI(stack, s, r)
