@@ -530,25 +530,67 @@ func TestAlarms(t *testing.T) {
 	topic := map[string]any{"Ref": logicalID(s.stack, s.res.AlarmTopic)}
 	perFunction := map[string][]string{}
 	queues := map[string]any{}
+	emf := map[string]any{}
+	tables := map[string]any{}
 	var rate map[string]any
 	for _, a := range resources(s.template, "AWS::CloudWatch::Alarm") {
 		p := props(a)
-		equal(t, fmt.Sprint(p["AlarmName"])+" actions", p["AlarmActions"], []any{topic})
-		switch p["Namespace"] {
-		case "AWS/Lambda":
+		name := fmt.Sprint(p["AlarmName"])
+		equal(t, name+" actions", p["AlarmActions"], []any{topic})
+		switch {
+		case p["Namespace"] == "AWS/Lambda":
 			fn := p["Dimensions"].([]any)[0].(map[string]any)["Value"].(map[string]any)["Ref"].(string)
 			perFunction[fn] = append(perFunction[fn], fmt.Sprint(p["MetricName"]))
 			equal(t, "period", p["Period"], 300)
-		case "AWS/SQS":
-			queues[fmt.Sprint(p["AlarmName"])] = map[string]any{
+		case p["Namespace"] == "AWS/SQS":
+			queues[name] = map[string]any{
 				"queue":  render(p["Dimensions"]),
 				"metric": p["MetricName"], "stat": p["Statistic"], "period": p["Period"],
 				"threshold": p["Threshold"], "comparison": p["ComparisonOperator"], "missing": p["TreatMissingData"],
 			}
-		default:
+		case p["Namespace"] == manifest.MetricNamespace:
+			emf[name] = map[string]any{
+				"metric": p["MetricName"], "dims": p["Dimensions"], "stat": p["Statistic"], "period": p["Period"],
+				"threshold": p["Threshold"], "comparison": p["ComparisonOperator"], "missing": p["TreatMissingData"],
+			}
+		case name == "buddy-dev-model-error-rate":
 			rate = p
+		default:
+			tables[name] = tableAlarm(t, name, p)
 		}
 	}
+	// Both EMF metrics of the runtime, without dimensions: any internal
+	// error; conflicts only by the fifty, since each one is retried.
+	emfAlarm := func(metric string, threshold int) map[string]any {
+		return map[string]any{
+			"metric": metric, "dims": nil, "stat": "Sum", "period": 300,
+			"threshold": threshold, "comparison": "GreaterThanOrEqualToThreshold", "missing": "notBreaching",
+		}
+	}
+	equal(t, "EMF alarms", emf, map[string]any{
+		"buddy-dev-internal-errors":       emfAlarm("InternalErrors", 1),
+		"buddy-dev-transaction-conflicts": emfAlarm("TransactionConflicts", 50),
+	})
+	// Any throttled request and any system error of each table, summed
+	// over the operations the functions' calls on it can be.
+	wantTables := map[string]any{}
+	for id, ops := range map[string][]string{
+		"Connections":   {"GetItem", "PutItem", "DeleteItem", "TransactWriteItems"},
+		"Conversations": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"},
+		"Messages":      {"GetItem", "Query", "PutItem", "UpdateItem", "BatchWriteItem", "TransactWriteItems"},
+		"Prompts":       {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"},
+		"Replies":       {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"},
+		"Usage":         {"GetItem", "Query", "UpdateItem", "TransactWriteItems"},
+	} {
+		table := "${" + logicalID(s.stack, s.res.Tables[id]) + "}"
+		for metric, suffix := range map[string]string{"ThrottledRequests": "throttles", "SystemErrors": "system-errors"} {
+			wantTables["buddy-dev-"+strings.ToLower(id)+"-table-"+suffix] = map[string]any{
+				"table": table, "metric": metric, "operations": ops,
+				"threshold": 1, "comparison": "GreaterThanOrEqualToThreshold", "missing": "notBreaching",
+			}
+		}
+	}
+	equal(t, "table alarms", tables, wantTables)
 	queueAlarm := func(q any, metric, stat string) map[string]any {
 		return map[string]any{
 			"queue":  []any{map[string]any{"Name": "QueueName", "Value": "${" + logicalID(s.stack, q.(constructs.IConstruct)) + ".QueueName}"}},
@@ -586,6 +628,63 @@ func TestAlarms(t *testing.T) {
 		"requests": map[string]any{"ns": manifest.MetricNamespace, "name": manifest.MetricModelRequests, "dims": nil, "period": 300, "stat": "Sum"},
 		"errors":   map[string]any{"ns": manifest.MetricNamespace, "name": manifest.MetricModelErrors, "dims": nil, "period": 300, "stat": "Sum"},
 	})
+}
+
+// tableAlarm reads an alarm on a sum of one DynamoDB metric of one table
+// over operations: each operation's series (Sum, 5 minutes, dimensions
+// TableName and Operation, not returned) filled with 0, then added, in
+// the order of the operations it returns.
+func tableAlarm(t *testing.T, name string, p map[string]any) map[string]any {
+	t.Helper()
+	var expr string
+	var ops []string
+	metric, table := "", ""
+	queries, ok := p["Metrics"].([]any)
+	if !ok {
+		t.Errorf("unexpected alarm %s: %v", name, p)
+		return nil
+	}
+	for _, m := range queries {
+		m := render(m).(map[string]any)
+		if e, ok := m["Expression"]; ok {
+			expr = fmt.Sprint(e)
+			continue
+		}
+		ms := m["MetricStat"].(map[string]any)
+		met := ms["Metric"].(map[string]any)
+		dims := map[string]any{}
+		for _, d := range met["Dimensions"].([]any) {
+			d := d.(map[string]any)
+			dims[fmt.Sprint(d["Name"])] = d["Value"]
+		}
+		op := fmt.Sprint(dims["Operation"])
+		equal(t, name+" "+op, map[string]any{"ns": met["Namespace"], "stat": ms["Stat"], "period": ms["Period"], "return": m["ReturnData"],
+			"id": m["Id"], "dims": len(dims)},
+			map[string]any{"ns": "AWS/DynamoDB", "stat": "Sum", "period": 300, "return": false,
+				"id": strings.ToLower(op[:1]) + op[1:], "dims": 2})
+		if metric != "" && (met["MetricName"] != metric || dims["TableName"] != table) {
+			t.Errorf("%s sums %v of %v with %s of %s", name, met["MetricName"], dims["TableName"], metric, table)
+		}
+		metric, table = fmt.Sprint(met["MetricName"]), fmt.Sprint(dims["TableName"])
+		ops = append(ops, op)
+	}
+	var terms []string
+	for _, term := range strings.Split(expr, " + ") {
+		id, ok := strings.CutPrefix(term, "FILL(")
+		id, ok2 := strings.CutSuffix(id, ", 0)")
+		if !ok || !ok2 {
+			t.Errorf("%s: %q is not a sum of series filled with 0", name, expr)
+			return nil
+		}
+		terms = append(terms, strings.ToUpper(id[:1])+id[1:])
+	}
+	if !slices.Equal(sortedCopy(terms), sortedCopy(ops)) {
+		t.Errorf("%s: expression %q does not add exactly its series %v", name, expr, ops)
+	}
+	return map[string]any{
+		"table": table, "metric": metric, "operations": terms,
+		"threshold": p["Threshold"], "comparison": p["ComparisonOperator"], "missing": p["TreatMissingData"],
+	}
 }
 
 // The role, the six functions and their log groups already exist under
