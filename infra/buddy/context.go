@@ -53,7 +53,7 @@ var StackKeys = []string{
 // JWT_AUDIENCE are not among them: the stack derives those.
 var EnvKeys = append(slices.Clone(config.ModelKeys),
 	config.AllowedModels, config.PromptCache,
-	config.DailyTokenLimit, config.MaxInflightReplies, config.OrphanReplyGraceSeconds,
+	config.DailyTokenLimit, config.MaxInflightReplies, config.OrphanReplyGraceSeconds, config.ResumesPerMinute,
 	config.ConnectionTTLSeconds, config.SecretTTLSeconds)
 
 // DefaultRegion is where the stack goes unless `-c region=` says otherwise.
@@ -70,6 +70,7 @@ const DefaultDailyTokenLimit = "1000000"
 var (
 	DefaultMaxInflightReplies      = strconv.Itoa(config.DefaultMaxInflightReplies)
 	DefaultOrphanReplyGraceSeconds = strconv.Itoa(int(config.DefaultOrphanGrace / time.Second))
+	DefaultResumesPerMinute        = strconv.Itoa(config.DefaultResumesPerMinute)
 )
 
 // StageSettings are the per-stage defaults. A new stage is one more row in
@@ -292,9 +293,9 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 }
 
 // modelEnv resolves the UPPER_CASE keys: context value, else the default of
-// config.ModelDefaults (DAILY_TOKEN_LIMIT, MAX_INFLIGHT_REPLIES_PER_USER and
-// ORPHAN_REPLY_GRACE_SECONDS: the defaults above), with two rules of their
-// own:
+// config.ModelDefaults (DAILY_TOKEN_LIMIT, MAX_INFLIGHT_REPLIES_PER_USER,
+// ORPHAN_REPLY_GRACE_SECONDS and RESUMES_PER_MINUTE: the defaults above),
+// with two rules of their own:
 //   - TEMPERATURE's default is dropped when TOP_P is given (they exclude
 //     each other; giving both explicitly is an error);
 //   - USE_ANTHROPIC_API, when not given, follows AI_PROVIDER (true for
@@ -309,6 +310,7 @@ func modelEnv(val func(string) string, has func(string) bool) (map[string]string
 	defaults[config.PromptCache] = config.PromptCache5m
 	defaults[config.MaxInflightReplies] = DefaultMaxInflightReplies
 	defaults[config.OrphanReplyGraceSeconds] = DefaultOrphanReplyGraceSeconds
+	defaults[config.ResumesPerMinute] = DefaultResumesPerMinute
 	if has(config.TopP) && !has(config.Temperature) {
 		delete(defaults, config.Temperature)
 	}

@@ -37,6 +37,9 @@ func TestBadContextFailsSynth(t *testing.T) {
 		{"a non-numeric in-flight limit is rejected", map[string]any{"MAX_INFLIGHT_REPLIES_PER_USER": "two"}, "MAX_INFLIGHT_REPLIES_PER_USER", "whole number"},
 		{"a zero orphan grace is rejected", map[string]any{"ORPHAN_REPLY_GRACE_SECONDS": "0"}, "ORPHAN_REPLY_GRACE_SECONDS", "from 1 to 900"},
 		{"an orphan grace beyond a Lambda run is rejected", map[string]any{"ORPHAN_REPLY_GRACE_SECONDS": "901"}, "ORPHAN_REPLY_GRACE_SECONDS", "from 1 to 900"},
+		{"zero resumes a minute is rejected", map[string]any{"RESUMES_PER_MINUTE": "0"}, "RESUMES_PER_MINUTE", "from 1 to 1000"},
+		{"over 1000 resumes a minute is rejected", map[string]any{"RESUMES_PER_MINUTE": 1001}, "RESUMES_PER_MINUTE", "from 1 to 1000"},
+		{"a non-numeric resume limit is rejected", map[string]any{"RESUMES_PER_MINUTE": "many"}, "RESUMES_PER_MINUTE", "whole number"},
 		{"allowed models without the default are rejected", map[string]any{"ALLOWED_MODELS": "claude-haiku-4-5-20251001"}, "ALLOWED_MODELS", "must contain ANTHROPIC_MODEL_ID"},
 		{"a retired allowed model is rejected", map[string]any{"ALLOWED_MODELS": "claude-opus-4-5-20251101,claude-3-opus-20240229"}, "ALLOWED_MODELS", "retired"},
 		{"an unpriced allowed model is rejected", map[string]any{"ALLOWED_MODELS": "claude-opus-4-5-20251101,gpt-4"}, "ALLOWED_MODELS", "price"},
@@ -131,8 +134,8 @@ func TestContextDefaults(t *testing.T) {
 			t.Errorf("messageReservedConcurrency=%q gives %d, want %d", ctx, got, want)
 		}
 	}
-	limits := parse(map[string]string{"MAX_INFLIGHT_REPLIES_PER_USER": "5", "ORPHAN_REPLY_GRACE_SECONDS": "900"}).Env
-	if limits["MAX_INFLIGHT_REPLIES_PER_USER"] != "5" || limits["ORPHAN_REPLY_GRACE_SECONDS"] != "900" {
+	limits := parse(map[string]string{"MAX_INFLIGHT_REPLIES_PER_USER": "5", "ORPHAN_REPLY_GRACE_SECONDS": "900", "RESUMES_PER_MINUTE": "1000"}).Env
+	if limits["MAX_INFLIGHT_REPLIES_PER_USER"] != "5" || limits["ORPHAN_REPLY_GRACE_SECONDS"] != "900" || limits["RESUMES_PER_MINUTE"] != "1000" {
 		t.Errorf("reply limits: %v", limits)
 	}
 	// cdk.json values arrive as JSON numbers and booleans.

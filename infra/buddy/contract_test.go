@@ -45,6 +45,7 @@ var runtimeEnv = map[string]string{
 	"DAILY_TOKEN_LIMIT":             "1000000",
 	"MAX_INFLIGHT_REPLIES_PER_USER": "2",
 	"ORPHAN_REPLY_GRACE_SECONDS":    "120",
+	"RESUMES_PER_MINUTE":            "30",
 }
 
 var designFunctionNames = []string{
@@ -178,6 +179,7 @@ func TestEnvironment(t *testing.T) {
 	delete(alt, "TEMPERATURE") // TOP_P given: TEMPERATURE's default is dropped
 	alt["MAX_INFLIGHT_REPLIES_PER_USER"] = "3"
 	alt["ORPHAN_REPLY_GRACE_SECONDS"] = "300"
+	alt["RESUMES_PER_MINUTE"] = "60"
 	for v, model := range map[string]map[string]string{"dev": designEnv, "prod": designEnv, "alt": alt} {
 		s := synth(t, v)
 		byName := functionsByName(t, s.template)

@@ -35,6 +35,7 @@ var variants = map[string]map[string]any{
 		"jwtIssuer": "https://login.example.com/", "jwtAudience": "buddy-web",
 		"apiGatewayAccountRole": "false", "TOP_P": "0.9", "alarmEmail": "ops@example.com",
 		"messageReservedConcurrency": "200", "MAX_INFLIGHT_REPLIES_PER_USER": "3", "ORPHAN_REPLY_GRACE_SECONDS": "300",
+		"RESUMES_PER_MINUTE": "60",
 	},
 }
 
