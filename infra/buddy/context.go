@@ -73,6 +73,12 @@ var (
 	DefaultResumesPerMinute        = strconv.Itoa(config.DefaultResumesPerMinute)
 )
 
+// LocalPageOrigins are the origins of the chat page `make dev` serves
+// (lambda/dev/devserver, at 127.0.0.1:8787 unless told otherwise; a page
+// opened as localhost stays on localhost): dev's CORS default, so that a
+// developer can point the local page at a deployed dev stack.
+var LocalPageOrigins = []string{"http://127.0.0.1:8787", "http://localhost:8787"}
+
 // StageSettings are the per-stage defaults. A new stage is one more row in
 // Stages; nothing else changes.
 type StageSettings struct {
@@ -84,11 +90,15 @@ type StageSettings struct {
 	// ThrottleRate and ThrottleBurst are the default stage limits of both
 	// APIs (requests or messages per second, across all clients).
 	ThrottleRate, ThrottleBurst int
+	// DefaultCorsOrigins are the origins the HTTP API answers browsers
+	// from when corsAllowOrigins is not given; none means it must be
+	// given. A Prod stage never allows every origin (*).
+	DefaultCorsOrigins []string
 }
 
 // Stages are the known stages.
 var Stages = map[string]StageSettings{
-	"dev":  {Prod: false, LogRetentionDays: 30, ThrottleRate: 10, ThrottleBurst: 20},
+	"dev":  {Prod: false, LogRetentionDays: 30, ThrottleRate: 10, ThrottleBurst: 20, DefaultCorsOrigins: LocalPageOrigins},
 	"prod": {Prod: true, LogRetentionDays: 365, ThrottleRate: 100, ThrottleBurst: 200},
 }
 
@@ -166,8 +176,8 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 	if has(CtxStage) {
 		s.Stage = val(CtxStage)
 	}
-	st, ok := Stages[s.Stage]
-	if !ok {
+	st, known := Stages[s.Stage]
+	if !known {
 		bad(CtxStage, "%q is not a stage; use one of %s", s.Stage, strings.Join(slices.Sorted(maps.Keys(Stages)), ", "))
 	} else if !stageName.MatchString(s.Stage) {
 		bad(CtxStage, "%q must be lower-case letters and digits", s.Stage)
@@ -228,7 +238,7 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 		}
 	}
 
-	s.CorsAllowOrigins = []string{"*"}
+	s.CorsAllowOrigins = slices.Clone(st.DefaultCorsOrigins)
 	if has(CtxCorsAllowOrigins) {
 		s.CorsAllowOrigins = nil
 		for o := range strings.SplitSeq(val(CtxCorsAllowOrigins), ",") {
@@ -244,6 +254,15 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 			}
 			s.CorsAllowOrigins = append(s.CorsAllowOrigins, u.Scheme+"://"+u.Host)
 		}
+	}
+	// A production API answers browsers from the web app's own pages only:
+	// with *, any site a signed-in user visits could call it with a token
+	// it got hold of. There is no production page to default to.
+	switch {
+	case known && !has(CtxCorsAllowOrigins) && len(st.DefaultCorsOrigins) == 0:
+		bad(CtxCorsAllowOrigins, "%s needs the web app's origins, comma-separated, e.g. -c %s=https://chat.example.com", s.Stage, CtxCorsAllowOrigins)
+	case s.Prod && slices.Contains(s.CorsAllowOrigins, "*"):
+		bad(CtxCorsAllowOrigins, "prod needs the web app's origins, not *")
 	}
 
 	if has(CtxAlarmEmail) {

@@ -57,6 +57,9 @@ func TestBadContextFailsSynth(t *testing.T) {
 		{"a zero throttle is rejected", map[string]any{"throttleRateLimit": "0"}, "throttleRateLimit", "from 1"},
 		{"a burst below the rate is rejected", map[string]any{"throttleRateLimit": "50", "throttleBurstLimit": "10"}, "throttleBurstLimit", "burst"},
 		{"a bad CORS origin is rejected", map[string]any{"corsAllowOrigins": "ftp://files.example.com"}, "corsAllowOrigins", "origin"},
+		{"prod without CORS origins is rejected", map[string]any{"stage": "prod"}, "corsAllowOrigins", "prod needs the web app's origins"},
+		{"prod with every origin is rejected", map[string]any{"stage": "prod", "corsAllowOrigins": "*"}, "corsAllowOrigins", "prod needs the web app's origins, not *"},
+		{"prod with * among its origins is rejected", map[string]any{"stage": "prod", "corsAllowOrigins": "https://chat.example.com, *"}, "corsAllowOrigins", "not *"},
 		{"a bad WebSocket stage name is rejected", map[string]any{"webSocketStageName": "my stage"}, "webSocketStageName", "letters"},
 		{"a bad alarm email is rejected", map[string]any{"alarmEmail": "ops"}, "alarmEmail", "email"},
 		{"a bad alarm threshold is rejected", map[string]any{"modelErrorRateAlarmPercent": "0"}, "modelErrorRateAlarmPercent", "percentage"},
@@ -107,9 +110,14 @@ func TestContextDefaults(t *testing.T) {
 	equal(t, "default environment", s.Env, want)
 	equal(t, "default stage", []any{s.Stage, s.Region, s.LogRetentionDays, s.Prod, s.SecretName, s.WebSocketStageName},
 		[]any{"dev", "us-east-1", 30, false, "buddy-v1", "dev"})
-	if p := parse(map[string]string{"stage": "prod"}); !p.Prod || p.LogRetentionDays != 365 {
+	if p := parse(map[string]string{"stage": "prod", "corsAllowOrigins": "https://chat.example.com"}); !p.Prod || p.LogRetentionDays != 365 {
 		t.Errorf("prod settings: %+v", p.StageSettings)
 	}
+	// dev answers the chat page of make dev; origins given are normalized.
+	equal(t, "dev CORS origins", s.CorsAllowOrigins, []string{"http://127.0.0.1:8787", "http://localhost:8787"})
+	equal(t, "given CORS origins", parse(map[string]string{"stage": "prod", "corsAllowOrigins": " https://chat.example.com/ ,http://localhost:3000"}).CorsAllowOrigins,
+		[]string{"https://chat.example.com", "http://localhost:3000"})
+	equal(t, "dev may allow every origin", parse(map[string]string{"corsAllowOrigins": "*"}).CorsAllowOrigins, []string{"*"})
 
 	topP := parse(map[string]string{"TOP_P": "0.8"}).Env
 	if _, ok := topP["TEMPERATURE"]; ok || topP["TOP_P"] != "0.8" {

@@ -475,6 +475,13 @@ func TestHTTPAPI(t *testing.T) {
 		}
 		cors := props(resource(t, s.template, apiID))["CorsConfiguration"].(map[string]any)
 		equal(t, v+" CORS headers", cors["AllowHeaders"], []string{"authorization", "content-type"})
+		// dev answers the local chat page (make dev); prod only the origins
+		// it was given.
+		wantOrigins := []string{"http://127.0.0.1:8787", "http://localhost:8787"}
+		if s.settings.Prod {
+			wantOrigins = []string{prodOrigin}
+		}
+		equal(t, v+" CORS origins", cors["AllowOrigins"], wantOrigins)
 	}
 }
 

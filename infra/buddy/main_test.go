@@ -22,11 +22,12 @@ var update = flag.Bool("update", false, "rewrite the golden templates in testdat
 // prod are the stages (and the golden files); alt flips every switch the
 // defaults leave off: Bedrock, an adopted secret, an external issuer, TOP_P
 // instead of TEMPERATURE, an alarm email, reserved concurrency for the
-// message function, other reply limits. The dev-* variants are dev with
+// message function, other reply limits. prod is given the web app's
+// origin, which it cannot do without. The dev-* variants are dev with
 // one context change each, as a pull request would make it (review_test.go).
 var variants = map[string]map[string]any{
 	"dev":             {"stage": "dev"},
-	"prod":            {"stage": "prod"},
+	"prod":            {"stage": "prod", "corsAllowOrigins": prodOrigin},
 	"dev-temperature": {"stage": "dev", "TEMPERATURE": "0.5"},
 	"dev-issuer":      {"stage": "dev", "jwtIssuer": "https://login.example.com/", "jwtAudience": "buddy-web"},
 	"dev-adopt":       {"stage": "dev", "adoptSecret": "true"},
@@ -38,6 +39,9 @@ var variants = map[string]map[string]any{
 		"RESUMES_PER_MINUTE": "60",
 	},
 }
+
+// prodOrigin is the web app's origin of the prod variant.
+const prodOrigin = "https://chat.example.com"
 
 // cliContext is what the CDK CLI adds to every synth, so the tests write
 // the same template files as `cdk synth`.
