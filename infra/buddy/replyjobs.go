@@ -44,10 +44,10 @@ const (
 // newReplyJobQueues declares the reply jobs' failure queue and the queue
 // of failure records the function could not handle in
 // ReplyJobFailureMaxReceives attempts: without it such a record would come
-// back every visibility timeout for 14 days. A record holds the job, which
-// may carry the user's first message and system prompt: both queues are
-// encrypted at rest (SQS-managed keys: no key or key policy to keep) and
-// accept TLS only, and only the message role may read the failure queue.
+// back every visibility timeout for 14 days. A record holds the job (ids,
+// no message or prompt text) and why it failed: both queues are encrypted
+// at rest (SQS-managed keys: no key or key policy to keep) and accept TLS
+// only, and only the message role may read the failure queue.
 // Nothing reads the unhandled queue; its alarm asks an operator to look.
 //
 // The unhandled queue is the dead-letter queue of the failure queue alone:
