@@ -96,7 +96,8 @@ type Config struct {
 	// held in memory.
 	AnthropicAPIKey string
 	// Getenv overrides the model settings (ANTHROPIC_MODEL_ID, MAX_TOKENS,
-	// TEMPERATURE, TOP_P, TOP_K, USE_OPUS_MODEL), DAILY_TOKEN_LIMIT and
+	// TEMPERATURE, TOP_P, TOP_K, USE_OPUS_MODEL), DAILY_TOKEN_LIMIT,
+	// MAX_INFLIGHT_REPLIES_PER_USER, RESUMES_PER_MINUTE and
 	// ORPHAN_REPLY_GRACE_SECONDS, validated by the same rules as in AWS;
 	// nil keeps the defaults.
 	Getenv func(string) string
@@ -329,10 +330,12 @@ func withDefaults(cfg Config) Config {
 // overridable are the variables a developer may set for a local run; the
 // provider, the secret and the endpoints are the dev server's own. A short
 // orphan grace lets a test (or a developer) watch an abandoned reply stop
-// without waiting two minutes.
+// without waiting two minutes; the quota and resume limits let the bench
+// put many sends or resumes of one user at once against them.
 var overridable = []string{
 	config.ModelID, config.UseOpusModel, config.MaxTokens, config.Temperature,
-	config.TopP, config.TopK, config.DailyTokenLimit, config.OrphanReplyGraceSeconds,
+	config.TopP, config.TopK, config.DailyTokenLimit, config.MaxInflightReplies,
+	config.ResumesPerMinute, config.OrphanReplyGraceSeconds,
 }
 
 // runtimeConfig builds the environment the functions would have in AWS and

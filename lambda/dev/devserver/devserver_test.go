@@ -127,3 +127,16 @@ func TestInvalidModelSettingsAreRefusedAtStart(t *testing.T) {
 		t.Errorf("TEMPERATURE with TOP_P: Start answered %v, want an error naming TOP_P", err)
 	}
 }
+
+// The quota and resume limits are taken from the environment and checked by
+// the same rules as in AWS: an out-of-range one stops the start.
+func TestLimitsAreTakenAndCheckedAtStart(t *testing.T) {
+	ctx := testCtx(t)
+	for _, key := range []string{"MAX_INFLIGHT_REPLIES_PER_USER", "RESUMES_PER_MINUTE"} {
+		env := map[string]string{key: "100000"}
+		_, err := Start(ctx, withDB(t, Config{StateDir: t.TempDir(), Getenv: func(k string) string { return env[k] }}))
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=100000: Start answered %v, want an error naming it", key, err)
+		}
+	}
+}
