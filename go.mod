@@ -25,6 +25,8 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/coder/websocket v1.8.14
 	github.com/golang-jwt/jwt/v5 v5.3.0
+	golang.org/x/image v0.33.0
+	rsc.io/pdf v0.1.1
 )
 
 require (
