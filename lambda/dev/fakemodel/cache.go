@@ -37,7 +37,11 @@ import (
 //     cache_creation_input_tokens = C-A, input_tokens = total-C.
 //
 // Tokens are counted as everywhere in the stand-in: whitespace-separated
-// words of text blocks. Thinking blocks of earlier turns count for nothing
+// words of text blocks, and an image or document block by its formula
+// (attachments.go), so a prefix that holds attachments is written and read
+// with their tokens. An attachment's content, for a prefix match, is its
+// media type and the SHA-256 of its bytes (and a document's title, context
+// and citations setting). Thinking blocks of earlier turns count for nothing
 // and are left out of the prefix, since the API strips them from the context.
 
 const (
@@ -83,24 +87,35 @@ type cacheBlock struct {
 	cc       *CacheControl
 }
 
-// flatten lists the blocks of r in processing order. Thinking blocks are
+// flatten lists the blocks of r in processing order, with atts the
+// measured image and document blocks of its messages. Thinking blocks are
 // left out (they do not reach the model's context); their cache_control, if
 // any, is not a breakpoint.
-func flatten(r Request) []cacheBlock {
+func flatten(r Request, atts attachments) []cacheBlock {
 	var out []cacheBlock
-	add := func(path, role string, first bool, b Block, messages bool) {
+	add := func(path, role string, first bool, b Block, messages bool, att *attachment) {
 		if b.Type == "thinking" || b.Type == "redacted_thinking" {
 			return
 		}
 		key := fmt.Appendf(nil, "%s\x00%t\x00%s\x00%d:%s", role, first, b.Type, len(b.Text), b.Text)
-		out = append(out, cacheBlock{path: path, tokens: len(strings.Fields(b.Text)), key: key, messages: messages, cc: b.CacheControl})
+		tokens := len(strings.Fields(b.Text))
+		if att != nil {
+			key = fmt.Appendf(key, "\x00%s\x00%x\x00%t\x00%d:%s\x00%d:%s", att.mediaType, att.sum, att.citations,
+				len(att.title), att.title, len(att.context), att.context)
+			tokens = att.tokens()
+		}
+		out = append(out, cacheBlock{path: path, tokens: tokens, key: key, messages: messages, cc: b.CacheControl})
 	}
 	for i, b := range r.System {
-		add("system."+strconv.Itoa(i), "system", i == 0, b, false)
+		add("system."+strconv.Itoa(i), "system", i == 0, b, false, nil)
 	}
 	for i, m := range r.Messages {
 		for j, b := range m.Content {
-			add(fmt.Sprintf("messages.%d.content.%d", i, j), m.Role, j == 0, b, true)
+			var att *attachment
+			if a, ok := atts[blockAt{i, j}]; ok {
+				att = &a
+			}
+			add(fmt.Sprintf("messages.%d.content.%d", i, j), m.Role, j == 0, b, true, att)
 		}
 	}
 	if r.CacheControl != nil && len(out) > 0 && out[len(out)-1].cc == nil {
@@ -190,10 +205,11 @@ func newPromptCache(now func() time.Time) *promptCache {
 	return &promptCache{now: now, entries: map[[sha256.Size]byte]cacheEntry{}}
 }
 
-// use computes the usage of r's input and updates the cache as the API
-// would: reads refresh the prefix they hit, breakpoints past it are written.
-func (c *promptCache) use(r Request) inputUsage {
-	blocks := flatten(r)
+// use computes the usage of r's input (atts its measured attachments) and
+// updates the cache as the API would: reads refresh the prefix they hit,
+// breakpoints past it are written.
+func (c *promptCache) use(r Request, atts attachments) inputUsage {
+	blocks := flatten(r, atts)
 	total := 0
 	for _, b := range blocks {
 		total += b.tokens

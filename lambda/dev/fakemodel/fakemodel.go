@@ -22,7 +22,8 @@
 //
 // Tokens are counted the same way everywhere: whitespace-separated words of
 // the text blocks of system and messages (thinking blocks sent back count for
-// nothing, as the API drops them from the context); output tokens are the
+// nothing, as the API drops them from the context), an image
+// ceil(width × height / 750), a PDF 3,000 a page; output tokens are the
 // words streamed, thinking included.
 //
 // The stand-in applies the API's rules for the Claude 4.5 features the
@@ -41,6 +42,13 @@
 //     with the beta flag effort-2025-11-24 (anthropic-beta header, or
 //     anthropic_beta in a Bedrock body). Lower effort shortens the default
 //     lengths (medium 3/4, low 1/2); directives still set exact ones.
+//   - Images and PDFs (attachments.go, pdf.go): base64 image and document
+//     blocks in user turns, with the API's checks (media type against the
+//     bytes' magic, base64, 5 MB per image, 8000 px a side or 2000 px past
+//     20 images, 100 images, PDFs valid, not encrypted and 100 pages a
+//     request) and, for the whole body, 32 MB (413 request_too_large). The
+//     Bedrock path takes the same blocks in the same body format and checks
+//     them alike.
 //   - Prompt caching (cache.go): breakpoints, prefix match with lookback,
 //     per-model minimum lengths, 5-minute and 1-hour lifetimes on a clock
 //     a test can drive (Options.Now), and usage reported as the API does:
@@ -51,8 +59,9 @@
 // ("`max_tokens` must be greater than `thinking.budget_tokens`", "A maximum
 // of 4 blocks with cache_control may be provided. Found 5.", "a ttl='1h'
 // cache_control block must not come after a ttl='5m' cache_control block",
-// "This model does not support the effort parameter."); the rest follow its
-// "field.path: problem" style.
+// "This model does not support the effort parameter.", and the attachment
+// errors listed in attachments.go); the rest follow its "field.path:
+// problem" style.
 package fakemodel
 
 import (
@@ -98,12 +107,19 @@ type Options struct {
 	Now func() time.Time
 }
 
-// keepRequests is how many recent request bodies a Server keeps.
-const keepRequests = 64
+// keepRequests is how many recent request bodies a Server keeps, and
+// keepBytes how many bytes of bodies at most: requests with attachments are
+// large (up to maxBody), and a bench sends many. The last request is kept
+// whatever its size.
+const (
+	keepRequests = 64
+	keepBytes    = 64 << 20
+)
 
-// maxBody is the largest body accepted; the API's limit is far larger, but
-// no test needs more.
-const maxBody = 8 << 20
+// maxBody is the largest body accepted: the Messages API's request size
+// limit, "32 MB" (API errors docs); a larger one is answered 413
+// request_too_large.
+const maxBody = 32 << 20
 
 // errClosed ends streams that were still running when the server closed.
 var errClosed = errors.New("fakemodel: server closed")
@@ -119,6 +135,7 @@ type Server struct {
 	mu       sync.Mutex
 	calls    int
 	requests []Request
+	sizes    []int // body size of each of requests
 	seen     map[[sha256.Size]byte]int
 	gone     int
 	changed  chan struct{} // closed and replaced whenever gone grows
@@ -203,13 +220,38 @@ func (s *Server) markGone() {
 	s.mu.Unlock()
 }
 
-func (s *Server) record(req Request) {
+func (s *Server) record(req Request, size int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.requests) == keepRequests {
-		s.requests = append(s.requests[:0], s.requests[1:]...)
-	}
 	s.requests = append(s.requests, req)
+	s.sizes = append(s.sizes, size)
+	total := 0
+	for _, n := range s.sizes {
+		total += n
+	}
+	drop := 0
+	for len(s.requests)-drop > 1 && (len(s.requests)-drop > keepRequests || total > keepBytes) {
+		total -= s.sizes[drop]
+		drop++
+	}
+	if drop > 0 {
+		// Copied, so that the dropped bodies can be collected.
+		s.requests = append([]Request(nil), s.requests[drop:]...)
+		s.sizes = append([]int(nil), s.sizes[drop:]...)
+	}
+}
+
+// readBody reads a request body of at most maxBody bytes; tooLarge reports
+// a larger one.
+func readBody(w http.ResponseWriter, r *http.Request) (body []byte, tooLarge bool, err error) {
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 {
+		// One allocation for a body of announced size, none to regrow.
+		buf.Grow(int(min(n, maxBody)) + bytes.MinRead)
+	}
+	_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxBody))
+	var mbe *http.MaxBytesError
+	return buf.Bytes(), errors.As(err, &mbe), err
 }
 
 // route tells the API of a path: the Messages API, or Bedrock with the
@@ -250,9 +292,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, bedrock, reqID, http.StatusMethodNotAllowed, "method not allowed: use POST")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		writeError(w, bedrock, reqID, http.StatusRequestEntityTooLarge, "request body too large or unreadable")
+	body, tooLarge, err := readBody(w, r)
+	switch {
+	case tooLarge:
+		writeError(w, bedrock, reqID, http.StatusRequestEntityTooLarge, "Request exceeds the maximum allowed number of bytes.")
+		return
+	case err != nil:
+		writeError(w, bedrock, reqID, http.StatusBadRequest, "the request body could not be read")
 		return
 	}
 	var req Request
@@ -266,7 +312,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// Recorded before any check, so a test sees what a rejected
 		// request carried too.
-		s.record(req)
+		s.record(req, len(body))
 	}
 	if msg, status := s.authorize(r, bedrock); status != 0 {
 		writeError(w, bedrock, reqID, status, msg)
@@ -287,6 +333,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if msg := validate(req); msg != "" {
+		writeError(w, bedrock, reqID, http.StatusBadRequest, msg)
+		return
+	}
+	atts, msg := checkAttachments(req)
+	if msg != "" {
 		writeError(w, bedrock, reqID, http.StatusBadRequest, msg)
 		return
 	}
@@ -340,7 +391,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reply := reply{
 		id:        fmt.Sprintf("msg_standin_%06d", n),
 		model:     "standin/" + req.Model,
-		usage:     s.cache.use(req),
+		usage:     s.cache.use(req, atts),
 		thinking:  thinkingWords(said, thinking),
 		words:     replyWords(said, min(plan.Tokens, textRoom)),
 		stop:      "end_turn",

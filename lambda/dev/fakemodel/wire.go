@@ -67,14 +67,37 @@ type Content []Block
 
 // Block is one content block: text blocks carry Text, thinking blocks
 // (sent back in assistant turns) Thinking and Signature, redacted_thinking
-// blocks Data. Any block may carry a cache breakpoint.
+// blocks Data, image and document blocks (user turns) Source, and
+// documents optionally Title, Context and Citations. Any block may carry a
+// cache breakpoint.
 type Block struct {
 	Type         string        `json:"type"`
 	Text         string        `json:"text"`
 	Thinking     string        `json:"thinking,omitempty"`
 	Signature    *string       `json:"signature,omitempty"`
 	Data         string        `json:"data,omitempty"`
+	Source       *Source       `json:"source,omitempty"`
+	Title        string        `json:"title,omitempty"`
+	Context      string        `json:"context,omitempty"`
+	Citations    *Citations    `json:"citations,omitempty"`
 	CacheControl *CacheControl `json:"cache_control,omitempty"`
+}
+
+// Source is where an image or document block's bytes come from:
+// {"type":"base64","media_type":"image/png","data":"..."}. The API also
+// takes "url" and "file" sources (and "text" and "content" for documents);
+// the stand-in, offline and like Bedrock, takes base64 only.
+type Source struct {
+	Type      string `json:"type"`
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
+	FileID    string `json:"file_id,omitempty"`
+}
+
+// Citations is a document block's {"enabled": true|false}.
+type Citations struct {
+	Enabled bool `json:"enabled"`
 }
 
 // CacheControl is a prompt-cache breakpoint: {"type":"ephemeral"} with an
