@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
@@ -12,6 +13,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"slices"
+	"strings"
 )
 
 // Image and document blocks, checked as the Messages API checks them (vision
@@ -103,11 +105,34 @@ func (a attachment) tokens() int {
 	return a.pages * tokensPerPDFPage
 }
 
+// describe is the attachment's [[describe]] line (DESIGN §9).
+func (a attachment) describe() string {
+	sum := hex.EncodeToString(a.sum[:])[:12]
+	if a.image {
+		return fmt.Sprintf("image %s %dx%d sha256:%s", a.mediaType, a.width, a.height, sum)
+	}
+	return fmt.Sprintf("document %s %d pages sha256:%s", a.mediaType, a.pages, sum)
+}
+
 // blockAt is a block's place in the request: messages[msg].content[block].
 type blockAt struct{ msg, block int }
 
 // attachments are the image and document blocks of a request by place.
 type attachments map[blockAt]attachment
+
+// of lists the attachments of message i in block order.
+func (as attachments) of(r Request, i int) []attachment {
+	if i < 0 {
+		return nil
+	}
+	var out []attachment
+	for j := range r.Messages[i].Content {
+		if a, ok := as[blockAt{i, j}]; ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
 // checkAttachments checks every image and document block of r and measures
 // it; the message is the 400's when one is refused.
@@ -302,4 +327,24 @@ func webpSize(b []byte) (w, h int, err error) {
 		return 1 + (int(d[4]) | int(d[5])<<8 | int(d[6])<<16), 1 + (int(d[7]) | int(d[8])<<8 | int(d[9])<<16), nil
 	}
 	return 0, 0, errWebP
+}
+
+// describeDeltas is the [[describe]] reply as text deltas: one line per
+// attachment, lines separated by "\n", a delta per word with the space or
+// newline that follows it.
+func describeDeltas(as []attachment) []string {
+	var out []string
+	for i, a := range as {
+		words := strings.Fields(a.describe())
+		for k, w := range words {
+			switch {
+			case k < len(words)-1:
+				w += " "
+			case i < len(as)-1:
+				w += "\n"
+			}
+			out = append(out, w)
+		}
+	}
+	return out
 }

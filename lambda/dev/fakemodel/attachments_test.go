@@ -3,8 +3,10 @@ package fakemodel_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"image"
 	"image/color"
@@ -96,6 +98,13 @@ func pngs(t *testing.T, n int) []map[string]any {
 		out[i] = img("image/png", pngOf(t, 1, 1))
 	}
 	return out
+}
+
+// shortSum is the first 12 hex digits of raw's SHA-256, as [[describe]]
+// writes them.
+func shortSum(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])[:12]
 }
 
 // The two paths: the same body goes to the Messages API or, adapted, to
@@ -299,6 +308,79 @@ func TestARequestOver32MBIsTooLarge(t *testing.T) {
 				t.Errorf("status %d, refusal %s %q; want 413 %s", res.StatusCode, kind, m, wantKind)
 			}
 		})
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	pngRaw, jpegRaw, gifRaw := pngOf(t, 100, 75), jpegOf(t, 64, 64), gifOf(t, 30, 25)
+	lossless, lossy, extended := webpOf("VP8L", 1000, 750), webpOf("VP8 ", 320, 240), webpOf("VP8X", 7999, 2)
+	pdf := pdfOf(pdfOptions{pages: 3})
+	tests := []struct {
+		name     string
+		messages []map[string]any
+		maxTok   int
+		want     string
+		wantStop string
+	}{
+		{name: "one line per attachment of the last user turn, in order",
+			messages: []map[string]any{user(
+				img("image/png", pngRaw), img("image/jpeg", jpegRaw), tb("what are these? [[describe]]", ""),
+				img("image/gif", gifRaw), img("image/webp", lossless), doc(pdf),
+				img("image/webp", lossy), img("image/webp", extended))},
+			want: "image image/png 100x75 sha256:" + shortSum(pngRaw) + "\n" +
+				"image image/jpeg 64x64 sha256:" + shortSum(jpegRaw) + "\n" +
+				"image image/gif 30x25 sha256:" + shortSum(gifRaw) + "\n" +
+				"image image/webp 1000x750 sha256:" + shortSum(lossless) + "\n" +
+				"document application/pdf 3 pages sha256:" + shortSum(pdf) + "\n" +
+				"image image/webp 320x240 sha256:" + shortSum(lossy) + "\n" +
+				"image image/webp 7999x2 sha256:" + shortSum(extended),
+			wantStop: "end_turn"},
+		{name: "earlier turns' attachments are not described",
+			messages: []map[string]any{user(img("image/png", pngRaw), tb("first", "")), msg("assistant", "seen"), user(doc(pdf), tb("[[describe]] [[tokens=3]]", ""))},
+			want:     "document application/pdf 3 pages sha256:" + shortSum(pdf), wantStop: "end_turn"},
+		{name: "a last turn without attachments describes nothing",
+			messages: []map[string]any{user(img("image/png", pngRaw), tb("first", "")), msg("assistant", "seen"), user(tb("and now? [[describe]]", ""))},
+			want:     "", wantStop: "end_turn"},
+		{name: "max_tokens cuts the description",
+			messages: []map[string]any{user(img("image/png", pngRaw), doc(pdf), tb("[[describe]]", ""))}, maxTok: 5,
+			want: "image image/png 100x75 sha256:" + shortSum(pngRaw) + "\ndocument ", wantStop: "max_tokens"},
+	}
+	for _, p := range paths {
+		for _, tt := range tests {
+			t.Run(p.name+"/"+tt.name, func(t *testing.T) {
+				_, url := start(t, fakemodel.Options{})
+				b := cacheBody(opus, nil, tt.messages...)
+				if tt.maxTok > 0 {
+					b["max_tokens"] = tt.maxTok
+				}
+				events := p.reply(t, p.send(t, url, b))
+				if text, _ := deltaText(events); text != tt.want {
+					t.Errorf("text:\n%s\nwant:\n%s", text, tt.want)
+				}
+				if stop := events[len(events)-2].data["delta"].(map[string]any)["stop_reason"]; stop != tt.wantStop {
+					t.Errorf("stop_reason %v, want %s", stop, tt.wantStop)
+				}
+			})
+		}
+	}
+}
+
+func TestDescribeWithoutStreaming(t *testing.T) {
+	_, url := start(t, fakemodel.Options{})
+	raw := gifOf(t, 2, 3)
+	b := cacheBody(opus, nil, user(img("image/gif", raw), tb("[[describe]]", "")))
+	delete(b, "stream")
+	var m struct {
+		Content []struct{ Text string }
+		Usage   struct {
+			Output int `json:"output_tokens"`
+		}
+	}
+	if err := json.NewDecoder(post(context.Background(), t, url+"/v1/messages", b, nil).Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	if want := "image image/gif 2x3 sha256:" + shortSum(raw); len(m.Content) != 1 || m.Content[0].Text != want || m.Usage.Output != 4 {
+		t.Errorf("message %+v, want the text %q in 4 tokens", m, want)
 	}
 }
 

@@ -19,12 +19,15 @@
 //	[[fault=hang]]       200, message_start, then nothing until the client leaves
 //	[[after=N]]    deltas (thinking and text) before a midstream or hang fault
 //	[[times=N]]    the fault hits only the first N identical requests (retries then succeed)
+//	[[describe]]   reply one line per image or document of the last user turn, in order:
+//	               "image <media type> <W>x<H> sha256:<12 hex>" or
+//	               "document application/pdf <N> pages sha256:<12 hex>" (lines joined by "\n")
 //
 // Tokens are counted the same way everywhere: whitespace-separated words of
 // the text blocks of system and messages (thinking blocks sent back count for
 // nothing, as the API drops them from the context), an image
 // ceil(width × height / 750), a PDF 3,000 a page; output tokens are the
-// words streamed, thinking included.
+// deltas streamed (a word each), thinking included.
 //
 // The stand-in applies the API's rules for the Claude 4.5 features the
 // project uses, and answers 400 invalid_request_error where Claude would:
@@ -388,17 +391,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	maxTokens := int(min(req.MaxTokens, int64(1<<30)))
 	thinking := min(plan.Thinking, maxTokens)
 	textRoom := maxTokens - thinking
+	var deltas []string
+	if plan.Describe {
+		deltas = describeDeltas(atts.of(req, lastUser(req.Messages)))
+	} else {
+		for _, w := range replyWords(said, min(plan.Tokens, textRoom)) {
+			deltas = append(deltas, w+" ")
+		}
+	}
 	reply := reply{
 		id:        fmt.Sprintf("msg_standin_%06d", n),
 		model:     "standin/" + req.Model,
 		usage:     s.cache.use(req, atts),
 		thinking:  thinkingWords(said, thinking),
-		words:     replyWords(said, min(plan.Tokens, textRoom)),
+		words:     deltas[:min(len(deltas), textRoom)],
 		stop:      "end_turn",
 		plan:      plan,
 		onBedrock: bedrock,
 	}
-	if plan.Tokens > textRoom {
+	if (plan.Describe && len(deltas) > textRoom) || (!plan.Describe && plan.Tokens > textRoom) {
 		reply.stop = "max_tokens"
 	}
 	if req.Stream {
@@ -473,11 +484,19 @@ func validate(r Request) string {
 	return validateCache(r)
 }
 
-func lastUserText(msgs []Message) string {
+// lastUser is the index of the last user message, -1 when there is none.
+func lastUser(msgs []Message) int {
 	for i := len(msgs) - 1; i >= 0; i-- {
 		if msgs[i].Role == "user" {
-			return msgs[i].Content.Text()
+			return i
 		}
+	}
+	return -1
+}
+
+func lastUserText(msgs []Message) string {
+	if i := lastUser(msgs); i >= 0 {
+		return msgs[i].Content.Text()
 	}
 	return ""
 }
@@ -485,8 +504,10 @@ func lastUserText(msgs []Message) string {
 type reply struct {
 	id, model string
 	// usage is the input side; the output tokens are the words.
-	usage     inputUsage
-	thinking  []string
+	usage    inputUsage
+	thinking []string
+	// words are the text deltas, each with the space (or newline) that
+	// follows it: one token each.
 	words     []string
 	stop      string
 	plan      Plan
@@ -498,13 +519,7 @@ func (r reply) outputTokens() int { return len(r.thinking) + len(r.words) }
 
 func (r reply) thinkingText() string { return strings.Join(r.thinking, " ") }
 
-func (r reply) text() string {
-	var b strings.Builder
-	for _, w := range r.words {
-		b.WriteString(w + " ")
-	}
-	return b.String()
-}
+func (r reply) text() string { return strings.Join(r.words, "") }
 
 // wait pauses for d unless the client leaves or the server closes.
 func (s *Server) wait(ctx context.Context, d time.Duration) error {
@@ -707,7 +722,7 @@ func (s *Server) play(ctx context.Context, f framer, rep reply) error {
 	}
 	err = block(index, map[string]string{"type": "text", "text": ""}, rep.words,
 		func(_ int, word string) map[string]string {
-			return map[string]string{"type": "text_delta", "text": word + " "}
+			return map[string]string{"type": "text_delta", "text": word}
 		},
 		nil)
 	if err != nil || sent == faultAt {

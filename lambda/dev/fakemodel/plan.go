@@ -47,6 +47,13 @@ type Plan struct {
 	// are answered normally.
 	Times int
 
+	// Describe replies, instead of the usual text, one line per image or
+	// document of the last user turn, in order ([[describe]], DESIGN §9):
+	// "image <media type> <W>x<H> sha256:<12 hex>" or "document
+	// application/pdf <N> pages sha256:<12 hex>", the hash of the bytes.
+	// Tokens is then ignored; max_tokens still caps the reply.
+	Describe bool
+
 	// Header is added to the response, e.g. retry-after-ms: 1.
 	Header http.Header
 	// Raw, when set, is the whole body of a 200 streaming answer, written
@@ -56,8 +63,8 @@ type Plan struct {
 
 func (p Plan) faulty() bool { return p.Status != 0 || p.Midstream || p.Hang }
 
-// directive matches [[name=value]].
-var directive = regexp.MustCompile(`\[\[\s*([a-z_]+)\s*=\s*([^\]]*?)\s*\]\]`)
+// directive matches [[name=value]] and [[name]].
+var directive = regexp.MustCompile(`\[\[\s*([a-z_]+)\s*(=\s*([^\]]*?)\s*)?\]\]`)
 
 // parseDirectives reads the directives of text into p and returns text
 // without them. Unknown names and bad values are errors, so a typo in a
@@ -66,8 +73,16 @@ func parseDirectives(text string, p *Plan) (string, error) {
 	var errs []string
 	afterSet := false
 	for _, m := range directive.FindAllStringSubmatch(text, -1) {
-		name, val := m[1], m[2]
-		bad := func(want string) { errs = append(errs, fmt.Sprintf("[[%s=%s]]: %s", name, val, want)) }
+		name, val := m[1], m[3]
+		bad := func(want string) { errs = append(errs, fmt.Sprintf("%s: %s", m[0], want)) }
+		if name == "describe" {
+			if m[2] != "" {
+				bad("takes no value: write [[describe]]")
+				continue
+			}
+			p.Describe = true
+			continue
+		}
 		// whole is val as a whole number of at least least; anything else
 		// is bad, with want.
 		whole := func(least int, want string) (int, bool) {
@@ -121,7 +136,7 @@ func parseDirectives(text string, p *Plan) (string, error) {
 				p.Status = n
 			}
 		default:
-			bad("unknown directive; known: tokens, thinking, rate, ttft, fault, after, times")
+			bad("unknown directive; known: tokens, thinking, rate, ttft, fault, after, times, describe")
 		}
 	}
 	if len(errs) > 0 {

@@ -51,6 +51,9 @@ func TestParseDirectives(t *testing.T) {
 		{name: "a negative length is an error", text: "[[tokens=-1]]", wantErr: "tokens"},
 		{name: "a status that is no error is an error", text: "[[fault=200]]", wantErr: "fault"},
 		{name: "times must be at least one", text: "[[times=0]]", wantErr: "times"},
+		{name: "describe takes no value", text: "what is this? [[describe]] [[tokens=3]]", want: Plan{Tokens: 3, Describe: true}, wantSaid: "what is this?"},
+		{name: "describe with a value is an error", text: "[[describe=1]]", wantErr: "takes no value"},
+		{name: "a directive that needs a value is an error without one", text: "[[tokens]]", wantErr: "[[tokens]]: want a whole number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +69,7 @@ func TestParseDirectives(t *testing.T) {
 				t.Fatal(err)
 			}
 			if said != tt.wantSaid || p.Tokens != tt.want.Tokens || p.Thinking != tt.want.Thinking || p.Rate != tt.want.Rate || p.TTFT != tt.want.TTFT || p.Status != tt.want.Status ||
-				p.Midstream != tt.want.Midstream || p.Hang != tt.want.Hang || p.After != tt.want.After || p.Times != tt.want.Times {
+				p.Midstream != tt.want.Midstream || p.Hang != tt.want.Hang || p.After != tt.want.After || p.Times != tt.want.Times || p.Describe != tt.want.Describe {
 				t.Errorf("parseDirectives(%q) = %q, %+v; want %q, %+v", tt.text, said, p, tt.wantSaid, tt.want)
 			}
 		})
