@@ -200,7 +200,7 @@ func TestTinyRun(t *testing.T) {
 	}
 	var keys map[string]any
 	_ = json.Unmarshal(b, &keys)
-	for _, k := range []string{"cold_start_ms", "ratio_node", "ratio_python", "ttft_overhead_ms", "posts_per_reply", "max_frame_bytes", "peak_rss_mb", "zip_mb", "synth_s", "concurrent", "resume_ms", "store_round_trips", "prompt_cache"} {
+	for _, k := range []string{"cold_start_ms", "ratio_node", "ratio_python", "ttft_overhead_ms", "posts_per_reply", "max_frame_bytes", "peak_rss_mb", "zip_mb", "synth_s", "concurrent", "resume_ms", "store_round_trips", "prompt_cache", "quota", "resume"} {
 		if _, ok := keys[k]; !ok {
 			t.Errorf("results.json lacks %q", k)
 		}
@@ -209,10 +209,10 @@ func TestTinyRun(t *testing.T) {
 
 // TestDevServerMeasuresOnATinyRun runs the dev-server measures that need
 // no build (resume after a dropped socket, store round trips before the
-// model call, the prompt caching conversation), so that even a -short run
-// takes them.
+// model call, the prompt caching conversation, the quota rounds, the
+// posts of resume frames), so that even a -short run takes them.
 func TestDevServerMeasuresOnATinyRun(t *testing.T) {
-	r, err := Run(t.Context(), Options{OutDir: t.TempDir(), RoundTripSamples: 1, ResumeSamples: 2, CacheTurns: 3})
+	r, err := Run(t.Context(), Options{OutDir: t.TempDir(), RoundTripSamples: 1, ResumeSamples: 2, CacheTurns: 3, QuotaSends: 4, QuotaRounds: 2, ResumeStorm: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +221,8 @@ func TestDevServerMeasuresOnATinyRun(t *testing.T) {
 	}
 	checkDevServerMeasures(t, r, 2, 1)
 	checkPromptCache(t, r, 3)
+	checkQuota(t, r, 4, 2)
+	checkResumePosts(t, r, 3)
 	b, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +252,7 @@ func TestDevServerMeasuresOnATinyRun(t *testing.T) {
 	}
 	var sb strings.Builder
 	r.Table(&sb)
-	for _, row := range []string{"resume: reconnect → first missed frame", "store round trips before the model call, new conversation", "store round trips before the model call, follow-up", "prompt caching: input cost of a 3-turn conversation"} {
+	for _, row := range []string{"resume: reconnect → first missed frame", "store round trips before the model call, new conversation", "store round trips before the model call, follow-up", "store round trips before the model call, new conversation with a saved prompt", "prompt caching: input cost of a 3-turn conversation", "quota: worst overshoot", "resume: @connections posts caused by one resume frame"} {
 		if !strings.Contains(sb.String(), row) {
 			t.Errorf("the table lacks the row %q:\n%s", row, sb.String())
 		}
@@ -275,6 +277,63 @@ func checkDevServerMeasures(t *testing.T, r *Results, resumes, trips int) {
 	}
 	if len(rt.Chains["follow_up"]) != rt.FollowUp {
 		t.Errorf("the follow-up's chain %v does not have its %d calls", rt.Chains["follow_up"], rt.FollowUp)
+	}
+	if rt.NewConversationSavedPrompt < 1 || len(rt.Chains["new_conversation_saved_prompt"]) != rt.NewConversationSavedPrompt {
+		t.Errorf("a new conversation with a saved prompt: %d round trips, chain %v", rt.NewConversationSavedPrompt, rt.Chains["new_conversation_saved_prompt"])
+	}
+}
+
+// checkQuota checks that the quota rounds ran and that the day's count
+// agreed with its replies, without judging the overshoot.
+func checkQuota(t *testing.T, r *Results, sends, rounds int) {
+	t.Helper()
+	q := r.Quota
+	if q == nil {
+		t.Fatal("no quota figure")
+	}
+	trials := len(quotaTrials(sends))
+	if q.Sends != trials*sends*rounds || len(q.Trials) != trials || q.Admitted < 1 {
+		t.Errorf("quota %+v, want %d trials of %d rounds of %d sends, some admitted", q, trials, rounds, sends)
+	}
+	refused := 0
+	for _, tr := range q.Trials {
+		if len(tr.UsedAfterRound) != rounds {
+			t.Errorf("trial %+v: want /usage read after each of %d rounds", tr, rounds)
+		}
+		for _, n := range tr.Refused {
+			refused += n
+		}
+		for _, n := range tr.FailedAfterStart {
+			refused += n
+		}
+	}
+	if q.Admitted+refused != q.Sends {
+		t.Errorf("quota: %d admitted and %d refused of %d sends", q.Admitted, refused, q.Sends)
+	}
+	if !q.UsageAgrees {
+		t.Errorf("quota: GET /usage disagrees with the replies: %+v", q.Trials)
+	}
+}
+
+// checkResumePosts checks that the resume cases ran and that each caused
+// the posts the protocol says: those are the protocol's promises, not
+// performance goals.
+func checkResumePosts(t *testing.T, r *Results, storm int) {
+	t.Helper()
+	p := r.ResumePosts
+	if p == nil {
+		t.Fatal("no resume posts figure")
+	}
+	if len(p.Cases) != 4 || !p.AsExpected || p.MaxTokens <= 0 {
+		t.Errorf("resume posts %+v, want 4 cases as expected", p)
+	}
+	for _, c := range p.Cases {
+		if c.Name == "ended" && int64(c.WorstPerFrame) != int64(c.ReplyFrames)+1 {
+			t.Errorf("replaying an ended reply of %d frames from afterSeq -1 cost %d posts, want its frames and the end", c.ReplyFrames, c.WorstPerFrame)
+		}
+		if c.Name == "storm" && c.ResumeFrames != storm {
+			t.Errorf("storm case %+v, want %d resume frames", c, storm)
+		}
 	}
 }
 

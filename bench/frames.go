@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/p2/buddy/lambda/tokens"
 	"github.com/p2/buddy/lambda/wsapi"
 )
 
@@ -22,10 +23,16 @@ type ReplyStats struct {
 	MinGap     time.Duration // smallest interval between two delta frames
 	Lost       int           // see Reply
 	Error      string        // code and message of an error frame
+	Code       string        // the error frame's code alone
 	Output     int64         // outputTokens of the end frame
+	Usage      *tokens.Usage // the end frame's usage
 
-	// ConversationID is what the start frame named.
-	ConversationID string
+	// Seqs is how many deltas arrived in order from seq 0 (duplicates and
+	// frames after a gap left out).
+	Seqs int
+
+	// ConversationID and MessageID are what the start frame named.
+	ConversationID, MessageID string
 }
 
 // Reply follows the frames of one reply as a client sees them and counts
@@ -65,6 +72,7 @@ func (r *Reply) Stats() ReplyStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.s
+	s.Seqs = r.next
 	if !s.Start {
 		s.Lost++
 	}
@@ -102,7 +110,7 @@ func (r *Reply) Add(b []byte, at time.Time) {
 	}
 	switch f.Type {
 	case wsapi.TypeStart:
-		s.Start, s.ConversationID = true, f.ConversationID
+		s.Start, s.ConversationID, s.MessageID = true, f.ConversationID, f.MessageID
 	case wsapi.TypeDelta:
 		if f.Seq == nil {
 			s.Lost++
@@ -135,11 +143,11 @@ func (r *Reply) Add(b []byte, at time.Time) {
 	case wsapi.TypeEnd:
 		s.End = true
 		if f.Usage != nil {
-			s.Output = f.Usage.OutputTokens
+			s.Output, s.Usage = f.Usage.OutputTokens, f.Usage
 		}
 		r.finish()
 	case wsapi.TypeError:
-		s.Error = f.Code + ": " + f.Message
+		s.Error, s.Code = f.Code+": "+f.Message, f.Code
 		r.finish()
 	}
 }

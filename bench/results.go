@@ -72,7 +72,10 @@ type StoreRoundTrips struct {
 	// NewConversationFirstMessage is a new conversation as the first
 	// message of a socket, which also resolves the connection.
 	NewConversationFirstMessage int `json:"new_conversation_first_message"`
-	Samples                     int `json:"samples"`
+	// NewConversationSavedPrompt is a new conversation naming a saved
+	// prompt (promptId).
+	NewConversationSavedPrompt int `json:"new_conversation_saved_prompt"`
+	Samples                    int `json:"samples"`
 	// Chains name the calls of each count, in order.
 	Chains map[string][]string `json:"chains,omitempty"`
 }
@@ -157,6 +160,10 @@ type Results struct {
 	ResumeMS        *Latency         `json:"resume_ms"`
 	StoreRoundTrips *StoreRoundTrips `json:"store_round_trips"`
 	PromptCache     *PromptCache     `json:"prompt_cache"`
+	// Quota is quota.worst_overshoot_tokens and how the sends fared.
+	Quota *Quota `json:"quota"`
+	// ResumePosts is resume.posts_per_frame_max and its cases.
+	ResumePosts *ResumePosts `json:"resume"`
 
 	Goals []Goal   `json:"goals"`
 	Notes []string `json:"notes,omitempty"`
@@ -215,10 +222,19 @@ func (r *Results) Evaluate() {
 	if t := r.StoreRoundTrips; t != nil {
 		add("store round trips, new conversation", "<= 2", float64(t.NewConversation), t.NewConversation <= 2)
 		add("store round trips, follow-up", "<= 3", float64(t.FollowUp), t.FollowUp <= 3)
+		add("store round trips, new conversation with a saved prompt", "<= 2", float64(t.NewConversationSavedPrompt), t.NewConversationSavedPrompt <= 2)
 	}
 	if c := r.PromptCache; c != nil {
 		// The value is the saved share in percent.
 		add("prompt cache saved %", "≥ 70% saved", 100*c.SavedFraction, c.SavedFraction >= 0.70)
+	}
+	if q := r.Quota; q != nil {
+		// The day's count must also be the sum of its replies, or the
+		// figure measures nothing.
+		add("quota worst overshoot tokens", fmt.Sprintf("<= %d (MAX_TOKENS)", q.MaxTokens), float64(q.WorstOvershootTokens), q.WorstOvershootTokens <= q.MaxTokens && q.UsageAgrees)
+	}
+	if p := r.ResumePosts; p != nil {
+		add("resume posts per frame max", fmt.Sprintf("<= frames after afterSeq + 1 <= %d (MAX_TOKENS + 1)", p.BoundPosts), float64(p.PostsPerFrameMax), p.AsExpected && int64(p.PostsPerFrameMax) <= p.BoundPosts)
 	}
 }
 
@@ -338,6 +354,8 @@ func (r *Results) Table(w io.Writer) {
 		t, m = met("store round trips, follow-up")
 		row("store round trips before the model call, follow-up", fmt.Sprint(rt.FollowUp), t, m)
 		row("  new conversation as a socket's first message", fmt.Sprint(rt.NewConversationFirstMessage), "", "")
+		t, m = met("store round trips, new conversation with a saved prompt")
+		row("store round trips before the model call, new conversation with a saved prompt", fmt.Sprint(rt.NewConversationSavedPrompt), t, m)
 	} else {
 		row("store round trips before the model call", na, "", "")
 	}
@@ -348,6 +366,25 @@ func (r *Results) Table(w io.Writer) {
 		row("  input tokens read from / written to the cache / uncached", fmt.Sprintf("%d / %d / %d", c.CacheReadTokens, c.CacheWrite5mTokens+c.CacheWrite1hTokens, c.InputTokens), "", "")
 	} else {
 		row("prompt caching: input cost of a conversation", na, "", "")
+	}
+	if q := r.Quota; q != nil {
+		t, m := met("quota worst overshoot tokens")
+		row(fmt.Sprintf("quota: worst overshoot of a %d-token day, tokens (%d sends at once × %d rounds)", q.DailyTokenLimit, q.SendsPerRound, q.Rounds),
+			fmt.Sprintf("%d (used − limit at worst: %d)", q.WorstOvershootTokens, q.WorstUsedMinusLimitTokens), t, m)
+		row("  sends admitted / refused", fmt.Sprintf("%d / %d (%s)", q.Admitted, q.Sends-q.Admitted, countsOf(q.Refused, q.FailedAfterStart)), "", "")
+		row("  largest input of an admitted reply, tokens", fmt.Sprint(q.MaxInputTokens), "", "")
+	} else {
+		row("quota: worst overshoot", na, "", "")
+	}
+	if p := r.ResumePosts; p != nil {
+		t, m := met("resume posts per frame max")
+		row("resume: @connections posts caused by one resume frame, worst", fmt.Sprint(p.PostsPerFrameMax), t, m)
+		for _, c := range p.Cases {
+			row(fmt.Sprintf("  %s, RESUMES_PER_MINUTE=%d: %d resume frames", c.Name, c.ResumesPerMinute, c.ResumeFrames),
+				fmt.Sprintf("%d posts by them (expected %d; reply's frames %d, %d rate_limited)", c.ByResumes, c.ExpectedByResumes, c.ReplyFrames, c.RateLimited), "", "")
+		}
+	} else {
+		row("resume: posts caused by one resume frame", na, "", "")
 	}
 	writeMarkdown(w, rows)
 	if len(r.Notes) > 0 {
@@ -381,6 +418,28 @@ func writeMarkdown(w io.Writer, rows [][]string) {
 		}
 		fmt.Fprintln(w, b.String()+"|")
 	}
+}
+
+// countsOf lists refusals by error code, then failures after start.
+func countsOf(refused, failed map[string]int) string {
+	var out []string
+	for _, m := range []struct {
+		counts map[string]int
+		suffix string
+	}{{refused, ""}, {failed, " after start"}} {
+		codes := make([]string, 0, len(m.counts))
+		for c := range m.counts {
+			codes = append(codes, c)
+		}
+		sort.Strings(codes)
+		for _, c := range codes {
+			out = append(out, fmt.Sprintf("%s %d%s", c, m.counts[c], m.suffix))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 func fmtPtr(v *float64, format string) string {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+
+	"github.com/p2/buddy/lambda/dev/wsclient"
 )
 
 // storeCall is one DynamoDB call as the store's SDK client made it.
@@ -137,10 +139,14 @@ const roundTripWindow = 20 * time.Millisecond
 
 // Messages of the store round-trip runs.
 const (
-	kindNewFresh = "new conversation, a socket's first message"
-	kindFollowUp = "follow-up"
-	kindNew      = "new conversation"
+	kindNewFresh  = "new conversation, a socket's first message"
+	kindFollowUp  = "follow-up"
+	kindNew       = "new conversation"
+	kindNewPrompt = "new conversation with a saved prompt"
 )
+
+// roundTripPrompt is the saved prompt of the kindNewPrompt messages.
+const roundTripPrompt = "Be kind, and be brief. If you do not know, say so."
 
 // StoreRoundTripsRun has, for each kind of message, the longest chain of
 // sequential store calls from the client's send to the model request over
@@ -152,11 +158,12 @@ type StoreRoundTripsRun struct {
 
 // RoundTripsBeforeModel sends, n times, on a fresh socket of a fresh user: a
 // message that opens a conversation (the socket's first message, so the
-// function resolves the connection in the store), a follow-up in it, and
-// a message that opens another conversation (the connection now known);
-// and counts the store round trips each made before its model request
-// (sequentialCalls). Each message waits for the store to be quiet, and
-// for the reply before it to have ended, so only its own calls fall
+// function resolves the connection in the store), a follow-up in it, a
+// message that opens another conversation (the connection now known), and
+// one that opens a conversation with a saved prompt (POST /prompts first,
+// untimed); and counts the store round trips each made before its model
+// request (sequentialCalls). Each message waits for the store to be quiet,
+// and for the reply before it to have ended, so only its own calls fall
 // between its send and its model request.
 func (d *DevServer) RoundTripsBeforeModel(ctx context.Context, n int) (*StoreRoundTripsRun, error) {
 	if d.calls == nil {
@@ -164,16 +171,30 @@ func (d *DevServer) RoundTripsBeforeModel(ctx context.Context, n int) (*StoreRou
 	}
 	run := &StoreRoundTripsRun{Max: map[string]int{}, Chains: map[string][]string{}}
 	for i := range n {
-		c, err := d.dial(ctx, fmt.Sprintf("bench-trips-%d-%d", i, time.Now().UnixNano()))
+		tok, err := d.token(ctx, fmt.Sprintf("bench-trips-%d-%d", i, time.Now().UnixNano()))
+		if err != nil {
+			return nil, err
+		}
+		var saved struct {
+			ID string `json:"id"`
+		}
+		if err := d.api(ctx, tok, http.MethodPost, "/prompts", map[string]string{"name": "Bench", "text": roundTripPrompt}, http.StatusCreated, &saved); err != nil {
+			return nil, err
+		}
+		c, err := dialClient(ctx, d.srv.WebSocketURL, tok)
 		if err != nil {
 			return nil, err
 		}
 		conv := ""
-		for j, kind := range []string{kindNewFresh, kindFollowUp, kindNew} {
-			if kind == kindNew {
+		for j, kind := range []string{kindNewFresh, kindFollowUp, kindNew, kindNewPrompt} {
+			prompt := ""
+			switch kind {
+			case kindNew:
 				conv = ""
+			case kindNewPrompt:
+				conv, prompt = "", saved.ID
 			}
-			chain, cid, err := d.countRoundTrips(ctx, c, fmt.Sprintf("trips-%d-%d", i, j), conv)
+			chain, cid, err := d.countRoundTrips(ctx, c, fmt.Sprintf("trips-%d-%d", i, j), conv, prompt)
 			if err != nil {
 				c.close()
 				return nil, fmt.Errorf("%s: %w", kind, err)
@@ -188,15 +209,15 @@ func (d *DevServer) RoundTripsBeforeModel(ctx context.Context, n int) (*StoreRou
 	return run, nil
 }
 
-// countRoundTrips sends one message (in conversation conv; "" opens one)
-// and returns the chain of store calls before its model request and the
-// conversation.
-func (d *DevServer) countRoundTrips(ctx context.Context, c *client, id, conv string) ([]string, string, error) {
+// countRoundTrips sends one message (in conversation conv, "" opening
+// one, with saved prompt prompt if not "") and returns the chain of store
+// calls before its model request and the conversation.
+func (d *DevServer) countRoundTrips(ctx context.Context, c *client, id, conv, prompt string) ([]string, string, error) {
 	if err := poll(ctx, func() bool { return d.calls.quiet(roundTripWindow) }); err != nil {
 		return nil, "", err
 	}
 	marker := "round-trips " + id
-	r, err := c.sendIn(ctx, id, conv, directives(ttftReplyTokens, 0, 0)+" "+marker, nil)
+	r, err := c.sendFrame(ctx, wsclient.SendMessage{RequestID: id, ConversationID: conv, PromptID: prompt, Text: directives(ttftReplyTokens, 0, 0) + " " + marker}, nil)
 	if err != nil {
 		return nil, "", err
 	}

@@ -54,6 +54,13 @@ type Options struct {
 	// Dev server: the turns of one conversation whose input is priced
 	// with and without prompt caching.
 	CacheTurns int
+	// Dev server: QuotaRounds rounds of QuotaSends sends of one user at
+	// once against a small daily limit (quota.worst_overshoot_tokens).
+	QuotaSends, QuotaRounds int
+	// Dev server: the @connections posts of resume frames
+	// (resume.posts_per_frame_max); ResumeStorm resume frames in its
+	// storm case, 0 skipping the cases.
+	ResumeStorm int
 
 	Synth bool
 	Zips  bool
@@ -149,12 +156,12 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 			r.Note("message path (posts, frames, peak RSS) not measured: %v", err)
 		}
 	}
-	if o.TTFTSamples > 0 || o.Sockets > 0 || o.RoundTripSamples > 0 || o.ResumeSamples > 0 || o.CacheTurns > 0 {
+	if o.TTFTSamples > 0 || o.Sockets > 0 || o.RoundTripSamples > 0 || o.ResumeSamples > 0 || o.CacheTurns > 0 || (o.QuotaSends > 0 && o.QuotaRounds > 0) || o.ResumeStorm > 0 {
 		if err := devServer(ctx, &o, r); err != nil {
 			if !errors.Is(err, ErrSkip) {
 				return nil, err
 			}
-			r.Note("dev-server figures (ttft overhead, store round trips, resume, prompt caching, concurrent sockets) not measured: %v", err)
+			r.Note("dev-server figures (ttft overhead, store round trips, resume, prompt caching, quota, resume posts, concurrent sockets) not measured: %v", err)
 		}
 	}
 	if o.Profile {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/dev/wsclient"
 	"github.com/p2/buddy/lambda/manifest"
+	"github.com/p2/buddy/lambda/obs"
 )
 
 // Sizes of the dev-server runs that are not options: enough warm-up
@@ -43,6 +45,8 @@ type DevServer struct {
 	summaries *summaries
 	// calls times every store call of the functions (RoundTripsBeforeModel).
 	calls *storeCalls
+	// sibling: db belongs to another DevServer (withEnv).
+	sibling bool
 }
 
 // StartDevServer starts the dev server on free ports with the offline
@@ -80,8 +84,33 @@ func StartDevServer(ctx context.Context, dir string) (_ *DevServer, err error) {
 	return &DevServer{srv: srv, db: db, client: &http.Client{Timeout: 30 * time.Second}, summaries: sums, calls: calls}, nil
 }
 
-// Close stops the dev server and its DynamoDB Local.
-func (d *DevServer) Close() error { return errors.Join(d.srv.Close(), d.db.Stop()) }
+// Close stops the dev server and its DynamoDB Local (a sibling's is its
+// first dev server's, which stops it).
+func (d *DevServer) Close() error {
+	err := d.srv.Close()
+	if !d.sibling {
+		err = errors.Join(err, d.db.Stop())
+	}
+	return err
+}
+
+// withEnv starts a second dev server on d's DynamoDB Local whose functions
+// take the variables of env (DAILY_TOKEN_LIMIT, MAX_TOKENS,
+// MAX_INFLIGHT_REPLIES_PER_USER, RESUMES_PER_MINUTE), validated as in AWS;
+// its state (the signing key) goes under dir. Its store calls are not
+// timed and it has gateways of its own, so its posts are counted apart.
+func (d *DevServer) withEnv(ctx context.Context, dir string, env map[string]string) (*DevServer, error) {
+	sums := &summaries{ttft: map[string]float64{}}
+	srv, err := devserver.Start(ctx, devserver.Config{StateDir: dir, DynamoDB: d.db, Log: slog.New(sums), Getenv: func(k string) string { return env[k] }})
+	if err != nil {
+		return nil, err
+	}
+	if srv.StandIn == nil {
+		srv.Close()
+		return nil, errors.New("dev server runs without its stand-in model")
+	}
+	return &DevServer{srv: srv, db: d.db, sibling: true, client: d.client, summaries: sums}, nil
+}
 
 // token asks POST /dev/token for a JWT, as the chat page does.
 func (d *DevServer) token(ctx context.Context, sub string) (string, error) {
@@ -238,16 +267,22 @@ func (d *DevServer) storeRoundTrips(ctx context.Context, n int) (get, put, query
 }
 
 // summaries is a slog.Handler for the dev server's log that keeps the
-// ttftMs of each reply's summary line, by client request id.
+// ttftMs of each reply's summary line, by client request id, and which
+// client frames a route invocation has answered (its summary line is
+// written as it returns).
 type summaries struct {
-	mu   sync.Mutex
-	ttft map[string]float64
+	mu     sync.Mutex
+	ttft   map[string]float64
+	routed map[string]string // client request id → the route's outcome
+	// serverErrors are the route, code and error of every summary line
+	// whose outcome is our fault (obs.OutcomeServerError).
+	serverErrors []string
 }
 
 func (s *summaries) Enabled(context.Context, slog.Level) bool { return true }
 
 func (s *summaries) Handle(_ context.Context, r slog.Record) error {
-	var route, id string
+	var route, id, outcome, errText string
 	ttft, ok := 0.0, false
 	r.Attrs(func(a slog.Attr) bool {
 		switch a.Key {
@@ -255,6 +290,10 @@ func (s *summaries) Handle(_ context.Context, r slog.Record) error {
 			route = a.Value.String()
 		case "clientRequestId":
 			id = a.Value.String()
+		case "outcome":
+			outcome = a.Value.String()
+		case "error":
+			errText = a.Value.String()
 		case "ttftMs":
 			if a.Value.Kind() == slog.KindFloat64 {
 				ttft, ok = a.Value.Float64(), true
@@ -262,12 +301,41 @@ func (s *summaries) Handle(_ context.Context, r slog.Record) error {
 		}
 		return true
 	})
-	if route == "reply" && ok && id != "" {
-		s.mu.Lock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if outcome == obs.OutcomeServerError {
+		s.serverErrors = append(s.serverErrors, fmt.Sprintf("%s %s: %s", route, id, errText))
+	}
+	switch {
+	case route == "reply" && ok && id != "":
 		s.ttft[id] = ttft
-		s.mu.Unlock()
+	case route != "reply" && route != "" && id != "":
+		if s.routed == nil {
+			s.routed = map[string]string{}
+		}
+		s.routed[id] = outcome
 	}
 	return nil
+}
+
+// failures returns the server errors logged so far.
+func (s *summaries) failures() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.serverErrors)
+}
+
+// answered reports whether every one of ids has had its route invocation
+// return.
+func (s *summaries) answered(ids []string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := s.routed[id]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *summaries) WithAttrs([]slog.Attr) slog.Handler { return s }
@@ -436,11 +504,13 @@ func devServer(ctx context.Context, o *Options, r *Results) error {
 			NewConversation:             t.Max[kindNew],
 			FollowUp:                    t.Max[kindFollowUp],
 			NewConversationFirstMessage: t.Max[kindNewFresh],
+			NewConversationSavedPrompt:  t.Max[kindNewPrompt],
 			Samples:                     o.RoundTripSamples,
 			Chains:                      map[string][]string{},
 		}
 		for _, k := range []struct{ key, kind string }{
 			{"new_conversation", kindNew}, {"follow_up", kindFollowUp}, {"new_conversation_first_message", kindNewFresh},
+			{"new_conversation_saved_prompt", kindNewPrompt},
 		} {
 			r.StoreRoundTrips.Chains[k.key] = t.Chains[k.kind]
 			r.Note("store round trips, %s: %s", k.kind, strings.Join(t.Chains[k.kind], " → "))
@@ -474,6 +544,16 @@ func devServer(ctx context.Context, o *Options, r *Results) error {
 			r.Note("prompt caching: GET /usage's savedUsd ($%.6f) equals uncached − cached", pc.UsageSavedUSD)
 		} else {
 			r.Note("prompt caching: GET /usage's savedUsd ($%.6f) differs from uncached − cached ($%.6f)", pc.UsageSavedUSD, pc.InputCostUSDUncached-pc.InputCostUSDCached)
+		}
+	}
+	if o.QuotaSends > 0 && o.QuotaRounds > 0 {
+		if err := quotaFigure(ctx, o, r, d, dir); err != nil {
+			return err
+		}
+	}
+	if o.ResumeStorm > 0 {
+		if err := resumePostsFigure(ctx, o, r, d, dir); err != nil {
+			return err
 		}
 	}
 	if o.Sockets > 0 {
@@ -621,7 +701,14 @@ func (c *client) send(ctx context.Context, requestID, text string, onFirst func(
 
 // sendIn is send in conversation conv ("" opens one).
 func (c *client) sendIn(ctx context.Context, requestID, conv, text string, onFirst func()) (*Reply, error) {
-	b, err := json.Marshal(wsclient.SendMessage{Action: "sendMessage", RequestID: requestID, ConversationID: conv, Text: text})
+	return c.sendFrame(ctx, wsclient.SendMessage{RequestID: requestID, ConversationID: conv, Text: text}, onFirst)
+}
+
+// sendFrame is send of any sendMessage m (its action is set here).
+func (c *client) sendFrame(ctx context.Context, m wsclient.SendMessage, onFirst func()) (*Reply, error) {
+	m.Action = "sendMessage"
+	requestID := m.RequestID
+	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
@@ -635,6 +722,23 @@ func (c *client) sendIn(ctx context.Context, requestID, conv, text string, onFir
 	r.mu.Unlock()
 	if err := c.conn.SendRaw(ctx, b); err != nil {
 		return nil, fmt.Errorf("send %s: %w", requestID, err)
+	}
+	return r, nil
+}
+
+// resume asks for the frames of reply messageID after afterSeq on this
+// connection; what comes back under requestID is filed in the Reply
+// returned (whose Sent is taken just before the frame is written).
+func (c *client) resume(ctx context.Context, requestID, messageID string, afterSeq int) (*Reply, error) {
+	r := NewReply(time.Now())
+	c.mu.Lock()
+	c.replies[requestID] = r
+	c.mu.Unlock()
+	r.mu.Lock()
+	r.s.Sent = time.Now()
+	r.mu.Unlock()
+	if err := c.conn.Resume(ctx, requestID, messageID, afterSeq); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", requestID, err)
 	}
 	return r, nil
 }
