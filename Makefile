@@ -15,8 +15,8 @@ APT_SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # first try fails (a fresh CI image may have none).
 APT_INSTALL = export DEBIAN_FRONTEND=noninteractive; $(APT_SUDO) apt-get install -y -qq --no-install-recommends $(1) || { $(APT_SUDO) apt-get update -qq && $(APT_SUDO) apt-get install -y -qq --no-install-recommends $(1); }
 
-.PHONY: tools test vet java chromium
-tools: $(NODE_STAMP) java
+.PHONY: tools test vet java chromium versitygw
+tools: $(NODE_STAMP) java versitygw
 	go mod download
 
 # npm ci only when the lock file changed; the stamp records the last install.
@@ -28,6 +28,12 @@ $(NODE_STAMP): infra/package.json infra/package-lock.json
 # installed only when absent.
 java:
 	@command -v java >/dev/null || { $(call APT_INSTALL,openjdk-17-jre-headless); }
+
+# versitygw runs the local S3 (lambda/dev/s3local): built from source, at
+# the version pinned in lambda/dev/s3local/versitygw, into .cache/versitygw
+# (go install outside this module: never in go.mod), only when absent.
+versitygw:
+	@go run ./lambda/dev/cmd/install-versitygw
 
 # Debian's chromium for the headless browser test of the chat page
 # (lambda/dev/devserver); installed only when absent.
