@@ -43,15 +43,34 @@ type Quota struct {
 	// writes) one admitted reply counted.
 	MaxInputTokens int64 `json:"max_input_tokens"`
 	// UsageAgrees: after every round, GET /usage's today.used equaled
-	// both the sum of the day's usage rows and the sum of the end frames'
-	// usage, with nothing reserved.
+	// the sum of the day's usage rows and, where every admitted reply
+	// ended with end, the sum of the end frames' usage, with nothing
+	// reserved.
 	UsageAgrees bool         `json:"used_equals_sum_of_replies"`
 	Trials      []QuotaTrial `json:"trials"`
+	// CutShort is the same run with replies cut short upstream (a
+	// midstream error after CutAfter of MaxTokens tokens), whose output is
+	// counted from an estimate (one token per three bytes of the text
+	// produced): CutShortWorstOvershootTokens and
+	// CutShortWorstUsedMinusLimitTokens as above.
+	CutShortWorstOvershootTokens      int64       `json:"cut_short_worst_overshoot_tokens"`
+	CutShortWorstUsedMinusLimitTokens int64       `json:"cut_short_worst_used_minus_limit_tokens"`
+	CutAfter                          int         `json:"cut_after_tokens"`
+	CutShort                          *QuotaTrial `json:"cut_short,omitempty"`
 }
 
 // QuotaTrial is one user's rounds under one MAX_INFLIGHT_REPLIES_PER_USER.
 type QuotaTrial struct {
-	MaxInflight      int            `json:"max_inflight_replies_per_user"`
+	MaxInflight int `json:"max_inflight_replies_per_user"`
+	// CutAfter, when not 0, cut every reply short upstream after that
+	// many tokens (the stand-in's [[fault=midstream]] [[after=N]]), the
+	// inputs short.
+	CutAfter int `json:"cut_after_tokens,omitempty"`
+	// CountedOutputPerReply is, with CutAfter, the output tokens the day
+	// counted per admitted reply (the usage rows' output over the
+	// admitted replies): what one cut reply costs against the MAX_TOKENS
+	// it reserved for its output.
+	CountedOutputPerReply float64 `json:"counted_output_per_reply,omitempty"`
 	Sends            int            `json:"sends"`
 	Admitted         int            `json:"admitted"`
 	Refused          map[string]int `json:"refused"`
@@ -95,7 +114,11 @@ func quotaEnv(maxInflight int) map[string]string {
 // d's functions must run with DAILY_TOKEN_LIMIT limit and MAX_TOKENS
 // maxTokens; maxInflight is their MAX_INFLIGHT_REPLIES_PER_USER, for the
 // record.
-func (d *DevServer) QuotaRounds(ctx context.Context, sends, rounds int, limit, maxTokens int64, maxInflight int) (*QuotaTrial, error) {
+//
+// With cut > 0 every reply is cut short upstream after cut tokens and the
+// inputs are short (quotaCutText): the output is then counted from the
+// text produced, not from the upstream's final figure.
+func (d *DevServer) QuotaRounds(ctx context.Context, sends, rounds int, limit, maxTokens int64, maxInflight, cut int) (*QuotaTrial, error) {
 	tok, err := d.token(ctx, fmt.Sprintf("bench-quota-%d-%d", maxInflight, time.Now().UnixNano()))
 	if err != nil {
 		return nil, err
@@ -123,7 +146,14 @@ func (d *DevServer) QuotaRounds(ctx context.Context, sends, rounds int, limit, m
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("opening %d sockets: %w", sends, err)
 	}
-	tr := &QuotaTrial{MaxInflight: maxInflight, Refused: map[string]int{}, FailedAfterStart: map[string]int{}}
+	tr := &QuotaTrial{MaxInflight: maxInflight, CutAfter: cut, Refused: map[string]int{}, FailedAfterStart: map[string]int{}}
+	text := func(r, i int, followUp bool) string {
+		if cut > 0 {
+			return quotaCutText(r, i, maxTokens, cut)
+		}
+		return quotaText(r, i, followUp, maxTokens)
+	}
+	failed := false // a reply ended with an error frame: its usage is not on the wire
 	convs := make([]string, sends)
 	var sum int64 // Σ the end frames' usage
 	for round := range rounds {
@@ -135,7 +165,7 @@ func (d *DevServer) QuotaRounds(ctx context.Context, sends, rounds int, limit, m
 			go func() {
 				defer wg.Done()
 				<-start
-				r, err := c.sendIn(rctx, fmt.Sprintf("quota-%d-%d", round, i), convs[i], quotaText(round, i, convs[i] != "", maxTokens), nil)
+				r, err := c.sendIn(rctx, fmt.Sprintf("quota-%d-%d", round, i), convs[i], text(round, i, convs[i] != ""), nil)
 				if err == nil {
 					err = c.wait(rctx, r)
 				}
@@ -164,6 +194,7 @@ func (d *DevServer) QuotaRounds(ctx context.Context, sends, rounds int, limit, m
 			case s.Start:
 				tr.Admitted++
 				tr.FailedAfterStart[s.Code]++
+				failed = true
 			case s.Code != "":
 				tr.Refused[s.Code]++
 			default:
@@ -175,13 +206,18 @@ func (d *DevServer) QuotaRounds(ctx context.Context, sends, rounds int, limit, m
 			return nil, fmt.Errorf("round %d: %w", round+1, err)
 		}
 		tr.UsedAfterRound = append(tr.UsedAfterRound, today.Used)
-		if today.Used != rows || today.Used != sum || today.Reserved != 0 || today.Limit != limit {
+		if today.Used != rows.Total() || (!failed && today.Used != sum) || today.Reserved != 0 || today.Limit != limit {
 			tr.Disagreements = append(tr.Disagreements, fmt.Sprintf("round %d: today.used %d, reserved %d, limit %d; the day's usage rows %d; the end frames %d",
-				round+1, today.Used, today.Reserved, today.Limit, rows, sum))
+				round+1, today.Used, today.Reserved, today.Limit, rows.Total(), sum))
+		}
+		if cut > 0 && tr.Admitted > 0 {
+			tr.CountedOutputPerReply = round1(float64(rows.OutputTokens) / float64(tr.Admitted))
 		}
 	}
 	return tr, nil
 }
+
+func round1(x float64) float64 { return math.Round(x*10) / 10 }
 
 // quotaToday is GET /usage's today.
 type quotaToday struct {
@@ -193,8 +229,8 @@ type quotaToday struct {
 // usageToday reads the user's GET /usage for today once nothing is
 // reserved (each reply gives its reservation back as it is stored, just
 // before its end frame; a lapsed one would keep the wait going until ctx
-// ends) and returns today and the sum of today's usage rows.
-func (d *DevServer) usageToday(ctx context.Context, tok string) (quotaToday, int64, error) {
+// ends) and returns today and the totals of today's usage rows.
+func (d *DevServer) usageToday(ctx context.Context, tok string) (quotaToday, tokens.Usage, error) {
 	day := time.Now().UTC().Format(time.DateOnly)
 	var usage struct {
 		Today  quotaToday   `json:"today"`
@@ -208,9 +244,9 @@ func (d *DevServer) usageToday(ctx context.Context, tok string) (quotaToday, int
 		return apiErr == nil && usage.Today.Reserved == 0
 	})
 	if apiErr != nil {
-		return quotaToday{}, 0, fmt.Errorf("GET /usage: %w", apiErr)
+		return quotaToday{}, tokens.Usage{}, fmt.Errorf("GET /usage: %w", apiErr)
 	}
-	return usage.Today, usage.Totals.Total(), nil
+	return usage.Today, usage.Totals, nil
 }
 
 // quotaText is send i of round r: the stand-in's directives (a reply of
@@ -235,8 +271,24 @@ func quotaText(r, i int, followUp bool, maxTokens int64) string {
 	return b.String()
 }
 
+// quotaCutText is send i of round r of the cut-short trial: a reply of
+// maxTokens tokens cut upstream after cut of them, and a short input
+// (200-400 bytes of one-letter words), whose reservation is little more
+// than the max tokens: the fewer bytes the input's bound has to spare, the
+// more a cut reply's estimated output shows.
+func quotaCutText(r, i int, maxTokens int64, cut int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[[tokens=%d]] [[fault=midstream]] [[after=%d]]", maxTokens, cut)
+	size := 200 + (i*61+r*17)%201
+	for j := 0; b.Len() < size; j++ {
+		b.WriteByte(' ')
+		b.WriteByte(byte('a' + (i+j)%26))
+	}
+	return b.String()
+}
+
 // quotaResult gathers the trials into the figure.
-func quotaResult(sends, rounds int, trials []*QuotaTrial) *Quota {
+func quotaResult(sends, rounds int, trials []*QuotaTrial, cut *QuotaTrial) *Quota {
 	q := &Quota{
 		DailyTokenLimit: quotaLimit, MaxTokens: quotaMaxTokens, SendsPerRound: sends, Rounds: rounds,
 		Refused: map[string]int{}, FailedAfterStart: map[string]int{}, UsageAgrees: true,
@@ -261,6 +313,17 @@ func quotaResult(sends, rounds int, trials []*QuotaTrial) *Quota {
 		}
 	}
 	q.WorstOvershootTokens = max(0, q.WorstUsedMinusLimitTokens)
+	if cut != nil {
+		q.CutShort, q.CutAfter = cut, cut.CutAfter
+		q.CutShortWorstUsedMinusLimitTokens = math.MinInt64
+		for _, u := range cut.UsedAfterRound {
+			q.CutShortWorstUsedMinusLimitTokens = max(q.CutShortWorstUsedMinusLimitTokens, u-quotaLimit)
+		}
+		q.CutShortWorstOvershootTokens = max(0, q.CutShortWorstUsedMinusLimitTokens)
+		if len(cut.Disagreements) > 0 {
+			q.UsageAgrees = false
+		}
+	}
 	return q
 }
 
@@ -281,36 +344,58 @@ const maxInflightSetting = 100
 func quotaFigure(ctx context.Context, o *Options, r *Results, d *DevServer, dir string) error {
 	var trials []*QuotaTrial
 	for _, inflight := range quotaTrials(o.QuotaSends) {
-		fmt.Fprintf(o.Progress, "dev server: quota, %d rounds of %d sends of one user at once (DAILY_TOKEN_LIMIT=%d, MAX_TOKENS=%d, MAX_INFLIGHT_REPLIES_PER_USER=%d)\n",
-			o.QuotaRounds, o.QuotaSends, quotaLimit, quotaMaxTokens, inflight)
-		sd, err := os.MkdirTemp(dir, "quota-")
+		t, err := quotaTrial(ctx, o, r, d, dir, inflight, 0)
 		if err != nil {
 			return err
-		}
-		q, err := d.withEnv(ctx, sd, quotaEnv(inflight))
-		if err != nil {
-			return err
-		}
-		t, err := q.QuotaRounds(ctx, o.QuotaSends, o.QuotaRounds, quotaLimit, quotaMaxTokens, inflight)
-		if cerr := q.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("quota, MAX_INFLIGHT_REPLIES_PER_USER=%d: %w", inflight, err)
 		}
 		trials = append(trials, t)
-		for _, e := range q.summaries.failures() {
-			r.Note("quota: MAX_INFLIGHT_REPLIES_PER_USER=%d: a server error (outcome %s): %s", inflight, obs.OutcomeServerError, e)
-		}
-		for _, m := range t.Disagreements {
-			r.Note("quota: MAX_INFLIGHT_REPLIES_PER_USER=%d: /usage disagrees: %s", inflight, m)
-		}
 	}
-	q := quotaResult(o.QuotaSends, o.QuotaRounds, trials)
+	cut, err := quotaTrial(ctx, o, r, d, dir, min(o.QuotaSends, maxInflightSetting), quotaCutAfter)
+	if err != nil {
+		return err
+	}
+	q := quotaResult(o.QuotaSends, o.QuotaRounds, trials, cut)
 	r.Quota = q
 	r.Note("quota: DAILY_TOKEN_LIMIT=%d, MAX_TOKENS=%d; one new user per trial (MAX_INFLIGHT_REPLIES_PER_USER %s), %d sockets sending at the same instant, %d rounds, each round's replies all ended before /usage is read; a send follows up the conversation its socket's last admitted send was in, else opens one; inputs in one-letter words (the stand-in counts words as tokens, so a token is 2 bytes, the fewest it can be): 200-5,000 bytes opening a conversation, 200-1,000 following one up, replies of 100-%d tokens; worst_overshoot_tokens is max(0, today.used − limit) over every round, worst_used_minus_limit_tokens the same unfloored",
 		quotaLimit, quotaMaxTokens, joinInts(quotaTrials(o.QuotaSends)), o.QuotaSends, o.QuotaRounds, quotaMaxTokens)
 	return nil
+}
+
+// quotaCutAfter is where the cut-short trial's replies are cut: most of
+// their MAX_TOKENS, so that the text produced is near the most a reply
+// can have.
+const quotaCutAfter = quotaMaxTokens - 10
+
+// quotaTrial runs one trial on a dev server of its own.
+func quotaTrial(ctx context.Context, o *Options, r *Results, d *DevServer, dir string, inflight, cut int) (*QuotaTrial, error) {
+	what := fmt.Sprintf("MAX_INFLIGHT_REPLIES_PER_USER=%d", inflight)
+	if cut > 0 {
+		what += fmt.Sprintf(", replies cut after %d tokens", cut)
+	}
+	fmt.Fprintf(o.Progress, "dev server: quota, %d rounds of %d sends of one user at once (DAILY_TOKEN_LIMIT=%d, MAX_TOKENS=%d, %s)\n",
+		o.QuotaRounds, o.QuotaSends, quotaLimit, quotaMaxTokens, what)
+	sd, err := os.MkdirTemp(dir, "quota-")
+	if err != nil {
+		return nil, err
+	}
+	q, err := d.withEnv(ctx, sd, quotaEnv(inflight))
+	if err != nil {
+		return nil, err
+	}
+	t, err := q.QuotaRounds(ctx, o.QuotaSends, o.QuotaRounds, quotaLimit, quotaMaxTokens, inflight, cut)
+	if cerr := q.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("quota, %s: %w", what, err)
+	}
+	for _, e := range q.summaries.failures() {
+		r.Note("quota: %s: a server error (outcome %s): %s", what, obs.OutcomeServerError, e)
+	}
+	for _, m := range t.Disagreements {
+		r.Note("quota: %s: /usage disagrees: %s", what, m)
+	}
+	return t, nil
 }
 
 func joinInts(xs []int) string {

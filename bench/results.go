@@ -232,6 +232,9 @@ func (r *Results) Evaluate() {
 		// The day's count must also be the sum of its replies, or the
 		// figure measures nothing.
 		add("quota worst overshoot tokens", fmt.Sprintf("<= %d (MAX_TOKENS)", q.MaxTokens), float64(q.WorstOvershootTokens), q.WorstOvershootTokens <= q.MaxTokens && q.UsageAgrees)
+		if q.CutShort != nil {
+			add("quota worst overshoot tokens, replies cut short", fmt.Sprintf("<= %d (MAX_TOKENS)", q.MaxTokens), float64(q.CutShortWorstOvershootTokens), q.CutShortWorstOvershootTokens <= q.MaxTokens && q.UsageAgrees)
+		}
 	}
 	if p := r.ResumePosts; p != nil {
 		add("resume posts per frame max", fmt.Sprintf("<= frames after afterSeq + 1 <= %d (MAX_TOKENS + 1)", p.BoundPosts), float64(p.PostsPerFrameMax), p.AsExpected && int64(p.PostsPerFrameMax) <= p.BoundPosts)
@@ -373,6 +376,12 @@ func (r *Results) Table(w io.Writer) {
 			fmt.Sprintf("%d (used − limit at worst: %d)", q.WorstOvershootTokens, q.WorstUsedMinusLimitTokens), t, m)
 		row("  sends admitted / refused", fmt.Sprintf("%d / %d (%s)", q.Admitted, q.Sends-q.Admitted, countsOf(q.Refused, q.FailedAfterStart)), "", "")
 		row("  largest input of an admitted reply, tokens", fmt.Sprint(q.MaxInputTokens), "", "")
+		if c := q.CutShort; c != nil {
+			t, m := met("quota worst overshoot tokens, replies cut short")
+			row(fmt.Sprintf("quota, replies cut short after %d tokens: worst overshoot, tokens", q.CutAfter),
+				fmt.Sprintf("%d (used − limit at worst: %d)", q.CutShortWorstOvershootTokens, q.CutShortWorstUsedMinusLimitTokens), t, m)
+			row("  sends admitted / refused; output counted per cut reply", fmt.Sprintf("%d / %d (%s); %.0f tokens", c.Admitted, c.Sends-c.Admitted, countsOf(c.Refused, c.FailedAfterStart), c.CountedOutputPerReply), "", "")
+		}
 	} else {
 		row("quota: worst overshoot", na, "", "")
 	}
