@@ -40,7 +40,7 @@ const TransactionConflictsThreshold = 50
 func tableOperations(table manifest.Table) []string {
 	operation := map[string]string{
 		getItem: "GetItem", putItem: "PutItem", updateItem: "UpdateItem", deleteItem: "DeleteItem",
-		query: "Query", batchWriteItem: "BatchWriteItem",
+		query: "Query", batchGetItem: "BatchGetItem", batchWriteItem: "BatchWriteItem",
 	}
 	used := map[string]bool{}
 	for _, a := range tableAccesses {
@@ -51,13 +51,13 @@ func tableOperations(table manifest.Table) []string {
 			if op, ok := operation[action]; ok {
 				used[op] = true
 			}
-			if action != getItem && action != query {
+			if action != getItem && action != query && action != batchGetItem {
 				used["TransactWriteItems"] = true
 			}
 		}
 	}
 	var ops []string
-	for _, op := range []string{"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"} {
+	for _, op := range []string{"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"} {
 		if used[op] {
 			ops = append(ops, op)
 		}

@@ -49,11 +49,12 @@ var StackKeys = []string{
 }
 
 // EnvKeys are the UPPER_CASE keys: the model variables of the functions' environment and the
-// runtime variables an operator may set. Table names, JWT_ISSUER and
-// JWT_AUDIENCE are not among them: the stack derives those.
+// runtime variables an operator may set. Table names, UPLOADS_BUCKET,
+// JWT_ISSUER and JWT_AUDIENCE are not among them: the stack derives those.
 var EnvKeys = append(slices.Clone(config.ModelKeys),
 	config.AllowedModels, config.PromptCache,
 	config.DailyTokenLimit, config.MaxInflightReplies, config.OrphanReplyGraceSeconds, config.ResumesPerMinute,
+	config.MaxImageBytes, config.MaxPDFBytes, config.MaxPDFPages, config.MaxUploadsPerUserDay,
 	config.ConnectionTTLSeconds, config.SecretTTLSeconds)
 
 // DefaultRegion is where the stack goes unless `-c region=` says otherwise.
@@ -71,6 +72,10 @@ var (
 	DefaultMaxInflightReplies      = strconv.Itoa(config.DefaultMaxInflightReplies)
 	DefaultOrphanReplyGraceSeconds = strconv.Itoa(int(config.DefaultOrphanGrace / time.Second))
 	DefaultResumesPerMinute        = strconv.Itoa(config.DefaultResumesPerMinute)
+	DefaultMaxImageBytes           = strconv.Itoa(config.DefaultMaxImageBytes)
+	DefaultMaxPDFBytes             = strconv.Itoa(config.DefaultMaxPDFBytes)
+	DefaultMaxPDFPages             = strconv.Itoa(config.DefaultMaxPDFPages)
+	DefaultMaxUploadsPerUserDay    = strconv.Itoa(config.DefaultMaxUploadsPerUserDay)
 )
 
 // LocalPageOrigins are the origins of the chat page `make dev` serves
@@ -313,7 +318,9 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 
 // modelEnv resolves the UPPER_CASE keys: context value, else the default of
 // config.ModelDefaults (DAILY_TOKEN_LIMIT, MAX_INFLIGHT_REPLIES_PER_USER,
-// ORPHAN_REPLY_GRACE_SECONDS and RESUMES_PER_MINUTE: the defaults above),
+// ORPHAN_REPLY_GRACE_SECONDS, RESUMES_PER_MINUTE and the upload limits
+// MAX_IMAGE_BYTES, MAX_PDF_BYTES, MAX_PDF_PAGES and
+// MAX_UPLOADS_PER_USER_DAY: the defaults above),
 // with two rules of their own:
 //   - TEMPERATURE's default is dropped when TOP_P is given (they exclude
 //     each other; giving both explicitly is an error);
@@ -330,6 +337,10 @@ func modelEnv(val func(string) string, has func(string) bool) (map[string]string
 	defaults[config.MaxInflightReplies] = DefaultMaxInflightReplies
 	defaults[config.OrphanReplyGraceSeconds] = DefaultOrphanReplyGraceSeconds
 	defaults[config.ResumesPerMinute] = DefaultResumesPerMinute
+	defaults[config.MaxImageBytes] = DefaultMaxImageBytes
+	defaults[config.MaxPDFBytes] = DefaultMaxPDFBytes
+	defaults[config.MaxPDFPages] = DefaultMaxPDFPages
+	defaults[config.MaxUploadsPerUserDay] = DefaultMaxUploadsPerUserDay
 	if has(config.TopP) && !has(config.Temperature) {
 		delete(defaults, config.Temperature)
 	}

@@ -40,6 +40,16 @@ func TestBadContextFailsSynth(t *testing.T) {
 		{"zero resumes a minute is rejected", map[string]any{"RESUMES_PER_MINUTE": "0"}, "RESUMES_PER_MINUTE", "from 1 to 1000"},
 		{"over 1000 resumes a minute is rejected", map[string]any{"RESUMES_PER_MINUTE": 1001}, "RESUMES_PER_MINUTE", "from 1 to 1000"},
 		{"a non-numeric resume limit is rejected", map[string]any{"RESUMES_PER_MINUTE": "many"}, "RESUMES_PER_MINUTE", "whole number"},
+		{"a zero image limit is rejected", map[string]any{"MAX_IMAGE_BYTES": "0"}, "MAX_IMAGE_BYTES", "from 1 to 3932160"},
+		{"an image limit above what the providers accept is rejected", map[string]any{"MAX_IMAGE_BYTES": 3932161}, "MAX_IMAGE_BYTES", "from 1 to 3932160"},
+		{"a non-numeric image limit is rejected", map[string]any{"MAX_IMAGE_BYTES": "4MB"}, "MAX_IMAGE_BYTES", "whole number of bytes"},
+		{"a zero PDF limit is rejected", map[string]any{"MAX_PDF_BYTES": "0"}, "MAX_PDF_BYTES", "from 1 to 33554432"},
+		{"a PDF limit above a request's 32 MB is rejected", map[string]any{"MAX_PDF_BYTES": "33554433"}, "MAX_PDF_BYTES", "from 1 to 33554432"},
+		{"a zero page limit is rejected", map[string]any{"MAX_PDF_PAGES": "0"}, "MAX_PDF_PAGES", "from 1 to 100"},
+		{"a page limit above Claude's 100 is rejected", map[string]any{"MAX_PDF_PAGES": 101}, "MAX_PDF_PAGES", "from 1 to 100"},
+		{"a zero daily upload count is rejected", map[string]any{"MAX_UPLOADS_PER_USER_DAY": "0"}, "MAX_UPLOADS_PER_USER_DAY", "from 1 to 100000"},
+		{"a daily upload count above 100000 is rejected", map[string]any{"MAX_UPLOADS_PER_USER_DAY": "100001"}, "MAX_UPLOADS_PER_USER_DAY", "from 1 to 100000"},
+		{"a non-numeric daily upload count is rejected", map[string]any{"MAX_UPLOADS_PER_USER_DAY": "lots"}, "MAX_UPLOADS_PER_USER_DAY", "whole number"},
 		{"allowed models without the default are rejected", map[string]any{"ALLOWED_MODELS": "claude-haiku-4-5-20251001"}, "ALLOWED_MODELS", "must contain ANTHROPIC_MODEL_ID"},
 		{"a retired allowed model is rejected", map[string]any{"ALLOWED_MODELS": "claude-opus-4-5-20251101,claude-3-opus-20240229"}, "ALLOWED_MODELS", "retired"},
 		{"an unpriced allowed model is rejected", map[string]any{"ALLOWED_MODELS": "claude-opus-4-5-20251101,gpt-4"}, "ALLOWED_MODELS", "price"},
@@ -145,6 +155,14 @@ func TestContextDefaults(t *testing.T) {
 	limits := parse(map[string]string{"MAX_INFLIGHT_REPLIES_PER_USER": "5", "ORPHAN_REPLY_GRACE_SECONDS": "900", "RESUMES_PER_MINUTE": "1000"}).Env
 	if limits["MAX_INFLIGHT_REPLIES_PER_USER"] != "5" || limits["ORPHAN_REPLY_GRACE_SECONDS"] != "900" || limits["RESUMES_PER_MINUTE"] != "1000" {
 		t.Errorf("reply limits: %v", limits)
+	}
+	// The upload limits, each at the most the runtime accepts.
+	uploads := map[string]string{"MAX_IMAGE_BYTES": "3932160", "MAX_PDF_BYTES": "33554432", "MAX_PDF_PAGES": "100", "MAX_UPLOADS_PER_USER_DAY": "100000"}
+	got := parse(uploads).Env
+	for k, v := range uploads {
+		if got[k] != v {
+			t.Errorf("%s=%s gives %q", k, v, got[k])
+		}
 	}
 	// cdk.json values arrive as JSON numbers and booleans.
 	get := buddy.ContextGetter(func(k string) any {

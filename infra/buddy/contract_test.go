@@ -46,7 +46,15 @@ var runtimeEnv = map[string]string{
 	"MAX_INFLIGHT_REPLIES_PER_USER": "2",
 	"ORPHAN_REPLY_GRACE_SECONDS":    "120",
 	"RESUMES_PER_MINUTE":            "30",
+	"MAX_IMAGE_BYTES":               "3932160",
+	"MAX_PDF_BYTES":                 "10485760",
+	"MAX_PDF_PAGES":                 "100",
+	"MAX_UPLOADS_PER_USER_DAY":      "200",
 }
+
+// uploadsBucketFunctions are the functions that may use the uploads
+// bucket (DESIGN §9), and so get UPLOADS_BUCKET.
+var uploadsBucketFunctions = []string{"p2-two-conversation-api-two", "p2-two-websocket-message-two"}
 
 var designFunctionNames = []string{
 	"p2-two-websocket-connect-two", "p2-two-websocket-disconnect-two", "p2-two-websocket-message-two",
@@ -156,6 +164,9 @@ func expectedEnv(t *testing.T, s *synthesized, fn manifest.Function, vars map[st
 	for _, table := range fn.Tables {
 		env[table.EnvVar] = "${" + logicalID(s.stack, s.res.Tables[table.ID]) + "}"
 	}
+	if slices.Contains(uploadsBucketFunctions, fn.Name) {
+		env["UPLOADS_BUCKET"] = "${" + logicalID(s.stack, s.res.UploadsBucket) + "}"
+	}
 	if fn.Name == manifest.WebSocketConnect.Name {
 		if s.res.UserPool != nil {
 			env["JWT_ISSUER"] = "https://cognito-idp.us-east-1.amazonaws.com/${" + logicalID(s.stack, s.res.UserPool) + "}"
@@ -180,6 +191,8 @@ func TestEnvironment(t *testing.T) {
 	alt["MAX_INFLIGHT_REPLIES_PER_USER"] = "3"
 	alt["ORPHAN_REPLY_GRACE_SECONDS"] = "300"
 	alt["RESUMES_PER_MINUTE"] = "60"
+	alt["MAX_PDF_PAGES"] = "50"
+	alt["MAX_UPLOADS_PER_USER_DAY"] = "20"
 	for v, model := range map[string]map[string]string{"dev": designEnv, "prod": designEnv, "alt": alt} {
 		s := synth(t, v)
 		byName := functionsByName(t, s.template)
@@ -209,6 +222,9 @@ func TestEnvironment(t *testing.T) {
 			}
 			if fn.Name == manifest.WebSocketConnect.Name {
 				required = append(required, config.JWTIssuer, config.JWTAudience)
+			}
+			if slices.Contains(uploadsBucketFunctions, fn.Name) {
+				required = append(required, config.UploadsBucket)
 			}
 			if err := config.Require(get, required...); err != nil {
 				t.Errorf("%s: %s lacks %v", v, fn.Name, err)
@@ -504,8 +520,8 @@ func TestIssuer(t *testing.T) {
 		}
 	}
 	for v, want := range map[string][]string{
-		"dev": {"AlarmTopicArn", "HttpUrl", "JwtAudience", "JwtIssuer", "SecretArn", "SecretName", "UserPoolClientId", "UserPoolId", "WebSocketUrl"},
-		"alt": {"AlarmTopicArn", "HttpUrl", "JwtAudience", "JwtIssuer", "SecretArn", "SecretName", "WebSocketUrl"},
+		"dev": {"AlarmTopicArn", "HttpUrl", "JwtAudience", "JwtIssuer", "SecretArn", "SecretName", "UploadsBucketName", "UserPoolClientId", "UserPoolId", "WebSocketUrl"},
+		"alt": {"AlarmTopicArn", "HttpUrl", "JwtAudience", "JwtIssuer", "SecretArn", "SecretName", "UploadsBucketName", "WebSocketUrl"},
 	} {
 		equal(t, v+" outputs", sortedKeys(synth(t, v).template["Outputs"].(map[string]any)), want)
 	}
@@ -590,6 +606,7 @@ func TestAlarms(t *testing.T) {
 		"Prompts":       {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"},
 		"Replies":       {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"},
 		"Usage":         {"GetItem", "Query", "UpdateItem", "TransactWriteItems"},
+		"Uploads":       {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"},
 	} {
 		table := "${" + logicalID(s.stack, s.res.Tables[id]) + "}"
 		for metric, suffix := range map[string]string{"ThrottledRequests": "throttles", "SystemErrors": "system-errors"} {

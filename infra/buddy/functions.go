@@ -70,15 +70,18 @@ func newFunctions(stack awscdk.Stack, s Settings, r *Resources, assets map[strin
 }
 
 // FunctionEnv is fn's environment: the validated UPPER_CASE context (model
-// variables, DAILY_TOKEN_LIMIT, MAX_INFLIGHT_REPLIES_PER_USER, ...) for
-// every function (each validates all of them at start), the names of the
-// tables fn uses (manifest.Function.Tables, nothing more), and the JWT
-// issuer and audience for the $connect function, which verifies tokens.
+// variables, DAILY_TOKEN_LIMIT, MAX_INFLIGHT_REPLIES_PER_USER, the upload
+// limits, ...) for every function (each validates all of them at start),
+// the names of the tables fn uses (manifest.Function.Tables, nothing more),
+// UPLOADS_BUCKET for the functions that may use the bucket
+// (uploadAccesses), and the JWT issuer and audience for the $connect
+// function, which verifies tokens.
 func FunctionEnv(fn manifest.Function, s Settings, r *Resources) map[string]string {
 	env := maps.Clone(s.Env)
 	for _, t := range fn.Tables {
 		env[t.EnvVar] = *r.Tables[t.ID].TableName()
 	}
+	uploadsBucketEnv(fn, r, env)
 	if fn.Name == manifest.WebSocketConnect.Name {
 		env[config.JWTIssuer] = r.JWTIssuer
 		env[config.JWTAudience] = r.JWTAudience

@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden templates in testdat
 // prod are the stages (and the golden files); alt flips every switch the
 // defaults leave off: Bedrock, an adopted secret, an external issuer, TOP_P
 // instead of TEMPERATURE, an alarm email, reserved concurrency for the
-// message function, other reply limits. prod is given the web app's
+// message function, other reply and upload limits. prod is given the web app's
 // origin, which it cannot do without. The dev-* variants are dev with
 // one context change each, as a pull request would make it (review_test.go).
 var variants = map[string]map[string]any{
@@ -36,7 +36,7 @@ var variants = map[string]map[string]any{
 		"jwtIssuer": "https://login.example.com/", "jwtAudience": "buddy-web",
 		"apiGatewayAccountRole": "false", "TOP_P": "0.9", "alarmEmail": "ops@example.com",
 		"messageReservedConcurrency": "200", "MAX_INFLIGHT_REPLIES_PER_USER": "3", "ORPHAN_REPLY_GRACE_SECONDS": "300",
-		"RESUMES_PER_MINUTE": "60",
+		"RESUMES_PER_MINUTE": "60", "MAX_PDF_PAGES": "50", "MAX_UPLOADS_PER_USER_DAY": 20,
 	},
 }
 

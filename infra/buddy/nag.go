@@ -1,6 +1,8 @@
 package buddy
 
 import (
+	"regexp"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -36,6 +38,14 @@ func suppressNagFindings(stack awscdk.Stack, s Settings, r *Resources) {
 		wildcards := []*cdknag.NagPackSuppression{
 			only("AwsSolutions-IAM5", "X-Ray PutTraceSegments/PutTelemetryRecords (added by Tracing ACTIVE) support no resource-level permissions.",
 				"Resource::*"),
+		}
+		if usesUploadsBucket(fn) {
+			// Exactly the uploads' objects: the bucket's ARN is its own
+			// logical id's, the key prefix the manifest's.
+			wildcards = append(wildcards, only("AwsSolutions-IAM5",
+				"The objects of the uploads bucket under "+manifest.UploadKeyPrefix+" only (their keys are upload ids, made at run time); "+
+					"the actions are the object actions of uploadAccesses in uploads.go, none on the bucket itself.",
+				regex(`/^Resource::<UploadsBucket[0-9A-F]{8}\.Arn>\/`+regexp.QuoteMeta(manifest.UploadKeyPrefix)+`\*$/`)))
 		}
 		if fn.Name == manifest.WebSocketMessage.Name {
 			wildcards = append(wildcards, only("AwsSolutions-IAM5",

@@ -20,5 +20,6 @@ func newOutputs(stack awscdk.Stack, s Settings, r *Resources) {
 		out("UserPoolId", "Cognito user pool of the users", r.UserPool.UserPoolId())
 		out("UserPoolClientId", "Cognito app client of the browser page (no secret)", r.UserPoolClient.UserPoolClientId())
 	}
+	out("UploadsBucketName", "S3 bucket of the attachments (UPLOADS_BUCKET)", r.UploadsBucket.BucketName())
 	out("AlarmTopicArn", "SNS topic the alarms notify", r.AlarmTopic.TopicArn())
 }

@@ -36,6 +36,7 @@ const (
 	deleteItem         = "dynamodb:DeleteItem"
 	conditionCheckItem = "dynamodb:ConditionCheckItem"
 	query              = "dynamodb:Query"
+	batchGetItem       = "dynamodb:BatchGetItem"
 	batchWriteItem     = "dynamodb:BatchWriteItem"
 )
 
@@ -89,6 +90,12 @@ var tableAccesses = []tableAccess{
 	// extended (ExtendReservation), settled (the real count, the usage
 	// row, leave) or lapsed; CountResume counts a user's resume frames.
 	{manifest.WebSocketMessage, manifest.Usage, "", []string{getItem, updateItem}},
+	// The uploads a message carries (store/uploads.go, replies.go):
+	// GetUploads reads them in one BatchGetItem, GetUpload one (GetItem);
+	// AcceptMessage attaches each to the conversation in its transaction
+	// (a conditional UpdateItem: the user's, ready, in no other
+	// conversation) or checks it there (ConditionCheckItem).
+	{manifest.WebSocketMessage, manifest.Uploads, "", []string{getItem, updateItem, conditionCheckItem, batchGetItem}},
 
 	// The conversation API (httpapi/conversations.go).
 	// GetConversation, RenameConversation (UpdateItem),
@@ -102,6 +109,17 @@ var tableAccesses = []tableAccess{
 	// DeleteConversation deletes the messages' reply records in batches
 	// (which stops a running reply).
 	{manifest.ConversationAPI, manifest.Replies, "", []string{batchWriteItem}},
+	// The upload routes (store/uploads.go): CreateUpload puts the pending
+	// upload in a transaction with the user's day counter (PutItem; a
+	// ConditionCheckItem where a transaction only checks it); GetUpload
+	// (GetItem); SettleUpload marks it ready or rejected (UpdateItem);
+	// DeleteUpload (DeleteItem); deleting a conversation finds its uploads
+	// (Query) and deletes their records in batches (BatchWriteItem).
+	{manifest.ConversationAPI, manifest.Uploads, "", []string{getItem, putItem, updateItem, deleteItem, query, batchWriteItem, conditionCheckItem}},
+	// CreateUpload's transaction counts the upload on the user's day
+	// (a conditional UpdateItem of the day's uploads counter, which
+	// refuses the one past MAX_UPLOADS_PER_USER_DAY).
+	{manifest.ConversationAPI, manifest.Usage, "", []string{updateItem}},
 
 	// The prompt API (httpapi/prompts.go, store/promptcount.go).
 	// GetPrompt; ListPrompts (Query, also to start a user's prompt
@@ -126,6 +144,8 @@ var tableAccesses = []tableAccess{
 //   - write to its function's log group only (no logs:CreateLogGroup, no
 //     managed AWSLambdaBasicExecutionRole);
 //   - use the tables of its function as tableAccesses says;
+//   - for the conversation API and the message function only, use the
+//     uploads bucket's objects as uploadAccesses says (uploads.go);
 //   - write X-Ray segments (added by Tracing ACTIVE where the function is
 //     declared).
 //
@@ -151,6 +171,7 @@ func newRoles(stack awscdk.Stack, s Settings, r *Resources) map[string]awsiam.Ro
 		role.ApplyRemovalPolicy(removalPolicy(s))
 		r.LogGroups[fn.Name].GrantWrite(role)
 		grantTables(role, fn, r)
+		grantUploads(role, fn, r)
 		roles[fn.Name] = role
 	}
 	return roles

@@ -18,6 +18,7 @@ const (
 	ddbCheck               = "dynamodb:ConditionCheckItem"
 	ddbQuery               = "dynamodb:Query"
 	ddbBatchWrite          = "dynamodb:BatchWriteItem"
+	ddbBatchGet            = "dynamodb:BatchGetItem"
 	conversationsByUpdated = "Conversations/index/" + manifest.IndexConversationsByUpdated
 )
 
@@ -59,6 +60,8 @@ func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
 		// services are those of its statements besides logs, dynamodb and
 		// xray, which every role has.
 		services []string
+		// uploads are its statements on the uploads bucket (uploads_test.go).
+		uploads []s3Grant
 	}{
 		{
 			name:     "$connect only puts its connection",
@@ -81,18 +84,25 @@ func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
 				"Prompts":       {ddbGet, ddbCheck},
 				"Replies":       {ddbGet, ddbPut, ddbUpdate, ddbDelete},
 				"Usage":         {ddbGet, ddbUpdate},
+				"Uploads":       {ddbGet, ddbUpdate, ddbCheck, ddbBatchGet},
 			},
-			services: []string{"execute-api", "lambda", "sqs"},
+			services: []string{"execute-api", "lambda", "s3", "sqs"},
+			uploads:  messageUploadGrants,
 		},
 		{
-			name:     "the conversation API reads, renames and deletes conversations, lists from the index, deletes messages and replies in batches",
+			name: "the conversation API reads, renames and deletes conversations, lists from the index, deletes messages and replies in batches, " +
+				"creates, checks and deletes uploads and counts them on the day",
 			function: manifest.ConversationAPI.Name,
 			tables: map[string][]string{
 				"Conversations":        {ddbGet, ddbUpdate, ddbDelete},
 				conversationsByUpdated: {ddbQuery},
 				"Messages":             {ddbQuery, ddbBatchWrite},
 				"Replies":              {ddbBatchWrite},
+				"Uploads":              {ddbGet, ddbPut, ddbUpdate, ddbDelete, ddbQuery, ddbBatchWrite, ddbCheck},
+				"Usage":                {ddbUpdate},
 			},
+			services: []string{"s3"},
+			uploads:  conversationUploadGrants,
 		},
 		{
 			name:     "the prompt API reads, lists, creates, updates and deletes prompts and their counter",
@@ -115,6 +125,7 @@ func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
 			tableOf["${"+logicalID(s.stack, table)+".Arn}"] = id
 		}
 		queue := "${" + logicalID(s.stack, s.res.ReplyJobFailures) + ".Arn}"
+		uploadObjects := uploadObjectsArn(s)
 		wsAPI := logicalID(s.stack, s.res.WebSocketAPI)
 		seenRoles := map[string]string{}
 		for _, tc := range cases {
@@ -144,10 +155,12 @@ func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
 				ownLogs := "${" + logicalID(s.stack, s.res.LogGroups[tc.function]) + ".Arn}"
 				tables := map[string][]string{}
 				queues := map[string][]string{}
+				var uploads []s3Grant
 				seen := map[string]bool{}
 				for _, st := range statements(t, s, roleID) {
 					actions, res := strs(st["Action"]), strs(st["Resource"])
-					if st["Effect"] != "Allow" || st["Condition"] != nil || st["NotAction"] != nil || st["NotResource"] != nil {
+					conditional := st["Condition"] != nil && strings.HasPrefix(actions[0], "s3:")
+					if st["Effect"] != "Allow" || (st["Condition"] != nil && !conditional) || st["NotAction"] != nil || st["NotResource"] != nil {
 						t.Errorf("unexpected statement %v", st)
 						continue
 					}
@@ -184,6 +197,8 @@ func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
 						for _, r := range res {
 							queues[r] = sortedCopy(append(queues[r], actions...))
 						}
+					case "s3":
+						uploads = append(uploads, s3Grant{Actions: sortedCopy(actions), Resources: res, Condition: st["Condition"]})
 					case "lambda":
 						equal(t, "self-invocation", map[string]any{"Action": actions, "Resource": res},
 							map[string]any{"Action": []string{"lambda:InvokeFunction"}, "Resource": []string{selfInvokeArn}})
@@ -219,6 +234,12 @@ func TestEachFunctionHasItsOwnLeastPrivilegeRole(t *testing.T) {
 				if tc.named {
 					equal(t, "SQS actions by queue", queues, map[string][]string{queue: sqsSendAndConsume})
 				}
+				var wantUploads []s3Grant
+				for _, g := range tc.uploads {
+					g.Resources = []string{uploadObjects}
+					wantUploads = append(wantUploads, g)
+				}
+				equal(t, "statements on the uploads bucket", sortGrants(uploads), sortGrants(wantUploads))
 				services := append([]string{"dynamodb", "logs", "xray"}, tc.services...)
 				if tc.named && s.settings.Model.Provider == "bedrock" {
 					services = append(services, "bedrock")

@@ -1,9 +1,9 @@
 // Package buddy declares the Buddy backend: one CloudFormation stack per
-// stage holding the secret, the tables, the six functions and their roles,
-// the reply jobs' failure queue, the WebSocket and HTTP APIs, the JWT
-// issuer and the alarms. The names and the environment come from the
-// plain-Go contract packages lambda/config and lambda/manifest, never
-// repeated here.
+// stage holding the secret, the tables, the uploads bucket, the six
+// functions and their roles, the reply jobs' failure queue, the WebSocket
+// and HTTP APIs, the JWT issuer and the alarms. The names and the
+// environment come from the plain-Go contract packages lambda/config and
+// lambda/manifest, never repeated here.
 //
 // Files are grouped by what they declare; stack.go reads top to bottom like
 // the architecture.
@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
@@ -53,6 +54,9 @@ type Resources struct {
 	Roles map[string]awsiam.Role
 	// Tables by manifest.Table.ID.
 	Tables map[string]awsdynamodb.Table
+	// UploadsBucket holds the attachments' objects; UploadsAccessLogs
+	// its server access logs.
+	UploadsBucket, UploadsAccessLogs awss3.Bucket
 	// Functions and LogGroups by manifest.Function.Name.
 	Functions map[string]awslambda.Function
 	LogGroups map[string]awslogs.LogGroup
@@ -100,6 +104,7 @@ func NewBuddyStack(scope constructs.Construct, id string, props Props) (awscdk.S
 	r := &Resources{Stack: stack, bedrock: usesBedrock(s)}
 	r.Secret, r.SecretPolicyArn = newSecret(stack, s)
 	r.Tables = newTables(stack, s)
+	r.UploadsBucket, r.UploadsAccessLogs = newUploadsBuckets(stack, s)
 	r.LogGroups = newLogGroups(stack, s)
 	r.UserPool, r.UserPoolClient, r.JWTIssuer, r.JWTAudience = newIssuer(stack, s)
 	r.Roles = newRoles(stack, s, r)
