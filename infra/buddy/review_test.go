@@ -18,7 +18,7 @@ const (
 	secStateful  = "Stateful resources"
 	secIAM       = "IAM statements"
 	secEnv       = "Function environment"
-	secInventory = "Functions, routes, tables, alarms added or removed"
+	secInventory = "Functions, routes, tables, buckets, alarms added or removed"
 	secCLI       = "Full diff (cdk diff)"
 )
 
@@ -203,6 +203,22 @@ func TestReviewSummaryAndGate(t *testing.T) {
 	reworded := secretChanged("Description", func(any) any { return "Buddy's Anthropic API key" })
 	regenerated := "- **will update** `" + secretID + "` `" + secretName.(string) + "` (secret): `GenerateSecretString` changed; "
 
+	// Pull requests that rename the uploads bucket (a new bucket: the
+	// attachments stay in the old one) and that drop it.
+	bucketID := onlyID(t, dev.template, "AWS::S3::Bucket", "UploadsBucket")
+	bucketPolicyID := onlyID(t, dev.template, "AWS::S3::BucketPolicy", "UploadsBucketPolicy")
+	bucketRenamed := func(t *testing.T) map[string]any {
+		tmpl := copyTemplate(t, dev.template)
+		props(resource(t, tmpl, bucketID))["BucketName"] = "buddy-dev-attachments"
+		return tmpl
+	}
+	withoutBucket := func(t *testing.T) map[string]any {
+		tmpl := copyTemplate(t, dev.template)
+		delete(tmpl["Resources"].(map[string]any), bucketID)
+		delete(tmpl["Resources"].(map[string]any), bucketPolicyID)
+		return tmpl
+	}
+
 	variant := func(name string) func(*testing.T) map[string]any {
 		return func(t *testing.T) map[string]any { return synth(t, name).template }
 	}
@@ -216,7 +232,10 @@ func TestReviewSummaryAndGate(t *testing.T) {
 	const notAllowed = "**not allowed**: "
 
 	cases := []struct {
-		name  string
+		name string
+		// base is the template before the change; the dev template when
+		// nil.
+		base  func(*testing.T) map[string]any
 		head  func(*testing.T) map[string]any
 		allow string
 		exit  int
@@ -357,6 +376,47 @@ func TestReviewSummaryAndGate(t *testing.T) {
 			},
 		},
 		{
+			name:      "renaming the uploads bucket replaces it and fails",
+			head:      bucketRenamed,
+			exit:      1,
+			gate:      "**Gate: failed.**",
+			gateNames: []string{bucketID},
+			sections: map[string][]string{
+				secStateful:  {"- **will replace** `" + bucketID + "` (S3 bucket): `BucketName` changed; " + notAllowed + "its objects would be lost"},
+				secInventory: none,
+			},
+		},
+		{
+			name:  "renaming the uploads bucket passes when ALLOW_REPLACE names it",
+			head:  bucketRenamed,
+			allow: bucketID,
+			gate:  "**Gate: passed.**",
+			sections: map[string][]string{
+				secStateful: {"- **will replace** `" + bucketID + "` (S3 bucket): `BucketName` changed; allowed by ALLOW_REPLACE"},
+			},
+		},
+		{
+			name:      "dropping the uploads bucket destroys it, fails and lists it as removed",
+			head:      withoutBucket,
+			exit:      1,
+			gate:      "**Gate: failed.**",
+			gateNames: []string{bucketID},
+			sections: map[string][]string{
+				secStateful:  {"- **will destroy** `" + bucketID + "` (S3 bucket); " + notAllowed + "its objects would be lost"},
+				secInventory: {"- removed bucket `" + bucketID + "`"},
+			},
+		},
+		{
+			name: "an added bucket is listed and passes",
+			base: withoutBucket,
+			head: variant("dev"),
+			gate: "**Gate: passed.**",
+			sections: map[string][]string{
+				secStateful:  none,
+				secInventory: {"- added bucket `" + bucketID + "`"},
+			},
+		},
+		{
 			name: "a widened IAM statement is listed as removed and added",
 			head: iamWidened,
 			gate: "**Gate: passed.**",
@@ -378,6 +438,17 @@ func TestReviewSummaryAndGate(t *testing.T) {
 				t.Fatal(err)
 			}
 			headFile := filepath.Join(dir, "head.template.json")
+			baseFile := dev.file
+			if tc.base != nil {
+				base, err := json.Marshal(tc.base(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				baseFile = filepath.Join(dir, "base.template.json")
+				if err := os.WriteFile(baseFile, base, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			cliFile := filepath.Join(dir, "cli-diff.txt")
 			out := filepath.Join(dir, "cdk.out", "review.md")
 			cliText := "Stack Buddy-dev (the CLI's diff of " + tc.name + ")"
@@ -388,7 +459,7 @@ func TestReviewSummaryAndGate(t *testing.T) {
 				t.Fatal(err)
 			}
 			cmd := exec.Command("node", script, "--title", "Buddy-dev: "+tc.name,
-				"--cli-diff", cliFile, "--out", out, dev.file, headFile)
+				"--cli-diff", cliFile, "--out", out, baseFile, headFile)
 			cmd.Env = append(withoutEnv("ALLOW_REPLACE"), "ALLOW_REPLACE="+tc.allow)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr

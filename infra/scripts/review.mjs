@@ -50,6 +50,12 @@ const STATEFUL = new Map([
   ['AWS::Cognito::UserPoolClient', { kind: 'Cognito user pool client', loses: 'its client id would change' }],
   ['AWS::SecretsManager::Secret', { kind: 'secret', loses: 'the API key stored in it would be lost' }],
   ['AWS::Logs::LogGroup', { kind: 'log group', loses: 'its logs would be lost' }],
+  // The uploads bucket (attachments) and its access-log bucket. A
+  // replacement is a new, empty bucket under a new name: the functions no
+  // longer see the old one's objects, which stay behind (prod retains it)
+  // or go once it is emptied (dev; CloudFormation deletes only an empty
+  // bucket).
+  ['AWS::S3::Bucket', { kind: 'S3 bucket', loses: 'its objects would be lost' }],
 ]);
 
 // Properties whose in-place update loses the stored value all the same:
@@ -73,6 +79,7 @@ const NAME_PROPERTY = {
   'AWS::Lambda::Function': 'FunctionName',
   'AWS::CloudWatch::Alarm': 'AlarmName',
   'AWS::ApiGatewayV2::Api': 'Name',
+  'AWS::S3::Bucket': 'BucketName',
 };
 
 // What "added or removed" lists, in this order.
@@ -80,6 +87,7 @@ const INVENTORY = [
   ['AWS::Lambda::Function', 'function'],
   ['AWS::ApiGatewayV2::Route', 'route'],
   ['AWS::DynamoDB::Table', 'table'],
+  ['AWS::S3::Bucket', 'bucket'],
   ['AWS::CloudWatch::Alarm', 'alarm'],
 ];
 
@@ -242,7 +250,7 @@ for (const id of functions) {
   }
 }
 
-// ---- Functions, routes, tables, alarms added or removed ----
+// ---- Functions, routes, tables, buckets, alarms added or removed ----
 function routeLabel(res, template) {
   const p = res.Properties ?? {};
   const api = p.ApiId?.Ref && template.Resources[p.ApiId.Ref];
@@ -281,7 +289,7 @@ if (diff.isEmpty) {
     ...section('Stateful resources', stateful),
     ...section('IAM statements', iamLines),
     ...section('Function environment', envLines),
-    ...section('Functions, routes, tables, alarms added or removed', inventoryLines),
+    ...section('Functions, routes, tables, buckets, alarms added or removed', inventoryLines),
   );
 }
 
