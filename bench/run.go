@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/p2/buddy/infra/bundle"
@@ -103,6 +104,11 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		ZipMB:       map[string]float64{},
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(o.Progress, format+"\n", a...) }
+	// What else ran on the machine shows in the latencies: say so.
+	loadStart := loadAverage()
+	defer func() {
+		r.Note("machine load average (1, 5, 15 min) at the start of the run: %s; at its end: %s", loadStart, loadAverage())
+	}()
 
 	var bins map[string]string
 	if o.Runs > 0 || o.ReplyTokens > 0 {
@@ -169,6 +175,16 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}
 	r.Evaluate()
 	return r, nil
+}
+
+// loadAverage is /proc/loadavg's first three fields ("unknown" where there
+// is none).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 func zips(o *Options, r *Results) error {
