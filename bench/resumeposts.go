@@ -328,8 +328,8 @@ func resumePostsFigure(ctx context.Context, o *Options, r *Results, d *DevServer
 		return err
 	}
 	c, err := s.resumeRunning(ctx, "storm", o.ResumeStorm, maxResumesSetting)
-	if cerr := s.Close(); err == nil {
-		err = cerr
+	if cerr := s.Close(); cerr != nil {
+		r.Note("resume posts: closing the dev server with RESUMES_PER_MINUTE=%d: %v", maxResumesSetting, cerr)
 	}
 	if err != nil {
 		return fmt.Errorf("resume posts, storm at RESUMES_PER_MINUTE=%d: %w", maxResumesSetting, err)
