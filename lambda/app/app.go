@@ -19,6 +19,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	lambdasvc "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/p2/buddy/lambda/auth"
@@ -29,6 +30,7 @@ import (
 	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/obs"
 	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/uploads"
 	"github.com/p2/buddy/lambda/wsapi"
 	"github.com/p2/buddy/lambda/wshandler"
 )
@@ -50,6 +52,8 @@ type Options struct {
 	Verifier auth.Verifier
 	// HTTPClient is used for the model API and the JWKS.
 	HTTPClient *http.Client
+	// S3 replaces the uploads bucket's client.
+	S3 *s3.Client
 	// Log replaces the stdout JSON logger.
 	Log *slog.Logger
 }
@@ -99,7 +103,30 @@ func Required(fn manifest.Function) []string {
 	if fn.Name == manifest.WebSocketConnect.Name {
 		names = append(names, config.JWTIssuer, config.JWTAudience)
 	}
+	if fn.Name == manifest.ConversationAPI.Name || fn.Name == manifest.WebSocketMessage.Name {
+		names = append(names, config.UploadsBucket)
+	}
 	return names
+}
+
+// Bucket is the uploads bucket, on the S3 client of Options, or one from
+// the AWS configuration (S3_ENDPOINT points it at a local emulator).
+func (d *Deps) Bucket() uploads.Bucket {
+	client := d.opts.S3
+	if client == nil {
+		client = s3.NewFromConfig(d.aws, func(o *s3.Options) {
+			if d.Config.S3Endpoint != "" {
+				o.BaseEndpoint = aws.String(d.Config.S3Endpoint)
+				o.UsePathStyle = true
+			}
+		})
+	}
+	return uploads.Bucket{Client: client, Name: d.Config.UploadsBucket}
+}
+
+// Limits are the attachment limits of the configuration.
+func (d *Deps) Limits() uploads.Limits {
+	return uploads.Limits{ImageBytes: d.Config.MaxImageBytes, PDFBytes: d.Config.MaxPDFBytes, PDFPages: d.Config.MaxPDFPages}
 }
 
 // Main is the whole main of a function: configuration errors stop the
@@ -254,6 +281,7 @@ func (d *Deps) WebSocket(ctx context.Context) (*wshandler.WebSocket, error) {
 			Dispatch: disp,
 			Config:   d.Config,
 			Log:      d.Log,
+			Objects:  d.Bucket(),
 		}
 	}
 	return w, nil
@@ -264,7 +292,9 @@ func (d *Deps) Router() (*httpapi.Router, error) {
 	rt := &httpapi.Router{Function: d.Function, Log: d.Log}
 	switch d.Function {
 	case manifest.ConversationAPI.Name:
-		rt.Routes = (&httpapi.Conversations{Store: d.Store}).Routes()
+		bucket := d.Bucket()
+		rt.Routes = (&httpapi.Conversations{Store: d.Store, Objects: bucket}).Routes()
+		maps.Copy(rt.Routes, (&httpapi.Uploads{Store: d.Store, Bucket: bucket, Limits: d.Limits(), PerDay: d.Config.MaxUploadsPerUserDay}).Routes())
 	case manifest.PromptCRUD.Name:
 		rt.Routes = (&httpapi.Prompts{Store: d.Store}).Routes()
 	case manifest.UsageHandler.Name:

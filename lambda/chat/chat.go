@@ -126,42 +126,13 @@ type Service struct {
 	// ReplayBudget bounds a replay of an ended reply inside a resume
 	// (DefaultReplayBudget when zero).
 	ReplayBudget time.Duration
+	// Objects holds the attachments' bytes.
+	Objects Objects
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
 
 const maxTitleRunes = 60
-
-// History bounds: the newest turns that fit are read and sent to the
-// model. The request must fit the model's context window, which holds the
-// system prompt, the history and the reply (max tokens); every allowed
-// model (Claude 4.5) has 200K tokens. Tokens are only known after a
-// count_tokens call, a round trip before every reply, but a token stands
-// for at least one byte of text (the tokenizer works on bytes), so bytes
-// counted as tokens never underestimate: a history within historyBudget
-// fits whatever its language. The price is that ordinary text (some four
-// bytes a token) fills about a quarter of the window before the oldest
-// turns are left out; the newest turns, the ones that matter most, are
-// always kept.
-const (
-	contextTokens   = 200_000
-	maxHistoryTurns = 100
-	// turnOverhead allows for what frames each turn (role markers) and
-	// the system prompt in the model's input.
-	turnOverhead = 16
-)
-
-// historyBudget is the bytes of history a request with a system prompt of
-// systemBytes and max tokens can carry. It is positive whatever the
-// configuration (max tokens ≤ 64 000, a saved prompt ≤ 20 000 characters
-// of at most four bytes), and the newest message goes out even when it
-// alone is larger.
-func historyBudget(systemBytes int, maxTokens int64) int {
-	return max(1, contextTokens-int(maxTokens)-systemBytes-turnOverhead*(maxHistoryTurns+1))
-}
-
-// turnBytes is what a stored message costs in the model's input.
-func turnBytes(m store.Message) int { return len(m.Text) + turnOverhead }
 
 // Reject is an answer to the client that ends a request early.
 type Reject struct {
@@ -215,9 +186,17 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 		return Job{}, rej
 	}
 	if th.isNew {
-		th.conv = newConversation(userID, f.Text, th.promptID, now)
+		title := f.Text
+		if strings.TrimSpace(title) == "" && len(th.uploads) > 0 {
+			title = th.uploads[0].Name // a message of attachments only
+		}
+		th.conv = newConversation(userID, title, th.promptID, now)
 	}
-	reserved := s.reservation(th.conv, f.Text)
+	attachments, rej := s.attach(th.uploads, th.conv.ConversationID, f.Text)
+	if rej != nil {
+		return Job{}, rej
+	}
+	reserved := s.reservation(th.conv, f.Text, attachmentTokens(attachments))
 	if limit := s.Config.DailyTokenLimit; limit > 0 && reserved > limit {
 		return Job{}, reject(errcode.QuotaExceeded, fmt.Sprintf(
 			"this message needs up to %d tokens (the conversation so far, the message and a reply of up to %d), more than the daily limit of %d: start a new conversation",
@@ -255,6 +234,7 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 			Text:           f.Text,
 			CreatedAt:      now,
 			RequestID:      f.RequestID,
+			Attachments:    attachments,
 		},
 		Assistant:     job.assistantMessage(now, store.StatusStreaming),
 		Reply:         job.reply(),
@@ -267,6 +247,9 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 		return job, nil
 	case errors.Is(err, store.ErrPromptNotFound):
 		return Job{}, reject(errcode.NotFound, "prompt not found", nil)
+	case errors.Is(err, store.ErrNotReady), errors.Is(err, store.ErrAttached):
+		// An upload changed between the read and the transaction.
+		return Job{}, reject(errcode.BadRequest, "an attachment is not ready or belongs to another conversation: "+err.Error(), nil)
 	case errors.Is(err, store.ErrReplyRunning):
 		return Job{}, replyStreaming()
 	case errors.Is(err, store.ErrNotFound):
@@ -306,13 +289,13 @@ func busy(err error) *Reject {
 // The reply job measures the real request before sending it and reserves
 // more should it need to (a saved prompt that grew, a conversation stored
 // before its size was kept), so the bound holds whatever the estimate.
-func (s *Service) reservation(conv store.Conversation, text string) int64 {
+func (s *Service) reservation(conv store.Conversation, text string, attached int64) int64 {
 	maxTokens := s.Config.Model.MaxTokens
 	input := conv.InputBytes
 	if input == 0 {
 		input = turnOverhead // the system turn's, with or without a prompt
 	}
-	input += int64(len(text) + turnOverhead)
+	input += int64(len(text)+turnOverhead) + attached
 	return min(input, contextTokens-maxTokens) + maxTokens
 }
 
@@ -362,11 +345,13 @@ func (s *Service) choose(conv store.Conversation, f wsapi.ClientFrame) (string, 
 }
 
 // thread is where a message goes: its conversation (still to be created
-// when isNew) and the saved prompt the reply follows.
+// when isNew), the saved prompt the reply follows and the uploads the
+// message carries.
 type thread struct {
 	conv     store.Conversation
 	isNew    bool
 	promptID string // the prompt the conversation keeps; "" for none
+	uploads  []store.Upload
 }
 
 // resolve finds the frame's conversation and the prompt the reply
@@ -375,15 +360,26 @@ type thread struct {
 // deleted since, and then the reply goes on without one.
 func (s *Service) resolve(ctx context.Context, userID string, f wsapi.ClientFrame) (thread, *Reject) {
 	th := thread{isNew: f.ConversationID == ""}
-	if !th.isNew {
-		c, rej := s.getConversation(ctx, userID, f.ConversationID)
-		if rej != nil {
-			return th, rej
-		}
-		th.conv = c
-	}
 	if f.PromptID != "" && !ids.Valid(f.PromptID) {
 		return th, reject(errcode.NotFound, "prompt not found", nil)
+	}
+	// The conversation and the uploads the message carries are read side
+	// by side: one round trip.
+	var convRej, upRej *Reject
+	both(func() error {
+		if !th.isNew {
+			th.conv, convRej = s.getConversation(ctx, userID, f.ConversationID)
+		}
+		return nil
+	}, func() error {
+		th.uploads, upRej = s.readUploads(ctx, userID, f)
+		return nil
+	})
+	if convRej != nil {
+		return th, convRej
+	}
+	if upRej != nil {
+		return th, upRej
 	}
 	th.promptID = cmp.Or(f.PromptID, th.conv.PromptID)
 	return th, nil
@@ -447,39 +443,4 @@ func Title(text string) string {
 	}
 	r := []rune(t)[:maxTitleRunes-1]
 	return strings.TrimSpace(string(r)) + "…"
-}
-
-// fit keeps the newest turns whose bytes (turnBytes) fit budget, and at
-// least the newest; the first kept is a user's, as the Messages API wants.
-func fit(turns []claude.Turn, budget int) []claude.Turn {
-	used, from := 0, len(turns)
-	for from > 0 {
-		n := len(turns[from-1].Text) + turnOverhead
-		if from < len(turns) && used+n > budget {
-			break
-		}
-		used += n
-		from--
-	}
-	for from < len(turns)-1 && turns[from].Role != store.RoleUser {
-		from++
-	}
-	return turns[from:]
-}
-
-// history turns the newest page of stored messages into model turns, in
-// order. Empty (failed) assistant turns are skipped, and so is an
-// assistant turn at the start: the Messages API wants the first turn to
-// be the user's.
-func history(msgs []store.Message) []claude.Turn {
-	turns := make([]claude.Turn, 0, len(msgs))
-	for _, m := range msgs {
-		// A reply still streaming (this one, or another running in the
-		// same conversation) is not history yet.
-		if m.Text == "" || m.Status == store.StatusStreaming || (len(turns) == 0 && m.Role != store.RoleUser) {
-			continue
-		}
-		turns = append(turns, claude.Turn{Role: m.Role, Text: m.Text})
-	}
-	return turns
 }

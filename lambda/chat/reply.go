@@ -113,14 +113,14 @@ func (s *Service) poster(endpoint string) wsapi.Poster {
 // the difference first: ErrQuotaExceeded when the day has no room.
 func (s *Service) prepare(ctx context.Context, job *Job) (claude.Request, int64, error) {
 	var (
-		turns  []claude.Turn
+		msgs   []store.Message
 		system string
 	)
 	claimErr, readErr := both(func() error {
 		return s.Store.ClaimReply(ctx, job.reply())
 	}, func() error {
-		t, sys, err := s.inputs(ctx, *job)
-		turns, system = t, sys
+		m, sys, err := s.inputs(ctx, *job)
+		msgs, system = m, sys
 		return err
 	})
 	if claimErr != nil {
@@ -130,13 +130,29 @@ func (s *Service) prepare(ctx context.Context, job *Job) (claude.Request, int64,
 		return claude.Request{}, 0, readErr
 	}
 	m := s.Config.Model
-	turns = fit(turns, historyBudget(len(system), m.MaxTokens))
-	sent := requestBytes(system, turns)
+	msgs = fit(msgs, historyBudget(len(system), m.MaxTokens), s.requestLimit()-int64(len(system)))
+	sent := requestBytes(system, msgs)
 	if need := sent + m.MaxTokens; need > job.Reserved {
 		if err := s.Store.ExtendReservation(ctx, job.reply(), need-job.Reserved, s.Config.DailyTokenLimit); err != nil {
 			return claude.Request{}, 0, err
 		}
 		job.Reserved = need
+	}
+	var turns []claude.Turn
+	_, err := both(func() error {
+		// Its own message's uploads are kept from now on (the bucket's
+		// lifecycle expires those no message carries), marked while the
+		// attachments are read.
+		if n := len(msgs); n > 0 && msgs[n-1].MessageID == job.UserMessageID && len(msgs[n-1].Attachments) > 0 {
+			s.markAttached(ctx, msgs[n-1].Attachments)
+		}
+		return nil
+	}, func() (err error) {
+		turns, err = s.turnsOf(ctx, msgs)
+		return err
+	})
+	if err != nil {
+		return claude.Request{}, 0, fmt.Errorf("read attachments: %w", err)
 	}
 	return claude.Request{
 		Model:          job.Model,
@@ -152,17 +168,6 @@ func (s *Service) prepare(ctx context.Context, job *Job) (claude.Request, int64,
 	}, sent, nil
 }
 
-// requestBytes is the size of a request's input in bytes: its system
-// prompt and turns with what frames each. A token is at least one byte,
-// so this bounds the input tokens from above, whatever the language.
-func requestBytes(system string, turns []claude.Turn) int64 {
-	n := int64(len(system) + turnOverhead)
-	for _, t := range turns {
-		n += int64(len(t.Text) + turnOverhead)
-	}
-	return n
-}
-
 // cacheTTL is the lifetime of the request's cache breakpoints; "" for
 // none. Caching is on by default: the next turn of a conversation then
 // reads the whole earlier prefix at a tenth of the input price.
@@ -176,10 +181,10 @@ func (s *Service) cacheTTL() string {
 	return s.Config.PromptCache
 }
 
-// inputs reads the turns and the system prompt side by side.
-func (s *Service) inputs(ctx context.Context, job Job) ([]claude.Turn, string, error) {
+// inputs reads the history and the system prompt side by side.
+func (s *Service) inputs(ctx context.Context, job Job) ([]store.Message, string, error) {
 	var (
-		turns  []claude.Turn
+		turns  []store.Message
 		system string
 	)
 	turnsErr, promptErr := both(func() error {
@@ -204,7 +209,7 @@ func (s *Service) inputs(ctx context.Context, job Job) ([]claude.Turn, string, e
 // message (nothing sent after it belongs to this reply): the newest turns
 // that fit the request (historyBudget), read back from the store; never
 // the whole of a long conversation.
-func (s *Service) turns(ctx context.Context, job Job) ([]claude.Turn, error) {
+func (s *Service) turns(ctx context.Context, job Job) ([]store.Message, error) {
 	bound := store.MessageBound{
 		Limit: maxHistoryTurns,
 		// The system prompt is read beside the history, so the page is

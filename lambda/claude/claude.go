@@ -38,6 +38,17 @@ import (
 type Turn struct {
 	Role string // "user" or "assistant"
 	Text string
+	// Attachments go before the text, in order (user turns only).
+	Attachments []Attachment
+}
+
+// Attachment is an image or a PDF as the model receives it: its media type
+// and bytes (sent base64), and what it counts in the input (Tokens, the
+// caller's estimate, for the prompt cache's breakpoints).
+type Attachment struct {
+	MediaType string
+	Data      []byte
+	Tokens    int64
 }
 
 // Request is one model call. Sampling fields follow config.Model: nil or 0

@@ -2,6 +2,7 @@ package claude
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -462,22 +463,56 @@ func prepare(req Request, provider string) (call, error) {
 		}
 	}
 	for i, t := range req.Turns {
-		prefix += estimateTokens(t.Text)
-		block := anthropic.TextBlockParam{Text: t.Text}
-		if i == lastUser && breakpoint(prefix) {
-			block.CacheControl = cc
+		content, tokens, err := turnContent(t)
+		if err != nil {
+			return call{}, fmt.Errorf("turn %d: %w", i, err)
 		}
-		content := anthropic.ContentBlockParamUnion{OfText: &block}
+		prefix += tokens
+		// On the turn's last block: the attachments before it, often
+		// most of the prefix, are cached with it.
+		if i == lastUser && breakpoint(prefix) {
+			*content[len(content)-1].GetCacheControl() = cc
+		}
 		switch t.Role {
 		case "user":
-			p.Messages = append(p.Messages, anthropic.NewUserMessage(content))
+			p.Messages = append(p.Messages, anthropic.NewUserMessage(content...))
 		case "assistant":
-			p.Messages = append(p.Messages, anthropic.NewAssistantMessage(content))
+			if len(t.Attachments) > 0 {
+				return call{}, fmt.Errorf("turn %d: an assistant turn carries no attachments", i)
+			}
+			p.Messages = append(p.Messages, anthropic.NewAssistantMessage(content...))
 		default:
 			return call{}, fmt.Errorf("turn %d: role %q is neither user nor assistant", i, t.Role)
 		}
 	}
 	return c, nil
+}
+
+// turnContent is a turn's blocks, its attachments first (as the API
+// advises: an image or document before the question about it), then its
+// text when it has any; and the tokens they count.
+func turnContent(t Turn) ([]anthropic.ContentBlockParamUnion, int64, error) {
+	var (
+		blocks []anthropic.ContentBlockParamUnion
+		tokens int64
+	)
+	for _, a := range t.Attachments {
+		data := base64.StdEncoding.EncodeToString(a.Data)
+		switch a.MediaType {
+		case "application/pdf":
+			blocks = append(blocks, anthropic.NewDocumentBlock(anthropic.Base64PDFSourceParam{Data: data}))
+		case "image/jpeg", "image/png", "image/gif", "image/webp":
+			blocks = append(blocks, anthropic.NewImageBlockBase64(a.MediaType, data))
+		default:
+			return nil, 0, fmt.Errorf("attachment of media type %q is neither an image nor a PDF", a.MediaType)
+		}
+		tokens += a.Tokens
+	}
+	if t.Text != "" || len(blocks) == 0 {
+		blocks = append(blocks, anthropic.NewTextBlock(t.Text))
+		tokens += estimateTokens(t.Text)
+	}
+	return blocks, tokens, nil
 }
 
 // watchdog cancels a call that has been silent for idle. It is armed while

@@ -43,7 +43,16 @@ const (
 	PromptsTable       = "PROMPTS_TABLE"
 	UsageTable         = "USAGE_TABLE"
 	RepliesTable       = "REPLIES_TABLE"
-	DailyTokenLimit    = "DAILY_TOKEN_LIMIT"
+	UploadsTable       = "UPLOADS_TABLE"
+	// UploadsBucket is the S3 bucket of attachments.
+	UploadsBucket = "UPLOADS_BUCKET"
+	// Attachment limits: bytes of an image and of a PDF, pages of a PDF,
+	// and uploads a user may start a UTC day.
+	MaxImageBytes        = "MAX_IMAGE_BYTES"
+	MaxPDFBytes          = "MAX_PDF_BYTES"
+	MaxPDFPages          = "MAX_PDF_PAGES"
+	MaxUploadsPerUserDay = "MAX_UPLOADS_PER_USER_DAY"
+	DailyTokenLimit      = "DAILY_TOKEN_LIMIT"
 	// MaxInflightReplies bounds the replies a user has running at once.
 	MaxInflightReplies = "MAX_INFLIGHT_REPLIES_PER_USER"
 	// AllowedModels lists the model ids a client may choose.
@@ -64,6 +73,9 @@ const (
 	// Overrides for local runs and tests; unset in AWS.
 	AnthropicBaseURL    = "ANTHROPIC_BASE_URL"
 	ConnectionsEndpoint = "CONNECTIONS_ENDPOINT"
+	// S3Endpoint points the S3 client at a local emulator, addressed by
+	// path (bucket in the path, not the host name).
+	S3Endpoint = "S3_ENDPOINT"
 )
 
 // Providers accepted by AI_PROVIDER.
@@ -220,7 +232,7 @@ func ParseModel(get func(string) string) (Model, error) {
 
 // Tables holds the DynamoDB table names.
 type Tables struct {
-	Connections, Conversations, Messages, Prompts, Usage, Replies string
+	Connections, Conversations, Messages, Prompts, Usage, Replies, Uploads string
 }
 
 // Runtime is everything a function reads from its environment.
@@ -236,6 +248,12 @@ type Runtime struct {
 	OrphanGrace time.Duration
 	// ResumesPerMinute is how many resume frames a user may send a minute.
 	ResumesPerMinute int
+	// UploadsBucket holds attachments; the limits bound them.
+	UploadsBucket        string
+	MaxImageBytes        int64
+	MaxPDFBytes          int64
+	MaxPDFPages          int
+	MaxUploadsPerUserDay int
 	// AllowedModels are the ids a client may choose, the default
 	// (Model.ModelID) first.
 	AllowedModels []string
@@ -246,9 +264,11 @@ type Runtime struct {
 	JWKSURL       string
 	ConnectionTTL time.Duration
 	SecretTTL     time.Duration
-	// AnthropicBaseURL and ConnectionsEndpoint are empty in AWS.
+	// AnthropicBaseURL, ConnectionsEndpoint and S3Endpoint are empty in
+	// AWS.
 	AnthropicBaseURL    string
 	ConnectionsEndpoint string
+	S3Endpoint          string
 }
 
 // Runtime defaults for the non-model variables.
@@ -258,6 +278,15 @@ const (
 	DefaultMaxInflightReplies = 2
 	DefaultOrphanGrace        = 120 * time.Second
 	DefaultResumesPerMinute   = 30
+	// DefaultMaxImageBytes (3.75 MiB) is what both the Anthropic API and
+	// Bedrock accept for an image, and the most MAX_IMAGE_BYTES may be.
+	DefaultMaxImageBytes = 3_932_160
+	DefaultMaxPDFBytes   = 10_485_760
+	// MaxPDFBytesLimit is the Anthropic API's whole-request limit (32 MB).
+	MaxPDFBytesLimit = 32 << 20
+	// DefaultMaxPDFPages is also Claude's limit for a request.
+	DefaultMaxPDFPages          = 100
+	DefaultMaxUploadsPerUserDay = 200
 	// MaxOrphanGrace is Lambda's longest invocation: a reply cannot wait
 	// longer than its function runs.
 	MaxOrphanGrace = 15 * time.Minute
@@ -283,18 +312,25 @@ func ParseRuntime(get func(string) string) (Runtime, error) {
 			Prompts:       get(PromptsTable),
 			Usage:         get(UsageTable),
 			Replies:       get(RepliesTable),
+			Uploads:       get(UploadsTable),
 		},
-		MaxInflightReplies:  DefaultMaxInflightReplies,
-		OrphanGrace:         DefaultOrphanGrace,
-		ResumesPerMinute:    DefaultResumesPerMinute,
-		PromptCache:         PromptCache5m,
-		JWTIssuer:           strings.TrimSpace(get(JWTIssuer)),
-		JWTAudience:         strings.TrimSpace(get(JWTAudience)),
-		JWKSURL:             strings.TrimSpace(get(JWKSURL)),
-		ConnectionTTL:       DefaultConnectionTTL,
-		SecretTTL:           DefaultSecretTTL,
-		AnthropicBaseURL:    strings.TrimSpace(get(AnthropicBaseURL)),
-		ConnectionsEndpoint: strings.TrimSpace(get(ConnectionsEndpoint)),
+		MaxInflightReplies:   DefaultMaxInflightReplies,
+		OrphanGrace:          DefaultOrphanGrace,
+		ResumesPerMinute:     DefaultResumesPerMinute,
+		UploadsBucket:        strings.TrimSpace(get(UploadsBucket)),
+		MaxImageBytes:        DefaultMaxImageBytes,
+		MaxPDFBytes:          DefaultMaxPDFBytes,
+		MaxPDFPages:          DefaultMaxPDFPages,
+		MaxUploadsPerUserDay: DefaultMaxUploadsPerUserDay,
+		PromptCache:          PromptCache5m,
+		JWTIssuer:            strings.TrimSpace(get(JWTIssuer)),
+		JWTAudience:          strings.TrimSpace(get(JWTAudience)),
+		JWKSURL:              strings.TrimSpace(get(JWKSURL)),
+		ConnectionTTL:        DefaultConnectionTTL,
+		SecretTTL:            DefaultSecretTTL,
+		AnthropicBaseURL:     strings.TrimSpace(get(AnthropicBaseURL)),
+		ConnectionsEndpoint:  strings.TrimSpace(get(ConnectionsEndpoint)),
+		S3Endpoint:           strings.TrimSpace(get(S3Endpoint)),
 	}
 	if v := strings.TrimSpace(get(DailyTokenLimit)); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -332,9 +368,25 @@ func ParseRuntime(get func(string) string) (Runtime, error) {
 	}
 	count(MaxInflightReplies, &r.MaxInflightReplies, 100)
 	count(ResumesPerMinute, &r.ResumesPerMinute, 1000)
+	count(MaxPDFPages, &r.MaxPDFPages, DefaultMaxPDFPages)
+	count(MaxUploadsPerUserDay, &r.MaxUploadsPerUserDay, 100_000)
+	bytesOf := func(key string, dst *int64, max int64) {
+		v := strings.TrimSpace(get(key))
+		if v == "" {
+			return
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > max {
+			bad(key, "%q must be a whole number of bytes from 1 to %d", v, max)
+			return
+		}
+		*dst = n
+	}
+	bytesOf(MaxImageBytes, &r.MaxImageBytes, DefaultMaxImageBytes)
+	bytesOf(MaxPDFBytes, &r.MaxPDFBytes, MaxPDFBytesLimit)
 	for _, u := range []struct{ key, val string }{
 		{JWTIssuer, r.JWTIssuer}, {JWKSURL, r.JWKSURL},
-		{AnthropicBaseURL, r.AnthropicBaseURL}, {ConnectionsEndpoint, r.ConnectionsEndpoint},
+		{AnthropicBaseURL, r.AnthropicBaseURL}, {ConnectionsEndpoint, r.ConnectionsEndpoint}, {S3Endpoint, r.S3Endpoint},
 	} {
 		if u.val == "" {
 			continue

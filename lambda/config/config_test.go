@@ -104,11 +104,19 @@ func TestParseRuntime(t *testing.T) {
 		ConnectionTTLSeconds: {ConnectionTTLSeconds: "soon"},
 		AnthropicBaseURL:     {AnthropicBaseURL: "ftp://x"},
 		ResumesPerMinute:     {ResumesPerMinute: "0"},
+		MaxImageBytes:        {MaxImageBytes: "3932161"},
+		MaxPDFBytes:          {MaxPDFBytes: "0"},
+		MaxPDFPages:          {MaxPDFPages: "101"},
+		MaxUploadsPerUserDay: {MaxUploadsPerUserDay: "many"},
+		S3Endpoint:           {S3Endpoint: "ftp://x"},
 		MaxInflightReplies:   {MaxInflightReplies: "101"},
 	} {
 		if _, err := ParseRuntime(env(over)); err == nil || !strings.Contains(err.Error(), name+":") {
 			t.Errorf("%s: error %v does not name the variable", name, err)
 		}
+	}
+	if r.MaxImageBytes != DefaultMaxImageBytes || r.MaxPDFBytes != DefaultMaxPDFBytes || r.MaxPDFPages != DefaultMaxPDFPages || r.MaxUploadsPerUserDay != DefaultMaxUploadsPerUserDay {
+		t.Errorf("attachment limits' defaults wrong: %+v", r)
 	}
 	if r, err := ParseRuntime(env(map[string]string{ResumesPerMinute: "5"})); err != nil || r.ResumesPerMinute != 5 {
 		t.Errorf("RESUMES_PER_MINUTE=5: %d, %v", r.ResumesPerMinute, err)

@@ -52,6 +52,8 @@ type MessageJSON struct {
 	Usage    *tokens.Usage `json:"usage,omitempty"`
 	// CostUSD is the reply's estimated cost at list prices.
 	CostUSD *float64 `json:"costUsd,omitempty"`
+	// Attachments are the uploads a user's message carries.
+	Attachments []store.Attachment `json:"attachments,omitempty"`
 }
 
 // staleStreaming is when a reply still marked streaming cannot be running
@@ -70,7 +72,7 @@ func messageJSON(m store.Message, now time.Time) MessageJSON {
 	j := MessageJSON{
 		ID: m.MessageID, MessageID: m.MessageID, Role: m.Role, Text: m.Text, CreatedAt: m.CreatedAt.UTC(),
 		RequestID: m.RequestID, Model: m.Model, StopReason: m.StopReason, Incomplete: m.Incomplete,
-		Status: m.State(), ErrorCode: m.ErrorCode, Thinking: m.Thinking,
+		Status: m.State(), ErrorCode: m.ErrorCode, Thinking: m.Thinking, Attachments: m.Attachments,
 	}
 	if j.Status == store.StatusStreaming && now.Sub(m.CreatedAt) > staleStreaming {
 		j.Status, j.Incomplete = store.StatusIncomplete, true
@@ -85,7 +87,14 @@ func messageJSON(m store.Message, now time.Time) MessageJSON {
 // Conversations serves GET/PATCH/DELETE /conversations[/{id}].
 type Conversations struct {
 	Store store.Store
-	Now   func() time.Time
+	// Objects deletes the objects of a deleted conversation's uploads.
+	Objects ObjectDeleter
+	Now     func() time.Time
+}
+
+// ObjectDeleter deletes uploads' objects (uploads.Bucket).
+type ObjectDeleter interface {
+	Delete(ctx context.Context, uploadIDs ...string) error
 }
 
 // Routes returns the route table.
@@ -236,8 +245,25 @@ func (c *Conversations) rename(ctx context.Context, r *Request) (Response, *Erro
 	return Response{Status: http.StatusOK, Body: conversationJSON(conv)}, nil
 }
 
+// delete deletes a conversation with everything of it: its uploads'
+// objects first (a failure leaves the conversation whole, to delete again),
+// then the conversation, its messages, replies and upload records.
 func (c *Conversations) delete(ctx context.Context, r *Request) (Response, *Error) {
-	return deleteByID(ctx, r, "conversation", c.Store.DeleteConversation)
+	return deleteByID(ctx, r, "conversation", func(ctx context.Context, userID, id string) error {
+		uploadIDs, err := c.Store.ConversationUploads(ctx, userID, id)
+		if err != nil {
+			return err
+		}
+		if len(uploadIDs) > 0 {
+			if c.Objects == nil {
+				return errors.New("conversations: no bucket to delete the uploads' objects from")
+			}
+			if err := c.Objects.Delete(ctx, uploadIDs...); err != nil {
+				return err
+			}
+		}
+		return c.Store.DeleteConversation(ctx, userID, id)
+	})
 }
 
 // deleteByID answers a DELETE of the user's {id} of what: 204, or 404 when

@@ -48,8 +48,9 @@ var (
 	WebSocketDisconnect = Function{Name: "p2-two-websocket-disconnect-two", Dir: "websocket-disconnect", Tables: []Table{Connections}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
 	WebSocketMessage    = Function{Name: "p2-two-websocket-message-two", Dir: "websocket-message", Tables: All, MemoryMB: messageMemoryMB, TimeoutSeconds: messageTimeoutSeconds}
 	// The conversation API deletes a conversation's replies with it, which
-	// also stops one still running.
-	ConversationAPI = Function{Name: "p2-two-conversation-api-two", Dir: "conversation-api", Tables: []Table{Conversations, Messages, Replies}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
+	// also stops one still running; it serves the upload routes, which
+	// count a user's uploads a day on the usage table.
+	ConversationAPI = Function{Name: "p2-two-conversation-api-two", Dir: "conversation-api", Tables: []Table{Conversations, Messages, Replies, Uploads, Usage}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
 	PromptCRUD      = Function{Name: "p2-two-prompt-crud-two", Dir: "prompt-crud", Tables: []Table{Prompts}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
 	UsageHandler    = Function{Name: "p2-two-usage-handler-two", Dir: "usage-handler", Tables: []Table{Usage}, MemoryMB: smallMemoryMB, TimeoutSeconds: smallTimeoutSeconds}
 )
@@ -69,6 +70,10 @@ const (
 	RouteGetPrompt          = "GET /prompts/{id}"
 	RouteUpdatePrompt       = "PUT /prompts/{id}"
 	RouteDeletePrompt       = "DELETE /prompts/{id}"
+	RouteCreateUpload       = "POST /uploads"
+	RouteCompleteUpload     = "POST /uploads/{id}/complete"
+	RouteGetUpload          = "GET /uploads/{id}"
+	RouteDeleteUpload       = "DELETE /uploads/{id}"
 	RouteGetUsage           = "GET /usage"
 	RouteListModels         = "GET /models"
 )
@@ -82,6 +87,12 @@ var HTTPRoutes = []struct {
 	{RouteGetConversation, ConversationAPI},
 	{RouteRenameConversation, ConversationAPI},
 	{RouteDeleteConversation, ConversationAPI},
+	// Attachments: uploaded to S3, checked and deleted beside the
+	// conversations that carry them.
+	{RouteCreateUpload, ConversationAPI},
+	{RouteCompleteUpload, ConversationAPI},
+	{RouteGetUpload, ConversationAPI},
+	{RouteDeleteUpload, ConversationAPI},
 	{RouteListPrompts, PromptCRUD},
 	{RouteCreatePrompt, PromptCRUD},
 	{RouteGetPrompt, PromptCRUD},

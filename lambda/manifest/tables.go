@@ -57,6 +57,7 @@ const (
 	AttrPromptID       = "promptId"
 	AttrUpdatedAt      = "updatedAt"
 	AttrExpiresAt      = "expiresAt"
+	AttrUploadID       = "uploadId"
 	// AttrUsageKey is "<YYYY-MM-DD>#<model>" for a usage row,
 	// "<YYYY-MM-DD>#" for the user's daily quota counter and "live" for
 	// the set of the user's running replies.
@@ -115,5 +116,32 @@ var (
 	}
 )
 
+// Uploads holds a user's attachments (their objects are in the uploads
+// bucket): pending until checked, then ready or rejected, and the message
+// that carries one once it is sent. One that no message carries expires
+// a day after it was started.
+var Uploads = Table{
+	ID:           "Uploads",
+	EnvVar:       config.UploadsTable,
+	PartitionKey: Key{AttrUserID, String},
+	SortKey:      &Key{AttrUploadID, String},
+	TTLAttribute: AttrExpiresAt,
+}
+
 // All lists every table in a stable order.
-var All = []Table{Connections, Conversations, Messages, Prompts, Usage, Replies}
+var All = []Table{Connections, Conversations, Messages, Prompts, Usage, Replies, Uploads}
+
+// The uploads bucket holds each attachment's object under UploadKeyPrefix
+// and its upload id. An object is written (through a presigned POST whose
+// policy pins the tag) tagged UploadTagKey=UploadTagPending, and the
+// bucket's lifecycle expires objects so tagged UploadExpiryDays after they
+// were written; sending a message that carries one retags it
+// UploadTagKey=UploadTagAttached, and then it stays until its conversation
+// is deleted.
+const (
+	UploadKeyPrefix   = "uploads/"
+	UploadTagKey      = "buddy-attached"
+	UploadTagPending  = "no"
+	UploadTagAttached = "yes"
+	UploadExpiryDays  = 1
+)

@@ -119,6 +119,35 @@ func (e *env) acceptIn(conv store.Conversation, isNew bool, day string, reserve,
 	return r, err
 }
 
+// upload starts an upload of user on day (at most perDay a day).
+func (e *env) upload(user, day string, perDay int) store.Upload {
+	e.Helper()
+	u := store.Upload{UserID: user, UploadID: ids.New(), Name: "cat.png", ContentType: "image/png", Size: 100, CreatedAt: e.clock.Now(), ExpiresAt: e.clock.Now().Add(24 * time.Hour)}
+	e.must(e.s.CreateUpload(e.ctx, u, day, perDay))
+	return u
+}
+
+// acceptWith accepts a message in a new conversation of user carrying
+// the uploads.
+func (e *env) acceptWith(user, day string, uploadIDs ...string) (store.Reply, error) {
+	e.Helper()
+	conv := store.Conversation{UserID: user, ConversationID: ids.New(), Title: "t", CreatedAt: t0, UpdatedAt: t0}
+	r := store.Reply{MessageID: ids.New(), UserID: user, ConversationID: conv.ConversationID, ConnectionID: "c1", RequestID: "r1", Day: day, Reserved: 1}
+	r.LiveEntry = store.LiveEntry(e.clock.Now().Add(20*time.Minute), r.MessageID)
+	msg := store.Message{ConversationID: conv.ConversationID, MessageID: ids.New(), UserID: user, Role: store.RoleUser, CreatedAt: t0}
+	for _, id := range uploadIDs {
+		msg.Attachments = append(msg.Attachments, store.Attachment{ID: id, Name: "f", ContentType: "application/pdf", Size: 1, Pages: 2})
+	}
+	err := e.s.AcceptMessage(e.ctx, store.Acceptance{
+		Conversation: conv, New: true, UserMessage: msg,
+		Assistant:     store.Message{ConversationID: conv.ConversationID, MessageID: r.MessageID, UserID: user, Role: store.RoleAssistant, CreatedAt: t0, Status: store.StatusStreaming},
+		Reply:         r,
+		MaxInflight:   100,
+		ReplyingUntil: e.clock.Now().Add(20 * time.Minute),
+	})
+	return r, err
+}
+
 // today is the user's day counter: used and reserved.
 func (e *env) today(user, day string) [2]int64 {
 	e.Helper()
@@ -1032,6 +1061,80 @@ var conformance = []struct {
 		ms := e.msgs(c.ConversationID, user, 5, 3)
 		got, _ := e.messagePages(user, c.ConversationID, store.MessageBound{Through: ms[2].MessageID})
 		equal(e, "texts", texts(got), texts(ms[:3]))
+	}},
+	{"uploads are the user's own, counted a day, checked once, deleted only while no message carries them", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		u := e.upload(user, day, 3)
+		got, err := e.s.GetUpload(e.ctx, user, u.UploadID)
+		e.must(err)
+		equal(e, "pending", [2]any{got.Status, got.Name}, [2]any{store.UploadPending, u.Name})
+		_, err = e.s.GetUpload(e.ctx, e.user(), u.UploadID)
+		e.wantErr("another user's", err, store.ErrNotFound)
+		e.upload(user, day, 3)
+		e.upload(user, day, 3)
+		e.wantErr("a fourth on the day", e.s.CreateUpload(e.ctx, store.Upload{UserID: user, UploadID: ids.New(), Name: "x.png", ContentType: "image/png", Size: 1, CreatedAt: t0}, day, 3), store.ErrLimit)
+		e.must(e.s.CreateUpload(e.ctx, store.Upload{UserID: user, UploadID: ids.New(), Name: "x.png", ContentType: "image/png", Size: 1, CreatedAt: t0}, "2026-03-02", 3))
+		ready, err := e.s.SettleUpload(e.ctx, store.Upload{UserID: user, UploadID: u.UploadID, Status: store.UploadReady, Width: 30, Height: 20})
+		e.must(err)
+		equal(e, "ready", [3]any{ready.Status, ready.Width, ready.Height}, [3]any{store.UploadReady, 30, 20})
+		again, err := e.s.SettleUpload(e.ctx, store.Upload{UserID: user, UploadID: u.UploadID, Status: store.UploadRejected, Reason: "late"})
+		e.wantErr("checked twice", err, store.ErrNotReady)
+		equal(e, "as it was", again.Status, store.UploadReady)
+		e.must(e.s.DeleteUpload(e.ctx, user, u.UploadID))
+		_, err = e.s.GetUpload(e.ctx, user, u.UploadID)
+		e.wantErr("deleted", err, store.ErrNotFound)
+		e.wantErr("deleted twice", e.s.DeleteUpload(e.ctx, user, u.UploadID), store.ErrNotFound)
+		// One no message carries expires a day after it was started.
+		late := e.upload(user, "2026-03-02", 3)
+		e.clock.Advance(25 * time.Hour)
+		_, err = e.s.GetUpload(e.ctx, user, late.UploadID)
+		e.wantErr("expired", err, store.ErrNotFound)
+	}},
+	{"a message carries ready uploads of its user and conversation only, and they go with the conversation", func(e *env) {
+		user, day := e.user(), "2026-03-01"
+		ready := func() store.Upload {
+			u := e.upload(user, day, 100)
+			r, err := e.s.SettleUpload(e.ctx, store.Upload{UserID: user, UploadID: u.UploadID, Status: store.UploadReady, Pages: 2})
+			e.must(err)
+			return r
+		}
+		a, b := ready(), ready()
+		pending := e.upload(user, day, 100)
+		theirs := e.upload(e.user(), day, 100)
+		tests := []struct {
+			name string
+			ids  []string
+			want error
+		}{
+			{"a pending upload", []string{a.UploadID, pending.UploadID}, store.ErrNotReady},
+			{"another user's upload", []string{theirs.UploadID}, store.ErrNotFound},
+			{"an unknown upload", []string{ids.New()}, store.ErrNotFound},
+		}
+		for _, tt := range tests {
+			_, err := e.acceptWith(user, day, tt.ids...)
+			e.wantErr(tt.name, err, tt.want)
+		}
+		got, err := e.s.GetUpload(e.ctx, user, a.UploadID)
+		e.must(err)
+		equal(e, "untouched by the refusals", got.ConversationID, "")
+		r, err := e.acceptWith(user, day, a.UploadID, b.UploadID)
+		e.must(err)
+		_, err = e.acceptWith(user, day, b.UploadID)
+		e.wantErr("used in another conversation", err, store.ErrAttached)
+		e.wantErr("delete an attached upload", e.s.DeleteUpload(e.ctx, user, a.UploadID), store.ErrAttached)
+		listed, err := e.s.ConversationUploads(e.ctx, user, r.ConversationID)
+		e.must(err)
+		equal(e, "the conversation's uploads", listed, []string{a.UploadID, b.UploadID})
+		all, err := e.s.GetUploads(e.ctx, user, []string{b.UploadID, a.UploadID})
+		e.must(err)
+		equal(e, "read in the order asked", [2]string{all[0].UploadID, all[1].UploadID}, [2]string{b.UploadID, a.UploadID})
+		// Attached, it no longer expires.
+		e.clock.Advance(48 * time.Hour)
+		_, err = e.s.GetUploads(e.ctx, user, []string{a.UploadID, ids.New()})
+		e.wantErr("one unknown among them", err, store.ErrNotFound)
+		e.must(e.s.DeleteConversation(e.ctx, user, r.ConversationID))
+		_, err = e.s.GetUpload(e.ctx, user, a.UploadID)
+		e.wantErr("after the conversation's delete", err, store.ErrNotFound)
 	}},
 	{"a reply finished after its conversation was deleted leaves no row but counts", func(e *env) {
 		user, day := e.user(), "2026-03-01"

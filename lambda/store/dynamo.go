@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -26,6 +27,7 @@ type DynamoAPI interface {
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
@@ -335,30 +337,12 @@ func (d *Dynamo) DeleteConversation(ctx context.Context, userID, conversationID 
 // deleteMessages removes the user's messages of a conversation, one query
 // page at a time so memory stays flat for long conversations.
 func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID string) error {
-	expr, err := expression.NewBuilder().
-		WithKeyCondition(keyEquals(manifest.AttrConversationID, conversationID)).
-		WithProjection(expression.NamesList(expression.Name(manifest.AttrConversationID), expression.Name(manifest.AttrMessageID), expression.Name(manifest.AttrUserID))).
-		Build()
-	if err != nil {
-		return wrap("list messages to delete", err)
-	}
-	in := &dynamodb.QueryInput{
-		TableName:                 &d.tables.Messages,
-		KeyConditionExpression:    expr.KeyCondition(),
-		ProjectionExpression:      expr.Projection(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ConsistentRead:            aws.Bool(true),
-	}
-	return d.queryPages(ctx, in, "list messages to delete", func(items []item) error {
-		var keys []item
-		for _, it := range items {
-			// Ids are made by the server and never reused, but a message
-			// of another user is never this caller's to delete.
-			if owner, _ := it[manifest.AttrUserID].(*types.AttributeValueMemberS); owner == nil || owner.Value != wire(userID) {
-				continue
-			}
-			keys = append(keys, item{manifest.AttrConversationID: it[manifest.AttrConversationID], manifest.AttrMessageID: it[manifest.AttrMessageID]})
+	return d.ownMessageKeys(ctx, userID, conversationID, "list messages to delete", func(keys []item, uploads []string) error {
+		// Upload records go first: their objects are gone already
+		// (ConversationUploads), and a record without its messages
+		// would be an attachment nobody can delete.
+		if err := d.deleteUploads(ctx, userID, uploads); err != nil {
+			return err
 		}
 		for chunk := range slices.Chunk(keys, batchSize) {
 			replies := make([]item, len(chunk))
@@ -373,6 +357,65 @@ func (d *Dynamo) deleteMessages(ctx context.Context, userID, conversationID stri
 			}
 		}
 		return nil
+	})
+}
+
+// ConversationUploads lists the uploads the user's messages of a
+// conversation carry, so that their objects can be deleted before the
+// conversation is (DeleteConversation deletes their records).
+func (d *Dynamo) ConversationUploads(ctx context.Context, userID, conversationID string) ([]string, error) {
+	if !findable(userID, conversationID) {
+		return nil, nil
+	}
+	var out []string
+	err := d.ownMessageKeys(ctx, userID, conversationID, "list attachments", func(_ []item, uploads []string) error {
+		out = append(out, uploads...)
+		return nil
+	})
+	return out, err
+}
+
+// ownMessageKeys pages through the keys of the user's messages of a
+// conversation and the uploads they carry, one query page at a time so
+// memory stays flat for long conversations.
+func (d *Dynamo) ownMessageKeys(ctx context.Context, userID, conversationID, what string, each func(keys []item, uploads []string) error) error {
+	expr, err := expression.NewBuilder().
+		WithKeyCondition(keyEquals(manifest.AttrConversationID, conversationID)).
+		WithProjection(expression.NamesList(expression.Name(manifest.AttrConversationID), expression.Name(manifest.AttrMessageID),
+			expression.Name(manifest.AttrUserID), expression.Name(attrAttachments))).
+		Build()
+	if err != nil {
+		return wrap(what, err)
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 &d.tables.Messages,
+		KeyConditionExpression:    expr.KeyCondition(),
+		ProjectionExpression:      expr.Projection(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ConsistentRead:            aws.Bool(true),
+	}
+	return d.queryPages(ctx, in, what, func(items []item) error {
+		var keys []item
+		var uploads []string
+		for _, it := range items {
+			// Ids are made by the server and never reused, but a message
+			// of another user is never this caller's to delete.
+			if owner, _ := it[manifest.AttrUserID].(*types.AttributeValueMemberS); owner == nil || owner.Value != wire(userID) {
+				continue
+			}
+			keys = append(keys, item{manifest.AttrConversationID: it[manifest.AttrConversationID], manifest.AttrMessageID: it[manifest.AttrMessageID]})
+			var carried struct {
+				Attachments []Attachment `dynamodbav:"attachments"`
+			}
+			if err := attributevalue.UnmarshalMap(it, &carried); err != nil {
+				return wrap(what, err)
+			}
+			for _, a := range carried.Attachments {
+				uploads = append(uploads, a.ID)
+			}
+		}
+		return each(keys, uploads)
 	})
 }
 

@@ -96,6 +96,8 @@ const (
 	attrReplying  = "replying"
 	attrUntil     = "replyingUntil"
 	attrInput     = "inputBytes"
+
+	attrAttachments = "attachments"
 )
 
 // Frame is one delta or thinking frame of a reply, as a resume replays it:
@@ -166,13 +168,23 @@ type Acceptance struct {
 	ReplyingUntil time.Time
 }
 
+// attachments are the upload ids the user's message carries.
+func (a Acceptance) attachments() []string {
+	ids := make([]string, len(a.UserMessage.Attachments))
+	for i, at := range a.UserMessage.Attachments {
+		ids[i] = at.ID
+	}
+	return ids
+}
+
 // AcceptMessage stores a request and its reply's start in one transaction.
 // Errors: ErrNotFound (the conversation is not the user's or is gone),
 // ErrReplyRunning (a reply is still streaming in it), ErrPromptNotFound,
 // ErrQuotaExceeded (the day's counter leaves no room for the reservation),
 // ErrRateLimited (as many replies running as allowed), ErrExists (an id
 // collision), ErrContention (the user's own concurrent writes kept
-// meeting this one).
+// meeting this one), and for an upload the message carries: ErrNotFound,
+// ErrNotReady, ErrAttached (to another conversation), each naming it.
 func (d *Dynamo) AcceptMessage(ctx context.Context, a Acceptance) error {
 	if err := checkAcceptance(a); err != nil {
 		return err
@@ -202,6 +214,11 @@ func (d *Dynamo) AcceptMessage(ctx context.Context, a Acceptance) error {
 			return ErrExists
 		case a.CheckPromptID != "" && failed[at.prompt]:
 			return ErrPromptNotFound
+		}
+		for i, id := range a.attachments() {
+			if failed[at.uploads+i] {
+				return d.whyNotAttached(ctx, a.Conversation.UserID, a.Conversation.ConversationID, id)
+			}
 		}
 		// The day's room or the running set is short. Replies whose jobs
 		// died without settling still hold theirs until their entries
@@ -237,6 +254,11 @@ func checkAcceptance(a Acceptance) error {
 	if a.CheckPromptID != "" && !promptFindable(a.Conversation.UserID, a.CheckPromptID) {
 		return ErrPromptNotFound
 	}
+	for _, id := range a.attachments() {
+		if !findable(id) {
+			return fmt.Errorf("%w: upload %q", ErrNotFound, id)
+		}
+	}
 	return errors.Join(checkMessage(a.UserMessage), checkMessage(a.Assistant), checkReserve(a.Reply.UserID, a.Reply.Day))
 }
 
@@ -245,6 +267,8 @@ type accepted struct {
 	conversation, user, assistant, live, quota, running int
 	// prompt is the saved prompt's check, when the request named one.
 	prompt int
+	// uploads is the first of the attached uploads' items, in order.
+	uploads int
 }
 
 // acceptTxn is AcceptMessage's transaction: the conversation, the user's
@@ -295,6 +319,10 @@ func (d *Dynamo) acceptTxn(a Acceptance) (txn, accepted) {
 		expression.Add(expression.Name(attrReplies), expression.Value(&types.AttributeValueMemberSS{Value: []string{a.Reply.LiveEntry}})), room))
 	if a.CheckPromptID != "" {
 		at.prompt = tx.add(conditionCheck(d.tables.Prompts, promptKey(a.Conversation.UserID, a.CheckPromptID), exists(manifest.AttrPromptID)))
+	}
+	at.uploads = len(tx.items)
+	for _, id := range a.attachments() {
+		tx.add(d.attachUpload(a.Conversation.UserID, c.ConversationID, id))
 	}
 	return tx, at
 }

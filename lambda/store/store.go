@@ -106,6 +106,8 @@ type Message struct {
 	ThinkingSignature string `dynamodbav:"thinkingSignature,omitempty"`
 	// CostUSD is the reply's estimated cost at list prices.
 	CostUSD float64 `dynamodbav:"costUsd,omitempty"`
+	// Attachments are the uploads a user's message carries, in order.
+	Attachments []Attachment `dynamodbav:"attachments,omitempty"`
 	// Usage is stored inline, its counters beside the message's attributes
 	// (messageRecord).
 	Usage tokens.Usage `dynamodbav:"-"`
@@ -228,4 +230,12 @@ type Store interface {
 
 	// ListUsage returns rows with from <= day <= to, by day then model.
 	ListUsage(ctx context.Context, userID, from, to string) ([]UsageRow, error)
+
+	// Uploads (uploads.go).
+	CreateUpload(ctx context.Context, u Upload, day string, perDay int) error
+	GetUpload(ctx context.Context, userID, uploadID string) (Upload, error)
+	GetUploads(ctx context.Context, userID string, ids []string) ([]Upload, error)
+	SettleUpload(ctx context.Context, u Upload) (Upload, error)
+	DeleteUpload(ctx context.Context, userID, uploadID string) error
+	ConversationUploads(ctx context.Context, userID, conversationID string) ([]string, error)
 }

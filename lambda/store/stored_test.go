@@ -56,6 +56,9 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 		{"running reply message", db.Tables.Messages, s2(manifest.AttrConversationID, "asked", manifest.AttrMessageID, "a2")},
 		{"finished reply record", db.Tables.Replies, map[string]types.AttributeValue{manifest.AttrMessageID: &types.AttributeValueMemberS{Value: "a1"}}},
 		{"running reply record", db.Tables.Replies, map[string]types.AttributeValue{manifest.AttrMessageID: &types.AttributeValueMemberS{Value: "a2"}}},
+		{"pending upload", db.Tables.Uploads, s2(manifest.AttrUserID, user, manifest.AttrUploadID, "up-pending")},
+		{"attached upload", db.Tables.Uploads, s2(manifest.AttrUserID, user, manifest.AttrUploadID, "up-attached")},
+		{"upload counter", db.Tables.Usage, s2(manifest.AttrUserID, user, manifest.AttrUsageKey, "uploads#"+day)},
 	}
 	for _, r := range reads {
 		if _, err := db.Client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(r.table), Key: r.key}); err != nil {
@@ -87,10 +90,22 @@ func TestStoredItemsMatchGolden(t *testing.T) {
 		return store.Message{ConversationID: "asked", MessageID: id, UserID: user, Role: store.RoleAssistant, CreatedAt: at, Model: "claude-x", Status: store.StatusStreaming}
 	}
 	a1, a2 := reply("a1"), reply("a2")
+	upload := func(id string) store.Upload {
+		return store.Upload{UserID: user, UploadID: id, Name: "scan.pdf", ContentType: "application/pdf", Size: 2048, CreatedAt: at, ExpiresAt: at.AddDate(100, 0, 0)}
+	}
+	steps = append(steps,
+		s.CreateUpload(ctx, upload("up-pending"), day, 10),
+		s.CreateUpload(ctx, upload("up-attached"), day, 10),
+		func() error {
+			_, err := s.SettleUpload(ctx, store.Upload{UserID: user, UploadID: "up-attached", Status: store.UploadReady, Pages: 3})
+			return err
+		}(),
+	)
 	steps = append(steps,
 		s.AcceptMessage(ctx, store.Acceptance{Conversation: asked, New: true,
-			UserMessage: store.Message{ConversationID: "asked", MessageID: "q1", UserID: user, Role: store.RoleUser, Text: "Q?", CreatedAt: at, RequestID: "r-a1"},
-			Assistant:   assistant("a1"), Reply: a1, DailyLimit: 1000, MaxInflight: 2, ReplyingUntil: at.AddDate(100, 0, 0)}),
+			UserMessage: store.Message{ConversationID: "asked", MessageID: "q1", UserID: user, Role: store.RoleUser, Text: "Q?", CreatedAt: at, RequestID: "r-a1",
+				Attachments: []store.Attachment{{ID: "up-attached", Name: "scan.pdf", ContentType: "application/pdf", Size: 2048, Pages: 3}}},
+			Assistant: assistant("a1"), Reply: a1, DailyLimit: 1000, MaxInflight: 2, ReplyingUntil: at.AddDate(100, 0, 0)}),
 		s.ClaimReply(ctx, a1),
 		s.FinishReply(ctx, store.Finish{Reply: a1, Keep: 100 * 365 * 24 * time.Hour, InputBytes: 123, Message: store.Message{
 			ConversationID: "asked", MessageID: "a1", UserID: user, Role: store.RoleAssistant, Text: "Answer", CreatedAt: later, Model: "claude-x",

@@ -2,19 +2,11 @@ package uploads_test
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
-	"fmt"
-	"hash/crc32"
-	"image"
-	"image/color"
-	"image/gif"
-	"image/jpeg"
-	"image/png"
 	"strings"
 	"testing"
 
+	"github.com/p2/buddy/lambda/dev/testfiles"
 	"github.com/p2/buddy/lambda/uploads"
 )
 
@@ -51,43 +43,13 @@ func TestDeclare(t *testing.T) {
 	}
 }
 
-// encode is img in format.
-func encode(t *testing.T, format string, w, h int) []byte {
-	t.Helper()
-	img := image.NewPaletted(image.Rect(0, 0, w, h), color.Palette{color.Black, color.White})
-	var b bytes.Buffer
-	var err error
-	switch format {
-	case uploads.PNG:
-		err = png.Encode(&b, img)
-	case uploads.JPEG:
-		err = jpeg.Encode(&b, img, nil)
-	case uploads.GIF:
-		err = gif.Encode(&b, img, nil)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+// encode is a w×h image of type format.
+func encode(_ *testing.T, format string, w, h int) []byte { return testfiles.Image(format, w, h) }
 
 // webp1x1 is a 1×1 lossless WebP.
-var webp1x1, _ = base64.StdEncoding.DecodeString("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
+var webp1x1 = testfiles.Image(uploads.WebP, 1, 1)
 
-// pngHeader is the start of a PNG of w×h: the signature and an IHDR chunk,
-// all DecodeConfig reads (no pixels: the check must not need them).
-func pngHeader(t *testing.T, w, h int) []byte {
-	var full bytes.Buffer
-	if err := png.Encode(&full, image.NewGray(image.Rect(0, 0, 1, 1))); err != nil {
-		t.Fatal(err)
-	}
-	ihdr := full.Bytes()[:33]
-	out := bytes.Clone(ihdr)
-	out[16], out[17], out[18], out[19] = byte(w>>24), byte(w>>16), byte(w>>8), byte(w)
-	out[20], out[21], out[22], out[23] = byte(h>>24), byte(h>>16), byte(h>>8), byte(h)
-	binary.BigEndian.PutUint32(out[29:33], crc32.ChecksumIEEE(out[12:29]))
-	return out
-}
+func pngHeader(_ *testing.T, w, h int) []byte { return testfiles.PNGHeader(w, h) }
 
 func TestInspectImage(t *testing.T) {
 	tests := []struct {
@@ -122,39 +84,7 @@ func TestInspectImage(t *testing.T) {
 	}
 }
 
-// makePDF writes a PDF of pages pages with a classic cross-reference
-// table; encrypted adds a Standard security handler to its trailer whose
-// user password is not empty.
-func makePDF(version string, pages int, encrypted bool) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%%PDF-%s\n", version)
-	var offsets []int
-	obj := func(body string) {
-		offsets = append(offsets, b.Len())
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", len(offsets), body)
-	}
-	kids := make([]string, pages)
-	for i := range kids {
-		kids[i] = fmt.Sprintf("%d 0 R", 3+i)
-	}
-	obj("<< /Type /Catalog /Pages 2 0 R >>")
-	obj(fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", strings.Join(kids, " "), pages))
-	for range pages {
-		obj("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>")
-	}
-	trailerExtra := ""
-	if encrypted {
-		obj("<< /Filter /Standard /V 1 /R 2 /O <" + strings.Repeat("ab", 32) + "> /U <" + strings.Repeat("cd", 32) + "> /P -4 >>")
-		trailerExtra = fmt.Sprintf(" /Encrypt %d 0 R /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>]", len(offsets))
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(offsets)+1)
-	for _, o := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", o)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n", len(offsets)+1, trailerExtra, xref)
-	return b.Bytes()
-}
+var makePDF = testfiles.PDF
 
 func TestInspectPDF(t *testing.T) {
 	tests := []struct {

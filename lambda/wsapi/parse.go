@@ -43,6 +43,9 @@ type ClientFrame struct {
 	Effort string `json:"effort,omitempty"`
 	// Thinking turns extended thinking on with a budget (zero: off).
 	Thinking Thinking `json:"thinking,omitzero"`
+	// Attachments are the upload ids a sendMessage carries (1 to
+	// MaxAttachments; the text may then be empty).
+	Attachments []string `json:"attachments,omitempty"`
 	// MessageID names the reply a stop or resume is about.
 	MessageID string `json:"messageId,omitempty"`
 	// AfterSeq is the last seq of the reply a resume already has (-1:
@@ -81,6 +84,7 @@ const (
 	fieldModel          = "model"
 	fieldEffort         = "effort"
 	fieldThinking       = "thinking"
+	fieldAttachments    = "attachments"
 	fieldBudgetTokens   = "budgetTokens"
 )
 
@@ -187,6 +191,12 @@ func ParseClientFrame(data []byte) (ClientFrame, *ProtocolError) {
 				note("%s", problem)
 			}
 			f.Thinking = t
+		case name == fieldAttachments:
+			a, problem := parseAttachments(value)
+			if problem != "" {
+				note("%s", problem)
+			}
+			f.Attachments = a
 		case dst == nil:
 			note("unknown field %s", quoteName(name))
 		case !isString:
@@ -226,17 +236,17 @@ func (f ClientFrame) validate(present func(name string) bool) *ProtocolError {
 		if !ValidRequestID(f.RequestID) {
 			return badRequestID()
 		}
-		if !present(fieldText) {
+		if len(f.Attachments) == 0 && !present(fieldText) {
 			return badRequest("field %q is required", fieldText)
 		}
-		if strings.TrimSpace(f.Text) == "" {
+		if len(f.Attachments) == 0 && strings.TrimSpace(f.Text) == "" {
 			return badRequest("field %q must not be empty", fieldText)
 		}
 		if len(f.Text) > MaxTextBytes {
 			return &ProtocolError{Code: errcode.TooLarge,
 				Message: fmt.Sprintf("text is %d bytes; the limit is %d", len(f.Text), MaxTextBytes)}
 		}
-		if p := f.only(present, ActionSendMessage, fieldRequestID, fieldConversationID, fieldPromptID, fieldText, fieldModel, fieldEffort, fieldThinking); p != nil {
+		if p := f.only(present, ActionSendMessage, fieldRequestID, fieldConversationID, fieldPromptID, fieldText, fieldModel, fieldEffort, fieldThinking, fieldAttachments); p != nil {
 			return p
 		}
 	case ActionStop, ActionResume:
@@ -274,7 +284,30 @@ func (f ClientFrame) validate(present func(name string) bool) *ProtocolError {
 
 // allFields are the fields a client frame may have, in the order a
 // refusal names them.
-var allFields = []string{fieldRequestID, fieldConversationID, fieldPromptID, fieldText, fieldModel, fieldEffort, fieldThinking, fieldMessageID, fieldAfterSeq}
+var allFields = []string{fieldRequestID, fieldConversationID, fieldPromptID, fieldText, fieldModel, fieldEffort, fieldThinking, fieldAttachments, fieldMessageID, fieldAfterSeq}
+
+// MaxAttachments is the most uploads one message may carry.
+const MaxAttachments = 20
+
+// parseAttachments reads a list of 1 to MaxAttachments distinct upload
+// ids. An id the server could never have made is kept, to be answered
+// not_found like an unknown one.
+func parseAttachments(v any) ([]string, string) {
+	want := fmt.Sprintf(`field "attachments" must be a list of 1 to %d distinct upload ids`, MaxAttachments)
+	list, ok := v.([]any)
+	if !ok || len(list) == 0 || len(list) > MaxAttachments {
+		return nil, want
+	}
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		id, ok := x.(string)
+		if !ok || id == "" || slices.Contains(out, id) {
+			return nil, want
+		}
+		out = append(out, id)
+	}
+	return out, ""
+}
 
 // parseThinking reads {"budgetTokens": N}: an object with that one whole
 // number. Whether N suits the model and max tokens is the message path's

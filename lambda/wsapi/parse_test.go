@@ -51,6 +51,26 @@ func TestParseClientFrame(t *testing.T) {
 			frame: `{"action":"sendMessage","requestId":"r","text":"line\n\"quoted\" \u00e9"}`,
 			want:  wsapi.ClientFrame{Action: "sendMessage", RequestID: "r", Text: "line\n\"quoted\" é"},
 		},
+		{
+			name:  "sendMessage with attachments may have no text",
+			frame: `{"action":"sendMessage","requestId":"r","attachments":["01JABCDEFGHJKMNPQRSTVWXYZ0","01JABCDEFGHJKMNPQRSTVWXYZ1"]}`,
+			want:  wsapi.ClientFrame{Action: "sendMessage", RequestID: "r", Attachments: []string{"01JABCDEFGHJKMNPQRSTVWXYZ0", "01JABCDEFGHJKMNPQRSTVWXYZ1"}},
+		},
+		{
+			name:  "sendMessage with attachments and text",
+			frame: `{"action":"sendMessage","requestId":"r","text":"what is this?","attachments":["a"]}`,
+			want:  wsapi.ClientFrame{Action: "sendMessage", RequestID: "r", Text: "what is this?", Attachments: []string{"a"}},
+		},
+		{name: "21 attachments are refused", frame: `{"action":"sendMessage","requestId":"r","attachments":[` + strings.Repeat(`"a",`, 20) + `"b"]}`,
+			wantCode: errcode.BadRequest, wantMsg: "1 to 20 distinct upload ids", wantReq: "r"},
+		{name: "an empty attachments list is refused", frame: `{"action":"sendMessage","requestId":"r","text":"hi","attachments":[]}`,
+			wantCode: errcode.BadRequest, wantMsg: "attachments", wantReq: "r"},
+		{name: "the same attachment twice is refused", frame: `{"action":"sendMessage","requestId":"r","attachments":["a","a"]}`,
+			wantCode: errcode.BadRequest, wantMsg: "distinct", wantReq: "r"},
+		{name: "an attachment that is not a string is refused", frame: `{"action":"sendMessage","requestId":"r","attachments":[7]}`,
+			wantCode: errcode.BadRequest, wantMsg: "attachments", wantReq: "r"},
+		{name: "attachments on a stop are refused", frame: `{"action":"stop","requestId":"r","messageId":"m","attachments":["a"]}`,
+			wantCode: errcode.BadRequest, wantMsg: "attachments", wantReq: "r"},
 		{name: "ping is accepted", frame: `{"action":"ping"}`, want: wsapi.ClientFrame{Action: "ping"}},
 		{name: "ping with a requestId is accepted", frame: `{"action":"ping","requestId":"p1"}`, want: wsapi.ClientFrame{Action: "ping", RequestID: "p1"}},
 
@@ -121,7 +141,7 @@ func TestParseClientFrame(t *testing.T) {
 				if perr != nil {
 					t.Fatalf("refused: %v", perr)
 				}
-				if got != tt.want {
+				if !reflect.DeepEqual(got, tt.want) {
 					t.Errorf("got %+v, want %+v", got, tt.want)
 				}
 				return
@@ -133,7 +153,7 @@ func TestParseClientFrame(t *testing.T) {
 				t.Errorf("got {%s %q requestId %q}, want {%s containing %q requestId %q}",
 					perr.Code, perr.Message, perr.RequestID, tt.wantCode, tt.wantMsg, tt.wantReq)
 			}
-			if got != (wsapi.ClientFrame{}) {
+			if !reflect.DeepEqual(got, wsapi.ClientFrame{}) {
 				t.Errorf("a refused frame returned fields: %+v", got)
 			}
 			if len(perr.Message) > 200 {

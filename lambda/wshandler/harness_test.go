@@ -26,8 +26,10 @@ import (
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
 	"github.com/p2/buddy/lambda/dev/localissuer"
+	"github.com/p2/buddy/lambda/dev/s3local"
 	"github.com/p2/buddy/lambda/httpapi"
 	"github.com/p2/buddy/lambda/store"
+	"github.com/p2/buddy/lambda/uploads"
 	"github.com/p2/buddy/lambda/wsapi"
 	"github.com/p2/buddy/lambda/wshandler"
 )
@@ -173,6 +175,7 @@ type harness struct {
 	store  *store.Dynamo
 	db     *contention.API // the store's DynamoDB
 	tables config.Tables
+	bucket uploads.Bucket // the uploads, in the S3 emulator
 	model  *fakemodel.Server
 	posts  *postBox
 	issuer *localissuer.Issuer
@@ -208,6 +211,8 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	client, tables := dynamodblocal.TestTables(t)
 	h := &harness{t: t, posts: newPostBox(), db: contention.Wrap(client, o.conflict), tables: tables}
 	h.store = store.NewDynamo(h.db, tables)
+	s3c, bucket := s3local.TestBucket(t)
+	h.bucket = uploads.Bucket{Client: s3c, Name: bucket}
 	h.model = fakemodel.New(fakemodel.Options{})
 	modelSrv := httptest.NewServer(h.model)
 	t.Cleanup(func() { h.model.Close(); modelSrv.Close() })
@@ -260,10 +265,15 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Window:   time.Millisecond,
 		// Stops and resumes reach a running reply within a poll: short
 		// here so the tests run fast.
-		Poll: 5 * time.Millisecond,
+		Poll:    5 * time.Millisecond,
+		Objects: h.bucket,
 	}
+	// The conversation function serves the uploads too, as in AWS.
+	conversationRoutes := (&httpapi.Conversations{Store: h.store, Objects: h.bucket}).Routes()
+	maps.Copy(conversationRoutes, (&httpapi.Uploads{Store: h.store, Bucket: h.bucket, PerDay: 1000,
+		Limits: uploads.Limits{ImageBytes: cfg.MaxImageBytes, PDFBytes: cfg.MaxPDFBytes, PDFPages: cfg.MaxPDFPages}}).Routes())
 	h.routes = map[string]*httpapi.Router{
-		"conversations": {Function: "conversation-api", Log: log, Routes: (&httpapi.Conversations{Store: h.store}).Routes()},
+		"conversations": {Function: "conversation-api", Log: log, Routes: conversationRoutes},
 		"prompts":       {Function: "prompt-crud", Log: log, Routes: (&httpapi.Prompts{Store: h.store}).Routes()},
 		"usage":         {Function: "usage-handler", Log: log, Routes: (&httpapi.Usage{Store: h.store, DailyTokenLimit: o.limit}).Routes()},
 	}

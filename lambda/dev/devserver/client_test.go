@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
+	"github.com/p2/buddy/lambda/dev/s3local"
 	"github.com/p2/buddy/lambda/dev/wsclient"
 	"github.com/p2/buddy/lambda/wsapi"
 )
@@ -36,7 +37,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := s3local.RunTests(m)
 	if shared != nil {
 		if err := shared.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "devserver: close:", err)
@@ -67,6 +68,7 @@ func withDB(t *testing.T, cfg Config) Config {
 		t.Fatal(dbErr) // says what to install when java or the jar is missing
 	}
 	cfg.DynamoDB = db
+	cfg.S3 = s3local.TestServer(t)
 	return cfg
 }
 

@@ -43,6 +43,7 @@ import (
 	"github.com/p2/buddy/lambda/dev/dynamodblocal"
 	"github.com/p2/buddy/lambda/dev/fakelambda"
 	"github.com/p2/buddy/lambda/dev/localissuer"
+	"github.com/p2/buddy/lambda/dev/s3local"
 	"github.com/p2/buddy/lambda/manifest"
 	"github.com/p2/buddy/lambda/store"
 	"github.com/p2/buddy/lambda/wsapi"
@@ -54,6 +55,8 @@ const (
 	DefaultAudience = "buddy-dev"
 	// TablePrefix names the local tables ("buddy-dev-Conversations").
 	TablePrefix = "buddy-dev-"
+	// UploadsBucket is the bucket of attachments in the S3 emulator.
+	UploadsBucket = "buddy-dev-uploads"
 )
 
 // API Gateway's quotas: the dev server enforces the same.
@@ -91,6 +94,9 @@ type Config struct {
 	// DynamoDBOutput receives the output of the DynamoDB Local that Start
 	// starts; nil discards it.
 	DynamoDBOutput io.Writer
+	// S3 is a running S3 emulator to keep the uploads in (tests share
+	// one); nil starts one with its data in the state directory.
+	S3 *s3local.Server
 	// AnthropicAPIKey, when set, sends replies to Claude through the
 	// normal code path; empty uses the offline stand-in. It is only ever
 	// held in memory.
@@ -131,6 +137,10 @@ type Server struct {
 	Store store.Store
 	// DynamoEndpoint is DynamoDB Local's URL.
 	DynamoEndpoint string
+	// S3Endpoint is the S3 emulator's URL; UploadsBucket the bucket of
+	// attachments in it.
+	S3Endpoint    string
+	UploadsBucket string
 	// LambdaURL is the Lambda API (Invoke) the message function starts its
 	// reply jobs through.
 	LambdaURL string
@@ -145,6 +155,8 @@ type Server struct {
 	message   *function // the message function, where reply jobs go
 	db        *dynamodblocal.Local
 	ownDB     bool // started by Start, so stopped by Close
+	s3        *s3local.Server
+	ownS3     bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -204,6 +216,18 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.db, s.DynamoEndpoint = db, db.Endpoint()
 	s.Store = store.NewDynamo(db.Client, db.Tables)
 
+	if s.s3 = cfg.S3; s.s3 == nil {
+		if s.s3, err = s3local.Start(ctx, s3local.Options{Dir: filepath.Join(cfg.StateDir, "s3")}); err != nil {
+			return nil, fmt.Errorf("devserver: uploads: %w", err)
+		}
+		cleanup = append(cleanup, func() { _ = s.s3.Stop() })
+		s.ownS3 = true
+	}
+	s.S3Endpoint, s.UploadsBucket = s.s3.Endpoint(), UploadsBucket
+	if err := s.s3.CreateBucket(ctx, UploadsBucket); err != nil {
+		return nil, fmt.Errorf("devserver: uploads: %w", err)
+	}
+
 	key, err := localissuer.LoadOrCreateKey(filepath.Join(cfg.StateDir, "jwt-key.pem"))
 	if err != nil {
 		return nil, fmt.Errorf("devserver: signing key: %w", err)
@@ -247,6 +271,10 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// API is called by the SDK only, never by a page.
 	httpHosts, wsHosts := ownHosts(httpLn.Addr()), ownHosts(wsLn.Addr())
 	pages := originsOf(httpHosts, wsHosts)
+	// The page posts uploads straight to the bucket, as it does to S3.
+	if err := allowPages(ctx, s.s3.Client(), UploadsBucket, originsOf(httpHosts)); err != nil {
+		return nil, fmt.Errorf("devserver: uploads: %w", err)
+	}
 	errLog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)
 	s.httpSrv = &http.Server{Handler: guard("HTTP API", httpHosts, pages, cfg.Log, mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	s.wsSrv = &http.Server{Handler: guard("WebSocket API", wsHosts, pages, cfg.Log, s.ws.handler()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
@@ -336,6 +364,7 @@ var overridable = []string{
 	config.ModelID, config.UseOpusModel, config.MaxTokens, config.Temperature,
 	config.TopP, config.TopK, config.DailyTokenLimit, config.MaxInflightReplies,
 	config.ResumesPerMinute, config.OrphanReplyGraceSeconds,
+	config.MaxImageBytes, config.MaxPDFBytes, config.MaxPDFPages, config.MaxUploadsPerUserDay,
 }
 
 // runtimeConfig builds the environment the functions would have in AWS and
@@ -361,6 +390,9 @@ func runtimeConfig(cfg Config, s *Server, tables config.Tables, modelURL string)
 	env[config.JWTAudience] = s.issuer.Audience()
 	env[config.ConnectionsEndpoint] = s.ConnectionsURL
 	env[config.AnthropicBaseURL] = modelURL
+	env[config.UploadsTable] = tables.Uploads
+	env[config.UploadsBucket] = s.UploadsBucket
+	env[config.S3Endpoint] = s.S3Endpoint
 	get := func(k string) string { return env[k] }
 	rt, err := config.ParseRuntime(get)
 	for _, fn := range manifest.Functions {
@@ -391,7 +423,7 @@ func (s *Server) functions(ctx context.Context, cfg Config, rt config.Runtime, k
 	}
 	out := builtFunctions{byName: map[string]*function{}}
 	for _, fn := range manifest.Functions {
-		opts := app.Options{AWS: &awsCfg, Store: s.Store, Log: cfg.Log}
+		opts := app.Options{AWS: &awsCfg, Store: s.Store, Log: cfg.Log, S3: s.s3.Client()}
 		if keys != "" {
 			opts.Keys = keys
 		}
@@ -562,6 +594,9 @@ func (s *Server) Close() error {
 		}
 		if s.ownDB {
 			errs = append(errs, s.db.Stop())
+		}
+		if s.ownS3 {
+			errs = append(errs, s.s3.Stop())
 		}
 		s.closeErr = errors.Join(errs...)
 	})

@@ -54,7 +54,7 @@ func TestCreateTablesIsIdempotentAndEnablesTTL(t *testing.T) {
 		t.Fatalf("second CreateTables (TTL already on): %v", err)
 	}
 	want := config.Tables{Connections: "idem-Connections", Conversations: "idem-Conversations",
-		Messages: "idem-Messages", Prompts: "idem-Prompts", Usage: "idem-Usage", Replies: "idem-Replies"}
+		Messages: "idem-Messages", Prompts: "idem-Prompts", Usage: "idem-Usage", Replies: "idem-Replies", Uploads: "idem-Uploads"}
 	if first != want || second != want {
 		t.Errorf("tables = %+v then %+v, want %+v", first, second, want)
 	}

@@ -49,7 +49,9 @@ func TestTables(t testing.TB) (*dynamodb.Client, config.Tables) {
 //
 // Pdeathsig would take the JVM down with the test binary anyway, but not
 // until the binary exits, so it would outlive the last test.
-func RunTests(m *testing.M) int {
+// m is a *testing.M, or another runner of them (s3local.Around) when the
+// package shares an S3 emulator too.
+func RunTests(m interface{ Run() int }) int {
 	code := m.Run()
 	if shared.srv != nil {
 		if err := shared.srv.Stop(); err != nil {

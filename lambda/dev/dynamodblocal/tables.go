@@ -37,6 +37,7 @@ func CreateTables(ctx context.Context, client *dynamodb.Client, prefix string) (
 		{manifest.Prompts, &tables.Prompts},
 		{manifest.Usage, &tables.Usage},
 		{manifest.Replies, &tables.Replies},
+		{manifest.Uploads, &tables.Uploads},
 	} {
 		*dst.name = prefix + dst.table.ID
 		names[dst.table.ID] = dst.name

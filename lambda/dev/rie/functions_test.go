@@ -19,8 +19,10 @@ import (
 	"github.com/p2/buddy/lambda/dev/fakeconnections"
 	"github.com/p2/buddy/lambda/dev/fakemodel"
 	"github.com/p2/buddy/lambda/dev/rie"
+	"github.com/p2/buddy/lambda/dev/s3local"
 	"github.com/p2/buddy/lambda/dev/seed"
 	"github.com/p2/buddy/lambda/dev/standins"
+	"github.com/p2/buddy/lambda/dev/testfiles"
 	"github.com/p2/buddy/lambda/errcode"
 	"github.com/p2/buddy/lambda/ids"
 	"github.com/p2/buddy/lambda/manifest"
@@ -392,6 +394,46 @@ var httpRouteCases = map[string]func(h *harness, me, other string){
 			h.t.Errorf("still stored: %v", err)
 		}
 	},
+	manifest.RouteCreateUpload: func(h *harness, me, _ string) {
+		id := h.upload(me)
+		if u, err := h.store.GetUpload(h.t.Context(), me, id); err != nil || u.Status != store.UploadPending || u.Name != "cat.png" {
+			h.t.Errorf("stored %+v, %v", u, err)
+		}
+	},
+	manifest.RouteCompleteUpload: func(h *harness, me, other string) {
+		id := h.upload(me)
+		path, params := "/uploads/"+id+"/complete", map[string]string{"id": id}
+		if st := h.http(manifest.RouteCompleteUpload, path, params, "", other, nil); st != http.StatusNotFound {
+			h.t.Errorf("another user's complete: %d, want 404", st)
+		}
+		var done struct {
+			Upload struct {
+				Status        string
+				Width, Height int
+			}
+		}
+		if st := h.http(manifest.RouteCompleteUpload, path, params, "", me, &done); st != http.StatusOK || done.Upload.Status != store.UploadReady || done.Upload.Width != 30 {
+			h.t.Errorf("the owner's complete: %d %+v", st, done.Upload)
+		}
+	},
+	manifest.RouteGetUpload: func(h *harness, me, other string) {
+		id := h.upload(me)
+		path, params := "/uploads/"+id, map[string]string{"id": id}
+		var got struct{ Upload struct{ Name string } }
+		if st := h.http(manifest.RouteGetUpload, path, params, "", me, &got); st != http.StatusOK || got.Upload.Name != "cat.png" {
+			h.t.Errorf("the owner's GET: %d %+v", st, got)
+		}
+		if st := h.http(manifest.RouteGetUpload, path, params, "", other, nil); st != http.StatusNotFound {
+			h.t.Errorf("another user's GET: %d, want 404", st)
+		}
+	},
+	manifest.RouteDeleteUpload: func(h *harness, me, other string) {
+		id := h.upload(me)
+		h.ownerOnly(manifest.RouteDeleteUpload, "/uploads/"+id, map[string]string{"id": id}, other, "", me, "", http.StatusNoContent)
+		if _, err := h.store.GetUpload(h.t.Context(), me, id); !errors.Is(err, store.ErrNotFound) {
+			h.t.Errorf("still stored: %v", err)
+		}
+	},
 	manifest.RouteListPrompts: func(h *harness, me, other string) {
 		h.prompt(me)
 		h.prompt(other)
@@ -496,6 +538,28 @@ func (h *harness) conversation(user string) string {
 }
 
 // prompt stores a saved prompt of user.
+// upload declares a 30×20 PNG of user's through the function and sends
+// it to the presigned POST it answered, as a browser does; it returns the
+// upload's id.
+func (h *harness) upload(user string) string {
+	h.t.Helper()
+	png := testfiles.Image("image/png", 30, 20)
+	var c struct {
+		Upload struct{ ID string }
+		Post   struct {
+			URL    string
+			Fields map[string]string
+		}
+	}
+	if st := h.http(manifest.RouteCreateUpload, "/uploads", nil, fmt.Sprintf(`{"name":"cat.png","contentType":"image/png","size":%d}`, len(png)), user, &c); st != http.StatusCreated {
+		h.t.Fatalf("POST /uploads: %d", st)
+	}
+	if st, code, err := s3local.PostObject(h.t.Context(), c.Post.URL, c.Post.Fields, png); err != nil || st >= 300 {
+		h.t.Fatalf("upload to S3: %d %s %v", st, code, err)
+	}
+	return c.Upload.ID
+}
+
 func (h *harness) prompt(user string) string {
 	h.t.Helper()
 	id, now := ids.New(), time.Now()

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -82,27 +81,11 @@ func (a s3Answer) String() string { return fmt.Sprintf("%d %s", a.status, a.code
 // then the file last, over a real loopback connection.
 func post(t *testing.T, u upload, body []byte) s3Answer {
 	t.Helper()
-	var form bytes.Buffer
-	w := multipart.NewWriter(&form)
-	for k, v := range u.fields {
-		if err := w.WriteField(k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fw, err := w.CreateFormFile("file", "upload.bin")
+	status, code, err := s3local.PostObject(t.Context(), u.url, u.fields, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fw.Write(body)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u.url, &form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", w.FormDataContentType())
-	return do(t, req)
+	return s3Answer{status: status, code: code}
 }
 
 func do(t *testing.T, req *http.Request) s3Answer {

@@ -53,7 +53,7 @@ func TestBucket(t testing.TB) (*s3.Client, string) {
 //
 // Pdeathsig would take the emulator down with the test binary anyway, but
 // not until the binary exits, and its temporary data directory would stay.
-func RunTests(m *testing.M) int {
+func RunTests(m interface{ Run() int }) int {
 	code := m.Run()
 	if shared.srv != nil {
 		if err := shared.srv.Stop(); err != nil {
@@ -63,3 +63,11 @@ func RunTests(m *testing.M) int {
 	}
 	return code
 }
+
+// Around is m, run by RunTests: for a package that shares DynamoDB Local
+// too, `os.Exit(dynamodblocal.RunTests(s3local.Around(m)))` stops both.
+func Around(m interface{ Run() int }) interface{ Run() int } { return around{m} }
+
+type around struct{ m interface{ Run() int } }
+
+func (a around) Run() int { return RunTests(a.m) }

@@ -1,9 +1,10 @@
 // Package standins starts, on loopback, what a Buddy function calls when it
 // runs under the Lambda Runtime Interface Emulator (lambda/dev/rie), and
 // builds the environment Lambda and the stack would give it, pointed at
-// them: DynamoDB Local (AWS's emulator) and the project's one stand-in per
-// protocol where AWS publishes none (Secrets Manager, the Lambda Invoke
-// API, API Gateway's @connections, a JWT issuer's JWKS).
+// them: DynamoDB Local (AWS's emulator), the S3 emulator of the uploads
+// (lambda/dev/s3local) and the project's one stand-in per protocol where
+// AWS publishes none (Secrets Manager, the Lambda Invoke API, API
+// Gateway's @connections, a JWT issuer's JWKS).
 //
 // The emulator tests of the six functions and the benchmark run them the
 // same way, so that what the tests check is what the benchmark measures.
@@ -12,6 +13,7 @@ package standins
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -26,12 +28,14 @@ import (
 	"github.com/p2/buddy/lambda/dev/fakesecrets"
 	"github.com/p2/buddy/lambda/dev/localissuer"
 	"github.com/p2/buddy/lambda/dev/rie"
+	"github.com/p2/buddy/lambda/dev/s3local"
 	"github.com/p2/buddy/lambda/manifest"
 )
 
 // Options say how the stand-ins present themselves to the functions.
 type Options struct {
-	// DB starts DynamoDB Local with the functions' tables.
+	// DB starts DynamoDB Local with the functions' tables, and the S3
+	// emulator with the uploads bucket.
 	DB bool
 	// TablePrefix names the tables, in DynamoDB Local or not: a table's
 	// name is TablePrefix + its id.
@@ -47,6 +51,7 @@ type Options struct {
 // Set is the running stand-ins.
 type Set struct {
 	DB      *dynamodblocal.Local // nil unless Options.DB
+	S3      *s3local.Server      // nil unless Options.DB
 	Secrets *fakesecrets.Server
 	// Posts records every @connections post; set OnPost before a run.
 	Posts  *fakeconnections.Recorder
@@ -94,6 +99,14 @@ func Start(ctx context.Context, o Options) (s *Set, err error) {
 			return s, err // says what to install when java or the jar is missing
 		}
 		s.Endpoints["AWS_ENDPOINT_URL_DYNAMODB"] = s.DB.Endpoint()
+		if s.S3, err = s3local.Start(ctx, s3local.Options{}); err != nil {
+			return s, err
+		}
+		if err := s.S3.CreateBucket(ctx, UploadsBucket); err != nil {
+			return s, err
+		}
+		s.Endpoints[config.S3Endpoint] = s.S3.Endpoint()
+		s.Endpoints[config.UploadsBucket] = UploadsBucket
 	}
 	s.Secrets.Set(config.ModelDefaults[config.SecretName], `{"api_key":"`+o.APIKey+`"}`)
 	s.Lambda = fakelambda.New(s.forward)
@@ -120,16 +133,23 @@ func (s *Set) Serve(h http.Handler) *httptest.Server {
 	return srv
 }
 
-// Close stops the servers and DynamoDB Local.
+// Close stops the servers and the emulators.
 func (s *Set) Close() error {
 	for _, srv := range s.servers {
 		srv.Close()
 	}
-	if s.DB != nil {
-		return s.DB.Stop()
+	var errs []error
+	if s.S3 != nil {
+		errs = append(errs, s.S3.Stop())
 	}
-	return nil
+	if s.DB != nil {
+		errs = append(errs, s.DB.Stop())
+	}
+	return errors.Join(errs...)
 }
+
+// UploadsBucket is the bucket of attachments in the S3 emulator.
+const UploadsBucket = "buddy-uploads"
 
 // Route sends the Event invocations of function that reach the Lambda API
 // to f (nil: refuse them, as Lambda does for an unknown function).
@@ -249,6 +269,13 @@ func (s *Set) FunctionEnv(fn manifest.Function, c Code) []string {
 		vars[config.JWTAudience] = s.Issuer.Audience()
 	}
 	maps.Copy(vars, s.Endpoints)
+	if s.S3 != nil {
+		// The S3 emulator checks signatures, with its own keys; the
+		// other stand-ins take any.
+		creds := s.S3.Credentials()
+		vars["AWS_ACCESS_KEY_ID"], vars["AWS_SECRET_ACCESS_KEY"] = creds.AccessKeyID, creds.SecretAccessKey
+		delete(vars, "AWS_SESSION_TOKEN")
+	}
 	maps.Copy(vars, c.Vars)
 	env := make([]string, 0, len(vars))
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
