@@ -25,6 +25,7 @@ const (
 	s3PutObject        = "s3:PutObject"
 	s3PutObjectTagging = "s3:PutObjectTagging"
 	s3DeleteObject     = "s3:DeleteObject"
+	s3ListBucket       = "s3:ListBucket"
 )
 
 // UploadsAccessLogPrefix is where the uploads bucket's server access logs
@@ -36,12 +37,14 @@ const UploadsAccessLogPrefix = "uploads-bucket/"
 const UploadsCorsMaxAgeSeconds = 3600
 
 // bucketAccess is what one function may do with the uploads bucket's
-// objects under manifest.UploadKeyPrefix (never the bucket itself, never
-// another key), under an IAM Condition block when condition is set.
+// objects under manifest.UploadKeyPrefix (never another key), or with the
+// bucket itself when onBucket, under an IAM Condition block when
+// condition is set.
 type bucketAccess struct {
 	fn        manifest.Function
 	actions   []string
 	condition map[string]any
+	onBucket  bool
 }
 
 // attachedTagOnly lets a PutObjectTagging through only when the request's
@@ -71,12 +74,16 @@ var uploadAccesses = []bucketAccess{
 	// rejected upload's object, DELETE /uploads/{id} and a deleted
 	// conversation's uploads are deleted (DeleteObject, also for the batch
 	// DeleteObjects).
-	{manifest.ConversationAPI, []string{s3PutObject, s3PutObjectTagging, s3GetObject, s3DeleteObject}, nil},
+	{manifest.ConversationAPI, []string{s3PutObject, s3PutObjectTagging, s3GetObject, s3DeleteObject}, nil, false},
+	// Without ListBucket, S3 answers a HEAD of a missing key 403 instead
+	// of 404, and "nothing was uploaded yet" could not be told from a
+	// refusal. It lists keys (upload ids), never an object's content.
+	{manifest.ConversationAPI, []string{s3ListBucket}, nil, true},
 	// Reply jobs read a turn's attachments for the model.
-	{manifest.WebSocketMessage, []string{s3GetObject}, nil},
+	{manifest.WebSocketMessage, []string{s3GetObject}, nil, false},
 	// sendMessage marks the uploads it carries attached, so that the
 	// lifecycle no longer expires them; it can set nothing else.
-	{manifest.WebSocketMessage, []string{s3PutObjectTagging}, attachedTagOnly},
+	{manifest.WebSocketMessage, []string{s3PutObjectTagging}, attachedTagOnly, false},
 }
 
 // usesUploadsBucket reports whether fn has any access to the uploads
@@ -97,9 +104,13 @@ func grantUploads(role awsiam.Role, fn manifest.Function, r *Resources) {
 		if a.fn.Name != fn.Name {
 			continue
 		}
+		resource := r.UploadsBucket.ArnForObjects(jsii.String(manifest.UploadKeyPrefix + "*"))
+		if a.onBucket {
+			resource = r.UploadsBucket.BucketArn()
+		}
 		props := &awsiam.PolicyStatementProps{
 			Actions:   jsii.Strings(a.actions...),
-			Resources: jsii.Strings(*r.UploadsBucket.ArnForObjects(jsii.String(manifest.UploadKeyPrefix + "*"))),
+			Resources: &[]*string{resource},
 		}
 		if a.condition != nil {
 			props.Conditions = &a.condition

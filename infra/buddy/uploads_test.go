@@ -26,6 +26,9 @@ var (
 	// (GetObject), delete (DeleteObject, also for DeleteObjects).
 	conversationUploadGrants = []s3Grant{
 		{Actions: []string{"s3:DeleteObject", "s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"}},
+		// On the bucket itself: without it S3 answers a HEAD of a
+		// missing key 403, not 404.
+		{Actions: []string{"s3:ListBucket"}, Resources: []string{"bucket"}},
 	}
 	// Read for the model; retag as attached, and nothing else.
 	messageUploadGrants = []s3Grant{
@@ -170,8 +173,8 @@ func TestUploadsBucket(t *testing.T) {
 // template (the roles' policies and their inline ones), the statements
 // with an S3 action or a reference to either bucket are exactly the grants
 // of the conversation API's and the message function's roles, on the
-// objects under uploads/ only: no other role, no action on the bucket
-// itself, nothing on the access-log bucket.
+// objects under uploads/ only (but ListBucket, on the bucket): no other
+// role, nothing on the access-log bucket.
 func TestOnlyTwoRolesTouchTheUploadsBucket(t *testing.T) {
 	for _, v := range []string{"dev", "prod", "alt"} {
 		s := synth(t, v)
@@ -228,7 +231,11 @@ func TestOnlyTwoRolesTouchTheUploadsBucket(t *testing.T) {
 		want := map[string][]s3Grant{}
 		for role, grants := range map[string][]s3Grant{conversationRole: conversationUploadGrants, messageRole: messageUploadGrants} {
 			for _, g := range grants {
-				g.Resources = []string{uploadObjectsArn(s)}
+				if g.Resources == nil {
+					g.Resources = []string{uploadObjectsArn(s)}
+				} else {
+					g.Resources = []string{"${" + logicalID(s.stack, s.res.UploadsBucket) + ".Arn}"}
+				}
 				want[role] = append(want[role], g)
 			}
 		}
