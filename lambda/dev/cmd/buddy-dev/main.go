@@ -63,7 +63,7 @@ func main() {
 
 	<-ctx.Done()
 	stop() // a second Ctrl-C kills at once
-	fmt.Fprintln(os.Stderr, "\nbuddy-dev: stopping (closing sockets, finishing replies, stopping DynamoDB Local)…")
+	fmt.Fprintln(os.Stderr, "\nbuddy-dev: stopping (closing sockets, finishing replies, stopping DynamoDB Local and the S3 emulator)…")
 	if err := srv.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "buddy-dev:", err)
 		os.Exit(1)
@@ -79,12 +79,13 @@ func printBanner(srv *devserver.Server, state string) {
 	fmt.Printf(`Buddy dev server
   model      %s
   store      DynamoDB Local at %s, data in %s (make dev-reset clears it)
+  uploads    S3 emulator (versitygw) at %s, bucket %s, data in the same folder
   WebSocket  %s?token=<JWT>
   HTTP API   %s  (GET /conversations, /prompts, /usage; Authorization: Bearer <JWT>)
   chat page  %s
   token      curl -s -X POST %s/dev/token -d '{"sub":"alice"}'
 Ctrl-C stops everything.
-`, model, srv.DynamoEndpoint, state, srv.WebSocketURL, srv.HTTPURL, srv.PageURL, srv.HTTPURL)
+`, model, srv.DynamoEndpoint, state, srv.S3Endpoint, srv.UploadsBucket, srv.WebSocketURL, srv.HTTPURL, srv.PageURL, srv.HTTPURL)
 }
 
 func envOr(key, def string) string {
