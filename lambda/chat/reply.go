@@ -235,6 +235,8 @@ type streamed struct {
 	start time.Time
 	sent  broadcasted
 	b     *broadcast
+	// maxTokens is the request's: the most output the model can produce.
+	maxTokens int64
 }
 
 // stream calls the model and broadcasts its text to the reply's listeners
@@ -245,7 +247,7 @@ func (s *Service) stream(ctx context.Context, job Job, req claude.Request, poste
 	b := newBroadcast(ctx, poster.Post, frameFor(job), s.window(), s.now)
 	b.Follow(job.ConnectionID, job.RequestID, -1)
 	w := s.watch(ctx, job, b, cancel)
-	out := streamed{model: req.Model, start: s.now(), b: b}
+	out := streamed{model: req.Model, start: s.now(), b: b, maxTokens: req.MaxTokens}
 	out.res, out.err = s.Model.Stream(ctx, req, &replyHandler{b: b})
 	out.cause = context.Cause(ctx)
 	w.stop()
@@ -348,11 +350,18 @@ func (out streamed) stopReason() string { return out.ending().stopReason }
 
 // usage is what the reply counts: the upstream's figures, except that a
 // reply cut short before the upstream's final count is estimated from
-// the text it produced (estimateTokens), marked estimated.
+// the text it produced (estimateTokens), marked estimated, and never
+// above the request's max tokens: the model cannot have produced more, and
+// the reservation holds no more, so a cut reply never takes the day past
+// what it reserved.
 func (out streamed) usage() tokens.Usage {
 	u := out.res.Usage
 	if out.err != nil {
-		if est := estimateTokens(out.sent.answer) + estimateTokens(out.sent.thinking); est > u.OutputTokens {
+		est := estimateTokens(out.sent.answer) + estimateTokens(out.sent.thinking)
+		if out.maxTokens > 0 {
+			est = min(est, out.maxTokens)
+		}
+		if est > u.OutputTokens {
 			u.OutputTokens, u.Estimated = est, true
 		}
 	}

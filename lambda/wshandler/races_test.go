@@ -453,3 +453,22 @@ func TestSoakTheReplyPromisesHold(t *testing.T) {
 		t.Error("no conflict was injected")
 	}
 }
+
+// A reply cut short counts its output from the text it produced, but never
+// more than the request's max tokens: the model cannot have produced more,
+// and its reservation holds no more, so 50 cut replies at once still keep
+// the day within the limit.
+func TestACutReplyCountsNoMoreThanItsMaxTokens(t *testing.T) {
+	const maxTokens = 100
+	h := newHarness(t, harnessOpts{maxTokens: maxTokens})
+	// The stand-in's words average some six bytes: 99 of them estimate at
+	// about 200 tokens.
+	frames := h.send(h.connect("alice"), sendFrame("r1", "", "", "hi [[tokens=100]] [[fault=midstream]] [[after=99]]"))
+	if last := frames[len(frames)-1]; last.Type != wsapi.TypeError {
+		t.Fatalf("last frame %+v, want the cut's error", last)
+	}
+	m := h.storedReply("alice", frames[0].ConversationID, frames[0].MessageID)
+	if !m.Usage.Estimated || m.Usage.OutputTokens != maxTokens || int64(len(m.Text)+2)/3 <= maxTokens {
+		t.Errorf("counted %+v for %d bytes produced, want the estimate capped at %d", m.Usage, len(m.Text), maxTokens)
+	}
+}
