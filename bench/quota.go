@@ -70,11 +70,11 @@ type QuotaTrial struct {
 	// counted per admitted reply (the usage rows' output over the
 	// admitted replies): what one cut reply costs against the MAX_TOKENS
 	// it reserved for its output.
-	CountedOutputPerReply float64 `json:"counted_output_per_reply,omitempty"`
-	Sends            int            `json:"sends"`
-	Admitted         int            `json:"admitted"`
-	Refused          map[string]int `json:"refused"`
-	FailedAfterStart map[string]int `json:"failed_after_start,omitempty"`
+	CountedOutputPerReply float64        `json:"counted_output_per_reply,omitempty"`
+	Sends                 int            `json:"sends"`
+	Admitted              int            `json:"admitted"`
+	Refused               map[string]int `json:"refused"`
+	FailedAfterStart      map[string]int `json:"failed_after_start,omitempty"`
 	// UsedAfterRound is GET /usage's today.used once every reply of each
 	// round had ended.
 	UsedAfterRound []int64 `json:"used_after_round"`
