@@ -19,6 +19,11 @@ const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
 // maxTokens; otherwise the server's bad_request names it.
 const MIN_THINKING_BUDGET = 1024;
 
+// A message carries at most 20 attachments. The other limits (types,
+// sizes, pages) are the server's to check: its refusal is what the page
+// shows.
+const MAX_ATTACHMENTS = 20;
+
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -35,6 +40,7 @@ const state = {
   models: [],         // GET /models, the default first; empty: the server chooses
   replies: new Map(), // requestId (of its sendMessage or a resume) -> reply view
   live: new Set(),    // reply views still streaming, oldest first
+  attachments: [],    // files for the next message, in the order attached
 };
 
 // ---------- settings ----------
@@ -389,6 +395,7 @@ function addMessage(role, text, meta) {
 }
 
 function renderConversation(conv) {
+  if (thumbObserver) thumbObserver.disconnect(); // the thumbnails not yet seen go
   $("messages").replaceChildren();
   $("chat-title").textContent = conv ? conv.title || "Untitled" : "New conversation";
   if (!conv) return;
@@ -402,6 +409,7 @@ function renderConversation(conv) {
     }
     const v = addMessage(m.role, m.text, meta);
     v.li.dataset.state = "done";
+    if (m.attachments && m.attachments.length) showAttachments(v, m.attachments);
     if (m.thinking) thinkingOf(v).textContent = m.thinking;
     showCost(v, m.costUsd);
     if (m.model) {
@@ -619,6 +627,7 @@ function modelOptions() {
 async function afterSignIn() {
   saveSettings();
   showError("");
+  clearTray(false); // another user's uploads, if any: they expire
   state.conversationId = "";
   renderConversation(null);
   try {
@@ -629,11 +638,369 @@ async function afterSignIn() {
   await Promise.all([refreshConversations(), refreshPrompts(), refreshUsage(), refreshModels()]);
 }
 
+// ---------- attachments ----------
+
+// A file attached to the next message is declared (POST /uploads), posted
+// straight to the bucket with the presigned POST the declaration returned
+// (with its progress), then checked (POST /uploads/{id}/complete). Its
+// status: declaring, uploading, checking, then ready or failed (with the
+// reason in words). Only ready ones are sent, by id; one removed before it
+// was sent is deleted (DELETE /uploads/{id}). Unsent uploads the page
+// forgets (a reload) expire on the server after a day.
+
+function isImage(contentType) { return /^image\//.test(contentType || ""); }
+
+function fmtBytes(n) {
+  n = Number(n || 0);
+  if (n < 1024) return n + " B";
+  if (n < 1024 * 1024) return Math.round(n / 1024) + " KB";
+  return (n / (1024 * 1024)).toFixed(1) + " MB";
+}
+
+// attachmentFacts is what a checked attachment is: its size in pixels or
+// pages, and in bytes.
+function attachmentFacts(att) {
+  const parts = [];
+  if (att.width && att.height) parts.push(att.width + "×" + att.height);
+  if (att.pages) parts.push(att.pages === 1 ? "1 page" : fmtInt(att.pages) + " pages");
+  if (att.size) parts.push(fmtBytes(att.size));
+  return parts.join(" · ");
+}
+
+// typeBadge is the short name shown until (or instead of) a thumbnail:
+// the name's extension, else the type's.
+function typeBadge(contentType, name) {
+  const ext = /\.([a-z0-9]{1,4})$/i.exec(name || "");
+  if (ext) return ext[1].toUpperCase();
+  const sub = /^[a-z]+\/(?:x-)?([a-z0-9]{1,4})/i.exec(contentType || "");
+  return sub ? sub[1].toUpperCase() : "FILE";
+}
+
+// attachmentView is one attachment as the tray and the history show it:
+// an image's thumbnail (once setThumb has its URL) with its name under it,
+// or a chip with a PDF's name and page count.
+function attachmentView(att) {
+  const li = document.createElement("li");
+  li.className = "att " + (isImage(att.contentType) ? "att-image" : "att-doc");
+  if (att.id) li.dataset.uploadId = att.id;
+  li.dataset.contentType = att.contentType || "";
+  const badge = document.createElement("span");
+  badge.className = "att-preview att-badge";
+  badge.setAttribute("aria-hidden", "true");
+  badge.textContent = typeBadge(att.contentType, att.name);
+  const label = document.createElement("span");
+  label.className = "att-label";
+  const name = document.createElement("span");
+  name.className = "att-name";
+  name.textContent = att.name;
+  name.title = att.name;
+  const info = document.createElement("small");
+  info.className = "att-info";
+  info.textContent = attachmentFacts(att);
+  label.append(name, info);
+  li.append(badge, label);
+  return { li, badge, img: null, name, info, tries: 0 };
+}
+
+// setThumb shows the image at url in place of the view's badge; the file
+// name is its alt text.
+function setThumb(v, att, url) {
+  if (!v.img) {
+    const img = document.createElement("img");
+    img.className = "att-preview thumb";
+    img.alt = att.name;
+    img.decoding = "async";
+    // A URL that expired (they last minutes) is asked for again, once or
+    // twice; then the badge comes back.
+    img.addEventListener("error", () => {
+      if (v.tries < 2) loadThumb(v, att);
+      else thumbUnavailable(v, "the image could not be loaded");
+    });
+    v.badge.replaceWith(img);
+    v.img = img;
+  }
+  v.img.src = url;
+}
+
+// loadThumb asks for a fresh URL of the upload's bytes (GET /uploads/{id})
+// and shows it.
+async function loadThumb(v, att) {
+  v.tries++;
+  try {
+    const data = await api("GET", "/uploads/" + encodeURIComponent(att.id));
+    const up = (data && data.upload) || {};
+    if (!up.url) throw new Error("the upload is " + (up.status || "not ready"));
+    setThumb(v, att, up.url);
+  } catch (e) {
+    thumbUnavailable(v, e.message);
+  }
+}
+
+function thumbUnavailable(v, reason) {
+  if (v.img) {
+    v.img.replaceWith(v.badge);
+    v.img = null;
+  }
+  v.li.dataset.state = "unavailable";
+  v.info.textContent = "no preview: " + reason;
+}
+
+// Thumbnails in the history are fetched when they scroll into view.
+let thumbObserver = null;
+const unseenThumbs = new WeakMap(); // li -> [view, attachment]
+
+function loadWhenShown(v, att) {
+  if (!("IntersectionObserver" in window)) {
+    loadThumb(v, att);
+    return;
+  }
+  if (!thumbObserver) {
+    // The message list scrolls: "shown" is near its visible part (an
+    // implicit root's margin would not reach past the list's clip).
+    thumbObserver = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        if (!e.isIntersecting) continue;
+        thumbObserver.unobserve(e.target);
+        const pair = unseenThumbs.get(e.target);
+        unseenThumbs.delete(e.target);
+        if (pair) loadThumb(pair[0], pair[1]);
+      }
+    }, { root: $("messages"), rootMargin: "300px 0px" });
+  }
+  unseenThumbs.set(v.li, [v, att]);
+  thumbObserver.observe(v.li);
+}
+
+// showAttachments lists a user message's attachments above its text. With
+// a url (the ones just sent) a thumbnail shows at once; otherwise it is
+// fetched when seen.
+function showAttachments(view, atts) {
+  const ul = document.createElement("ul");
+  ul.className = "atts";
+  ul.setAttribute("aria-label", atts.length === 1 ? "1 attachment" : atts.length + " attachments");
+  for (const att of atts) {
+    const v = attachmentView(att);
+    ul.append(v.li);
+    if (!isImage(att.contentType)) continue;
+    if (att.url) setThumb(v, att, att.url);
+    else loadWhenShown(v, att);
+  }
+  view.text.before(ul);
+}
+
+// attachFiles attaches each file to the next message, in order.
+function attachFiles(files) {
+  if (!state.token) {
+    showError("Sign in first.");
+    $("user-name").focus();
+    return;
+  }
+  for (const file of files) attachFile(file);
+}
+
+async function attachFile(file) {
+  const a = {
+    file, name: file.name || "pasted." + typeBadge(file.type, "").toLowerCase(),
+    contentType: file.type, size: file.size, status: "", upload: null, xhr: null, removed: false,
+  };
+  const counted = state.attachments.filter((x) => x.status !== "failed").length;
+  a.view = trayView(a);
+  state.attachments.push(a);
+  $("attachments").append(a.view.li);
+  if (counted >= MAX_ATTACHMENTS) {
+    failAttachment(a, "a message carries at most " + MAX_ATTACHMENTS + " attachments");
+    return;
+  }
+  setAttachmentState(a, "declaring");
+  try {
+    const made = await api("POST", "/uploads", { name: a.name, contentType: a.contentType, size: a.size });
+    a.upload = made.upload;
+    a.view.li.dataset.uploadId = a.upload.id;
+    if (a.removed) {
+      deleteUpload(a.upload.id); // removed while it was being declared
+      return;
+    }
+    setAttachmentState(a, "uploading");
+    await postFile(a, made.post);
+    if (a.removed) return;
+    setAttachmentState(a, "checking");
+    const done = await api("POST", "/uploads/" + encodeURIComponent(a.upload.id) + "/complete");
+    if (a.removed) return;
+    a.upload = done.upload;
+    setAttachmentState(a, "ready");
+  } catch (e) {
+    if (!a.removed) failAttachment(a, e.message);
+  }
+}
+
+// postFile sends the file to the bucket as a browser form: every field of
+// the presigned POST, then the file as "file" (S3 takes nothing after it,
+// and the emulator refuses any field the policy does not cover).
+function postFile(a, post) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const [k, v] of Object.entries(post.fields || {})) form.append(k, v);
+    form.append("file", a.file, a.name);
+    const xhr = new XMLHttpRequest();
+    a.xhr = xhr;
+    xhr.open("POST", post.url);
+    xhr.upload.addEventListener("progress", (e) => {
+      if (e.lengthComputable) showProgress(a, e.loaded / e.total);
+    });
+    xhr.addEventListener("load", () => {
+      a.xhr = null;
+      if (xhr.status >= 200 && xhr.status < 300) {
+        showProgress(a, 1);
+        resolve();
+      } else {
+        reject(new Error(storageRefusal(xhr)));
+      }
+    });
+    xhr.addEventListener("error", () => {
+      a.xhr = null;
+      reject(new Error("the file could not be sent to the storage (network error, or a refusal the browser hides)"));
+    });
+    xhr.addEventListener("abort", () => {
+      a.xhr = null;
+      reject(new Error("the upload was cancelled"));
+    });
+    xhr.send(form);
+  });
+}
+
+// storageRefusal puts S3's error answer (XML: Code, Message) in words.
+function storageRefusal(xhr) {
+  let code = "", message = "";
+  try {
+    const doc = new DOMParser().parseFromString(xhr.responseText || "", "application/xml");
+    const text = (tag) => { const el = doc.querySelector("Error > " + tag); return el ? el.textContent.trim() : ""; };
+    code = text("Code");
+    message = text("Message");
+  } catch (_) { /* not XML: the status says what there is */ }
+  let out = "the storage refused the file";
+  if (message) out += ": " + message.replace(/\.$/, "");
+  return out + " (" + (code || "HTTP " + xhr.status) + ")";
+}
+
+// trayView is an attachment of the next message: the attachment's view
+// with its upload progress and a button that removes it.
+function trayView(a) {
+  const v = attachmentView(a);
+  const progress = document.createElement("progress");
+  progress.max = 100;
+  progress.value = 0;
+  progress.hidden = true;
+  progress.setAttribute("aria-label", "Uploading " + a.name);
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "att-remove secondary";
+  remove.textContent = "×";
+  remove.setAttribute("aria-label", "Remove " + a.name);
+  remove.title = "Remove";
+  remove.addEventListener("click", () => removeAttachment(a));
+  v.li.append(progress, remove);
+  return Object.assign(v, { progress, remove });
+}
+
+const STATE_TEXT = { declaring: "Preparing…", uploading: "Uploading…", checking: "Checking…" };
+
+function setAttachmentState(a, status) {
+  const v = a.view;
+  a.status = status;
+  v.li.dataset.state = status;
+  v.progress.hidden = status !== "uploading";
+  if (status === "ready") {
+    v.info.textContent = attachmentFacts(a.upload);
+    if (isImage(a.contentType) && a.upload.url) setThumb(v, a.upload, a.upload.url);
+  } else {
+    v.info.textContent = fmtBytes(a.size) + " · " + (STATE_TEXT[status] || status);
+  }
+  updateComposer();
+}
+
+function showProgress(a, fraction) {
+  const pct = Math.round(Math.min(1, Math.max(0, fraction)) * 100);
+  a.view.progress.value = pct;
+  a.view.li.dataset.progress = String(pct);
+}
+
+// failAttachment shows why a file is not attached, as an alert; the file
+// stays in the tray until dismissed or the message is sent.
+function failAttachment(a, reason) {
+  const v = a.view;
+  a.status = "failed";
+  v.li.dataset.state = "failed";
+  v.progress.hidden = true;
+  const info = document.createElement("small");
+  info.className = "att-info";
+  info.setAttribute("role", "alert");
+  info.textContent = "Not attached: " + reason;
+  v.info.replaceWith(info);
+  v.info = info;
+  v.remove.setAttribute("aria-label", "Dismiss " + a.name);
+  v.remove.title = "Dismiss";
+  updateComposer();
+}
+
+function removeAttachment(a) {
+  const i = state.attachments.indexOf(a);
+  a.removed = true;
+  if (a.xhr) a.xhr.abort();
+  if (a.upload) deleteUpload(a.upload.id, a.status === "failed");
+  dropFromTray(a);
+  // Focus goes to the next attachment's button, else back to the Attach one.
+  const next = state.attachments[Math.min(i, state.attachments.length - 1)];
+  (next ? next.view.remove : $("attach")).focus();
+}
+
+// deleteUpload deletes an unsent upload; quietly for a refused one, which
+// expires anyway.
+async function deleteUpload(id, quiet) {
+  try {
+    await api("DELETE", "/uploads/" + encodeURIComponent(id));
+  } catch (e) {
+    if (!quiet) showError("Could not delete the upload: " + e.message + " (an unsent upload expires after a day)");
+  }
+}
+
+function dropFromTray(a) {
+  state.attachments = state.attachments.filter((x) => x !== a);
+  a.view.li.remove();
+  updateComposer();
+}
+
+// clearTray empties the tray: once its ready attachments were sent (sent:
+// a refused one goes too, its reason seen), or when another user signs in
+// (unsent uploads are abandoned, and expire).
+function clearTray(sent) {
+  for (const a of [...state.attachments]) {
+    a.removed = true;
+    if (a.xhr) a.xhr.abort();
+    if (sent && a.status === "failed" && a.upload) deleteUpload(a.upload.id, true);
+    dropFromTray(a);
+  }
+}
+
+function busyAttachments() {
+  return state.attachments.filter((a) => a.status !== "ready" && a.status !== "failed");
+}
+
+// updateComposer shows the tray when it holds anything; a message of
+// attachments alone needs no text.
+function updateComposer() {
+  $("attachments").hidden = state.attachments.length === 0;
+  $("message").required = !state.attachments.some((a) => a.status !== "failed");
+}
+
 // ---------- sending ----------
 
-async function send(text) {
+// send sends text (may be empty when there are attachments) with the ready
+// attachments atts.
+async function send(text, atts) {
   const requestId = newId();
-  const frame = { action: "sendMessage", requestId, text };
+  const frame = { action: "sendMessage", requestId };
+  if (text) frame.text = text;
+  if (atts.length) frame.attachments = atts.map((a) => a.upload.id);
   if (state.conversationId) frame.conversationId = state.conversationId;
   const promptId = $("prompt-select").value;
   if (promptId) frame.promptId = promptId;
@@ -645,7 +1012,8 @@ async function send(text) {
   }
   await connect();
   showError("");
-  addMessage("user", text);
+  const mine = addMessage("user", text);
+  if (atts.length) showAttachments(mine, atts.map((a) => a.upload));
   const view = addMessage("assistant", "");
   view.li.dataset.state = "streaming";
   view.li.setAttribute("aria-busy", "true");
@@ -697,17 +1065,80 @@ function bind() {
     e.preventDefault();
     const box = $("message");
     const text = box.value.trim();
-    if (!text) return;
+    const ready = state.attachments.filter((a) => a.status === "ready");
+    if (busyAttachments().length) {
+      showError("Wait until the attachments have uploaded, or remove them.");
+      return;
+    }
+    if (!text && !ready.length) return;
     if (!state.token) {
       showError("Sign in first.");
       $("user-name").focus();
       return;
     }
     try {
-      if (await send(text)) box.value = "";
+      if (await send(text, ready)) {
+        box.value = "";
+        clearTray(true);
+      }
     } catch (err) {
       showError(err.message);
     }
+  });
+
+  $("attach").addEventListener("click", () => {
+    if (!state.token) {
+      showError("Sign in first.");
+      $("user-name").focus();
+      return;
+    }
+    $("file-input").click();
+  });
+  $("file-input").addEventListener("change", (e) => {
+    const files = [...e.target.files];
+    e.target.value = ""; // the same file may be picked again
+    attachFiles(files);
+  });
+
+  // Files dropped on the composer are attached. One dropped elsewhere on
+  // the page is ignored, rather than opened in place of the page.
+  const composer = $("composer");
+  const carriesFiles = (e) => !!e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+  let dragDepth = 0;
+  composer.addEventListener("dragenter", (e) => {
+    if (!carriesFiles(e)) return;
+    e.preventDefault();
+    dragDepth++;
+    composer.classList.add("dropping");
+  });
+  composer.addEventListener("dragleave", (e) => {
+    if (!carriesFiles(e)) return;
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (dragDepth === 0) composer.classList.remove("dropping");
+  });
+  composer.addEventListener("drop", (e) => {
+    if (!carriesFiles(e)) return;
+    e.preventDefault();
+    dragDepth = 0;
+    composer.classList.remove("dropping");
+    attachFiles([...e.dataTransfer.files]);
+  });
+  window.addEventListener("dragover", (e) => {
+    if (!carriesFiles(e)) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = composer.contains(e.target) ? "copy" : "none";
+  });
+  window.addEventListener("drop", (e) => {
+    if (carriesFiles(e)) e.preventDefault();
+  });
+
+  // A pasted image (a screenshot, "Copy image") is attached. A paste that
+  // also carries plain text is text: office apps add a picture of it.
+  composer.addEventListener("paste", (e) => {
+    const data = e.clipboardData;
+    if (!data || !data.files.length || [...data.types].includes("text/plain")) return;
+    e.preventDefault();
+    attachFiles([...data.files]);
   });
 
   $("message").addEventListener("keydown", (e) => {
