@@ -161,6 +161,11 @@ func Day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 // belongs to a job that died without giving it back.
 const liveFor = 20 * time.Minute
 
+// promptAllowance is what a message naming a saved prompt reserves for
+// it before knowing its size: most prompts are smaller; a larger one is
+// accepted again with its own size.
+const promptAllowance = 8 << 10
+
 // contentionRetry is the hint a request refused for contention carries:
 // the store has already retried it for a few seconds, so the user's other
 // requests are likely through by then.
@@ -196,11 +201,13 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 	if rej != nil {
 		return Job{}, rej
 	}
-	reserved := s.reservation(th.conv, f.Text, attachmentTokens(attachments))
-	if limit := s.Config.DailyTokenLimit; limit > 0 && reserved > limit {
-		return Job{}, reject(errcode.QuotaExceeded, fmt.Sprintf(
-			"this message needs up to %d tokens (the conversation so far, the message and a reply of up to %d), more than the daily limit of %d: start a new conversation",
-			reserved, s.Config.Model.MaxTokens, limit), nil)
+	// A saved prompt the message names is not read before the
+	// transaction (a round trip before every first message with one): the
+	// reservation counts promptAllowance for it and the transaction checks
+	// that it is no larger; a larger one is accepted again with its size.
+	var allowance int64
+	if f.PromptID != "" {
+		allowance = promptAllowance
 	}
 	job := Job{
 		Kind:               JobKind,
@@ -217,31 +224,46 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 		PromptID:           th.promptID,
 		AcceptedAt:         now,
 		Day:                Day(now),
-		Reserved:           reserved,
 	}
 	job.LiveEntry = store.LiveEntry(now.Add(liveFor), job.AssistantMessageID)
 	conv := th.conv
 	conv.UpdatedAt, conv.PromptID, conv.Model = now, th.promptID, model
-	err := s.Store.AcceptMessage(ctx, store.Acceptance{
-		Conversation:  conv,
-		New:           th.isNew,
-		CheckPromptID: f.PromptID,
-		UserMessage: store.Message{
-			ConversationID: job.ConversationID,
-			MessageID:      job.UserMessageID,
-			UserID:         userID,
-			Role:           store.RoleUser,
-			Text:           f.Text,
-			CreatedAt:      now,
-			RequestID:      f.RequestID,
-			Attachments:    attachments,
-		},
-		Assistant:     job.assistantMessage(now, store.StatusStreaming),
-		Reply:         job.reply(),
-		DailyLimit:    s.Config.DailyTokenLimit,
-		MaxInflight:   s.Config.MaxInflightReplies,
-		ReplyingUntil: now.Add(liveFor),
-	})
+	var err error
+	for range 2 {
+		job.Reserved = s.reservation(th.conv, f.Text, attachmentTokens(attachments)) + allowance
+		if limit := s.Config.DailyTokenLimit; limit > 0 && job.Reserved > limit {
+			return Job{}, reject(errcode.QuotaExceeded, fmt.Sprintf(
+				"this message needs up to %d tokens (the conversation so far, the message and a reply of up to %d), more than the daily limit of %d: start a new conversation",
+				job.Reserved, s.Config.Model.MaxTokens, limit), nil)
+		}
+		err = s.Store.AcceptMessage(ctx, store.Acceptance{
+			Conversation:    conv,
+			New:             th.isNew,
+			CheckPromptID:   f.PromptID,
+			PromptAllowance: allowance,
+			UserMessage: store.Message{
+				ConversationID: job.ConversationID,
+				MessageID:      job.UserMessageID,
+				UserID:         userID,
+				Role:           store.RoleUser,
+				Text:           f.Text,
+				CreatedAt:      now,
+				RequestID:      f.RequestID,
+				Attachments:    attachments,
+			},
+			Assistant:     job.assistantMessage(now, store.StatusStreaming),
+			Reply:         job.reply(),
+			DailyLimit:    s.Config.DailyTokenLimit,
+			MaxInflight:   s.Config.MaxInflightReplies,
+			ReplyingUntil: now.Add(liveFor),
+		})
+		var size *store.PromptSizeError
+		if !errors.As(err, &size) {
+			break
+		}
+		allowance = size.Bytes
+	}
+	reserved := job.Reserved
 	switch {
 	case err == nil:
 		return job, nil
@@ -262,6 +284,11 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 			fmt.Sprintf("%d replies are running already; wait for one to end or stop one", s.Config.MaxInflightReplies), nil)
 	case errors.Is(err, store.ErrContention):
 		return Job{}, busy(err)
+	case errors.Is(err, store.ErrPromptTooLarge):
+		// It grew again between two tries: edited meanwhile.
+		r := reject(errcode.RateLimited, "the saved prompt was changing while the message was sent; send it again", err)
+		r.RetryAfter = contentionRetry
+		return Job{}, r
 	default:
 		return Job{}, reject(errcode.Internal, "could not store the message", err)
 	}

@@ -54,6 +54,8 @@ var (
 	ErrClaimed = errors.New("store: reply already claimed")
 	// ErrEnded: the reply is no longer running.
 	ErrEnded = errors.New("store: reply has ended")
+	// ErrPromptTooLarge is wrapped by PromptSizeError.
+	ErrPromptTooLarge = errors.New("store: the saved prompt is larger than its allowance")
 	// ErrReplyRunning: the conversation has a reply still streaming, which
 	// a new message would follow.
 	ErrReplyRunning = errors.New("store: a reply is still streaming in the conversation")
@@ -148,8 +150,11 @@ type Acceptance struct {
 	Conversation Conversation
 	New          bool
 	// CheckPromptID, when not empty, is a saved prompt of the user that
-	// must exist (ErrPromptNotFound otherwise).
-	CheckPromptID string
+	// must exist (ErrPromptNotFound otherwise) and, when PromptAllowance
+	// is set, be at most that many bytes (a *PromptSizeError otherwise):
+	// the reservation counted no more for it.
+	CheckPromptID   string
+	PromptAllowance int64
 	UserMessage   Message
 	// Assistant is the reply's message as it starts (status streaming).
 	Assistant Message
@@ -210,7 +215,14 @@ func (d *Dynamo) AcceptMessage(ctx context.Context, a Acceptance) error {
 		case failed[at.user], failed[at.assistant], failed[at.live]:
 			return ErrExists
 		case a.CheckPromptID != "" && failed[at.prompt]:
-			return ErrPromptNotFound
+			p, err := d.GetPrompt(ctx, a.Conversation.UserID, a.CheckPromptID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				return ErrPromptNotFound
+			case err != nil:
+				return err
+			}
+			return &PromptSizeError{Bytes: int64(len(p.Text))}
 		}
 		for i, id := range a.attachments() {
 			if failed[at.uploads+i] {
@@ -315,7 +327,12 @@ func (d *Dynamo) acceptTxn(a Acceptance) (txn, accepted) {
 	at.running = tx.add(updateItem(d.tables.Usage, usageKey(a.Reply.UserID, liveKey),
 		expression.Add(expression.Name(attrReplies), expression.Value(&types.AttributeValueMemberSS{Value: []string{a.Reply.LiveEntry}})), room))
 	if a.CheckPromptID != "" {
-		at.prompt = tx.add(conditionCheck(d.tables.Prompts, promptKey(a.Conversation.UserID, a.CheckPromptID), exists(manifest.AttrPromptID)))
+		cond := exists(manifest.AttrPromptID)
+		if a.PromptAllowance > 0 {
+			cond = cond.And(expression.AttributeNotExists(expression.Name(attrText)).
+				Or(expression.Size(expression.Name(attrText)).LessThanEqual(expression.Value(a.PromptAllowance))))
+		}
+		at.prompt = tx.add(conditionCheck(d.tables.Prompts, promptKey(a.Conversation.UserID, a.CheckPromptID), cond))
 	}
 	at.uploads = len(tx.items)
 	for _, id := range a.attachments() {
@@ -563,3 +580,13 @@ func decodeReply(it item) (Reply, error) {
 	r.ExpiresAt = r.ExpiresAt.UTC()
 	return r, nil
 }
+
+// PromptSizeError: the saved prompt an acceptance named is larger than
+// its allowance; Bytes is its size, to accept again with.
+type PromptSizeError struct{ Bytes int64 }
+
+func (e *PromptSizeError) Error() string {
+	return fmt.Sprintf("store: the saved prompt has %d bytes, more than its allowance", e.Bytes)
+}
+
+func (e *PromptSizeError) Unwrap() error { return ErrPromptTooLarge }

@@ -489,3 +489,47 @@ func TestACutReplyCountsNoMoreThanItsMaxTokens(t *testing.T) {
 		t.Errorf("counted %+v for %d bytes produced, want the estimate capped at %d", m.Usage, len(m.Text), maxTokens)
 	}
 }
+
+// extensions counts the reply jobs that reserved more than their
+// acceptance did (a store round trip before the model call).
+type extensions struct {
+	store.Store
+	n atomic.Int64
+}
+
+func (e *extensions) ExtendReservation(ctx context.Context, r store.Reply, extra, limit int64) error {
+	e.n.Add(1)
+	return e.Store.ExtendReservation(ctx, r, extra, limit)
+}
+
+// A message naming a saved prompt reserves for it without reading it
+// first: the acceptance's transaction checks it fits the allowance (a
+// larger one is accepted again with its size), so its reply job never
+// waits for a reservation more.
+func TestASavedPromptIsReservedWithoutARoundTripMore(t *testing.T) {
+	tests := []struct {
+		name  string
+		bytes int
+	}{
+		{"a prompt within the allowance", 200},
+		{"a prompt larger than the allowance", 12_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{limit: 1_000_000})
+			ext := &extensions{Store: h.store}
+			h.ws.Chat.Store = ext
+			_, created := h.http("prompts", "alice", "POST /prompts", nil, nil, fmt.Sprintf(`{"name":"p","text":%q}`, strings.Repeat("x", tt.bytes)))
+			promptID, _ := created["id"].(string)
+			conn := h.connect("alice")
+			frames := h.send(conn, sendFrame("r1", "", promptID, "hi [[tokens=3]]"))
+			if last := frames[len(frames)-1]; last.Type != wsapi.TypeEnd {
+				t.Fatalf("last frame %+v", last)
+			}
+			if n := ext.n.Load(); n != 0 {
+				t.Errorf("the reply job reserved more %d times", n)
+			}
+			h.checkNothingHeld(t, "alice")
+		})
+	}
+}
