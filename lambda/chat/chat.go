@@ -58,7 +58,10 @@ type Job struct {
 	Effort         string `json:"effort,omitempty"`
 	// PromptID is the saved prompt the reply follows; Run reads its text
 	// beside claiming the reply.
-	PromptID   string    `json:"promptId,omitempty"`
+	PromptID string `json:"promptId,omitempty"`
+	// Opens: the user's message opens its conversation, so it is the whole
+	// history (one item read, not a query).
+	Opens      bool      `json:"opens,omitempty"`
 	AcceptedAt time.Time `json:"acceptedAt"`
 	// What the acceptance took, for the finish to give back: the tokens
 	// reserved on the day's quota counter (an upper bound of the request's
@@ -222,6 +225,7 @@ func (s *Service) Accept(ctx context.Context, userID, connectionID, endpoint str
 		ThinkingBudget:     int64(f.Thinking.BudgetTokens),
 		Effort:             f.Effort,
 		PromptID:           th.promptID,
+		Opens:              th.isNew,
 		AcceptedAt:         now,
 		Day:                Day(now),
 	}

@@ -210,6 +210,13 @@ func (s *Service) inputs(ctx context.Context, job Job) ([]store.Message, string,
 // that fit the request (historyBudget), read back from the store; never
 // the whole of a long conversation.
 func (s *Service) turns(ctx context.Context, job Job) ([]store.Message, error) {
+	if job.Opens {
+		m, err := s.Store.GetMessage(ctx, job.UserID, job.ConversationID, job.UserMessageID)
+		if err != nil {
+			return nil, err
+		}
+		return history([]store.Message{m}), nil
+	}
 	bound := store.MessageBound{
 		Limit: maxHistoryTurns,
 		// The system prompt is read beside the history, so the page is
