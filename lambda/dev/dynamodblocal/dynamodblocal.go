@@ -90,7 +90,7 @@ type Server struct {
 	endpoint string
 	port     int
 	cmd      *exec.Cmd
-	stderr   *tailBuffer
+	stderr   *devproc.Tail
 	done     chan struct{} // closed when the process has exited
 	waitErr  error         // valid once done is closed
 	stopOnce sync.Once
@@ -217,7 +217,7 @@ func start(ctx context.Context, java, jar, lib string, port int, opts Options) (
 		endpoint: "http://" + loopbackHost + ":" + strconv.Itoa(port),
 		port:     port,
 		cmd:      cmd,
-		stderr:   newTailBuffer(stderrTail, bindFailure),
+		stderr:   devproc.NewTail(stderrTail, bindFailure, nil),
 		done:     make(chan struct{}),
 	}
 	cmd.Stdout = opts.Stdout
@@ -254,7 +254,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	go func() {
 		select {
 		case <-s.done:
-		case <-s.stderr.seen:
+		case <-s.stderr.Seen():
 		case <-ctx.Done():
 		}
 		cancel()
@@ -275,7 +275,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-s.done:
-		case <-s.stderr.seen:
+		case <-s.stderr.Seen():
 		case <-ctx.Done():
 		case <-time.After(pollInterval):
 			continue
@@ -291,7 +291,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 // while it still may.
 func (s *Server) startFailure() error {
 	select {
-	case <-s.stderr.seen:
+	case <-s.stderr.Seen():
 		return fmt.Errorf("dynamodblocal: %s: %w; stderr:\n%s", s.endpoint, errAddrInUse, s.stderr.String())
 	case <-s.done:
 		return fmt.Errorf("dynamodblocal: exited before answering (%v); stderr:\n%s", s.waitErr, s.stderr.String())
@@ -333,41 +333,4 @@ func NewClient(endpoint string, optFns ...func(*dynamodb.Options)) *dynamodb.Cli
 		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
 		BaseEndpoint: aws.String(endpoint),
 	}, optFns...)
-}
-
-// tailBuffer keeps the last max bytes written (enough stderr to explain a
-// failure without growing for the life of a dev server) and closes seen
-// once marker has been written.
-type tailBuffer struct {
-	mu     sync.Mutex
-	max    int
-	buf    bytes.Buffer
-	marker []byte
-	seen   chan struct{}
-}
-
-func newTailBuffer(max int, marker []byte) *tailBuffer {
-	return &tailBuffer{max: max, marker: marker, seen: make(chan struct{})}
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	// Checked before trimming, and over the whole tail, so a marker
-	// split across writes is still found.
-	if b.marker != nil && bytes.Contains(b.buf.Bytes(), b.marker) {
-		close(b.seen)
-		b.marker = nil
-	}
-	if extra := b.buf.Len() - b.max; extra > 0 {
-		b.buf.Next(extra)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -90,7 +90,7 @@ type Server struct {
 	dir      string
 	tempDir  bool // dir is Start's own, removed by Stop
 	cmd      *exec.Cmd
-	out      *tailBuffer
+	out      *devproc.Tail
 	done     chan struct{} // closed when the process has exited
 	waitErr  error         // valid once done is closed
 	stopOnce sync.Once
@@ -179,7 +179,7 @@ func start(ctx context.Context, bin, dir string, port int, output io.Writer) (*S
 		creds:    creds,
 		dir:      dir,
 		cmd:      cmd,
-		out:      newTailBuffer(outputTail, output),
+		out:      devproc.NewTail(outputTail, nil, output),
 		done:     make(chan struct{}),
 	}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
@@ -349,37 +349,4 @@ func (s *Server) kill() error {
 	}
 	<-s.done
 	return err
-}
-
-// tailBuffer keeps the last max bytes written (enough output to explain a
-// failure without growing for the life of a dev server) and copies
-// everything to also, when set.
-type tailBuffer struct {
-	mu   sync.Mutex
-	max  int
-	buf  []byte
-	also io.Writer
-}
-
-func newTailBuffer(max int, also io.Writer) *tailBuffer {
-	return &tailBuffer{max: max, also: also}
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if extra := len(b.buf) - b.max; extra > 0 {
-		b.buf = append(b.buf[:0], b.buf[extra:]...)
-	}
-	if b.also != nil {
-		_, _ = b.also.Write(p)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

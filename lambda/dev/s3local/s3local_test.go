@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/p2/buddy/lambda/dev/internal/devproc"
 	"github.com/p2/buddy/lambda/dev/s3local"
 	"github.com/p2/buddy/lambda/dev/s3local/versitygw"
 )
@@ -131,28 +132,12 @@ func TestListensOnLoopbackOnly(t *testing.T) {
 	}
 }
 
-// nonLoopbackAddrs is every address of this machine's interfaces that is
-// up, except loopback and IPv6 link-local ones (those need a zone to dial).
+// nonLoopbackAddrs is where the emulator must not answer.
 func nonLoopbackAddrs(t *testing.T) []net.IP {
 	t.Helper()
-	ifaces, err := net.Interfaces()
+	out, err := devproc.NonLoopbackAddrs()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var out []net.IP
-	for _, iface := range ifaces {
-		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, err := iface.Addrs()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-				out = append(out, n.IP)
-			}
-		}
 	}
 	return out
 }

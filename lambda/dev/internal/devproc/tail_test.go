@@ -1,11 +1,12 @@
-package dynamodblocal
+package devproc
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestTailBufferSeesTheMarker(t *testing.T) {
+func TestTailSeesTheMarkerAndKeepsTheTail(t *testing.T) {
+	marker := []byte("java.net.BindException")
 	for _, tc := range []struct {
 		name   string
 		writes []string
@@ -17,7 +18,8 @@ func TestTailBufferSeesTheMarker(t *testing.T) {
 		{"absent", []string{"Initializing DynamoDB Local with the following configuration:\n", "Port:\t8000\n"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newTailBuffer(64, bindFailure)
+			var copied strings.Builder
+			b := NewTail(64, marker, &copied)
 			for _, w := range tc.writes {
 				if n, err := b.Write([]byte(w)); n != len(w) || err != nil {
 					t.Fatalf("Write = %d, %v", n, err)
@@ -25,7 +27,7 @@ func TestTailBufferSeesTheMarker(t *testing.T) {
 			}
 			var seen bool
 			select {
-			case <-b.seen:
+			case <-b.Seen():
 				seen = true
 			default:
 			}
@@ -34,6 +36,9 @@ func TestTailBufferSeesTheMarker(t *testing.T) {
 			}
 			if len(b.String()) > 64 {
 				t.Errorf("kept %d bytes, more than the tail of 64", len(b.String()))
+			}
+			if copied.String() != strings.Join(tc.writes, "") {
+				t.Errorf("copied %q, want every write", copied.String())
 			}
 		})
 	}
