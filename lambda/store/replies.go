@@ -155,7 +155,7 @@ type Acceptance struct {
 	// the reservation counted no more for it.
 	CheckPromptID   string
 	PromptAllowance int64
-	UserMessage   Message
+	UserMessage     Message
 	// Assistant is the reply's message as it starts (status streaming).
 	Assistant Message
 	Reply     Reply
