@@ -363,8 +363,8 @@ func withDefaults(cfg Config) Config {
 var overridable = []string{
 	config.ModelID, config.UseOpusModel, config.MaxTokens, config.Temperature,
 	config.TopP, config.TopK, config.DailyTokenLimit, config.MaxInflightReplies,
-	config.ResumesPerMinute, config.OrphanReplyGraceSeconds,
-	config.MaxImageBytes, config.MaxPDFBytes, config.MaxPDFPages, config.MaxUploadsPerUserDay,
+	config.ResumesPerMinute, config.OrphanReplyGraceSeconds, config.AllowedModels, config.PromptCache,
+	config.ConnectionTTLSeconds, config.MaxImageBytes, config.MaxPDFBytes, config.MaxPDFPages, config.MaxUploadsPerUserDay,
 }
 
 // runtimeConfig builds the environment the functions would have in AWS and

@@ -128,12 +128,12 @@ func TestInvalidModelSettingsAreRefusedAtStart(t *testing.T) {
 	}
 }
 
-// The quota and resume limits are taken from the environment and checked by
-// the same rules as in AWS: an out-of-range one stops the start.
+// The runtime's limits and settings are taken from the environment and
+// checked by the same rules as in AWS: an out-of-range one stops the start.
 func TestLimitsAreTakenAndCheckedAtStart(t *testing.T) {
 	ctx := testCtx(t)
-	for _, key := range []string{"MAX_INFLIGHT_REPLIES_PER_USER", "RESUMES_PER_MINUTE"} {
-		env := map[string]string{key: "100000"}
+	for _, key := range []string{"MAX_INFLIGHT_REPLIES_PER_USER", "RESUMES_PER_MINUTE", "MAX_PDF_PAGES", "MAX_IMAGE_BYTES", "MAX_UPLOADS_PER_USER_DAY", "PROMPT_CACHE", "ALLOWED_MODELS"} {
+		env := map[string]string{key: "100000000"}
 		_, err := Start(ctx, withDB(t, Config{StateDir: t.TempDir(), Getenv: func(k string) string { return env[k] }}))
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s=100000: Start answered %v, want an error naming it", key, err)
