@@ -156,6 +156,7 @@ func TestTinyRun(t *testing.T) {
 		ReplyTokens: 30, ReplyRate: 300,
 		TTFTSamples: 2, Sockets: 2, ConcurrentTokens: 10,
 		RoundTripSamples: 1, ResumeSamples: 2, CacheTurns: 2,
+		AttachmentSamples: 1, AttachmentRSSRuns: 1,
 		// The arm64 bundle is the stack's own, which infra/bundle's tests
 		// build in the same run: weighing it costs a link at most.
 		Zips: true,
@@ -180,6 +181,9 @@ func TestTinyRun(t *testing.T) {
 		t.Error("message path figures missing (see the notes above; `make tools` installs DynamoDB Local)")
 	} else if *r.PostsPerReply < 3 || *r.PeakRSSMB <= 0 {
 		t.Errorf("message path: %d posts, %.1f MB peak RSS", *r.PostsPerReply, *r.PeakRSSMB)
+	}
+	if a := r.Attachments; a == nil || a.UploadToFirstTokenMS == nil || a.UploadToFirstTokenMS.Samples != 1 || a.CompleteMS == nil || a.PeakRSSMB == nil || *a.PeakRSSMB <= 0 || a.MemoryMB != manifest.WebSocketMessage.MemoryMB {
+		t.Errorf("attachment figures %+v", a)
 	}
 	if r.TTFTOverheadMS == nil || r.TTFTOverheadMS.Samples != 2 {
 		t.Errorf("ttft overhead %+v, want 2 samples", r.TTFTOverheadMS)

@@ -78,40 +78,7 @@ func RunMessagePath(ctx context.Context, s *standins.Set, rieBin, home, bin stri
 		"action": "sendMessage", "requestId": "bench-reply",
 		"text": directives(tokens, rate, 0) + " Write a long answer.",
 	})
-	before := s.ForwardedSoFar()
-	resp, err := f.Invoke(ctx, apigwfixtures.Message(conn, manifest.RouteSendMessage, string(body)).JSON())
-	if err != nil {
-		return nil, err
-	}
-	if _, msg, bad := resp.FunctionError(); bad || resp.Status != http.StatusOK {
-		return nil, fmt.Errorf("websocket-message failed sendMessage (%d): %s %s\n%s", resp.Status, msg, resp.Body, f.Output())
-	}
-	// The reply job ends after its last post; a refused sendMessage (an
-	// error frame, still a 200) dispatches no job, so its error frame
-	// ends the wait too.
-	jobs, err := s.WaitForwarded(ctx, before, 1, reply.Ended())
-	if err != nil {
-		return nil, err
-	}
-	if len(jobs) == 0 {
-		if e := reply.Stats().Error; e != "" {
-			return nil, fmt.Errorf("websocket-message answered an error frame: %s\n%s", e, f.Output())
-		}
-		// The end frame came first; the job's answer follows it.
-		if jobs, err = s.WaitForwarded(ctx, before, 1, nil); err != nil {
-			return nil, err
-		}
-	}
-	if j := jobs[0]; j.Err != nil || j.Resp.Status != http.StatusOK {
-		return nil, fmt.Errorf("the reply job failed (%d, %v): %s\n%s", j.Resp.Status, j.Err, j.Resp.Body, f.Output())
-	} else if _, msg, bad := j.Resp.FunctionError(); bad {
-		return nil, fmt.Errorf("the reply job failed: %s\n%s", msg, f.Output())
-	}
-	pid, err := f.RuntimePID()
-	if err != nil {
-		return nil, err
-	}
-	rss, err := peakRSS(pid)
+	rss, err := invokeReply(ctx, s, f, conn, body, reply)
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +87,47 @@ func RunMessagePath(ctx context.Context, s *standins.Set, rieBin, home, bin stri
 		return nil, fmt.Errorf("reply did not end well (error %q, end %v)\n%s", rs.Error, rs.End, f.Output())
 	}
 	return &MessagePath{Reply: rs, Gaps: reply.Gaps(), PeakRSS: rss, Posts: rs.Frames, Elapsed: rs.LastDelta.Sub(rs.FirstDelta)}, nil
+}
+
+// invokeReply sends body (a sendMessage) from connection conn to the
+// function f under the emulator, waits for the reply job it dispatches
+// to end (its frames go to reply) and returns the function process's
+// peak RSS (VmHWM, bytes) after it.
+func invokeReply(ctx context.Context, s *standins.Set, f *rie.Function, conn string, body []byte, reply *Reply) (int64, error) {
+	before := s.ForwardedSoFar()
+	resp, err := f.Invoke(ctx, apigwfixtures.Message(conn, manifest.RouteSendMessage, string(body)).JSON())
+	if err != nil {
+		return 0, err
+	}
+	if _, msg, bad := resp.FunctionError(); bad || resp.Status != http.StatusOK {
+		return 0, fmt.Errorf("websocket-message failed sendMessage (%d): %s %s\n%s", resp.Status, msg, resp.Body, f.Output())
+	}
+	// The reply job ends after its last post; a refused sendMessage (an
+	// error frame, still a 200) dispatches no job, so its error frame
+	// ends the wait too.
+	jobs, err := s.WaitForwarded(ctx, before, 1, reply.Ended())
+	if err != nil {
+		return 0, err
+	}
+	if len(jobs) == 0 {
+		if e := reply.Stats().Error; e != "" {
+			return 0, fmt.Errorf("websocket-message answered an error frame: %s\n%s", e, f.Output())
+		}
+		// The end frame came first; the job's answer follows it.
+		if jobs, err = s.WaitForwarded(ctx, before, 1, nil); err != nil {
+			return 0, err
+		}
+	}
+	if j := jobs[0]; j.Err != nil || j.Resp.Status != http.StatusOK {
+		return 0, fmt.Errorf("the reply job failed (%d, %v): %s\n%s", j.Resp.Status, j.Err, j.Resp.Body, f.Output())
+	} else if _, msg, bad := j.Resp.FunctionError(); bad {
+		return 0, fmt.Errorf("the reply job failed: %s\n%s", msg, f.Output())
+	}
+	pid, err := f.RuntimePID()
+	if err != nil {
+		return 0, err
+	}
+	return peakRSS(pid)
 }
 
 func messagePath(ctx context.Context, o *Options, r *Results, h *harness, bins map[string]string) error {

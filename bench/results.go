@@ -164,6 +164,9 @@ type Results struct {
 	Quota *Quota `json:"quota"`
 	// ResumePosts is resume.posts_per_frame_max and its cases.
 	ResumePosts *ResumePosts `json:"resume"`
+	// Attachments: upload to first token, complete of a large PDF, and
+	// the message function's peak RSS with the largest request.
+	Attachments *Attachments `json:"attachments,omitempty"`
 
 	Goals []Goal   `json:"goals"`
 	Notes []string `json:"notes,omitempty"`
@@ -235,6 +238,9 @@ func (r *Results) Evaluate() {
 		if q.CutShort != nil {
 			add("quota worst overshoot tokens, replies cut short", fmt.Sprintf("<= %d (MAX_TOKENS)", q.MaxTokens), float64(q.CutShortWorstOvershootTokens), q.CutShortWorstOvershootTokens <= q.MaxTokens && q.UsageAgrees)
 		}
+	}
+	if a := r.Attachments; a != nil && a.PeakShare != nil {
+		add("attachments peak RSS share of memory", "<= 0.8", *a.PeakShare, *a.PeakShare <= 0.8)
 	}
 	if p := r.ResumePosts; p != nil {
 		add("resume posts per frame max", fmt.Sprintf("<= frames after afterSeq + 1 <= %d (MAX_TOKENS + 1)", p.BoundPosts), float64(p.PostsPerFrameMax), p.AsExpected && int64(p.PostsPerFrameMax) <= p.BoundPosts)
@@ -394,6 +400,26 @@ func (r *Results) Table(w io.Writer) {
 		}
 	} else {
 		row("resume: posts caused by one resume frame", na, "", "")
+	}
+	if a := r.Attachments; a != nil {
+		from := ""
+		if a.Date != "" && a.Date != r.Date {
+			from = " (run of " + a.Date + ")"
+		}
+		if l := a.UploadToFirstTokenMS; l != nil {
+			row(fmt.Sprintf("attachments: upload → first token ms, %.1f MiB PNG, p50 / p99%s", float64(a.PNGBytes)/(1<<20), from), fmt.Sprintf("%.1f / %.1f (n=%d)", l.P50, l.P99, l.Samples), "", "")
+		}
+		if l := a.CompleteMS; l != nil {
+			row(fmt.Sprintf("attachments: complete ms, %.0f MiB PDF of %d pages, p50%s", float64(a.PDFBytes)/(1<<20), a.PDFPages, from), fmt.Sprintf("%.1f (p99 %.1f, n=%d)", l.P50, l.P99, l.Samples), "", "")
+		}
+		if a.PeakRSSMB != nil && a.PeakShare != nil {
+			t, m := met("attachments peak RSS share of memory")
+			v := fmt.Sprintf("%.1f of %d MB (%.0f%%)", *a.PeakRSSMB, a.MemoryMB, 100**a.PeakShare)
+			if q := a.LargestRequest; q != nil {
+				v += fmt.Sprintf("; %d PNGs, %d bytes base64", len(q.Images), q.WireBytes)
+			}
+			row("attachments: peak RSS MB, message function, largest allowed request"+from, v, "≤ 80% of memory ("+t+")", m)
+		}
 	}
 	writeMarkdown(w, rows)
 	if len(r.Notes) > 0 {

@@ -62,6 +62,13 @@ type Options struct {
 	// (resume.posts_per_frame_max); ResumeStorm resume frames in its
 	// storm case, 0 skipping the cases.
 	ResumeStorm int
+	// Dev server: AttachmentSamples uploads of a 3 MiB PNG sent to the
+	// model and of a 10 MiB PDF completed (0 skips both).
+	AttachmentSamples int
+	// AttachmentRSSRuns weighs the message function under the emulator
+	// with the largest request the attachment limits allow, that many
+	// times (a fresh process each; the figure is the largest) (0 skips).
+	AttachmentRSSRuns int
 
 	Synth bool
 	Zips  bool
@@ -111,7 +118,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}()
 
 	var bins map[string]string
-	if o.Runs > 0 || o.ReplyTokens > 0 {
+	if o.Runs > 0 || o.ReplyTokens > 0 || o.AttachmentRSSRuns > 0 {
 		// Only the emulator runs need them; the dev server runs the
 		// handlers in-process.
 		logf("building the %d functions (GOOS=linux GOARCH=%s, deployment flags)", len(o.Functions), runtime.GOARCH)
@@ -137,7 +144,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		}
 	}
 	var h *harness
-	if o.Runs > 0 || o.ReplyTokens > 0 {
+	if o.Runs > 0 || o.ReplyTokens > 0 || o.AttachmentRSSRuns > 0 {
 		logf("building %s (go.mod's tool), starting DynamoDB Local and the stand-ins", rie.Command)
 		var err error
 		if h, err = newHarness(ctx, &o); err != nil {
@@ -162,12 +169,21 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 			r.Note("message path (posts, frames, peak RSS) not measured: %v", err)
 		}
 	}
-	if o.TTFTSamples > 0 || o.Sockets > 0 || o.RoundTripSamples > 0 || o.ResumeSamples > 0 || o.CacheTurns > 0 || (o.QuotaSends > 0 && o.QuotaRounds > 0) || o.ResumeStorm > 0 {
+	if o.AttachmentRSSRuns > 0 {
+		logf("attachments: the message function's peak RSS with the largest request, under %s", rie.Command)
+		if err := attachmentRSS(ctx, &o, r, h, bins); err != nil {
+			if !errors.Is(err, ErrSkip) {
+				return nil, err
+			}
+			r.Note("attachments.peak_rss_mb not measured: %v", err)
+		}
+	}
+	if o.TTFTSamples > 0 || o.Sockets > 0 || o.RoundTripSamples > 0 || o.ResumeSamples > 0 || o.CacheTurns > 0 || (o.QuotaSends > 0 && o.QuotaRounds > 0) || o.ResumeStorm > 0 || o.AttachmentSamples > 0 {
 		if err := devServer(ctx, &o, r); err != nil {
 			if !errors.Is(err, ErrSkip) {
 				return nil, err
 			}
-			r.Note("dev-server figures (ttft overhead, store round trips, resume, prompt caching, quota, resume posts, concurrent sockets) not measured: %v", err)
+			r.Note("dev-server figures (ttft overhead, store round trips, resume, prompt caching, quota, resume posts, attachments, concurrent sockets) not measured: %v", err)
 		}
 	}
 	if o.Profile {

@@ -556,6 +556,11 @@ func devServer(ctx context.Context, o *Options, r *Results) error {
 			return err
 		}
 	}
+	if o.AttachmentSamples > 0 {
+		if err := attachmentFigures(ctx, o, r, d); err != nil {
+			return err
+		}
+	}
 	if o.Sockets > 0 {
 		rate := max(o.ReplyRate, 1)
 		fmt.Fprintf(o.Progress, "dev server: %d sockets each streaming %d tokens at %d tokens/s, all sent at once\n", o.Sockets, o.ConcurrentTokens, rate)

@@ -39,6 +39,8 @@ func main() {
 	flag.IntVar(&o.QuotaSends, "quota-sends", 50, "sends of one user at once against a small daily token limit, each round (0 skips)")
 	flag.IntVar(&o.QuotaRounds, "quota-rounds", 5, "rounds of the quota run (0 skips)")
 	flag.IntVar(&o.ResumeStorm, "resume-storm", 100, "resume frames of one connection during a running reply, in the resume posts cases (0 skips the cases)")
+	flag.IntVar(&o.AttachmentSamples, "attachment-samples", 10, "uploads of a 3 MiB PNG sent to the model, and of a 10 MiB PDF completed (0 skips)")
+	flag.IntVar(&o.AttachmentRSSRuns, "attachment-rss-runs", 3, "runs of the message function under the emulator with the largest request the attachment limits allow; the peak RSS is the largest (0 skips)")
 	flag.BoolVar(&o.Synth, "synth", true, "time `make synth` (warm)")
 	flag.BoolVar(&o.Zips, "zips", true, "build for arm64 and weigh the deployment zips")
 	flag.BoolVar(&o.Profile, "pprof", false, "write CPU profiles of the dev-server runs to bench/out")
