@@ -240,7 +240,7 @@ func (r *Results) Evaluate() {
 		}
 	}
 	if a := r.Attachments; a != nil && a.PeakShare != nil {
-		add("attachments peak RSS share of memory", "<= 0.8", *a.PeakShare, *a.PeakShare <= 0.8)
+		add("attachments peak RSS share of memory", "<= 0.8 of memory_mb", *a.PeakShare, *a.PeakShare <= 0.8)
 	}
 	if p := r.ResumePosts; p != nil {
 		add("resume posts per frame max", fmt.Sprintf("<= frames after afterSeq + 1 <= %d (MAX_TOKENS + 1)", p.BoundPosts), float64(p.PostsPerFrameMax), p.AsExpected && int64(p.PostsPerFrameMax) <= p.BoundPosts)
@@ -418,7 +418,7 @@ func (r *Results) Table(w io.Writer) {
 			if q := a.LargestRequest; q != nil {
 				v += fmt.Sprintf("; %d PNGs, %d bytes base64", len(q.Images), q.WireBytes)
 			}
-			row("attachments: peak RSS MB, message function, largest allowed request"+from, v, "≤ 80% of memory ("+t+")", m)
+			row("attachments: peak RSS MB, message function, largest allowed request"+from, v, t, m)
 		}
 	}
 	writeMarkdown(w, rows)

@@ -170,7 +170,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		}
 	}
 	if o.AttachmentRSSRuns > 0 {
-		logf("attachments: the message function's peak RSS with the largest request, under %s", rie.Command)
+		logf("attachments: the message function's peak RSS with the largest request, %d runs under %s", o.AttachmentRSSRuns, rie.Command)
 		if err := attachmentRSS(ctx, &o, r, h, bins); err != nil {
 			if !errors.Is(err, ErrSkip) {
 				return nil, err
