@@ -113,11 +113,8 @@ func (b *broadcast) poke() {
 }
 
 // Follow adds the connection as a listener that wants the frames after
-// afterSeq; the sender catches it up at once. A connection listens once:
-// when it follows already, a new request id (a new resume from it) takes
-// over its place and is sent the frames after afterSeq again under it,
-// and the same request id again changes nothing. A forgotten listener is
-// a new one.
+// afterSeq, unless it listens already (a connection counts once); the
+// sender catches it up at once. A forgotten listener is a new one.
 func (b *broadcast) Follow(connectionID, requestID string, afterSeq int) {
 	b.mu.Lock()
 	defer b.poke()
@@ -126,7 +123,7 @@ func (b *broadcast) Follow(connectionID, requestID string, afterSeq int) {
 		if l.connectionID != connectionID {
 			continue
 		}
-		if l.forgotten || l.requestID != requestID {
+		if l.forgotten {
 			*l = listener{connectionID: connectionID, requestID: requestID, next: afterSeq + 1}
 		}
 		return
@@ -233,18 +230,14 @@ func (b *broadcast) deliver() {
 				b.mu.Unlock()
 				break
 			}
-			seq, now := l.next, *l // a resume may change l meanwhile
+			seq := l.next
 			f, text := b.frames[seq], b.texts[seq]
 			b.mu.Unlock()
-			err := b.post(b.ctx, now.connectionID, wsapi.Encode(b.frame(&now, seq, f, text)))
+			err := b.post(b.ctx, l.connectionID, wsapi.Encode(b.frame(l, seq, f, text)))
 			b.mu.Lock()
-			switch {
-			case l.requestID != now.requestID || l.next != seq:
-				// A resume took the place over meanwhile: it is served
-				// from its own afterSeq on.
-			case err != nil:
+			if err != nil {
 				b.drop(l, err)
-			default:
+			} else {
 				l.next++
 				if b.firstPost.IsZero() {
 					b.firstPost = b.now()
@@ -279,13 +272,10 @@ func (b *broadcast) Finish(final func(l *listener) wsapi.Frame) {
 	ls := append([]*listener(nil), b.listeners...)
 	b.mu.Unlock()
 	for _, l := range ls {
-		b.mu.Lock()
-		now := *l
-		b.mu.Unlock()
-		if now.gone {
+		if l.gone {
 			continue
 		}
-		if err := b.post(b.ctx, now.connectionID, wsapi.Encode(final(&now))); err != nil {
+		if err := b.post(b.ctx, l.connectionID, wsapi.Encode(final(l))); err != nil {
 			b.mu.Lock()
 			b.drop(l, err)
 			b.mu.Unlock()

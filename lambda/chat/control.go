@@ -51,9 +51,8 @@ func (s *Service) replayBudget() time.Duration {
 // a listener (its job catches it up from the frames it holds, then sends
 // it the live ones); an ended one is replayed here from the stored
 // message, which keeps how its text was cut into frames. A user's resumes
-// are counted (ResumesPerMinute); a connection that follows the reply
-// already keeps its place, and gets the frames after the new afterSeq
-// under the new request id.
+// are counted (ResumesPerMinute), and a connection that follows the reply
+// already changes nothing.
 func (s *Service) Resume(ctx context.Context, userID, connectionID, endpoint string, f wsapi.ClientFrame) *Reject {
 	if !ids.Valid(f.MessageID) {
 		return replyNotFound()
@@ -70,7 +69,7 @@ func (s *Service) Resume(ctx context.Context, userID, connectionID, endpoint str
 	}
 	r, err := s.Store.AddListener(ctx, userID, f.MessageID, store.Listener{ConnectionID: connectionID, RequestID: f.RequestID, AfterSeq: f.AfterSeq})
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, store.ErrListening):
 		return nil
 	case errors.Is(err, store.ErrEnded):
 		return s.replay(ctx, r, connectionID, endpoint, f)

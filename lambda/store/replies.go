@@ -56,6 +56,9 @@ var (
 	ErrEnded = errors.New("store: reply has ended")
 	// ErrPromptTooLarge is wrapped by PromptSizeError.
 	ErrPromptTooLarge = errors.New("store: the saved prompt is larger than its allowance")
+	// ErrListening: the connection follows the reply already (a resume
+	// from it changes nothing).
+	ErrListening = errors.New("store: connection follows the reply already")
 	// ErrReplyRunning: the conversation has a reply still streaming, which
 	// a new message would follow.
 	ErrReplyRunning = errors.New("store: a reply is still streaming in the conversation")
@@ -400,13 +403,10 @@ func (d *Dynamo) ClaimReply(ctx context.Context, r Reply) error {
 
 // AddListener registers l's connection to follow the user's running reply
 // and returns the record with it. A connection follows a reply once: a
-// resume from one that follows it already replaces its request id and
-// afterSeq in place (the reply's job then sends it the frames after the
-// new afterSeq under the new request id) and takes no new place. The
-// record keeps no count a client could bump: nothing here can hold up the
-// reply's finish. ErrNotFound: no such reply of the user's; ErrEnded (with
-// the record): it is no longer running; ErrRateLimited: MaxListeners
-// other connections follow it already.
+// resume from one that does already (or that asked for the reply) changes
+// nothing and answers ErrListening. ErrNotFound: no such reply of the
+// user's; ErrEnded (with the record): it is no longer running;
+// ErrRateLimited: MaxListeners connections follow it already.
 func (d *Dynamo) AddListener(ctx context.Context, userID, messageID string, l Listener) (Reply, error) {
 	if !findable(userID, messageID) || !findable(l.ConnectionID) {
 		return Reply{}, ErrNotFound
@@ -421,9 +421,11 @@ func (d *Dynamo) AddListener(ctx context.Context, userID, messageID string, l Li
 	}
 	slot := expression.Name(attrListeners + "." + listenerKey(l.ConnectionID))
 	update := expression.Set(slot, expression.Value(listenerRecord{ConnectionID: l.ConnectionID, RequestID: l.RequestID, AfterSeq: l.AfterSeq, Joined: fixedTime(d.now())}))
-	room := expression.AttributeExists(slot).
-		Or(expression.Size(expression.Name(attrListeners)).LessThan(expression.Value(MaxListeners)))
-	rec, err := d.updateReply(ctx, messageID, update, d.running(userID).And(room))
+	cond := d.running(userID).
+		And(expression.AttributeNotExists(slot)).
+		And(expression.Name(manifest.AttrConnectionID).NotEqual(expression.Value(l.ConnectionID))).
+		And(expression.Size(expression.Name(attrListeners)).LessThan(expression.Value(MaxListeners)))
+	rec, err := d.updateReply(ctx, messageID, update, cond)
 	if err == nil || !conditionFailed(err) {
 		return rec, err
 	}
@@ -433,6 +435,8 @@ func (d *Dynamo) AddListener(ctx context.Context, userID, messageID string, l Li
 		return Reply{}, err
 	case rec.Status != StatusStreaming:
 		return rec, ErrEnded
+	case rec.ConnectionID == l.ConnectionID || slices.ContainsFunc(rec.Listeners, func(x Listener) bool { return x.ConnectionID == l.ConnectionID }):
+		return rec, ErrListening
 	}
 	return rec, ErrRateLimited
 }
