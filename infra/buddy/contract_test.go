@@ -141,7 +141,7 @@ func TestFunctions(t *testing.T) {
 		fn              manifest.Function
 		memoryMB, limit int
 	}{
-		{manifest.WebSocketMessage, 256, 300},
+		{manifest.WebSocketMessage, 512, 300},
 		{manifest.WebSocketConnect, 128, 10},
 	} {
 		if tc.fn.MemoryMB != tc.memoryMB || tc.fn.TimeoutSeconds != tc.limit {
