@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/p2/buddy/lambda/config"
-	"github.com/p2/buddy/lambda/dev/fakeconnections"
 	"github.com/p2/buddy/lambda/dev/rie"
 	"github.com/p2/buddy/lambda/dev/standins"
 	"github.com/p2/buddy/lambda/ids"
@@ -123,34 +121,16 @@ func RunAttachmentRSS(ctx context.Context, s *standins.Set, rieBin, home, bin st
 		return nil, fmt.Errorf("the largest request takes %d bytes, over the limit of %d", req.WireBytes, limit)
 	}
 
-	reply := NewReply(time.Time{})
-	s.Posts.OnPost = func(p fakeconnections.Post) {
-		if p.ConnectionID == conn {
-			reply.Add(p.Data, p.At)
-		}
-	}
-	defer func() { s.Posts.OnPost = nil }()
-	fn := manifest.WebSocketMessage
-	env := Env{Home: home, Stands: s}.FunctionEnv(fn, filepath.Dir(bin), "bootstrap",
-		map[string]string{config.AnthropicBaseURL: model.URL})
-	f, err := rie.Start(ctx, rie.Options{RIE: rieBin, Bootstrap: bin, Env: env})
-	if err != nil {
-		return nil, err
-	}
-	defer f.Stop()
-	s.Route(fn.Name, f)
-	defer s.Route(fn.Name, nil)
-
 	body, _ := json.Marshal(map[string]any{
 		"action": "sendMessage", "requestId": "bench-attach", "text": text, "attachments": idsSent,
 	})
-	rss, err := invokeReply(ctx, s, f, conn, body, reply)
+	reply, rss, output, err := replyUnderEmulator(ctx, s, rieBin, home, bin, model.URL, conn, body)
 	if err != nil {
 		return nil, err
 	}
 	rs := reply.Stats()
 	if rs.Error != "" || !rs.End {
-		return nil, fmt.Errorf("reply with %d attachments did not end well (error %q, end %v)\n%s", len(idsSent), rs.Error, rs.End, f.Output())
+		return nil, fmt.Errorf("reply with %d attachments did not end well (error %q, end %v)\n%s", len(idsSent), rs.Error, rs.End, output)
 	}
 	return &AttachmentRSS{PeakRSS: rss, Request: req, Reply: rs}, nil
 }

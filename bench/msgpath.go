@@ -56,6 +56,27 @@ func RunMessagePath(ctx context.Context, s *standins.Set, rieBin, home, bin stri
 		return nil, fmt.Errorf("seed connection: %w", err)
 	}
 
+	body, _ := json.Marshal(map[string]string{
+		"action": "sendMessage", "requestId": "bench-reply",
+		"text": directives(tokens, rate, 0) + " Write a long answer.",
+	})
+	reply, rss, output, err := replyUnderEmulator(ctx, s, rieBin, home, bin, model.URL, conn, body)
+	if err != nil {
+		return nil, err
+	}
+	rs := reply.Stats()
+	if rs.Error != "" || !rs.End {
+		return nil, fmt.Errorf("reply did not end well (error %q, end %v)\n%s", rs.Error, rs.End, output)
+	}
+	return &MessagePath{Reply: rs, Gaps: reply.Gaps(), PeakRSS: rss, Posts: rs.Frames, Elapsed: rs.LastDelta.Sub(rs.FirstDelta)}, nil
+}
+
+// replyUnderEmulator runs the message function bin under the emulator
+// rieBin with s's stand-ins and the model at modelURL, sends body (a
+// sendMessage) from connection conn, and returns the reply as conn
+// received it, the function process's peak RSS (VmHWM, bytes) after it,
+// and the function's output.
+func replyUnderEmulator(ctx context.Context, s *standins.Set, rieBin, home, bin, modelURL, conn string, body []byte) (*Reply, int64, string, error) {
 	reply := NewReply(time.Time{})
 	s.Posts.OnPost = func(p fakeconnections.Post) {
 		if p.ConnectionID == conn {
@@ -65,28 +86,16 @@ func RunMessagePath(ctx context.Context, s *standins.Set, rieBin, home, bin stri
 	defer func() { s.Posts.OnPost = nil }()
 	fn := manifest.WebSocketMessage
 	env := Env{Home: home, Stands: s}.FunctionEnv(fn, filepath.Dir(bin), "bootstrap",
-		map[string]string{config.AnthropicBaseURL: model.URL})
+		map[string]string{config.AnthropicBaseURL: modelURL})
 	f, err := rie.Start(ctx, rie.Options{RIE: rieBin, Bootstrap: bin, Env: env})
 	if err != nil {
-		return nil, err
+		return nil, 0, "", err
 	}
 	defer f.Stop()
 	s.Route(fn.Name, f)
 	defer s.Route(fn.Name, nil)
-
-	body, _ := json.Marshal(map[string]string{
-		"action": "sendMessage", "requestId": "bench-reply",
-		"text": directives(tokens, rate, 0) + " Write a long answer.",
-	})
 	rss, err := invokeReply(ctx, s, f, conn, body, reply)
-	if err != nil {
-		return nil, err
-	}
-	rs := reply.Stats()
-	if rs.Error != "" || !rs.End {
-		return nil, fmt.Errorf("reply did not end well (error %q, end %v)\n%s", rs.Error, rs.End, f.Output())
-	}
-	return &MessagePath{Reply: rs, Gaps: reply.Gaps(), PeakRSS: rss, Posts: rs.Frames, Elapsed: rs.LastDelta.Sub(rs.FirstDelta)}, nil
+	return reply, rss, f.Output(), err
 }
 
 // invokeReply sends body (a sendMessage) from connection conn to the
