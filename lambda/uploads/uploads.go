@@ -37,11 +37,6 @@ const (
 // Types lists the accepted media types, images first.
 var Types = []string{JPEG, PNG, GIF, WebP, PDF}
 
-// IsImage reports whether contentType is one of the image types.
-func IsImage(contentType string) bool {
-	return contentType != PDF && slices.Contains(Types, contentType)
-}
-
 // MaxSide is the most pixels an image may have on either side (Claude's
 // limit for a request of up to 20 images).
 const MaxSide = 8000
